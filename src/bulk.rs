@@ -1,0 +1,455 @@
+//! The `_bulk` protocol, pure: documents → NDJSON chunks; a reply (status and body, or a transport failure) → one
+//! outcome per document sent. Every "is this retryable?" decision of the indexer is made here and nowhere else.
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::record::Document;
+
+/// Splits `documents` into consecutive ranges of at most `max_docs` documents and, where possible, `max_bytes` of
+/// request body. A document larger than `max_bytes` travels alone.
+pub fn plan_chunks(documents: &[Document], max_bytes: usize, max_docs: usize) -> Vec<Range<usize>> {
+    ranges_within(documents.iter().map(entry_size), max_bytes, max_docs)
+}
+
+/// Consecutive ranges over items of the given sizes, each holding at most `max_count` items and, unless one item
+/// alone is larger, at most `max_bytes`.
+pub fn ranges_within(sizes: impl IntoIterator<Item = usize>, max_bytes: usize, max_count: usize) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    let mut end = 0;
+    for (position, size) in sizes.into_iter().enumerate() {
+        let count = position - start;
+        if count > 0 && (count >= max_count || bytes + size > max_bytes) {
+            ranges.push(start..position);
+            start = position;
+            bytes = 0;
+        }
+        bytes += size;
+        end = position + 1;
+    }
+    if start < end {
+        ranges.push(start..end);
+    }
+    ranges
+}
+
+const ACTION_OVERHEAD: usize = r#"{"create":{"_index":"","_id":""}}"#.len() + 2;
+
+/// Bytes one document takes in a request body (action line, source, two newlines), before JSON escaping of the
+/// index and id, which never need it for ids we make and index names we validated.
+fn entry_size(document: &Document) -> usize {
+    ACTION_OVERHEAD + document.index.len() + document.id.len() + document.source.len()
+}
+
+/// The NDJSON body that creates `documents`: `{"create":{"_index":…,"_id":…}}` then the source, each on its line.
+pub fn encode(documents: &[Document]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(documents.iter().map(entry_size).sum());
+    for document in documents {
+        body.extend_from_slice(br#"{"create":{"_index":"#);
+        serde_json::to_writer(&mut body, &*document.index).expect("writing to a Vec cannot fail");
+        body.extend_from_slice(br#","_id":"#);
+        serde_json::to_writer(&mut body, &document.id).expect("writing to a Vec cannot fail");
+        body.extend_from_slice(b"}}\n");
+        body.extend_from_slice(&document.source);
+        body.push(b'\n');
+    }
+    body
+}
+
+/// What came back for one `_bulk` request.
+#[derive(Debug, Clone)]
+pub enum BulkReply {
+    /// The cluster answered with this status and body.
+    Answered { status: u16, body: Bytes },
+    /// No complete answer within the request timeout.
+    TimedOut,
+    /// Connection refused, reset, or the answer broke off: whether anything was written is unknown.
+    Failed(String),
+}
+
+/// Elasticsearch's reason for a failure, or ours when there is no answer to quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// HTTP status of the item or the request; `None` when there was no answer.
+    pub status: Option<u16>,
+    pub error_type: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{status} {}: {}", self.error_type, self.reason),
+            None => write!(f, "{}: {}", self.error_type, self.reason),
+        }
+    }
+}
+
+/// The fate of one document, as decided from Elasticsearch's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocOutcome {
+    /// 200/201: written.
+    Indexed,
+    /// 409 on `create`: a redelivery of a document that is already there.
+    AlreadyThere,
+    /// The cluster said "not now" (429 rejected execution, circuit breaker, item 5xx): park it in Firehose.
+    RetryLater(Failure),
+    /// A permanent error for this document (mapping or parse error): log it, never retry it.
+    Rejected(Failure),
+    /// Unknown outcome, or a fault Firehose would hit too (cluster block, missing index, auth): Kinesis redelivers.
+    BackToKinesis(Failure),
+}
+
+impl DocOutcome {
+    /// Lower is less finished; a record takes the outcome of its least finished document.
+    pub fn rank(&self) -> u8 {
+        match self {
+            DocOutcome::BackToKinesis(_) => 0,
+            DocOutcome::RetryLater(_) => 1,
+            DocOutcome::Rejected(_) => 2,
+            DocOutcome::AlreadyThere => 3,
+            DocOutcome::Indexed => 4,
+        }
+    }
+}
+
+/// Whether later chunks of this invocation should still be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextChunks {
+    Send,
+    /// The cluster is throttling as a whole: documents not yet sent are "retry later", not sent now.
+    HoldAsRetryLater,
+    /// The cluster is down, unreachable or refusing us: documents not yet sent go back to Kinesis.
+    HoldAsBackToKinesis,
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkDecision {
+    /// One outcome per document sent, in request order.
+    PerDocument { outcomes: Vec<DocOutcome>, next: NextChunks },
+    /// 413: the request was too large; send it again in halves (a single document is rejected instead).
+    Split,
+}
+
+/// Decides the outcome of every document of a request from the reply: the one place that judges statuses and
+/// error types. `sent` is how many documents the request carried.
+pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
+    let all = |outcome: DocOutcome, next: NextChunks| ChunkDecision::PerDocument { outcomes: vec![outcome; sent], next };
+    let (status, body) = match reply {
+        BulkReply::TimedOut => {
+            let failure = no_answer("timeout", "no answer within ES_TIMEOUT_MS; the documents may or may not be written");
+            return all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis);
+        }
+        BulkReply::Failed(why) => {
+            let failure = no_answer("connection_error", why);
+            return all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis);
+        }
+        BulkReply::Answered { status, body } => (*status, &body[..]),
+    };
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<BulkResponse>(body) {
+            Ok(response) if response.items.len() == sent => {
+                let outcomes = response.items.into_iter().map(|item| item_outcome(item.status, item.error)).collect();
+                ChunkDecision::PerDocument { outcomes, next: NextChunks::Send }
+            }
+            Ok(response) => {
+                let reason = format!("the response has {} items for {sent} documents sent; trusting none of it", response.items.len());
+                all(DocOutcome::BackToKinesis(Failure { status: Some(status), error_type: "item_count_mismatch".into(), reason }), NextChunks::Send)
+            }
+            Err(error) => {
+                let reason = format!("the response is not a bulk response ({error})");
+                all(DocOutcome::BackToKinesis(Failure { status: Some(status), error_type: "unreadable_response".into(), reason }), NextChunks::Send)
+            }
+        };
+    }
+    if status == 413 {
+        return ChunkDecision::Split;
+    }
+    let failure = request_failure(status, body);
+    let is_block = failure.error_type == "cluster_block_exception";
+    match status {
+        429 if !is_block => all(DocOutcome::RetryLater(failure), NextChunks::HoldAsRetryLater),
+        _ => all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis),
+    }
+}
+
+fn no_answer(error_type: &str, reason: &str) -> Failure {
+    Failure { status: None, error_type: error_type.to_owned(), reason: reason.to_owned() }
+}
+
+/// One item's outcome from its status and error.
+fn item_outcome(status: u16, error: Option<ItemError>) -> DocOutcome {
+    let failure = || {
+        let error = error.clone().unwrap_or_default();
+        Failure { status: Some(status), error_type: error.error_type, reason: error.reason }
+    };
+    let error_type = error.as_ref().map(|e| e.error_type.as_str()).unwrap_or("");
+    match status {
+        200..=299 => DocOutcome::Indexed,
+        409 => DocOutcome::AlreadyThere,
+        // Flood-stage disk and read-only indices answer 429/403 `cluster_block_exception`: Firehose would meet the
+        // same block, so the record stays in Kinesis until the block lifts.
+        _ if error_type == "cluster_block_exception" => DocOutcome::BackToKinesis(failure()),
+        429 | 408 | 500..=599 => DocOutcome::RetryLater(failure()),
+        // A missing or closed index, or no permission to write it, is a configuration fault, not a bad record.
+        401 | 403 | 404 => DocOutcome::BackToKinesis(failure()),
+        _ if error_type == "index_closed_exception" || error_type == "index_not_found_exception" => {
+            DocOutcome::BackToKinesis(failure())
+        }
+        400..=499 => DocOutcome::Rejected(failure()),
+        // No status, or one outside HTTP's error ranges: nothing can be concluded.
+        _ => DocOutcome::BackToKinesis(Failure {
+            status: Some(status),
+            error_type: if error_type.is_empty() { "unknown_item_status".into() } else { error_type.into() },
+            reason: error.map(|e| e.reason).unwrap_or_else(|| "the item has no usable status".into()),
+        }),
+    }
+}
+
+/// `error.type` and `error.reason` of a whole-request failure, or the status alone when the body is not
+/// Elasticsearch's error shape (a proxy's HTML page, say).
+fn request_failure(status: u16, body: &[u8]) -> Failure {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: ErrorField,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ErrorField {
+        Structured(ItemError),
+        Text(String),
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error: ErrorField::Structured(error) }) => {
+            Failure { status: Some(status), error_type: error.error_type, reason: error.reason }
+        }
+        Ok(ErrorBody { error: ErrorField::Text(reason) }) => Failure { status: Some(status), error_type: format!("http_{status}"), reason },
+        Err(_) => Failure {
+            status: Some(status),
+            error_type: format!("http_{status}"),
+            reason: crate::record::excerpt(body, 200),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    items: Vec<BulkItem>,
+}
+
+/// An item is a one-key object whose key names the action (`create`, `index`, …); engines differ, so any key is read.
+struct BulkItem {
+    status: u16,
+    error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ItemError {
+    #[serde(rename = "type", default)]
+    error_type: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct ItemBody {
+    #[serde(default)]
+    status: u16,
+    #[serde(default, deserialize_with = "lenient_error")]
+    error: Option<ItemError>,
+}
+
+/// Some engines answer `"error": "text"` instead of an object; keep the text as the reason.
+fn lenient_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ItemError>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Structured(ItemError),
+        Text(String),
+        Nothing(IgnoredAny),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::Structured(error) => Some(error),
+        Either::Text(reason) => Some(ItemError { error_type: "error".into(), reason }),
+        Either::Nothing(_) => None,
+    })
+}
+
+impl<'de> Deserialize<'de> for BulkItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = BulkItem;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a bulk item: an object with one action key")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BulkItem, A::Error> {
+                let Some((_action, body)) = map.next_entry::<IgnoredAny, ItemBody>()? else {
+                    return Err(de::Error::custom("an empty bulk item"));
+                };
+                if map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("a bulk item with more than one action key"));
+                }
+                Ok(BulkItem { status: body.status, error: body.error })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<BulkItem, A::Error> {
+                Err(de::Error::custom("a bulk item must be an object"))
+            }
+        }
+        deserializer.deserialize_map(ItemVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn answered(status: u16, body: &str) -> ChunkDecision {
+        decide(&BulkReply::Answered { status, body: Bytes::copy_from_slice(body.as_bytes()) }, count_items(body))
+    }
+
+    fn count_items(body: &str) -> usize {
+        serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["items"].as_array().map(|a| a.len())).unwrap_or(3)
+    }
+
+    fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, NextChunks) {
+        match decision {
+            ChunkDecision::PerDocument { outcomes, next } => (outcomes, next),
+            ChunkDecision::Split => panic!("split"),
+        }
+    }
+
+    fn kinds(outcomes: &[DocOutcome]) -> Vec<&'static str> {
+        outcomes
+            .iter()
+            .map(|o| match o {
+                DocOutcome::Indexed => "indexed",
+                DocOutcome::AlreadyThere => "already there",
+                DocOutcome::RetryLater(_) => "retry later",
+                DocOutcome::Rejected(_) => "rejected",
+                DocOutcome::BackToKinesis(_) => "back to kinesis",
+            })
+            .collect()
+    }
+
+    fn doc(id: &str, source: &str) -> Document {
+        Document { record: 0, id: id.into(), index: Arc::from("logs"), source: source.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn the_body_is_create_actions_and_sources_one_per_line() {
+        let body = encode(&[doc("a:1:0", r#"{"x":1}"#), doc("a\"q", "{}")]);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"create\":{\"_index\":\"logs\",\"_id\":\"a:1:0\"}}\n{\"x\":1}\n{\"create\":{\"_index\":\"logs\",\"_id\":\"a\\\"q\"}}\n{}\n"
+        );
+    }
+
+    #[test]
+    fn chunks_respect_the_document_and_byte_limits() {
+        let docs: Vec<Document> = (0..10).map(|i| doc(&i.to_string(), r#"{"payload":"0123456789"}"#)).collect();
+        assert_eq!(plan_chunks(&docs, 1 << 20, 4), vec![0..4, 4..8, 8..10]);
+        let one = encode(&docs[..1]).len();
+        assert_eq!(entry_size(&docs[0]), one, "the size estimate is exact for plain ids");
+        assert_eq!(plan_chunks(&docs, one * 3, 100), vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(plan_chunks(&docs, 10, 100).len(), 10, "an oversized document travels alone");
+        assert_eq!(plan_chunks(&[], 10, 10), Vec::<Range<usize>>::new());
+    }
+
+    const MIXED: &str = include_str!("../tests/fixtures/bulk_mixed_errors.json");
+
+    #[test]
+    fn every_item_is_judged_by_its_own_status_and_type() {
+        let (outcomes, next) = outcomes(answered(200, MIXED));
+        assert_eq!(
+            kinds(&outcomes),
+            vec!["indexed", "already there", "retry later", "rejected", "retry later", "back to kinesis", "back to kinesis", "retry later", "back to kinesis"]
+        );
+        assert_eq!(next, NextChunks::Send);
+        let DocOutcome::Rejected(failure) = &outcomes[3] else { panic!() };
+        assert_eq!(failure.status, Some(400));
+        assert_eq!(failure.error_type, "document_parsing_exception");
+        assert!(failure.reason.contains("failed to parse field [count]"));
+    }
+
+    #[test]
+    fn items_are_read_whatever_their_action_key() {
+        let body = r#"{"took":1,"errors":false,"items":[{"index":{"_id":"1","status":201}},{"create":{"_id":"2","status":200}},{"unknown":{"status":201}}]}"#;
+        assert_eq!(kinds(&outcomes(answered(200, body)).0), vec!["indexed"; 3]);
+    }
+
+    #[test]
+    fn an_item_count_that_differs_from_what_was_sent_trusts_none_of_it() {
+        let body = r#"{"took":1,"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
+        let (outcomes, next) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::copy_from_slice(body.as_bytes()) }, 3));
+        assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 3]);
+        let DocOutcome::BackToKinesis(failure) = &outcomes[0] else { panic!() };
+        assert_eq!(failure.error_type, "item_count_mismatch");
+        assert_eq!(next, NextChunks::Send, "the cluster answered; later chunks may still go");
+    }
+
+    #[test]
+    fn a_top_level_circuit_breaker_makes_every_item_retry_later_and_holds_later_chunks() {
+        let body = include_str!("../tests/fixtures/bulk_circuit_breaking_429.json");
+        let (outcomes, next) = outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
+        assert_eq!(kinds(&outcomes), vec!["retry later"; 2]);
+        let DocOutcome::RetryLater(failure) = &outcomes[0] else { panic!() };
+        assert_eq!(failure.error_type, "circuit_breaking_exception");
+        assert_eq!(next, NextChunks::HoldAsRetryLater);
+    }
+
+    #[test]
+    fn a_top_level_cluster_block_is_not_retry_later() {
+        let body = r#"{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"}],"type":"cluster_block_exception","reason":"index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"},"status":429}"#;
+        let (outcomes, next) = outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 1));
+        assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
+        assert_eq!(next, NextChunks::HoldAsBackToKinesis);
+    }
+
+    #[test]
+    fn gateway_errors_timeouts_and_broken_connections_are_unknown_and_stop_the_invocation() {
+        for reply in [
+            BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") },
+            BulkReply::Answered { status: 503, body: Bytes::from_static(br#"{"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"},"status":503}"#) },
+            BulkReply::Answered { status: 401, body: Bytes::from_static(br#"{"error":{"type":"security_exception","reason":"unable to authenticate user"},"status":401}"#) },
+            BulkReply::TimedOut,
+            BulkReply::Failed("connection reset by peer".into()),
+        ] {
+            let (outcomes, next) = outcomes(decide(&reply, 2));
+            assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 2], "{reply:?}");
+            assert_eq!(next, NextChunks::HoldAsBackToKinesis, "{reply:?}");
+        }
+        let (gateway, _) = outcomes(decide(&BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") }, 1));
+        let DocOutcome::BackToKinesis(failure) = &gateway[0] else { panic!() };
+        assert_eq!(failure.error_type, "http_502");
+        assert_eq!(failure.reason, "<html>Bad Gateway</html>");
+    }
+
+    #[test]
+    fn request_too_large_asks_for_a_split() {
+        assert_eq!(decide(&BulkReply::Answered { status: 413, body: Bytes::from_static(b"") }, 5), ChunkDecision::Split);
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_bulk_response_is_unknown() {
+        let (not_json, _) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(b"OK") }, 1));
+        assert_eq!(kinds(&not_json), vec!["back to kinesis"]);
+        let (outcomes, _) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(br#"{"items":[[]]}"#) }, 1));
+        assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
+    }
+
+    #[test]
+    fn a_textual_item_error_is_kept_as_the_reason() {
+        let body = r#"{"errors":true,"items":[{"create":{"status":400,"error":"MapperParsingException[failed]"}}]}"#;
+        let (outcomes, _) = outcomes(answered(200, body));
+        assert_eq!(outcomes[0], DocOutcome::Rejected(Failure { status: Some(400), error_type: "error".into(), reason: "MapperParsingException[failed]".into() }));
+    }
+}

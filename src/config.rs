@@ -1,0 +1,225 @@
+//! Environment → typed, validated `Config`, read once at cold start.
+//!
+//! `Config::from_lookup` takes any name → value function so every rule is testable without touching the process
+//! environment; `Config::from_env` is that function over `std::env::var`.
+
+use std::time::Duration;
+
+use crate::index::IndexPattern;
+
+/// Basic auth or an API key for Elasticsearch; none when the cluster needs no credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EsCredentials {
+    None,
+    Basic { username: String, password: String },
+    /// The encoded API key (base64 of `id:api_key`), sent as `Authorization: ApiKey …`.
+    ApiKey(String),
+}
+
+impl std::fmt::Debug for EsCredentials {
+    // Secrets never reach a log line, even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EsCredentials::None => f.write_str("None"),
+            EsCredentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            EsCredentials::ApiKey(_) => f.write_str("ApiKey(***)"),
+        }
+    }
+}
+
+/// Everything the indexer needs to know, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL of the cluster (`https://host:9200`, optionally with a path prefix).
+    pub es_url: String,
+    pub credentials: EsCredentials,
+    /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC).
+    pub index: IndexPattern,
+    /// Firehose delivery stream for "retry later" documents; without it they go back to Kinesis.
+    pub firehose_stream: Option<String>,
+    /// Field that carries `{"_id": …, "_index": …}` in documents sent to Firehose.
+    pub firehose_target_field: String,
+    /// How many times one Firehose entry is offered before it goes back to Kinesis.
+    pub firehose_max_attempts: u32,
+    pub bulk_max_bytes: usize,
+    pub bulk_max_docs: usize,
+    pub bulk_concurrency: usize,
+    pub es_timeout: Duration,
+    /// Name of the timestamp field: kept when present, else set from the record's arrival time.
+    pub timestamp_field: String,
+    /// Cap on a record's decoded (inflated) size: larger records are rejected, so a gzip bomb cannot exhaust memory.
+    pub max_record_bytes: usize,
+    /// No new request starts when less than this is left before the invocation's deadline.
+    pub deadline_margin: Duration,
+    /// Bytes of a document quoted in an error log line.
+    pub log_excerpt_bytes: usize,
+}
+
+/// A variable that is missing or does not parse; the message names it and says what it expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+pub const DEFAULT_INDEX: &str = "logs-%Y.%m.%d";
+pub const DEFAULT_BULK_MAX_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_BULK_MAX_DOCS: usize = 1_000;
+pub const DEFAULT_BULK_CONCURRENCY: usize = 2;
+pub const DEFAULT_ES_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 2_000;
+pub const DEFAULT_FIREHOSE_MAX_ATTEMPTS: u32 = 4;
+pub const DEFAULT_FIREHOSE_TARGET_FIELD: &str = "es_target";
+pub const DEFAULT_LOG_EXCERPT_BYTES: usize = 256;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`; an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let es_url = get("ES_URL").ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
+        let es_url = parse_url(&es_url)?;
+
+        let credentials = match (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY")) {
+            (Some(_), _, Some(_)) => return Err(problem("ES_API_KEY", "set either ES_API_KEY or ES_USERNAME/ES_PASSWORD, not both")),
+            (Some(username), Some(password), None) => EsCredentials::Basic { username, password },
+            (Some(_), None, None) => return Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
+            (None, Some(_), _) => return Err(problem("ES_USERNAME", "is required when ES_PASSWORD is set")),
+            (None, None, Some(key)) => EsCredentials::ApiKey(key),
+            (None, None, None) => EsCredentials::None,
+        };
+
+        let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
+        let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
+
+        let timestamp_field = get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned());
+        let firehose_target_field = get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
+        if firehose_target_field == timestamp_field {
+            return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
+        }
+
+        Ok(Config {
+            es_url,
+            credentials,
+            index,
+            firehose_stream: get("FIREHOSE_STREAM_NAME"),
+            firehose_target_field,
+            firehose_max_attempts: number(&get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
+            bulk_max_bytes: number(&get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
+            bulk_max_docs: number(&get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
+            bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
+            es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
+            timestamp_field,
+            max_record_bytes: number(&get, "MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, 1024, 1024 * 1024 * 1024)?,
+            deadline_margin: Duration::from_millis(number(&get, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS, 0, 600_000)?),
+            log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
+        })
+    }
+}
+
+fn parse_url(text: &str) -> Result<String, ConfigError> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| problem("ES_URL", format!("must start with http:// or https://, got {text:?}")))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err(problem("ES_URL", format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {text:?}")));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(problem("ES_URL", format!("must not carry a query or fragment, got {text:?}")));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn number<T>(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(text) = get(variable) else { return Ok(default) };
+    let value: T = text
+        .replace('_', "")
+        .parse()
+        .map_err(|_| problem(variable, format!("expects a whole number from {min} to {max}, got {text:?}")))?;
+    if value < min || value > max {
+        return Err(problem(variable, format!("expects a whole number from {min} to {max}, got {value}")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn only_es_url_is_required_and_defaults_fill_the_rest() {
+        let config = config(&[("ES_URL", "http://127.0.0.1:9200/")]).unwrap();
+        assert_eq!(config.es_url, "http://127.0.0.1:9200");
+        assert_eq!(config.bulk_max_bytes, DEFAULT_BULK_MAX_BYTES);
+        assert_eq!(config.bulk_max_docs, DEFAULT_BULK_MAX_DOCS);
+        assert_eq!(config.bulk_concurrency, DEFAULT_BULK_CONCURRENCY);
+        assert_eq!(config.es_timeout, Duration::from_millis(DEFAULT_ES_TIMEOUT_MS));
+        assert_eq!(config.timestamp_field, "@timestamp");
+        assert_eq!(config.firehose_stream, None);
+        assert_eq!(config.credentials, EsCredentials::None);
+    }
+
+    #[test]
+    fn a_missing_es_url_names_the_variable() {
+        let error = config(&[]).unwrap_err();
+        assert_eq!(error.variable, "ES_URL");
+        assert!(error.to_string().starts_with("ES_URL: is required"), "{error}");
+    }
+
+    #[test]
+    fn a_url_without_scheme_or_with_inline_credentials_is_refused() {
+        assert_eq!(config(&[("ES_URL", "localhost:9200")]).unwrap_err().variable, "ES_URL");
+        assert_eq!(config(&[("ES_URL", "https://user:pw@host")]).unwrap_err().variable, "ES_URL");
+        assert_eq!(config(&[("ES_URL", "https://host/?x=1")]).unwrap_err().variable, "ES_URL");
+    }
+
+    #[test]
+    fn numbers_out_of_range_or_not_numbers_name_their_variable() {
+        let error = config(&[("ES_URL", "http://h"), ("BULK_MAX_DOCS", "0")]).unwrap_err();
+        assert_eq!(error.variable, "BULK_MAX_DOCS");
+        assert!(error.problem.contains("from 1 to 100000"), "{error}");
+        let error = config(&[("ES_URL", "http://h"), ("ES_TIMEOUT_MS", "ten")]).unwrap_err();
+        assert_eq!(error.variable, "ES_TIMEOUT_MS");
+        assert_eq!(config(&[("ES_URL", "http://h"), ("BULK_MAX_BYTES", "1_048_576")]).unwrap().bulk_max_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn credentials_are_basic_or_api_key_never_both() {
+        let basic = config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")]).unwrap();
+        assert_eq!(basic.credentials, EsCredentials::Basic { username: "u".into(), password: "p".into() });
+        assert_eq!(format!("{:?}", basic.credentials), "Basic(u, ***)");
+        let key = config(&[("ES_URL", "http://h"), ("ES_API_KEY", "a2V5")]).unwrap();
+        assert_eq!(key.credentials, EsCredentials::ApiKey("a2V5".into()));
+        assert_eq!(config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u")]).unwrap_err().variable, "ES_PASSWORD");
+        let both = [("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p"), ("ES_API_KEY", "k")];
+        assert_eq!(config(&both).unwrap_err().variable, "ES_API_KEY");
+    }
+
+    #[test]
+    fn a_bad_index_pattern_names_es_index() {
+        let error = config(&[("ES_URL", "http://h"), ("ES_INDEX", "Logs-%Y")]).unwrap_err();
+        assert_eq!(error.variable, "ES_INDEX");
+    }
+}

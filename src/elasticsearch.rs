@@ -1,0 +1,206 @@
+//! Adapter to the cluster: `POST /_bulk` through the `elasticsearch` crate's transport, and the indexing stage that
+//! sends a batch's chunks with bounded concurrency, within the invocation's deadline, stopping when the cluster is
+//! down or throttling.
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use elasticsearch::auth::Credentials;
+use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
+use elasticsearch::http::{Method, Url};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, Failure, NextChunks};
+use crate::config::{Config, EsCredentials};
+use crate::error::Error;
+use crate::record::Document;
+
+/// Only what the decision reads: statuses and errors. Shrinks every answer severalfold on the normal path.
+const FILTER_PATH: [(&str, &str); 1] = [("filter_path", "errors,items.*.status,items.*.error.type,items.*.error.reason")];
+
+/// A client for one cluster, built once at cold start; its connection pool is reused across invocations.
+#[derive(Debug, Clone)]
+pub struct Elasticsearch {
+    transport: Transport,
+}
+
+impl Elasticsearch {
+    pub fn new(config: &Config) -> Result<Elasticsearch, Error> {
+        let url = Url::parse(&config.es_url).map_err(|e| Error::Client(format!("ES_URL {}: {e}", config.es_url)))?;
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
+        builder = match &config.credentials {
+            EsCredentials::None => builder,
+            EsCredentials::Basic { username, password } => builder.auth(Credentials::Basic(username.clone(), password.clone())),
+            EsCredentials::ApiKey(key) => builder.auth(Credentials::EncodedApiKey(key.clone())),
+        };
+        let transport = builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
+        Ok(Elasticsearch { transport })
+    }
+
+    /// Sends one `_bulk` request; every failure is a `BulkReply`, never an error.
+    pub async fn bulk(&self, body: Bytes, timeout: Duration) -> BulkReply {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        let sent = self.transport.send(Method::Post, "/_bulk", headers, Some(&FILTER_PATH), Some(body), Some(timeout)).await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) if error.is_timeout() => return BulkReply::TimedOut,
+            Err(error) => return BulkReply::Failed(error_chain(&error)),
+        };
+        let status = response.status_code().as_u16();
+        match response.bytes().await {
+            Ok(body) => BulkReply::Answered { status, body },
+            Err(error) if error.is_timeout() => BulkReply::TimedOut,
+            Err(error) => BulkReply::Failed(format!("the answer broke off: {}", error_chain(&error))),
+        }
+    }
+}
+
+/// An error and its causes on one line: reqwest's own message rarely says what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// What the indexing stage did, for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IndexingStats {
+    pub requests: usize,
+    pub bytes_sent: usize,
+    pub elapsed: Duration,
+}
+
+/// Sends every document to the cluster in chunks and returns one outcome per document, in order.
+///
+/// At most one request per document by default (a 413 split resends halves of a request the cluster refused
+/// unread). After a whole-request 429 no further chunk is sent and the rest is "retry later"; after a timeout,
+/// connection failure, 5xx or auth failure the rest goes back to Kinesis. No request starts with less than
+/// `DEADLINE_MARGIN_MS` left.
+pub async fn index_documents(
+    client: &Elasticsearch,
+    documents: &[Document],
+    config: &Config,
+    deadline: Instant,
+) -> (Vec<DocOutcome>, IndexingStats) {
+    let started = Instant::now();
+    let chunks = bulk::plan_chunks(documents, config.bulk_max_bytes, config.bulk_max_docs);
+    let stage = Stage { client, documents, config, deadline, hold: Mutex::new(NextChunks::Send) };
+    let results: Vec<(Range<usize>, Vec<DocOutcome>, IndexingStats)> = futures_util::stream::iter(chunks)
+        .map(|range| stage.send_chunk(range))
+        .buffer_unordered(config.bulk_concurrency)
+        .collect()
+        .await;
+
+    let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
+    let mut stats = IndexingStats::default();
+    for (range, chunk_outcomes, chunk_stats) in results {
+        for (slot, outcome) in outcomes[range].iter_mut().zip(chunk_outcomes) {
+            *slot = Some(outcome);
+        }
+        stats.requests += chunk_stats.requests;
+        stats.bytes_sent += chunk_stats.bytes_sent;
+    }
+    stats.elapsed = started.elapsed();
+    let outcomes = outcomes.into_iter().map(|o| o.expect("every chunk reports every document")).collect();
+    (outcomes, stats)
+}
+
+struct Stage<'a> {
+    client: &'a Elasticsearch,
+    documents: &'a [Document],
+    config: &'a Config,
+    deadline: Instant,
+    /// Set by the first chunk that finds the cluster down or throttling; later chunks are not sent.
+    hold: Mutex<NextChunks>,
+}
+
+impl Stage<'_> {
+    async fn send_chunk(&self, chunk: Range<usize>) -> (Range<usize>, Vec<DocOutcome>, IndexingStats) {
+        let mut outcomes: Vec<Option<DocOutcome>> = vec![None; chunk.len()];
+        let mut stats = IndexingStats::default();
+        // A 413 replaces a request by its two halves, first half first.
+        let mut pending = vec![chunk.clone()];
+        while let Some(part) = pending.pop() {
+            let fill = |outcomes: &mut Vec<Option<DocOutcome>>, outcome: DocOutcome| {
+                for slot in &mut outcomes[part.start - chunk.start..part.end - chunk.start] {
+                    *slot = Some(outcome.clone());
+                }
+            };
+            if let Some(held) = self.held() {
+                fill(&mut outcomes, held);
+                continue;
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left <= self.config.deadline_margin {
+                let reason = format!("less than DEADLINE_MARGIN_MS ({} ms) was left before the invocation's deadline", self.config.deadline_margin.as_millis());
+                fill(&mut outcomes, DocOutcome::BackToKinesis(not_sent("deadline", reason)));
+                continue;
+            }
+            let timeout = self.config.es_timeout.min(left - self.config.deadline_margin);
+            let body = Bytes::from(bulk::encode(&self.documents[part.clone()]));
+            stats.requests += 1;
+            stats.bytes_sent += body.len();
+            let reply = self.client.bulk(body, timeout).await;
+            match bulk::decide(&reply, part.len()) {
+                ChunkDecision::Split if part.len() > 1 => {
+                    let middle = part.start + part.len() / 2;
+                    pending.push(middle..part.end);
+                    pending.push(part.start..middle);
+                }
+                ChunkDecision::Split => fill(
+                    &mut outcomes,
+                    DocOutcome::Rejected(Failure {
+                        status: Some(413),
+                        error_type: "request_too_large".into(),
+                        reason: "the cluster refuses a request holding this document alone (http.max_content_length)".into(),
+                    }),
+                ),
+                ChunkDecision::PerDocument { outcomes: part_outcomes, next } => {
+                    for (slot, outcome) in outcomes[part.start - chunk.start..].iter_mut().zip(part_outcomes) {
+                        *slot = Some(outcome);
+                    }
+                    if next != NextChunks::Send {
+                        let mut hold = self.hold.lock().expect("hold lock");
+                        if *hold == NextChunks::Send {
+                            *hold = next;
+                        }
+                    }
+                }
+            }
+        }
+        let outcomes = outcomes.into_iter().map(|o| o.expect("every part is filled")).collect();
+        (chunk, outcomes, stats)
+    }
+
+    /// The outcome for documents not sent because an earlier answer stopped the stage.
+    fn held(&self) -> Option<DocOutcome> {
+        match *self.hold.lock().expect("hold lock") {
+            NextChunks::Send => None,
+            NextChunks::HoldAsRetryLater => Some(DocOutcome::RetryLater(not_sent(
+                "not_sent_cluster_throttling",
+                "the cluster answered an earlier request of this batch with 429; not sent, to spare it".into(),
+            ))),
+            NextChunks::HoldAsBackToKinesis => Some(DocOutcome::BackToKinesis(not_sent(
+                "not_sent_cluster_unavailable",
+                "an earlier request of this batch found the cluster unavailable or refusing us; not sent".into(),
+            ))),
+        }
+    }
+}
+
+fn not_sent(error_type: &str, reason: String) -> Failure {
+    Failure { status: None, error_type: error_type.to_owned(), reason }
+}

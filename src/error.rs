@@ -1,0 +1,22 @@
+//! Invocation-level failures: the few things that stop the function itself (per-record problems are outcomes).
+
+use crate::config::ConfigError;
+
+/// A failure of the function, not of a record: it stops the cold start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("client: {0}")]
+    Client(String),
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> lambda_runtime::Diagnostic {
+        let error_type = match error {
+            Error::Config(_) => "ConfigurationError",
+            Error::Client(_) => "ClientError",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: error.to_string() }
+    }
+}

@@ -1,0 +1,178 @@
+//! Adapter to Amazon Data Firehose: parks "retry later" documents with `PutRecordBatch` within the service's limits,
+//! resends only the entries that failed, with jittered backoff, within the time left.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_firehose::error::DisplayErrorContext;
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record;
+use tokio::time::Instant;
+
+use crate::bulk;
+use crate::record::{self, Document};
+
+/// PutRecordBatch limits: records per call, bytes per call, bytes per record (1,000 KiB).
+pub const MAX_RECORDS_PER_CALL: usize = 500;
+pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
+pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A delivery stream and the client to reach it, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct Firehose {
+    client: aws_sdk_firehose::Client,
+    stream: String,
+    max_attempts: u32,
+}
+
+/// One document as Firehose receives it: its JSON with `{"_id","_index"}` in the target field, and a newline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Position of the document in the batch.
+    pub document: usize,
+    pub data: Vec<u8>,
+}
+
+/// What the Firehose step did: which documents it could not park and why, and counters for the summary.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub refused: HashMap<usize, String>,
+    pub accepted: usize,
+    pub calls: usize,
+    /// Entries that a call answered with an `ErrorCode` (each resend counts again).
+    pub failed_entries: usize,
+    pub elapsed: Duration,
+}
+
+/// The Firehose record for a document: the document with the target field that lets Firehose's delivery land on
+/// the same `_index` and `_id` (an ingest pipeline sets them from it and removes it).
+pub fn entry(document_position: usize, document: &Document, target_field: &str) -> Entry {
+    #[derive(serde::Serialize)]
+    struct Target<'a> {
+        _id: &'a str,
+        _index: &'a str,
+    }
+    let target = serde_json::to_string(&Target { _id: &document.id, _index: &document.index }).expect("plain fields serialise");
+    let mut data = record::prepend_field(target_field, &target, &document.source);
+    data.push(b'\n');
+    Entry { document: document_position, data }
+}
+
+impl Firehose {
+    pub fn new(client: aws_sdk_firehose::Client, stream: String, max_attempts: u32) -> Firehose {
+        Firehose { client, stream, max_attempts }
+    }
+
+    /// Offers every entry to the stream; returns the ones it never accepted.
+    pub async fn put(&self, entries: Vec<Entry>, deadline: Instant, margin: Duration) -> Delivery {
+        let started = Instant::now();
+        let mut delivery = Delivery::default();
+        let (fitting, too_large): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
+        for entry in too_large {
+            let why = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
+            delivery.refused.insert(entry.document, why);
+        }
+        let calls = bulk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL);
+        for call in calls {
+            self.put_with_retries(&fitting[call], deadline, margin, &mut delivery).await;
+        }
+        delivery.elapsed = started.elapsed();
+        delivery
+    }
+
+    async fn put_with_retries(&self, entries: &[Entry], deadline: Instant, margin: Duration, delivery: &mut Delivery) {
+        let mut pending: Vec<&Entry> = entries.iter().collect();
+        let mut last_error = String::new();
+        for attempt in 0..self.max_attempts {
+            if attempt > 0 {
+                let pause = full_jitter(attempt);
+                if Instant::now() + pause + margin >= deadline {
+                    last_error = format!("{last_error}; no time left for another attempt before the deadline");
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left <= margin {
+                last_error = if last_error.is_empty() { "the deadline came before Firehose was asked".into() } else { last_error };
+                break;
+            }
+            let records: Vec<Record> = pending
+                .iter()
+                .map(|e| Record::builder().data(Blob::new(e.data.clone())).build().expect("data is set"))
+                .collect();
+            let call = self.client.put_record_batch().delivery_stream_name(&self.stream).set_records(Some(records)).send();
+            delivery.calls += 1;
+            let output = match tokio::time::timeout(left - margin, call).await {
+                Err(_) => {
+                    last_error = "PutRecordBatch did not answer before the deadline".into();
+                    continue;
+                }
+                Ok(Err(error)) => {
+                    last_error = format!("PutRecordBatch failed: {}", DisplayErrorContext(&error));
+                    continue;
+                }
+                Ok(Ok(output)) => output,
+            };
+            let responses = output.request_responses();
+            if responses.len() != pending.len() {
+                // Cannot tell which entries got in; resending them all is safe, the target field keeps `_id`.
+                last_error = format!("PutRecordBatch answered {} entries for {} sent", responses.len(), pending.len());
+                continue;
+            }
+            let mut still_failing = Vec::new();
+            for (entry, response) in pending.into_iter().zip(responses) {
+                match response.error_code() {
+                    None => delivery.accepted += 1,
+                    Some(code) => {
+                        delivery.failed_entries += 1;
+                        last_error = format!("{code}: {}", response.error_message().unwrap_or("no message"));
+                        still_failing.push(entry);
+                    }
+                }
+            }
+            pending = still_failing;
+            if pending.is_empty() {
+                return;
+            }
+        }
+        if !pending.is_empty() && last_error.is_empty() {
+            last_error = "FIREHOSE_MAX_ATTEMPTS reached".into();
+        }
+        for entry in pending {
+            delivery.refused.insert(entry.document, last_error.clone());
+        }
+    }
+}
+
+/// "Full jitter" backoff: a random pause up to 100 ms × 2^(attempt-1), capped at 2 s.
+fn full_jitter(attempt: u32) -> Duration {
+    let ceiling = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_firehose_entry_carries_its_target_and_ends_with_a_newline() {
+        let document = Document { record: 0, id: "s:1:0".into(), index: Arc::from("logs-2024.05.01"), source: br#"{"a":1}"#.to_vec() };
+        let entry = entry(7, &document, "es_target");
+        assert_eq!(entry.document, 7);
+        assert_eq!(String::from_utf8(entry.data).unwrap(), "{\"es_target\":{\"_id\":\"s:1:0\",\"_index\":\"logs-2024.05.01\"},\"a\":1}\n");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..100 {
+            assert!(full_jitter(1) <= FIRST_BACKOFF);
+            assert!(full_jitter(3) <= FIRST_BACKOFF * 4);
+            assert!(full_jitter(30) <= MAX_BACKOFF);
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! One invocation, top to bottom: decode → bulk-index → route → park in Firehose → log → respond.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use chrono::Utc;
+use tokio::time::Instant;
+
+use crate::bulk::{DocOutcome, Failure};
+use crate::config::Config;
+use crate::elasticsearch::{self, Elasticsearch};
+use crate::firehose::{self, Firehose};
+use crate::record::{self, Batch, Decoded, KinesisEventIn, Provenance};
+use crate::route::{Outcome, RecordFate, Routing};
+
+/// Everything an invocation needs, built once at cold start and passed in by reference.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub config: Config,
+    pub elasticsearch: Elasticsearch,
+    pub firehose: Option<Firehose>,
+}
+
+/// Handles one Kinesis batch. Never fails: every record ends in exactly one outcome of the report.
+pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> Report {
+    let started = Instant::now();
+    let config = &deps.config;
+    let batch = record::decode_batch(event, config, Utc::now());
+    let (doc_outcomes, indexing) = elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline).await;
+    let mut routing = Routing::after_elasticsearch(&batch, &doc_outcomes, deps.firehose.is_some());
+    let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, deps).await;
+    let fates = routing.finish();
+    log_failures(&batch, &doc_outcomes, &fates, config.log_excerpt_bytes);
+    let report = Report::new(batch, &doc_outcomes, fates, indexing, delivery, started.elapsed());
+    report.summary.log();
+    report
+}
+
+async fn park_in_firehose(
+    routing: &mut Routing,
+    batch: &Batch,
+    doc_outcomes: &[DocOutcome],
+    deadline: Instant,
+    deps: &Deps,
+) -> firehose::Delivery {
+    let (Some(firehose), documents) = (&deps.firehose, routing.firehose_documents(batch, doc_outcomes)) else {
+        return firehose::Delivery::default();
+    };
+    if documents.is_empty() {
+        return firehose::Delivery::default();
+    }
+    let target_field = &deps.config.firehose_target_field;
+    let entries = documents.iter().map(|&doc| firehose::entry(doc, &batch.documents[doc], target_field)).collect();
+    let delivery = firehose.put(entries, deadline, deps.config.deadline_margin).await;
+    routing.after_firehose(batch, &delivery.refused);
+    delivery
+}
+
+/// One ERROR line per rejected document or record, with everything needed to find and fix it; one line per
+/// distinct reason for records going back to Kinesis.
+fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate], excerpt_bytes: usize) {
+    let mut back: BTreeMap<(&str, &str), (usize, &Provenance, &Failure)> = BTreeMap::new();
+    for ((provenance, decoded), fate) in batch.records.iter().zip(&batch.decoded).zip(fates) {
+        let sequence_number = provenance.sequence_number.as_deref().unwrap_or("none");
+        match (fate.outcome, decoded) {
+            (Outcome::Rejected, Decoded::Rejected { rejection, excerpt }) => tracing::error!(
+                shard_id = %provenance.shard_id,
+                sequence_number,
+                error_type = rejection.kind(),
+                reason = %rejection,
+                excerpt = %excerpt,
+                "Record rejected: it cannot be decoded and will not be retried"
+            ),
+            (Outcome::Rejected | Outcome::ToFirehose, Decoded::Documents(range)) => {
+                for doc in range.clone() {
+                    if let DocOutcome::Rejected(failure) = &doc_outcomes[doc] {
+                        let document = &batch.documents[doc];
+                        tracing::error!(
+                            shard_id = %provenance.shard_id,
+                            sequence_number,
+                            doc_id = %document.id,
+                            index = %document.index,
+                            status = failure.status.unwrap_or_default(),
+                            error_type = %failure.error_type,
+                            reason = %failure.reason,
+                            excerpt = %record::excerpt(&document.source, excerpt_bytes),
+                            "Document rejected by Elasticsearch: it will not be retried"
+                        );
+                    }
+                }
+            }
+            (Outcome::BackToKinesis, _) => {
+                let failure = fate.failure.as_ref().expect("back to Kinesis always says why");
+                let entry = back.entry((&failure.error_type, &failure.reason)).or_insert((0, provenance, failure));
+                entry.0 += 1;
+            }
+            _ => {}
+        }
+    }
+    for (count, first, failure) in back.into_values() {
+        let sequence_number = first.sequence_number.as_deref().unwrap_or("none");
+        if is_configuration_fault(failure) {
+            tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status = failure.status.unwrap_or_default(), error_type = %failure.error_type, reason = %failure.reason, "Records go back to Kinesis: the cluster refuses them until this is fixed");
+        } else {
+            tracing::warn!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status = failure.status.unwrap_or_default(), error_type = %failure.error_type, reason = %failure.reason, "Records go back to Kinesis for redelivery");
+        }
+    }
+}
+
+/// Faults that redelivery alone will not cure: someone must act (free disk, create or open the index, fix access).
+fn is_configuration_fault(failure: &Failure) -> bool {
+    matches!(failure.status, Some(401 | 403 | 404))
+        || matches!(
+            failure.error_type.as_str(),
+            "cluster_block_exception" | "index_closed_exception" | "index_not_found_exception" | "security_exception"
+        )
+}
+
+/// Where one record went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordReport {
+    pub provenance: Provenance,
+    pub outcome: Outcome,
+    pub failure: Option<Failure>,
+    pub documents: usize,
+}
+
+/// The counts of the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub records: usize,
+    pub outcomes: BTreeMap<Outcome, usize>,
+    pub documents: usize,
+    pub documents_retry_later: usize,
+    pub documents_rejected: usize,
+    pub bulk_requests: usize,
+    pub bytes_sent: usize,
+    pub es_time: Duration,
+    pub firehose_calls: usize,
+    pub firehose_accepted: usize,
+    pub firehose_failed_entries: usize,
+    pub firehose_time: Duration,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.outcomes.get(&outcome).copied().unwrap_or(0)
+    }
+
+    /// The one INFO line per invocation.
+    pub fn log(&self) {
+        tracing::info!(
+            records = self.records,
+            indexed = self.count(Outcome::Indexed),
+            already_there = self.count(Outcome::AlreadyThere),
+            to_firehose = self.count(Outcome::ToFirehose),
+            rejected = self.count(Outcome::Rejected),
+            skipped = self.count(Outcome::Skipped),
+            back_to_kinesis = self.count(Outcome::BackToKinesis),
+            documents = self.documents,
+            documents_retry_later = self.documents_retry_later,
+            documents_rejected = self.documents_rejected,
+            bulk_requests = self.bulk_requests,
+            bytes_sent = self.bytes_sent,
+            es_ms = self.es_time.as_millis() as u64,
+            firehose_calls = self.firehose_calls,
+            firehose_accepted = self.firehose_accepted,
+            firehose_failed_entries = self.firehose_failed_entries,
+            firehose_ms = self.firehose_time.as_millis() as u64,
+            duration_ms = self.elapsed.as_millis() as u64,
+            "Batch done"
+        );
+    }
+}
+
+/// What an invocation did with every record, and the batch response it gives Lambda.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub records: Vec<RecordReport>,
+    pub summary: Summary,
+}
+
+impl Report {
+    fn new(
+        batch: Batch,
+        doc_outcomes: &[DocOutcome],
+        fates: Vec<RecordFate>,
+        indexing: elasticsearch::IndexingStats,
+        delivery: firehose::Delivery,
+        elapsed: Duration,
+    ) -> Report {
+        let mut outcomes: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|&o| (o, 0)).collect();
+        let records: Vec<RecordReport> = batch
+            .records
+            .into_iter()
+            .zip(&batch.decoded)
+            .zip(fates)
+            .map(|((provenance, decoded), fate)| {
+                *outcomes.entry(fate.outcome).or_default() += 1;
+                let documents = if let Decoded::Documents(range) = decoded { range.len() } else { 0 };
+                RecordReport { provenance, outcome: fate.outcome, failure: fate.failure, documents }
+            })
+            .collect();
+        let summary = Summary {
+            records: records.len(),
+            outcomes,
+            documents: batch.documents.len(),
+            documents_retry_later: doc_outcomes.iter().filter(|o| matches!(o, DocOutcome::RetryLater(_))).count(),
+            documents_rejected: doc_outcomes.iter().filter(|o| matches!(o, DocOutcome::Rejected(_))).count(),
+            bulk_requests: indexing.requests,
+            bytes_sent: indexing.bytes_sent,
+            es_time: indexing.elapsed,
+            firehose_calls: delivery.calls,
+            firehose_accepted: delivery.accepted,
+            firehose_failed_entries: delivery.failed_entries,
+            firehose_time: delivery.elapsed,
+            elapsed,
+        };
+        Report { records, summary }
+    }
+
+    /// The partial batch response: every record going back to Kinesis, by sequence number.
+    pub fn response(&self) -> KinesisEventResponse {
+        let mut response = KinesisEventResponse::default();
+        response.batch_item_failures = self
+            .records
+            .iter()
+            .filter(|r| r.outcome == Outcome::BackToKinesis)
+            .filter_map(|r| r.provenance.sequence_number.clone())
+            .map(|sequence| {
+                let mut failure = KinesisBatchItemFailure::default();
+                failure.item_identifier = Some(sequence);
+                failure
+            })
+            .collect();
+        response
+    }
+
+    /// Records per outcome, for tests and the local runner.
+    pub fn by_outcome(&self) -> HashMap<Outcome, Vec<&RecordReport>> {
+        let mut map: HashMap<Outcome, Vec<&RecordReport>> = HashMap::new();
+        for record in &self.records {
+            map.entry(record.outcome).or_default().push(record);
+        }
+        map
+    }
+}

@@ -1,0 +1,231 @@
+//! Target index names: the `ES_INDEX` pattern with strftime date parts, and reading a document's timestamp.
+
+use std::sync::Arc;
+
+use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+/// A parsed `ES_INDEX`: a plain name, or a pattern such as `logs-%Y.%m.%d` formatted in UTC.
+#[derive(Debug, Clone)]
+pub struct IndexPattern {
+    text: String,
+    items: Vec<Item<'static>>,
+    granularity: Granularity,
+}
+
+/// The finest time unit the pattern reads: names are equal for all instants within one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Granularity {
+    Constant,
+    Day,
+    Hour,
+    Finer,
+}
+
+impl IndexPattern {
+    /// Parses and checks a pattern: every `%` specifier must be known, and every name it can produce must be a
+    /// valid index name (lowercase, none of `\ / * ? " < > | , #` or spaces, not starting with `-`, `_` or `+`).
+    pub fn parse(text: &str) -> Result<IndexPattern, String> {
+        let items = StrftimeItems::new(text)
+            .parse_to_owned()
+            .map_err(|_| format!("{text:?} has an unknown or incomplete % specifier (use strftime parts such as %Y %m %d %H)"))?;
+        let mut granularity = Granularity::Constant;
+        for item in &items {
+            let unit = match item {
+                Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => Granularity::Constant,
+                Item::Numeric(Numeric::Hour | Numeric::Hour12, _) | Item::Fixed(Fixed::LowerAmPm | Fixed::UpperAmPm) => {
+                    Granularity::Hour
+                }
+                Item::Numeric(
+                    Numeric::Year
+                    | Numeric::YearDiv100
+                    | Numeric::YearMod100
+                    | Numeric::IsoYear
+                    | Numeric::IsoYearDiv100
+                    | Numeric::IsoYearMod100
+                    | Numeric::Month
+                    | Numeric::Day
+                    | Numeric::WeekFromSun
+                    | Numeric::WeekFromMon
+                    | Numeric::IsoWeek
+                    | Numeric::NumDaysFromSun
+                    | Numeric::WeekdayFromMon
+                    | Numeric::Ordinal,
+                    _,
+                )
+                | Item::Fixed(Fixed::ShortMonthName | Fixed::LongMonthName | Fixed::ShortWeekdayName | Fixed::LongWeekdayName) => {
+                    Granularity::Day
+                }
+                _ => Granularity::Finer,
+            };
+            granularity = granularity.max_of(unit);
+        }
+        let pattern = IndexPattern { text: text.to_owned(), items, granularity };
+        // Two sample instants cover the day/month names and both halves of the day.
+        for sample in [Utc.with_ymd_and_hms(2024, 1, 31, 23, 59, 59), Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0)] {
+            let name = pattern.format(sample.single().expect("fixed sample instant"));
+            check_index_name(&name).map_err(|why| format!("{text:?} gives the index name {name:?}, which {why}"))?;
+        }
+        Ok(pattern)
+    }
+
+    /// The pattern as configured.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn format(&self, at: DateTime<Utc>) -> String {
+        at.format_with_items(self.items.iter()).to_string()
+    }
+}
+
+impl Granularity {
+    fn max_of(self, other: Granularity) -> Granularity {
+        let rank = |g: Granularity| match g {
+            Granularity::Constant => 0,
+            Granularity::Day => 1,
+            Granularity::Hour => 2,
+            Granularity::Finer => 3,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+
+    /// The start of the unit `at` falls in, or `None` when every instant needs its own formatting.
+    fn bucket(self, at: DateTime<Utc>) -> Option<i64> {
+        let seconds = at.timestamp();
+        match self {
+            Granularity::Constant => Some(0),
+            Granularity::Day => Some(seconds.div_euclid(86_400)),
+            Granularity::Hour => Some(seconds.div_euclid(3_600)),
+            Granularity::Finer => None,
+        }
+    }
+}
+
+fn check_index_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.len() > 255 {
+        return Err("is longer than 255 bytes");
+    }
+    if name.chars().any(|c| c.is_uppercase()) {
+        return Err("has uppercase letters");
+    }
+    if name.chars().any(|c| matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ' ' | ':')) {
+        return Err("has a character Elasticsearch forbids in index names");
+    }
+    if name.starts_with(['-', '_', '+']) || name == "." || name == ".." {
+        return Err("starts with a character Elasticsearch forbids");
+    }
+    Ok(())
+}
+
+/// Formats index names for one invocation, reusing the last name while documents stay in the same day (or hour).
+pub struct IndexNamer<'a> {
+    pattern: &'a IndexPattern,
+    last: Option<(i64, Arc<str>)>,
+}
+
+impl<'a> IndexNamer<'a> {
+    pub fn new(pattern: &'a IndexPattern) -> IndexNamer<'a> {
+        IndexNamer { pattern, last: None }
+    }
+
+    /// The index for a document stamped `at`.
+    pub fn name(&mut self, at: DateTime<Utc>) -> Arc<str> {
+        let bucket = self.pattern.granularity.bucket(at);
+        if let (Some(bucket), Some((last_bucket, name))) = (bucket, &self.last) {
+            if bucket == *last_bucket {
+                return name.clone();
+            }
+        }
+        let name: Arc<str> = self.pattern.format(at).into();
+        if let Some(bucket) = bucket {
+            self.last = Some((bucket, name.clone()));
+        }
+        name
+    }
+}
+
+/// Reads a timestamp the way Elasticsearch's default `date` mapping does (`strict_date_optional_time||epoch_millis`):
+/// RFC 3339, a date-time without zone (taken as UTC), a plain date, or epoch milliseconds.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    if let Ok(at) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(at.and_utc());
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|at| at.and_utc());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+        return text.parse::<i64>().ok().and_then(epoch_millis);
+    }
+    None
+}
+
+/// An instant from milliseconds since the epoch.
+pub fn epoch_millis(millis: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(millis)
+}
+
+/// RFC 3339 in UTC with milliseconds, as Elasticsearch prints dates: `2024-05-01T12:00:00.250Z`.
+pub fn format_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).unwrap()
+    }
+
+    #[test]
+    fn date_parts_come_from_the_timestamp_in_utc() {
+        let pattern = IndexPattern::parse("logs-%Y.%m.%d").unwrap();
+        let mut namer = IndexNamer::new(&pattern);
+        assert_eq!(&*namer.name(at("2024-03-09T23:30:00-02:00")), "logs-2024.03.10");
+        assert_eq!(&*namer.name(at("2024-03-10T00:00:00Z")), "logs-2024.03.10");
+        assert_eq!(&*namer.name(at("2024-03-11T00:00:00Z")), "logs-2024.03.11");
+    }
+
+    #[test]
+    fn a_plain_name_is_allowed_and_constant() {
+        let pattern = IndexPattern::parse("events").unwrap();
+        let mut namer = IndexNamer::new(&pattern);
+        assert_eq!(&*namer.name(at("2001-01-01")), "events");
+        assert_eq!(&*namer.name(at("2030-06-01")), "events");
+    }
+
+    #[test]
+    fn hourly_patterns_are_not_cached_across_hours() {
+        let pattern = IndexPattern::parse("logs-%Y%m%d-%H").unwrap();
+        let mut namer = IndexNamer::new(&pattern);
+        assert_eq!(&*namer.name(at("2024-01-01T10:59:59Z")), "logs-20240101-10");
+        assert_eq!(&*namer.name(at("2024-01-01T11:00:00Z")), "logs-20240101-11");
+    }
+
+    #[test]
+    fn invalid_patterns_are_refused_with_the_reason() {
+        assert!(IndexPattern::parse("Logs").unwrap_err().contains("uppercase"));
+        assert!(IndexPattern::parse("logs-%b").unwrap_err().contains("uppercase"), "month names are capitalised");
+        assert!(IndexPattern::parse("logs %Y").unwrap_err().contains("forbids"));
+        assert!(IndexPattern::parse("_logs").unwrap_err().contains("starts with"));
+        assert!(IndexPattern::parse("logs-%Q").unwrap_err().contains("specifier"));
+        assert!(IndexPattern::parse("").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn timestamps_parse_as_elasticsearch_reads_them() {
+        assert_eq!(format_timestamp(at("2024-05-01T12:00:00.25+02:00")), "2024-05-01T10:00:00.250Z");
+        assert_eq!(format_timestamp(at("2024-05-01T12:00:00")), "2024-05-01T12:00:00.000Z");
+        assert_eq!(format_timestamp(at("2024-05-01")), "2024-05-01T00:00:00.000Z");
+        assert_eq!(format_timestamp(at("1714564800123")), "2024-05-01T12:00:00.123Z");
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp(""), None);
+    }
+}
