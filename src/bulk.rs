@@ -141,10 +141,12 @@ pub enum ChunkDecision {
 /// Decides the outcome of every document of a request from the reply: the one place that judges statuses and
 /// error types. `sent` is how many documents the request carried.
 pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
-    let all = |outcome: DocOutcome, next: NextChunks| ChunkDecision::PerDocument { outcomes: vec![outcome; sent], next };
+    let all =
+        |outcome: DocOutcome, next: NextChunks| ChunkDecision::PerDocument { outcomes: vec![outcome; sent], next };
     let (status, body) = match reply {
         BulkReply::TimedOut => {
-            let failure = no_answer("timeout", "no answer within ES_TIMEOUT_MS; the documents may or may not be written");
+            let failure =
+                no_answer("timeout", "no answer within ES_TIMEOUT_MS; the documents may or may not be written");
             return all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis);
         }
         BulkReply::Failed(why) => {
@@ -160,12 +162,29 @@ pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
                 ChunkDecision::PerDocument { outcomes, next: NextChunks::Send }
             }
             Ok(response) => {
-                let reason = format!("the response has {} items for {sent} documents sent; trusting none of it", response.items.len());
-                all(DocOutcome::BackToKinesis(Failure { status: Some(status), error_type: "item_count_mismatch".into(), reason }), NextChunks::Send)
+                let reason = format!(
+                    "the response has {} items for {sent} documents sent; trusting none of it",
+                    response.items.len()
+                );
+                all(
+                    DocOutcome::BackToKinesis(Failure {
+                        status: Some(status),
+                        error_type: "item_count_mismatch".into(),
+                        reason,
+                    }),
+                    NextChunks::Send,
+                )
             }
             Err(error) => {
                 let reason = format!("the response is not a bulk response ({error})");
-                all(DocOutcome::BackToKinesis(Failure { status: Some(status), error_type: "unreadable_response".into(), reason }), NextChunks::Send)
+                all(
+                    DocOutcome::BackToKinesis(Failure {
+                        status: Some(status),
+                        error_type: "unreadable_response".into(),
+                        reason,
+                    }),
+                    NextChunks::Send,
+                )
             }
         };
     }
@@ -230,7 +249,9 @@ fn request_failure(status: u16, body: &[u8]) -> Failure {
         Ok(ErrorBody { error: ErrorField::Structured(error) }) => {
             Failure { status: Some(status), error_type: error.error_type, reason: error.reason }
         }
-        Ok(ErrorBody { error: ErrorField::Text(reason) }) => Failure { status: Some(status), error_type: format!("http_{status}"), reason },
+        Ok(ErrorBody { error: ErrorField::Text(reason) }) => {
+            Failure { status: Some(status), error_type: format!("http_{status}"), reason }
+        }
         Err(_) => Failure {
             status: Some(status),
             error_type: format!("http_{status}"),
@@ -317,7 +338,10 @@ mod tests {
     }
 
     fn count_items(body: &str) -> usize {
-        serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["items"].as_array().map(|a| a.len())).unwrap_or(3)
+        serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["items"].as_array().map(|a| a.len()))
+            .unwrap_or(3)
     }
 
     fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, NextChunks) {
@@ -371,7 +395,17 @@ mod tests {
         let (outcomes, next) = outcomes(answered(200, MIXED));
         assert_eq!(
             kinds(&outcomes),
-            vec!["indexed", "already there", "retry later", "rejected", "retry later", "back to kinesis", "back to kinesis", "retry later", "back to kinesis"]
+            vec![
+                "indexed",
+                "already there",
+                "retry later",
+                "rejected",
+                "retry later",
+                "back to kinesis",
+                "back to kinesis",
+                "retry later",
+                "back to kinesis"
+            ]
         );
         assert_eq!(next, NextChunks::Send);
         let DocOutcome::Rejected(failure) = &outcomes[3] else { panic!() };
@@ -389,7 +423,8 @@ mod tests {
     #[test]
     fn an_item_count_that_differs_from_what_was_sent_trusts_none_of_it() {
         let body = r#"{"took":1,"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
-        let (outcomes, next) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::copy_from_slice(body.as_bytes()) }, 3));
+        let (outcomes, next) =
+            outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::copy_from_slice(body.as_bytes()) }, 3));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 3]);
         let DocOutcome::BackToKinesis(failure) = &outcomes[0] else { panic!() };
         assert_eq!(failure.error_type, "item_count_mismatch");
@@ -399,7 +434,8 @@ mod tests {
     #[test]
     fn a_top_level_circuit_breaker_makes_every_item_retry_later_and_holds_later_chunks() {
         let body = include_str!("../tests/fixtures/bulk_circuit_breaking_429.json");
-        let (outcomes, next) = outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
+        let (outcomes, next) =
+            outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
         assert_eq!(kinds(&outcomes), vec!["retry later"; 2]);
         let DocOutcome::RetryLater(failure) = &outcomes[0] else { panic!() };
         assert_eq!(failure.error_type, "circuit_breaking_exception");
@@ -409,7 +445,8 @@ mod tests {
     #[test]
     fn a_top_level_cluster_block_is_not_retry_later() {
         let body = r#"{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"}],"type":"cluster_block_exception","reason":"index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"},"status":429}"#;
-        let (outcomes, next) = outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 1));
+        let (outcomes, next) =
+            outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 1));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
         assert_eq!(next, NextChunks::HoldAsBackToKinesis);
     }
@@ -427,7 +464,10 @@ mod tests {
             assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 2], "{reply:?}");
             assert_eq!(next, NextChunks::HoldAsBackToKinesis, "{reply:?}");
         }
-        let (gateway, _) = outcomes(decide(&BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") }, 1));
+        let (gateway, _) = outcomes(decide(
+            &BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") },
+            1,
+        ));
         let DocOutcome::BackToKinesis(failure) = &gateway[0] else { panic!() };
         assert_eq!(failure.error_type, "http_502");
         assert_eq!(failure.reason, "<html>Bad Gateway</html>");
@@ -435,14 +475,18 @@ mod tests {
 
     #[test]
     fn request_too_large_asks_for_a_split() {
-        assert_eq!(decide(&BulkReply::Answered { status: 413, body: Bytes::from_static(b"") }, 5), ChunkDecision::Split);
+        assert_eq!(
+            decide(&BulkReply::Answered { status: 413, body: Bytes::from_static(b"") }, 5),
+            ChunkDecision::Split
+        );
     }
 
     #[test]
     fn a_body_that_is_not_a_bulk_response_is_unknown() {
         let (not_json, _) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(b"OK") }, 1));
         assert_eq!(kinds(&not_json), vec!["back to kinesis"]);
-        let (outcomes, _) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(br#"{"items":[[]]}"#) }, 1));
+        let (outcomes, _) =
+            outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(br#"{"items":[[]]}"#) }, 1));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
     }
 
@@ -450,6 +494,13 @@ mod tests {
     fn a_textual_item_error_is_kept_as_the_reason() {
         let body = r#"{"errors":true,"items":[{"create":{"status":400,"error":"MapperParsingException[failed]"}}]}"#;
         let (outcomes, _) = outcomes(answered(200, body));
-        assert_eq!(outcomes[0], DocOutcome::Rejected(Failure { status: Some(400), error_type: "error".into(), reason: "MapperParsingException[failed]".into() }));
+        assert_eq!(
+            outcomes[0],
+            DocOutcome::Rejected(Failure {
+                status: Some(400),
+                error_type: "error".into(),
+                reason: "MapperParsingException[failed]".into()
+            })
+        );
     }
 }

@@ -11,7 +11,10 @@ use crate::index::IndexPattern;
 #[derive(Clone, PartialEq, Eq)]
 pub enum EsCredentials {
     None,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// The encoded API key (base64 of `id:api_key`), sent as `Authorization: ApiKey …`.
     ApiKey(String),
 }
@@ -89,11 +92,14 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
-        let es_url = get("ES_URL").ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
+        let es_url = get("ES_URL")
+            .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
         let es_url = parse_url(&es_url)?;
 
         let credentials = match (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY")) {
-            (Some(_), _, Some(_)) => return Err(problem("ES_API_KEY", "set either ES_API_KEY or ES_USERNAME/ES_PASSWORD, not both")),
+            (Some(_), _, Some(_)) => {
+                return Err(problem("ES_API_KEY", "set either ES_API_KEY or ES_USERNAME/ES_PASSWORD, not both"));
+            }
             (Some(username), Some(password), None) => EsCredentials::Basic { username, password },
             (Some(_), None, None) => return Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
             (None, Some(_), _) => return Err(problem("ES_USERNAME", "is required when ES_PASSWORD is set")),
@@ -105,7 +111,8 @@ impl Config {
         let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
 
         let timestamp_field = get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned());
-        let firehose_target_field = get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
+        let firehose_target_field =
+            get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
         if firehose_target_field == timestamp_field {
             return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
         }
@@ -123,7 +130,13 @@ impl Config {
             es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
             timestamp_field,
             max_record_bytes: number(&get, "MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, 1024, 1024 * 1024 * 1024)?,
-            deadline_margin: Duration::from_millis(number(&get, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS, 0, 600_000)?),
+            deadline_margin: Duration::from_millis(number(
+                &get,
+                "DEADLINE_MARGIN_MS",
+                DEFAULT_DEADLINE_MARGIN_MS,
+                0,
+                600_000,
+            )?),
             log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
         })
     }
@@ -136,7 +149,10 @@ fn parse_url(text: &str) -> Result<String, ConfigError> {
         .ok_or_else(|| problem("ES_URL", format!("must start with http:// or https://, got {text:?}")))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains('@') {
-        return Err(problem("ES_URL", format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {text:?}")));
+        return Err(problem(
+            "ES_URL",
+            format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {text:?}"),
+        ));
     }
     if rest.contains(['?', '#']) {
         return Err(problem("ES_URL", format!("must not carry a query or fragment, got {text:?}")));
@@ -144,7 +160,13 @@ fn parse_url(text: &str) -> Result<String, ConfigError> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
-fn number<T>(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
@@ -202,7 +224,10 @@ mod tests {
         assert!(error.problem.contains("from 1 to 100000"), "{error}");
         let error = config(&[("ES_URL", "http://h"), ("ES_TIMEOUT_MS", "ten")]).unwrap_err();
         assert_eq!(error.variable, "ES_TIMEOUT_MS");
-        assert_eq!(config(&[("ES_URL", "http://h"), ("BULK_MAX_BYTES", "1_048_576")]).unwrap().bulk_max_bytes, 1_048_576);
+        assert_eq!(
+            config(&[("ES_URL", "http://h"), ("BULK_MAX_BYTES", "1_048_576")]).unwrap().bulk_max_bytes,
+            1_048_576
+        );
     }
 
     #[test]

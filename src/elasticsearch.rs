@@ -20,7 +20,8 @@ use crate::error::Error;
 use crate::record::Document;
 
 /// Only what the decision reads: statuses and errors. Shrinks every answer severalfold on the normal path.
-const FILTER_PATH: [(&str, &str); 1] = [("filter_path", "errors,items.*.status,items.*.error.type,items.*.error.reason")];
+const FILTER_PATH: [(&str, &str); 1] =
+    [("filter_path", "errors,items.*.status,items.*.error.type,items.*.error.reason")];
 
 /// A client for one cluster, built once at cold start; its connection pool is reused across invocations.
 #[derive(Debug, Clone)]
@@ -34,10 +35,13 @@ impl Elasticsearch {
         let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
         builder = match &config.credentials {
             EsCredentials::None => builder,
-            EsCredentials::Basic { username, password } => builder.auth(Credentials::Basic(username.clone(), password.clone())),
+            EsCredentials::Basic { username, password } => {
+                builder.auth(Credentials::Basic(username.clone(), password.clone()))
+            }
             EsCredentials::ApiKey(key) => builder.auth(Credentials::EncodedApiKey(key.clone())),
         };
-        let transport = builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
+        let transport =
+            builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
         Ok(Elasticsearch { transport })
     }
 
@@ -45,7 +49,8 @@ impl Elasticsearch {
     pub async fn bulk(&self, body: Bytes, timeout: Duration) -> BulkReply {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-        let sent = self.transport.send(Method::Post, "/_bulk", headers, Some(&FILTER_PATH), Some(body), Some(timeout)).await;
+        let sent =
+            self.transport.send(Method::Post, "/_bulk", headers, Some(&FILTER_PATH), Some(body), Some(timeout)).await;
         let response = match sent {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return BulkReply::TimedOut,
@@ -145,7 +150,10 @@ impl Stage<'_> {
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left <= self.config.deadline_margin {
-                let reason = format!("less than DEADLINE_MARGIN_MS ({} ms) was left before the invocation's deadline", self.config.deadline_margin.as_millis());
+                let reason = format!(
+                    "less than DEADLINE_MARGIN_MS ({} ms) was left before the invocation's deadline",
+                    self.config.deadline_margin.as_millis()
+                );
                 fill(&mut outcomes, DocOutcome::BackToKinesis(not_sent("deadline", reason)));
                 continue;
             }
@@ -165,7 +173,8 @@ impl Stage<'_> {
                     DocOutcome::Rejected(Failure {
                         status: Some(413),
                         error_type: "request_too_large".into(),
-                        reason: "the cluster refuses a request holding this document alone (http.max_content_length)".into(),
+                        reason: "the cluster refuses a request holding this document alone (http.max_content_length)"
+                            .into(),
                     }),
                 ),
                 ChunkDecision::PerDocument { outcomes: part_outcomes, next } => {

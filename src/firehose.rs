@@ -55,7 +55,8 @@ pub fn entry(document_position: usize, document: &Document, target_field: &str) 
         _id: &'a str,
         _index: &'a str,
     }
-    let target = serde_json::to_string(&Target { _id: &document.id, _index: &document.index }).expect("plain fields serialise");
+    let target =
+        serde_json::to_string(&Target { _id: &document.id, _index: &document.index }).expect("plain fields serialise");
     let mut data = record::prepend_field(target_field, &target, &document.source);
     data.push(b'\n');
     Entry { document: document_position, data }
@@ -70,7 +71,8 @@ impl Firehose {
     pub async fn put(&self, entries: Vec<Entry>, deadline: Instant, margin: Duration) -> Delivery {
         let started = Instant::now();
         let mut delivery = Delivery::default();
-        let (fitting, too_large): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
+        let (fitting, too_large): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
         for entry in too_large {
             let why = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
             delivery.refused.insert(entry.document, why);
@@ -97,14 +99,19 @@ impl Firehose {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left <= margin {
-                last_error = if last_error.is_empty() { "the deadline came before Firehose was asked".into() } else { last_error };
+                last_error = if last_error.is_empty() {
+                    "the deadline came before Firehose was asked".into()
+                } else {
+                    last_error
+                };
                 break;
             }
             let records: Vec<Record> = pending
                 .iter()
                 .map(|e| Record::builder().data(Blob::new(e.data.clone())).build().expect("data is set"))
                 .collect();
-            let call = self.client.put_record_batch().delivery_stream_name(&self.stream).set_records(Some(records)).send();
+            let call =
+                self.client.put_record_batch().delivery_stream_name(&self.stream).set_records(Some(records)).send();
             delivery.calls += 1;
             let output = match tokio::time::timeout(left - margin, call).await {
                 Err(_) => {
@@ -161,10 +168,18 @@ mod tests {
 
     #[test]
     fn a_firehose_entry_carries_its_target_and_ends_with_a_newline() {
-        let document = Document { record: 0, id: "s:1:0".into(), index: Arc::from("logs-2024.05.01"), source: br#"{"a":1}"#.to_vec() };
+        let document = Document {
+            record: 0,
+            id: "s:1:0".into(),
+            index: Arc::from("logs-2024.05.01"),
+            source: br#"{"a":1}"#.to_vec(),
+        };
         let entry = entry(7, &document, "es_target");
         assert_eq!(entry.document, 7);
-        assert_eq!(String::from_utf8(entry.data).unwrap(), "{\"es_target\":{\"_id\":\"s:1:0\",\"_index\":\"logs-2024.05.01\"},\"a\":1}\n");
+        assert_eq!(
+            String::from_utf8(entry.data).unwrap(),
+            "{\"es_target\":{\"_id\":\"s:1:0\",\"_index\":\"logs-2024.05.01\"},\"a\":1}\n"
+        );
     }
 
     #[test]

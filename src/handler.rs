@@ -28,7 +28,8 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     let started = Instant::now();
     let config = &deps.config;
     let batch = record::decode_batch(event, config, Utc::now());
-    let (doc_outcomes, indexing) = elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline).await;
+    let (doc_outcomes, indexing) =
+        elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline).await;
     let mut routing = Routing::after_elasticsearch(&batch, &doc_outcomes, deps.firehose.is_some());
     let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, deps).await;
     let fates = routing.finish();

@@ -26,16 +26,17 @@ impl IndexPattern {
     /// Parses and checks a pattern: every `%` specifier must be known, and every name it can produce must be a
     /// valid index name (lowercase, none of `\ / * ? " < > | , #` or spaces, not starting with `-`, `_` or `+`).
     pub fn parse(text: &str) -> Result<IndexPattern, String> {
-        let items = StrftimeItems::new(text)
-            .parse_to_owned()
-            .map_err(|_| format!("{text:?} has an unknown or incomplete % specifier (use strftime parts such as %Y %m %d %H)"))?;
+        let items = StrftimeItems::new(text).parse_to_owned().map_err(|_| {
+            format!("{text:?} has an unknown or incomplete % specifier (use strftime parts such as %Y %m %d %H)")
+        })?;
         let mut granularity = Granularity::Constant;
         for item in &items {
             let unit = match item {
-                Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => Granularity::Constant,
-                Item::Numeric(Numeric::Hour | Numeric::Hour12, _) | Item::Fixed(Fixed::LowerAmPm | Fixed::UpperAmPm) => {
-                    Granularity::Hour
+                Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => {
+                    Granularity::Constant
                 }
+                Item::Numeric(Numeric::Hour | Numeric::Hour12, _)
+                | Item::Fixed(Fixed::LowerAmPm | Fixed::UpperAmPm) => Granularity::Hour,
                 Item::Numeric(
                     Numeric::Year
                     | Numeric::YearDiv100
@@ -53,9 +54,9 @@ impl IndexPattern {
                     | Numeric::Ordinal,
                     _,
                 )
-                | Item::Fixed(Fixed::ShortMonthName | Fixed::LongMonthName | Fixed::ShortWeekdayName | Fixed::LongWeekdayName) => {
-                    Granularity::Day
-                }
+                | Item::Fixed(
+                    Fixed::ShortMonthName | Fixed::LongMonthName | Fixed::ShortWeekdayName | Fixed::LongWeekdayName,
+                ) => Granularity::Day,
                 _ => Granularity::Finer,
             };
             granularity = granularity.max_of(unit);

@@ -62,7 +62,9 @@ impl fmt::Display for Rejection {
             Rejection::Empty => f.write_str("data is empty"),
             Rejection::CorruptGzip(why) => write!(f, "data is corrupt gzip: {why}"),
             Rejection::TooLarge { limit } => write!(f, "decoded data exceeds MAX_RECORD_BYTES ({limit} bytes)"),
-            Rejection::InvalidUtf8 { valid_up_to } => write!(f, "data is not valid UTF-8 (bad byte at offset {valid_up_to})"),
+            Rejection::InvalidUtf8 { valid_up_to } => {
+                write!(f, "data is not valid UTF-8 (bad byte at offset {valid_up_to})")
+            }
             Rejection::BadCloudWatchEnvelope(why) => write!(f, "CloudWatch Logs envelope is malformed: {why}"),
         }
     }
@@ -130,22 +132,31 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
             Ok(record) => {
                 let first = batch.documents.len();
                 let decoded = match decode_data(&record.data, config.max_record_bytes) {
-                    Err(rejection) => Decoded::Rejected { rejection, excerpt: excerpt(record.data.as_bytes(), config.log_excerpt_bytes) },
+                    Err(rejection) => Decoded::Rejected {
+                        rejection,
+                        excerpt: excerpt(record.data.as_bytes(), config.log_excerpt_bytes),
+                    },
                     Ok(bytes) => {
                         let context = DocumentContext {
                             timestamp_field: &config.timestamp_field,
                             default_timestamp: record.arrival.unwrap_or(now),
                         };
                         match into_sources(bytes, &context) {
-                            Err((rejection, excerpt_text)) => {
-                                Decoded::Rejected { rejection, excerpt: excerpt(&excerpt_text, config.log_excerpt_bytes) }
-                            }
+                            Err((rejection, excerpt_text)) => Decoded::Rejected {
+                                rejection,
+                                excerpt: excerpt(&excerpt_text, config.log_excerpt_bytes),
+                            },
                             Ok(Content::Skipped(why)) => Decoded::Skipped(why),
                             Ok(Content::Sources(sources)) => {
                                 for (position, source) in sources.into_iter().enumerate() {
                                     let index = namer.name(source.timestamp);
                                     let id = document_id(&record.provenance, position);
-                                    batch.documents.push(Document { record: record_index, id, index, source: source.json });
+                                    batch.documents.push(Document {
+                                        record: record_index,
+                                        id,
+                                        index,
+                                        source: source.json,
+                                    });
                                 }
                                 Decoded::Documents(first..batch.documents.len())
                             }
@@ -415,7 +426,8 @@ impl<'de> Visitor<'de> for ObjectScanSeed<'_> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectScan, A::Error> {
-        let mut scan = ObjectScan { has_timestamp_field: false, timestamp: None, message_type: None, has_log_events: false };
+        let mut scan =
+            ObjectScan { has_timestamp_field: false, timestamp: None, message_type: None, has_log_events: false };
         while let Some(Text(key)) = map.next_key::<Text>()? {
             if key == self.timestamp_field {
                 scan.has_timestamp_field = true;
@@ -578,7 +590,10 @@ mod tests {
     use std::io::Write;
 
     fn context() -> DocumentContext<'static> {
-        DocumentContext { timestamp_field: "@timestamp", default_timestamp: index::parse_timestamp("2024-05-01T12:00:00.5Z").unwrap() }
+        DocumentContext {
+            timestamp_field: "@timestamp",
+            default_timestamp: index::parse_timestamp("2024-05-01T12:00:00.5Z").unwrap(),
+        }
     }
 
     fn sources(bytes: &[u8]) -> Vec<String> {
@@ -622,22 +637,34 @@ mod tests {
 
     #[test]
     fn the_document_timestamp_names_the_index_when_readable() {
-        let Content::Sources(out) = into_sources(br#"{"@timestamp":1700000000000}"#.to_vec(), &context()).unwrap() else {
+        let Content::Sources(out) = into_sources(br#"{"@timestamp":1700000000000}"#.to_vec(), &context()).unwrap()
+        else {
             panic!()
         };
         assert_eq!(index::format_timestamp(out[0].timestamp), "2023-11-14T22:13:20.000Z");
-        let Content::Sources(out) = into_sources(br#"{"@timestamp":"not a date"}"#.to_vec(), &context()).unwrap() else {
+        let Content::Sources(out) = into_sources(br#"{"@timestamp":"not a date"}"#.to_vec(), &context()).unwrap()
+        else {
             panic!()
         };
-        assert_eq!(out[0].timestamp, context().default_timestamp, "an unreadable timestamp is kept, arrival names the index");
+        assert_eq!(
+            out[0].timestamp,
+            context().default_timestamp,
+            "an unreadable timestamp is kept, arrival names the index"
+        );
         assert_eq!(out[0].json, br#"{"@timestamp":"not a date"}"#);
     }
 
     #[test]
     fn text_that_is_not_a_json_object_becomes_a_message() {
-        assert_eq!(sources(b"GET /index.html 200\n"), vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"GET /index.html 200"}"#]);
+        assert_eq!(
+            sources(b"GET /index.html 200\n"),
+            vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"GET /index.html 200"}"#]
+        );
         assert_eq!(sources(b"[1,2]"), vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"[1,2]"}"#]);
-        assert_eq!(sources(br#"{"broken": "#), vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"{\"broken\": "}"#]);
+        assert_eq!(
+            sources(br#"{"broken": "#),
+            vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"{\"broken\": "}"#]
+        );
         assert_eq!(sources(br#"{"a":1} {"b":2}"#).len(), 1, "two objects are text, not two documents");
     }
 
@@ -665,12 +692,16 @@ mod tests {
     #[test]
     fn a_cloudwatch_control_message_is_skipped() {
         let control = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
-        assert_eq!(into_sources(control.as_bytes().to_vec(), &context()).unwrap(), Content::Skipped("CloudWatch Logs control message".into()));
+        assert_eq!(
+            into_sources(control.as_bytes().to_vec(), &context()).unwrap(),
+            Content::Skipped("CloudWatch Logs control message".into())
+        );
     }
 
     #[test]
     fn a_broken_cloudwatch_envelope_is_rejected() {
-        let broken = r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"message":"no timestamp"}]}"#;
+        let broken =
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"message":"no timestamp"}]}"#;
         let (rejection, _) = into_sources(broken.as_bytes().to_vec(), &context()).unwrap_err();
         assert_eq!(rejection.kind(), "bad_cloudwatch_envelope");
     }
@@ -695,16 +726,23 @@ mod tests {
     fn a_record_reads_its_shard_sequence_and_arrival_time() {
         let raw = r#"{"eventID":"shardId-000000000006:4959","kinesis":{"sequenceNumber":"4959","data":"aGk=","approximateArrivalTimestamp":1545084650.5,"partitionKey":"p"}}"#;
         let record = read_record(raw).unwrap();
-        assert_eq!(record.provenance, Provenance { shard_id: "shardId-000000000006".into(), sequence_number: Some("4959".into()) });
+        assert_eq!(
+            record.provenance,
+            Provenance { shard_id: "shardId-000000000006".into(), sequence_number: Some("4959".into()) }
+        );
         assert_eq!(record.data, "aGk=");
         assert_eq!(index::format_timestamp(record.arrival.unwrap()), "2018-12-17T22:10:50.500Z");
         let precise = raw.replace("1545084650.5", "1545084650.98765");
-        assert_eq!(index::format_timestamp(read_record(&precise).unwrap().arrival.unwrap()), "2018-12-17T22:10:50.988Z");
+        assert_eq!(
+            index::format_timestamp(read_record(&precise).unwrap().arrival.unwrap()),
+            "2018-12-17T22:10:50.988Z"
+        );
     }
 
     #[test]
     fn a_malformed_record_keeps_what_provenance_it_has() {
-        let (provenance, rejection) = read_record(r#"{"eventID":"shardId-1:77","kinesis":{"sequenceNumber":"77","data":5}}"#).unwrap_err();
+        let (provenance, rejection) =
+            read_record(r#"{"eventID":"shardId-1:77","kinesis":{"sequenceNumber":"77","data":5}}"#).unwrap_err();
         assert_eq!(provenance.unwrap().sequence_number.as_deref(), Some("77"));
         assert_eq!(rejection.kind(), "malformed_record");
         assert_eq!(read_record(r#"{"nothing":true}"#).unwrap_err().0, None);

@@ -22,8 +22,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] =
-        [Outcome::Indexed, Outcome::AlreadyThere, Outcome::ToFirehose, Outcome::Rejected, Outcome::Skipped, Outcome::BackToKinesis];
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Indexed,
+        Outcome::AlreadyThere,
+        Outcome::ToFirehose,
+        Outcome::Rejected,
+        Outcome::Skipped,
+        Outcome::BackToKinesis,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -78,7 +84,8 @@ impl Routing {
                     settled(Outcome::Rejected, Some(failure(rejection.kind(), rejection.to_string())))
                 }
                 Decoded::Documents(range) => {
-                    let least = doc_outcomes[range.clone()].iter().min_by_key(|o| o.rank()).expect("a record with documents");
+                    let least =
+                        doc_outcomes[range.clone()].iter().min_by_key(|o| o.rank()).expect("a record with documents");
                     match least {
                         DocOutcome::Indexed => settled(Outcome::Indexed, None),
                         DocOutcome::AlreadyThere => settled(Outcome::AlreadyThere, None),
@@ -87,7 +94,13 @@ impl Routing {
                         DocOutcome::RetryLater(_) if firehose_enabled => Stage::AwaitingFirehose,
                         DocOutcome::RetryLater(f) => settled(
                             Outcome::BackToKinesis,
-                            Some(Failure { reason: format!("{} (FIREHOSE_STREAM_NAME is not set, so Kinesis redelivers it)", f.reason), ..f.clone() }),
+                            Some(Failure {
+                                reason: format!(
+                                    "{} (FIREHOSE_STREAM_NAME is not set, so Kinesis redelivers it)",
+                                    f.reason
+                                ),
+                                ..f.clone()
+                            }),
                         ),
                     }
                 }
@@ -116,7 +129,9 @@ impl Routing {
             if *stage != Stage::AwaitingFirehose {
                 continue;
             }
-            let Decoded::Documents(range) = &batch.decoded[record] else { unreachable!("only records with documents wait") };
+            let Decoded::Documents(range) = &batch.decoded[record] else {
+                unreachable!("only records with documents wait")
+            };
             *stage = match range.clone().find_map(|doc| refused.get(&doc)) {
                 None => settled(Outcome::ToFirehose, Some(failure("retry_later", "parked in Firehose".to_owned()))),
                 Some(why) => settled(Outcome::BackToKinesis, Some(failure("firehose_refused", why.clone()))),
@@ -155,16 +170,24 @@ impl Routing {
         }
         for (record, stage) in self.stages.iter_mut().enumerate() {
             let provenance = &batch.records[record];
-            let (Some(sequence), Some(first_back)) = (provenance.sequence_number.as_deref(), lowest.get(provenance.shard_id.as_str())) else {
+            let (Some(sequence), Some(first_back)) =
+                (provenance.sequence_number.as_deref(), lowest.get(provenance.shard_id.as_str()))
+            else {
                 continue;
             };
-            let pending = matches!(stage, Stage::AwaitingFirehose | Stage::Settled(RecordFate { outcome: Outcome::Rejected, .. }));
+            let pending = matches!(
+                stage,
+                Stage::AwaitingFirehose | Stage::Settled(RecordFate { outcome: Outcome::Rejected, .. })
+            );
             if pending && compare_sequence_numbers(sequence, first_back) != Ordering::Less {
                 *stage = settled(
                     Outcome::BackToKinesis,
                     Some(failure(
                         "redelivered_anyway",
-                        format!("Lambda redelivers {} from sequence number {first_back} on; this record is settled then", provenance.shard_id),
+                        format!(
+                            "Lambda redelivers {} from sequence number {first_back} on; this record is settled then",
+                            provenance.shard_id
+                        ),
                     )),
                 );
             }
@@ -192,14 +215,21 @@ mod tests {
     fn batch(records: &[(&str, usize)]) -> Batch {
         let mut batch = Batch::default();
         for (record, (sequence, docs)) in records.iter().enumerate() {
-            batch.records.push(Provenance { shard_id: "shardId-0".into(), sequence_number: Some(sequence.to_string()) });
+            batch
+                .records
+                .push(Provenance { shard_id: "shardId-0".into(), sequence_number: Some(sequence.to_string()) });
             if *docs == 0 {
                 batch.decoded.push(Decoded::Rejected { rejection: Rejection::Empty, excerpt: String::new() });
                 continue;
             }
             let first = batch.documents.len();
             for position in 0..*docs {
-                batch.documents.push(Document { record, id: format!("{sequence}:{position}"), index: Arc::from("i"), source: b"{}".to_vec() });
+                batch.documents.push(Document {
+                    record,
+                    id: format!("{sequence}:{position}"),
+                    index: Arc::from("i"),
+                    source: b"{}".to_vec(),
+                });
             }
             batch.decoded.push(Decoded::Documents(first..batch.documents.len()));
         }
@@ -240,8 +270,21 @@ mod tests {
         let routing = Routing::after_elasticsearch(&batch, &docs, true);
         assert_eq!(routing.firehose_documents(&batch, &docs), vec![0], "only the record before the failure is parked");
         let fates = routing.finish();
-        assert_eq!(outcomes(&fates), vec![Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::BackToKinesis]);
-        assert_eq!(fates[3].failure.as_ref().unwrap().error_type, "redelivered_anyway", "its rejection is logged on the delivery that settles it");
+        assert_eq!(
+            outcomes(&fates),
+            vec![
+                Outcome::BackToKinesis,
+                Outcome::BackToKinesis,
+                Outcome::BackToKinesis,
+                Outcome::BackToKinesis,
+                Outcome::BackToKinesis
+            ]
+        );
+        assert_eq!(
+            fates[3].failure.as_ref().unwrap().error_type,
+            "redelivered_anyway",
+            "its rejection is logged on the delivery that settles it"
+        );
     }
 
     #[test]
@@ -251,7 +294,10 @@ mod tests {
         batch.records.push(Provenance { shard_id: "shardId-0".into(), sequence_number: Some("4".into()) });
         let docs = vec![DocOutcome::BackToKinesis(why(503, "http_503")), DocOutcome::Indexed, DocOutcome::AlreadyThere];
         let fates = Routing::after_elasticsearch(&batch, &docs, true).finish();
-        assert_eq!(outcomes(&fates), vec![Outcome::BackToKinesis, Outcome::Indexed, Outcome::AlreadyThere, Outcome::Skipped]);
+        assert_eq!(
+            outcomes(&fates),
+            vec![Outcome::BackToKinesis, Outcome::Indexed, Outcome::AlreadyThere, Outcome::Skipped]
+        );
     }
 
     #[test]
@@ -263,14 +309,22 @@ mod tests {
         assert_eq!(routing.firehose_documents(&batch, &docs), vec![0, 1, 2, 4]);
         routing.after_firehose(&batch, &HashMap::from([(2, "ServiceUnavailableException: Slow down.".to_string())]));
         let fates = routing.finish();
-        assert_eq!(outcomes(&fates), vec![Outcome::ToFirehose, Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::ToFirehose]);
+        assert_eq!(
+            outcomes(&fates),
+            vec![Outcome::ToFirehose, Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::ToFirehose]
+        );
         assert_eq!(fates[1].failure.as_ref().unwrap().reason, "ServiceUnavailableException: Slow down.");
     }
 
     #[test]
     fn without_firehose_retry_later_goes_back_to_kinesis() {
         let batch = batch(&[("1", 1)]);
-        let fates = Routing::after_elasticsearch(&batch, &[DocOutcome::RetryLater(why(429, "es_rejected_execution_exception"))], false).finish();
+        let fates = Routing::after_elasticsearch(
+            &batch,
+            &[DocOutcome::RetryLater(why(429, "es_rejected_execution_exception"))],
+            false,
+        )
+        .finish();
         assert_eq!(outcomes(&fates), vec![Outcome::BackToKinesis]);
         assert!(fates[0].failure.as_ref().unwrap().reason.contains("FIREHOSE_STREAM_NAME"));
     }
@@ -278,7 +332,13 @@ mod tests {
     #[test]
     fn sequence_numbers_compare_as_numbers() {
         assert_eq!(compare_sequence_numbers("9", "10"), Ordering::Less);
-        assert_eq!(compare_sequence_numbers("49590338271490256608559692538361571095921575989136588898", "49590338271490256608559692538361571095921575989136588899"), Ordering::Less);
+        assert_eq!(
+            compare_sequence_numbers(
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692538361571095921575989136588899"
+            ),
+            Ordering::Less
+        );
         assert_eq!(compare_sequence_numbers("010", "10"), Ordering::Equal);
     }
 }

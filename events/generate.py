@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Writes the sample Kinesis events in this folder. Deterministic: run it again and nothing changes.
+
+    python3 events/generate.py
+
+kinesis.json          the `make run` demo: plain JSON, text, CloudWatch Logs (DATA and CONTROL), a mapping
+                      conflict and a malformed record, so every outcome shows up
+plain.json            100 plain JSON log records
+cloudwatch-logs.json  gzip CloudWatch Logs subscription envelopes, DATA and CONTROL
+malformed.json        one of every kind of bad record next to a good one
+"""
+import base64
+import gzip
+import json
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+SHARD = "shardId-000000000000"
+STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs"
+# 2026-11-22T08:00:00Z
+ARRIVAL = 1795334400.0
+SEQUENCE_BASE = 49659430837140296285178254290958203049934046452683522050
+
+
+def sequence(i):
+    # Real sequence numbers are 56 digits and grow by large, uneven steps within a shard.
+    return str(SEQUENCE_BASE + i * 1_000_000_000_000 + i * 7)
+
+
+def record(i, data, partition_key="app"):
+    seq = sequence(i)
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": seq,
+            "data": data if isinstance(data, str) else base64.b64encode(data).decode(),
+            "approximateArrivalTimestamp": round(ARRIVAL + i * 0.25, 3),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{SHARD}:{seq}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinesis-es-indexer",
+        "awsRegion": "eu-west-1",
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def js(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def cloudwatch(events, group="/aws/lambda/checkout", stream="2026/11/22/[$LATEST]0f1e2d3c4b5a"):
+    return gz(js({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": stream,
+        "subscriptionFilters": ["to-kinesis"],
+        "logEvents": [
+            {"id": str(36000000000000000000000000000000000000000000000000000000 + n), "timestamp": 1795334400000 + n * 1000, "message": m}
+            for n, m in enumerate(events)
+        ],
+    }))
+
+
+CONTROL = gz(js({
+    "messageType": "CONTROL_MESSAGE",
+    "owner": "CloudwatchLogs",
+    "logGroup": "",
+    "logStream": "",
+    "subscriptionFilters": [],
+    "logEvents": [{"id": "", "timestamp": 1795334400000, "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}],
+}))
+
+
+def event(datas):
+    return {"Records": [record(i, d) for i, d in enumerate(datas)]}
+
+
+def write(name, value):
+    (HERE / name).write_text(json.dumps(value, indent=2) + "\n")
+
+
+def main():
+    write("kinesis.json", event([
+        js({"@timestamp": "2026-11-22T08:00:00.000Z", "level": "info", "service": "checkout", "message": "order placed", "order_id": "A-1001", "latency_ms": 31}),
+        js({"level": "warn", "service": "checkout", "message": "payment retry", "order_id": "A-1002", "latency_ms": 250}),
+        js({"event": "match_end", "player_id": 17, "score": 3120, "latency_ms": 12}),
+        b"2026-11-22 08:00:03 GET /health 200 1ms\n",
+        cloudwatch(["START RequestId: 7c1f Version: $LATEST", '{"level":"info","msg":"charged card","amount":42.5}', "END RequestId: 7c1f"]),
+        CONTROL,
+        js({"level": "error", "service": "checkout", "message": "timeout", "latency_ms": "slow"}),
+        "this is not base64!",
+        js({"level": "info", "service": "search", "message": "query", "latency_ms": 8}),
+        js({"level": "info", "service": "search", "message": "query", "latency_ms": 9}),
+        js({"event": "login", "player_id": 18, "latency_ms": 20}),
+        js({"event": "login", "player_id": 19, "latency_ms": 22}),
+    ]))
+    write("plain.json", event([
+        js({"@timestamp": f"2026-11-22T08:{i // 60:02d}:{i % 60:02d}.000Z", "level": "info", "service": "api", "message": f"request {i}", "status": 200, "latency_ms": i % 97})
+        for i in range(100)
+    ]))
+    write("cloudwatch-logs.json", event([
+        cloudwatch([f"line {n} of batch one" for n in range(5)]),
+        CONTROL,
+        cloudwatch([f"line {n} of batch two" for n in range(3)], group="/aws/ecs/api", stream="api/web/0a1b2c"),
+    ]))
+    malformed = event([
+        js({"message": "a good record between bad ones"}),
+        "@@@ not base64 @@@",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00broken gzip",
+        gz(b"\0" * (64 * 1024 * 1024)),  # a gzip bomb: 64 MiB of zeros, more than MAX_RECORD_BYTES' default 32 MiB
+        b"caf\xe9 latin-1, not UTF-8",
+        b"",
+        b"[1, 2, 3]",
+        b'{"unterminated": ',
+    ])
+    # A record without data: the event shape itself is broken for this one record.
+    malformed["Records"].append({"eventID": f"{SHARD}:{sequence(8)}", "kinesis": {"sequenceNumber": sequence(8), "partitionKey": "app"}})
+    write("malformed.json", malformed)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,585 @@
+//! An Elasticsearch-compatible double: `POST /_bulk` and `POST /{index}/_bulk` (plain or gzip), documents stored by
+//! index and `_id`, dynamic mapping with type conflicts, a bounded write queue, and scripted faults.
+//!
+//! Answers use Elasticsearch 8's shapes: item `201 created`, `409 version_conflict_engine_exception` on a duplicate
+//! `create`, `400 document_parsing_exception` on a field type conflict, `429 es_rejected_execution_exception` when the
+//! write queue is full, and the `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request
+//! failures. `filter_path` is ignored: the full item shape is always sent, as some compatible engines do.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::server::{self, Body, Server};
+
+/// A misbehaviour for the next bulk request (one fault per request, in order).
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Refuse the whole request with this status and error; nothing is written.
+    Reject { status: u16, error_type: String, reason: String },
+    /// Process the request, but leave the last item out of the answer.
+    DropLastItem,
+    /// Process the request, then break the connection halfway through the answer.
+    ResetAfterWrite,
+    /// Refuse the connection's request by breaking it before anything is read or written.
+    ResetBeforeWrite,
+    /// Answer after this long (the request is processed once the delay is over, if the client still waits).
+    Delay(Duration),
+    /// Process the request and answer 200 with a body that is not JSON (a proxy's page, say).
+    Garbage,
+}
+
+impl Fault {
+    /// The top-level 429 a node's parent circuit breaker answers.
+    pub fn circuit_breaker() -> Fault {
+        Fault::Reject {
+            status: 429,
+            error_type: "circuit_breaking_exception".into(),
+            reason: "[parent] Data too large, data for [<http_request>] would be [1032441408/984.6mb], which is larger than the limit of [1020054732/972.7mb]".into(),
+        }
+    }
+
+    /// The 503 a load balancer answers while the cluster has no healthy node.
+    pub fn unavailable() -> Fault {
+        Fault::Reject { status: 503, error_type: "http_503".into(), reason: "Service Unavailable".into() }
+    }
+}
+
+/// A lasting condition of one index, answered per item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexFault {
+    /// Disk past the flood-stage watermark: 429 `cluster_block_exception` (read-only-allow-delete).
+    FloodStage,
+    /// A read-only index: 403 `cluster_block_exception`.
+    ReadOnly,
+    /// The primary shard is not active (a node left): 503 `unavailable_shards_exception`.
+    UnavailableShards,
+    /// The index is closed: 400 `index_closed_exception`.
+    Closed,
+}
+
+/// One bulk request as the double received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: hyper::HeaderMap,
+    /// Body bytes on the wire (compressed when gzip).
+    pub wire_bytes: usize,
+    /// `_id`s of the actions, in order.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Long,
+    Double,
+    Boolean,
+    Date,
+    Text,
+    Object,
+}
+
+impl FieldKind {
+    fn name(self) -> &'static str {
+        match self {
+            FieldKind::Long => "long",
+            FieldKind::Double => "float",
+            FieldKind::Boolean => "boolean",
+            FieldKind::Date => "date",
+            FieldKind::Text => "text",
+            FieldKind::Object => "object",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    documents: HashMap<String, (u64, Value)>,
+    mapping: HashMap<String, FieldKind>,
+    seq_no: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    indices: HashMap<String, Index>,
+    write_queue: Option<usize>,
+    faults: VecDeque<Fault>,
+    index_faults: HashMap<String, IndexFault>,
+    auto_create_index: bool,
+    max_content_length: Option<usize>,
+    requests: Vec<ReceivedRequest>,
+    attempts: HashMap<String, usize>,
+    generated_ids: u64,
+}
+
+/// The running double. Dropping it stops the server.
+pub struct EsDouble {
+    state: Arc<Mutex<State>>,
+    server: Server,
+}
+
+impl EsDouble {
+    /// Starts a double on 127.0.0.1 at a free port: auto-creates indices, unbounded write queue, no faults.
+    pub async fn start() -> EsDouble {
+        let state = Arc::new(Mutex::new(State {
+            indices: HashMap::new(),
+            write_queue: None,
+            faults: VecDeque::new(),
+            index_faults: HashMap::new(),
+            auto_create_index: true,
+            max_content_length: None,
+            requests: Vec::new(),
+            attempts: HashMap::new(),
+            generated_ids: 0,
+        }));
+        let shared = state.clone();
+        let server = server::serve(move |request| answer(shared.clone(), request)).await.expect("bind 127.0.0.1:0");
+        EsDouble { state, server }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("double state")
+    }
+
+    /// How many items one request may write; later items of the request answer 429 `es_rejected_execution_exception`.
+    pub fn set_write_queue(&self, capacity: Option<usize>) {
+        self.state().write_queue = capacity;
+    }
+
+    /// Queues a fault for the next bulk request not yet faulted.
+    pub fn push_fault(&self, fault: Fault) {
+        self.state().faults.push_back(fault);
+    }
+
+    /// Sets or clears a lasting condition of an index.
+    pub fn set_index_fault(&self, index: &str, fault: Option<IndexFault>) {
+        match fault {
+            Some(fault) => self.state().index_faults.insert(index.to_owned(), fault),
+            None => self.state().index_faults.remove(index),
+        };
+    }
+
+    /// With `false`, writing to an index that does not exist answers 404 `index_not_found_exception`.
+    pub fn set_auto_create_index(&self, enabled: bool) {
+        self.state().auto_create_index = enabled;
+    }
+
+    /// Requests with a larger body (as received) answer 413, as `http.max_content_length` does.
+    pub fn set_max_content_length(&self, bytes: Option<usize>) {
+        self.state().max_content_length = bytes;
+    }
+
+    /// Creates an empty index (for `set_auto_create_index(false)`).
+    pub fn create_index(&self, name: &str) {
+        self.state().indices.entry(name.to_owned()).or_default();
+    }
+
+    /// A stored document's source.
+    pub fn document(&self, index: &str, id: &str) -> Option<Value> {
+        self.state().indices.get(index)?.documents.get(id).map(|(_, source)| source.clone())
+    }
+
+    /// Every stored document as (index, id, source), sorted by index then id.
+    pub fn documents(&self) -> Vec<(String, String, Value)> {
+        let state = self.state();
+        let mut all: Vec<(String, String, Value)> = state
+            .indices
+            .iter()
+            .flat_map(|(index, data)| {
+                data.documents.iter().map(move |(id, (_, source))| (index.clone(), id.clone(), source.clone()))
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        all
+    }
+
+    /// How many documents are stored.
+    pub fn count(&self) -> usize {
+        self.state().indices.values().map(|index| index.documents.len()).sum()
+    }
+
+    /// The version of a stored document: 1 unless something overwrote it.
+    pub fn version(&self, index: &str, id: &str) -> Option<u64> {
+        self.state().indices.get(index)?.documents.get(id).map(|(version, _)| *version)
+    }
+
+    /// Every bulk request received, in order.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.state().requests.clone()
+    }
+
+    /// How many bulk requests carried this `_id` (every attempt counts, whatever the answer).
+    pub fn attempts(&self, id: &str) -> usize {
+        self.state().attempts.get(id).copied().unwrap_or(0)
+    }
+
+    /// The most bulk requests any single `_id` was carried in.
+    pub fn max_attempts_per_document(&self) -> usize {
+        self.state().attempts.values().copied().max().unwrap_or(0)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.server.connections.load(Ordering::SeqCst)
+    }
+}
+
+async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, []) => json_response(200, &cluster_info()),
+        (&Method::POST | &Method::PUT, ["_bulk"]) => bulk(state, request, None).await,
+        (&Method::POST | &Method::PUT, [index, "_bulk"]) => {
+            let index = (*index).to_owned();
+            bulk(state, request, Some(index)).await
+        }
+        _ => json_response(
+            400,
+            &json!({"error": format!("no handler found for uri [{path}] and method [{method}]"), "status": 400}),
+        ),
+    }
+}
+
+fn cluster_info() -> Value {
+    json!({
+        "name": "double-node-0",
+        "cluster_name": "kinesis-es-indexer-double",
+        "cluster_uuid": "8YhS0n2pR1uXq3lVbC9aZw",
+        "version": {"number": "8.15.0", "build_flavor": "default", "lucene_version": "9.11.1", "minimum_wire_compatibility_version": "7.17.0", "minimum_index_compatibility_version": "7.0.0"},
+        "tagline": "You Know, for Search"
+    })
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-elastic-product", "Elasticsearch")
+        .body(server::full(serde_json::to_vec(body).expect("json")))
+        .expect("response")
+}
+
+/// The body of a whole-request failure, as Elasticsearch sends it.
+fn error_body(status: u16, error_type: &str, reason: &str) -> Value {
+    json!({"error": {"root_cause": [{"type": error_type, "reason": reason}], "type": error_type, "reason": reason}, "status": status})
+}
+
+async fn bulk(state: Arc<Mutex<State>>, request: Request<Incoming>, path_index: Option<String>) -> Response<Body> {
+    let fault = state.lock().expect("state").faults.pop_front();
+    if let Some(Fault::Delay(pause)) = &fault {
+        tokio::time::sleep(*pause).await;
+    }
+    let (parts, wire) = server::read_body(request).await;
+    let gzip = parts.headers.get("content-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let body = if gzip {
+        let mut inflated = Vec::new();
+        if flate2::read::MultiGzDecoder::new(&wire[..]).read_to_end(&mut inflated).is_err() {
+            return json_response(400, &error_body(400, "parse_exception", "request body is not valid gzip"));
+        }
+        Bytes::from(inflated)
+    } else {
+        wire.clone()
+    };
+
+    let mut state = state.lock().expect("state");
+    let actions = match parse_ndjson(&body, path_index.as_deref()) {
+        Ok(actions) => actions,
+        Err(reason) => return json_response(400, &error_body(400, "illegal_argument_exception", &reason)),
+    };
+    for action in &actions {
+        if let Some(id) = &action.id {
+            *state.attempts.entry(id.clone()).or_default() += 1;
+        }
+    }
+    state.requests.push(ReceivedRequest {
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers.clone(),
+        wire_bytes: wire.len(),
+        ids: actions.iter().map(|a| a.id.clone().unwrap_or_default()).collect(),
+    });
+    if state.max_content_length.is_some_and(|limit| wire.len() > limit) {
+        let reason = format!("Request entity too large: {} bytes", wire.len());
+        return json_response(413, &error_body(413, "content_too_long_exception", &reason));
+    }
+    match &fault {
+        Some(Fault::Reject { status, error_type, reason }) => {
+            return json_response(*status, &error_body(*status, error_type, reason));
+        }
+        Some(Fault::ResetBeforeWrite) => return broken_response(Bytes::new()),
+        _ => {}
+    }
+
+    let started = std::time::Instant::now();
+    let mut items: Vec<Value> = Vec::with_capacity(actions.len());
+    for (position, action) in actions.into_iter().enumerate() {
+        let queue_full = state.write_queue.is_some_and(|capacity| position >= capacity);
+        items.push(state.apply(action, queue_full));
+    }
+    if matches!(fault, Some(Fault::DropLastItem)) {
+        items.pop();
+    }
+    let errors = items
+        .iter()
+        .any(|item| item.as_object().and_then(|o| o.values().next()).is_some_and(|body| body.get("error").is_some()));
+    let response = json!({"errors": errors, "took": started.elapsed().as_millis() as u64, "items": items});
+    match fault {
+        Some(Fault::ResetAfterWrite) => {
+            let bytes = serde_json::to_vec(&response).expect("json");
+            broken_response(Bytes::copy_from_slice(&bytes[..bytes.len() / 2]))
+        }
+        Some(Fault::Garbage) => {
+            Response::builder().status(200).body(server::full("<html>upstream says hi</html>")).expect("response")
+        }
+        _ => json_response(200, &response),
+    }
+}
+
+fn broken_response(partial: Bytes) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("content-length", (partial.len() + 1024).to_string())
+        .body(server::broken_after(partial))
+        .expect("response")
+}
+
+struct Action {
+    kind: String,
+    index: String,
+    id: Option<String>,
+    source: Bytes,
+}
+
+/// Pairs of action and source lines; the first malformed line fails the whole request, as in Elasticsearch.
+fn parse_ndjson(body: &Bytes, path_index: Option<&str>) -> Result<Vec<Action>, String> {
+    if !body.is_empty() && !body.ends_with(b"\n") {
+        return Err("The bulk request must be terminated by a newline [\\n]".into());
+    }
+    let mut lines =
+        body.split(|&b| b == b'\n').enumerate().filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace));
+    let mut actions = Vec::new();
+    while let Some((number, line)) = lines.next() {
+        let malformed = || {
+            format!(
+                "Malformed action/metadata line [{}], expected START_OBJECT or END_OBJECT but found [VALUE_STRING]",
+                number + 1
+            )
+        };
+        let action: Map<String, Value> = serde_json::from_slice(line).map_err(|_| malformed())?;
+        let (kind, meta) = action.iter().next().ok_or_else(malformed)?;
+        if !matches!(kind.as_str(), "create" | "index") {
+            return Err(format!(
+                "Malformed action/metadata line [{}], expected field [create], [delete], [index] or [update] but found [{kind}]",
+                number + 1
+            ));
+        }
+        let index = meta.get("_index").and_then(Value::as_str).or(path_index).ok_or("index is missing")?.to_owned();
+        let id = meta.get("_id").and_then(Value::as_str).map(str::to_owned);
+        let (_, source) = lines.next().ok_or_else(|| {
+            format!("Validation Failed: 1: no requests added; action line [{}] has no source", number + 1)
+        })?;
+        actions.push(Action { kind: kind.clone(), index, id, source: body.slice_ref(source) });
+    }
+    Ok(actions)
+}
+
+impl State {
+    /// Applies one action and returns its item, keyed by the action's name.
+    fn apply(&mut self, action: Action, queue_full: bool) -> Value {
+        let id = match &action.id {
+            Some(id) => id.clone(),
+            None => {
+                self.generated_ids += 1;
+                format!("double-{:012}", self.generated_ids)
+            }
+        };
+        let item = |status: u16, error_type: &str, reason: String| json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": status, "error": {"type": error_type, "reason": reason}} });
+        if queue_full {
+            let reason = "rejected execution of org.elasticsearch.action.support.replication.TransportWriteAction$1/WrappedActionListener on EsThreadPoolExecutor[name = double-node-0/write, queue capacity = 10000, task execution EWMA = 1.2ms, total task execution time = 1h]";
+            return item(429, "es_rejected_execution_exception", reason.into());
+        }
+        match self.index_faults.get(&action.index) {
+            Some(IndexFault::FloodStage) => {
+                let reason = format!(
+                    "index [{}] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];",
+                    action.index
+                );
+                return item(429, "cluster_block_exception", reason);
+            }
+            Some(IndexFault::ReadOnly) => {
+                return item(
+                    403,
+                    "cluster_block_exception",
+                    format!("index [{}] blocked by: [FORBIDDEN/8/index write (api)];", action.index),
+                );
+            }
+            Some(IndexFault::UnavailableShards) => {
+                let reason = format!(
+                    "[{}][0] primary shard is not active Timeout: [1m], request: [BulkShardRequest [[{}][0]] containing [1] requests]",
+                    action.index, action.index
+                );
+                return item(503, "unavailable_shards_exception", reason);
+            }
+            Some(IndexFault::Closed) => return item(400, "index_closed_exception", "closed".into()),
+            None => {}
+        }
+        if !self.indices.contains_key(&action.index) && !self.auto_create_index {
+            return item(404, "index_not_found_exception", format!("no such index [{}]", action.index));
+        }
+        let source: Value = match serde_json::from_slice(&action.source) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            _ => {
+                return item(
+                    400,
+                    "document_parsing_exception",
+                    "[1:1] failed to parse: source is not a JSON object".into(),
+                );
+            }
+        };
+        let index = self.indices.entry(action.index.clone()).or_default();
+        if let Err(reason) = check_mapping(&mut index.mapping, &source, &id) {
+            return item(400, "document_parsing_exception", reason);
+        }
+        let existing = index.documents.get(&id).map(|(version, _)| *version);
+        if action.kind == "create" {
+            if let Some(version) = existing {
+                return item(
+                    409,
+                    "version_conflict_engine_exception",
+                    format!("[{id}]: version conflict, document already exists (current version [{version}])"),
+                );
+            }
+        }
+        let version = existing.map_or(1, |v| v + 1);
+        index.seq_no += 1;
+        index.documents.insert(id.clone(), (version, source));
+        let (status, result) = if existing.is_some() { (200, "updated") } else { (201, "created") };
+        json!({ &action.kind: {
+            "_index": &action.index, "_id": id, "_version": version, "result": result,
+            "_shards": {"total": 2, "successful": 1, "failed": 0},
+            "_seq_no": index.seq_no - 1, "_primary_term": 1, "status": status
+        }})
+    }
+}
+
+/// Dynamic mapping as Elasticsearch does it by default: the first value of a field fixes its type (strings that look
+/// like dates become `date`); a later value that cannot be read as that type fails the document.
+fn check_mapping(mapping: &mut HashMap<String, FieldKind>, source: &Value, id: &str) -> Result<(), String> {
+    let mut additions = HashMap::new();
+    check_object(mapping, &mut additions, "", source.as_object().expect("an object"), id)?;
+    mapping.extend(additions);
+    Ok(())
+}
+
+fn check_object(
+    mapping: &HashMap<String, FieldKind>,
+    additions: &mut HashMap<String, FieldKind>,
+    prefix: &str,
+    object: &Map<String, Value>,
+    id: &str,
+) -> Result<(), String> {
+    for (key, value) in object {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        check_value(mapping, additions, &path, value, id)?;
+    }
+    Ok(())
+}
+
+fn check_value(
+    mapping: &HashMap<String, FieldKind>,
+    additions: &mut HashMap<String, FieldKind>,
+    path: &str,
+    value: &Value,
+    id: &str,
+) -> Result<(), String> {
+    let kind = match value {
+        Value::Null => return Ok(()),
+        Value::Array(values) => {
+            for value in values {
+                check_value(mapping, additions, path, value, id)?;
+            }
+            return Ok(());
+        }
+        Value::Object(_) => FieldKind::Object,
+        Value::Bool(_) => FieldKind::Boolean,
+        Value::Number(n) if n.is_f64() => FieldKind::Double,
+        Value::Number(_) => FieldKind::Long,
+        Value::String(s) if looks_like_date(s) => FieldKind::Date,
+        Value::String(_) => FieldKind::Text,
+    };
+    match mapping.get(path).or_else(|| additions.get(path)).copied() {
+        None => {
+            additions.insert(path.to_owned(), kind);
+        }
+        Some(mapped) if !accepts(mapped, value) => return Err(conflict(mapped, path, value, id)),
+        Some(_) => {}
+    }
+    if let Value::Object(object) = value {
+        check_object(mapping, additions, path, object, id)?;
+    }
+    Ok(())
+}
+
+/// Elasticsearch's reason for a value its field's type cannot take.
+fn conflict(mapped: FieldKind, path: &str, value: &Value, id: &str) -> String {
+    let preview: String = match value {
+        Value::String(s) => s.chars().take(20).collect(),
+        Value::Object(_) => "{…}".into(),
+        other => other.to_string().chars().take(20).collect(),
+    };
+    match mapped {
+        FieldKind::Object => {
+            format!("object mapping for [{path}] tried to parse field [{path}] as object, but found a concrete value")
+        }
+        _ => format!(
+            "[1:2] failed to parse field [{path}] of type [{}] in document with id '{id}'. Preview of field's value: '{preview}'",
+            mapped.name()
+        ),
+    }
+}
+
+/// Whether a field mapped as `mapped` takes `value` (Elasticsearch coerces numeric strings and numbers to text).
+fn accepts(mapped: FieldKind, value: &Value) -> bool {
+    match (mapped, value) {
+        (FieldKind::Object, Value::Object(_)) => true,
+        (FieldKind::Object, _) | (_, Value::Object(_)) => false,
+        (FieldKind::Text, _) => true,
+        (FieldKind::Long | FieldKind::Double, Value::Number(_)) => true,
+        (FieldKind::Long | FieldKind::Double, Value::String(s)) => s.trim().parse::<f64>().is_ok(),
+        (FieldKind::Boolean, Value::Bool(_)) => true,
+        (FieldKind::Boolean, Value::String(s)) => s == "true" || s == "false" || s.is_empty(),
+        (FieldKind::Date, Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (FieldKind::Date, Value::String(s)) => looks_like_date(s) || s.bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// `strict_date_optional_time` at a glance: `yyyy-MM-dd`, optionally followed by `T` and a time.
+fn looks_like_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits =
+        |range: std::ops::Range<usize>| range.into_iter().all(|i| bytes.get(i).is_some_and(u8::is_ascii_digit));
+    bytes.len() >= 10
+        && digits(0..4)
+        && bytes[4] == b'-'
+        && digits(5..7)
+        && bytes[7] == b'-'
+        && digits(8..10)
+        && (bytes.len() == 10 || bytes[10] == b'T')
+}

@@ -1,0 +1,83 @@
+//! The HTTP/1.1 server both doubles run on: loopback only, port 0, every connection task ended on drop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
+}
+
+/// A body that sends `partial` and then breaks the connection, as a node dying mid-answer does.
+pub fn broken_after(partial: Bytes) -> Body {
+    let frames = vec![
+        Ok(Frame::data(partial)),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "double: reset mid-response")),
+    ];
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+/// A running server; dropping it stops the listener and every open connection.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `handler` on 127.0.0.1 at a free port.
+pub async fn serve<H, F>(handler: H) -> std::io::Result<Server>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let task = tokio::spawn(async move {
+        let mut open = JoinSet::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let handler = handler.clone();
+            open.spawn(async move {
+                let service = service_fn(move |request| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(request).await) }
+                });
+                // A client that hangs up, or a deliberately broken body, ends the connection; nothing to report.
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+            while open.try_join_next().is_some() {}
+        }
+    });
+    Ok(Server { addr, connections, task })
+}
+
+/// Reads a request's whole body.
+pub async fn read_body(request: Request<Incoming>) -> (hyper::http::request::Parts, Bytes) {
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
+    (parts, bytes)
+}

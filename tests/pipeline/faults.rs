@@ -1,0 +1,440 @@
+//! The scenarios of FAULTS.md, one test each (named `sNN_…`), against the doubles.
+
+use std::io::Write;
+use std::time::Duration;
+
+use kinesis_es_indexer::Outcome::{self, *};
+use serde_json::json;
+use testkit::{Fault, FirehoseFault, IndexFault};
+
+use crate::support::*;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn s01_mixed_item_statuses_are_judged_one_by_one() {
+    let h = Harness::start(&[]).await;
+    let payloads =
+        json_payloads(&[json!({"count": 1}), json!({"count": 2}), json!({"count": "many"}), json!({"count": 4})]);
+    // Record 1 was written by an earlier delivery.
+    h.deliver(&event(&payloads[..2])).await;
+    h.es.set_write_queue(Some(3));
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![AlreadyThere, AlreadyThere, Rejected, ToFirehose]);
+    assert!(report.response().batch_item_failures.is_empty());
+    assert_eq!(h.es.count(), 2);
+    assert_eq!(h.firehose.documents().len(), 1);
+    assert_eq!(h.firehose.documents()[0]["count"], 4);
+}
+
+#[tokio::test]
+async fn s02_an_item_count_mismatch_sends_the_chunk_back_and_redelivery_is_harmless() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "3")]).await;
+    h.es.push_fault(Fault::DropLastItem);
+    let event = event(&plain_payloads(5));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis, BackToKinesis, BackToKinesis, Indexed, Indexed]);
+    assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "item_count_mismatch");
+    let again = redelivery(&event, &report).expect("a redelivery");
+    let second = h.deliver(&again).await;
+    assert_eq!(outcomes(&second), vec![AlreadyThere; 5], "the double had written them: 409s, no duplicates");
+    assert_eq!(h.es.count(), 5);
+}
+
+#[tokio::test]
+async fn s03_rejected_execution_parks_items_in_firehose_with_their_id_and_index() {
+    let h = Harness::start(&[]).await;
+    h.es.set_write_queue(Some(1));
+    let event = event(&json_payloads(&[json!({"a": 1}), json!({"a": 2}), json!({"a": 3})]));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, ToFirehose, ToFirehose]);
+    assert_eq!(report.summary.documents_retry_later, 2, "rejections are counted per invocation");
+    let parked = h.firehose.documents();
+    assert_eq!(parked.len(), 2);
+    assert_eq!(parked[0]["es_target"], json!({"_id": doc_id(1, 0), "_index": "logs-2026.11.22"}));
+    assert_eq!(parked[0]["a"], 2);
+    assert_eq!(parked[0]["@timestamp"], "2026-11-22T08:00:00.250Z");
+    assert_eq!(h.es.max_attempts_per_document(), 1, "no in-Lambda retry against a cluster that said 429");
+}
+
+#[tokio::test]
+async fn s04_unavailable_shards_are_retry_later() {
+    let h = Harness::start(&[]).await;
+    h.es.set_index_fault("logs-2026.11.22", Some(IndexFault::UnavailableShards));
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+    assert_eq!(outcomes(&report), vec![ToFirehose, ToFirehose]);
+}
+
+#[tokio::test]
+async fn s05_a_flood_stage_block_keeps_records_in_kinesis_with_an_error_that_says_why() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    h.es.set_index_fault("logs-2026.11.22", Some(IndexFault::FloodStage));
+
+    let report = h.deliver(&event(&plain_payloads(3))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 3]);
+    assert!(h.firehose.records().is_empty(), "Firehose would hit the same block");
+    let errors = logs.matching("ERROR", "Records go back to Kinesis");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["records"], 3);
+    assert_eq!(errors[0]["error_type"], "cluster_block_exception");
+    assert!(errors[0]["reason"].as_str().unwrap().contains("flood-stage watermark"));
+}
+
+#[tokio::test]
+async fn s06_a_circuit_breaker_makes_the_chunk_retry_later_and_spares_the_cluster() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")]).await;
+    h.es.push_fault(Fault::circuit_breaker());
+
+    let report = h.deliver(&event(&plain_payloads(6))).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose; 6]);
+    assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
+    assert_eq!(h.firehose.records().len(), 6);
+    assert_eq!(h.es.count(), 0);
+}
+
+async fn outage_sends_everything_back_and_redelivery_writes_once(fault: Option<Fault>, overrides: &[(&str, &str)]) {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1"), ("ES_TIMEOUT_MS", "300")]).await;
+    let h = if overrides.is_empty() { h } else { Harness { deps: deps(&h.es, Some(&h.firehose), overrides), ..h } };
+    if let Some(fault) = fault {
+        h.es.push_fault(fault);
+    }
+    let event = event(&plain_payloads(6));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 6]);
+    assert!(h.es.requests().len() <= 1, "the cluster is down: fail fast, don't hammer it");
+    assert!(h.firehose.records().is_empty());
+    if !overrides.is_empty() {
+        return;
+    }
+    let second = h.deliver(&redelivery(&event, &report).unwrap()).await;
+    assert!(second.response().batch_item_failures.is_empty());
+    assert_eq!(h.es.count(), 6, "each document exactly once");
+}
+
+#[tokio::test]
+async fn s07_a_gateway_error_sends_everything_back() {
+    outage_sends_everything_back_and_redelivery_writes_once(Some(Fault::unavailable()), &[]).await;
+}
+
+#[tokio::test]
+async fn s07_a_timeout_sends_everything_back() {
+    outage_sends_everything_back_and_redelivery_writes_once(Some(Fault::Delay(Duration::from_millis(1500))), &[]).await;
+}
+
+#[tokio::test]
+async fn s07_a_connection_reset_mid_response_sends_everything_back() {
+    outage_sends_everything_back_and_redelivery_writes_once(Some(Fault::ResetAfterWrite), &[]).await;
+}
+
+#[tokio::test]
+async fn s07_a_refused_connection_sends_everything_back() {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed_port}");
+    outage_sends_everything_back_and_redelivery_writes_once(
+        None,
+        &[("ES_URL", &url), ("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s08_a_mapping_error_is_logged_with_full_context_and_never_blocks_the_shard() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let event = event(&json_payloads(&[
+        json!({"latency_ms": 5}),
+        json!({"latency_ms": "slow", "secret": "x".repeat(600)}),
+        json!({"latency_ms": 7}),
+    ]));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Rejected, Indexed]);
+    assert!(report.response().batch_item_failures.is_empty(), "never retried");
+    let errors = logs.matching("ERROR", "Document rejected by Elasticsearch");
+    assert_eq!(errors.len(), 1);
+    let line = &errors[0];
+    assert_eq!(line["shard_id"], SHARD);
+    assert_eq!(line["sequence_number"], sequence(1));
+    assert_eq!(line["doc_id"], doc_id(1, 0));
+    assert_eq!(line["index"], "logs-2026.11.22");
+    assert_eq!(line["status"], 400);
+    assert_eq!(line["error_type"], "document_parsing_exception");
+    assert!(line["reason"].as_str().unwrap().contains("failed to parse field [latency_ms] of type [long]"));
+    let excerpt = line["excerpt"].as_str().unwrap();
+    assert!(excerpt.starts_with(r#"{"@timestamp":"2026-11-22T08:00:00.250Z","#), "{excerpt}");
+    assert!(excerpt.chars().count() <= 257, "the excerpt is bounded: {} chars", excerpt.chars().count());
+}
+
+#[tokio::test]
+async fn s09_a_missing_index_is_a_configuration_fault_not_a_bad_record() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    h.es.set_auto_create_index(false);
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+    let errors = logs.matching("ERROR", "Records go back to Kinesis");
+    assert_eq!(errors[0]["error_type"], "index_not_found_exception");
+    h.es.create_index("logs-2026.11.22");
+    assert_eq!(outcomes(&h.deliver(&event(&plain_payloads(2))).await), vec![Indexed; 2]);
+}
+
+#[tokio::test]
+async fn s10_a_duplicate_create_is_already_there_not_an_error() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let event = event(&plain_payloads(3));
+    h.deliver(&event).await;
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![AlreadyThere; 3]);
+    assert!(logs.matching("ERROR", "").is_empty() && logs.matching("WARN", "").is_empty());
+}
+
+#[tokio::test]
+async fn s11_a_request_too_large_is_split_and_a_document_too_large_alone_is_rejected() {
+    let h = Harness::start(&[("BULK_CONCURRENCY", "1")]).await;
+    let mut payloads = plain_payloads(4);
+    payloads.insert(2, serde_json::to_vec(&json!({"blob": "z".repeat(4000)})).unwrap());
+    h.es.set_max_content_length(Some(1500));
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Indexed, Rejected, Indexed, Indexed]);
+    assert_eq!(report.records[2].failure.as_ref().unwrap().error_type, "request_too_large");
+    assert_eq!(h.es.count(), 4);
+}
+
+#[tokio::test]
+async fn s12_an_auth_failure_sends_the_batch_back_with_a_clear_error() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    h.es.push_fault(Fault::Reject {
+        status: 401,
+        error_type: "security_exception".into(),
+        reason: "unable to authenticate user [indexer] for REST request [/_bulk]".into(),
+    });
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+    let errors = logs.matching("ERROR", "Records go back to Kinesis");
+    assert_eq!(errors[0]["status"], 401);
+    assert_eq!(errors[0]["error_type"], "security_exception");
+}
+
+#[tokio::test]
+async fn s13_near_the_deadline_no_request_starts_and_everything_is_reported() {
+    let h = Harness::start(&[("DEADLINE_MARGIN_MS", "2000")]).await;
+    let event = event(&plain_payloads(3));
+
+    let report = h.deliver_within(&event, Duration::from_millis(1500)).await;
+    assert_invariant(&event, &report, &h.es, &h.firehose);
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 3]);
+    assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "deadline");
+    assert!(h.es.requests().is_empty());
+}
+
+#[tokio::test]
+async fn s13_a_slow_cluster_is_cut_off_before_the_deadline() {
+    let h = Harness::start(&[("DEADLINE_MARGIN_MS", "500"), ("ES_TIMEOUT_MS", "30000")]).await;
+    h.es.push_fault(Fault::Delay(Duration::from_secs(5)));
+    let event = event(&plain_payloads(2));
+    let started = std::time::Instant::now();
+
+    let report = h.deliver_within(&event, Duration::from_millis(1500)).await;
+
+    assert!(started.elapsed() < Duration::from_millis(1500), "returned before the deadline: {:?}", started.elapsed());
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+}
+
+#[tokio::test]
+async fn s14_firehose_partial_failure_resends_only_the_failed_entries() {
+    let h = Harness::start(&[]).await;
+    h.es.set_write_queue(Some(0));
+    h.firehose.push_fault(FirehoseFault::FailEntries(vec![1]));
+
+    let report = h.deliver(&event(&plain_payloads(3))).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose; 3]);
+    assert_eq!(h.firehose.calls(), vec![3, 1], "only the failed entry is resent");
+    assert_eq!(report.summary.firehose_failed_entries, 1);
+    let ids: Vec<String> =
+        h.firehose.documents().iter().map(|d| d["es_target"]["_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, vec![doc_id(0, 0), doc_id(2, 0), doc_id(1, 0)], "each exactly once");
+}
+
+#[tokio::test]
+async fn s14_a_firehose_that_keeps_failing_sends_records_back_to_kinesis() {
+    let h = Harness::start(&[("FIREHOSE_MAX_ATTEMPTS", "3")]).await;
+    h.es.set_write_queue(Some(0));
+    h.firehose.set_fail_every_entry(true);
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+    assert_eq!(h.firehose.calls(), vec![2, 2, 2]);
+    assert!(report.records[0].failure.as_ref().unwrap().reason.contains("ServiceUnavailableException"));
+}
+
+#[tokio::test]
+async fn s15_a_document_too_large_for_firehose_goes_back_to_kinesis() {
+    let h = Harness::start(&[]).await;
+    h.es.set_write_queue(Some(0));
+    let payloads = json_payloads(&[json!({"small": 1}), json!({"big": "b".repeat(1_100 * 1024)})]);
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose, BackToKinesis]);
+    assert!(report.records[1].failure.as_ref().unwrap().reason.contains("record limit"));
+}
+
+#[tokio::test]
+async fn s16_without_firehose_retry_later_goes_back_to_kinesis() {
+    let h = Harness::start(&[]).await;
+    let h = Harness { deps: deps(&h.es, None, &[]), ..h };
+    h.es.set_write_queue(Some(1));
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, BackToKinesis]);
+}
+
+#[tokio::test]
+async fn s16_a_throttling_firehose_is_retried_then_accepts() {
+    let h = Harness::start(&[]).await;
+    h.es.set_write_queue(Some(0));
+    h.firehose.push_fault(FirehoseFault::Throttle);
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose; 2]);
+    assert_eq!(h.firehose.calls(), vec![2, 2]);
+}
+
+#[tokio::test]
+async fn s17_bad_records_never_fail_the_batch() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[("MAX_RECORD_BYTES", "1048576")]).await;
+    let mut payloads = vec![
+        b"{\"message\":\"good\"}".to_vec(),
+        gzip(b"{\"message\":\"good and gzipped\"}"),
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00garbage".to_vec(),
+        gzip(&vec![b' '; 4 * 1024 * 1024]),
+        b"caf\xe9".to_vec(),
+        Vec::new(),
+        b"plain text line\n".to_vec(),
+    ];
+    payloads.push(b"{\"message\":\"last\"}".to_vec());
+    let mut event = event(&payloads);
+    // A record whose data is not base64, and one without data at all.
+    let mut bad_base64: serde_json::Value = serde_json::from_str(event.records[0].get()).unwrap();
+    bad_base64["kinesis"]["data"] = json!("%%% not base64 %%%");
+    bad_base64["kinesis"]["sequenceNumber"] = json!(sequence(8));
+    event.records.push(serde_json::value::to_raw_value(&bad_base64).unwrap());
+    let no_data = json!({"eventID": format!("{SHARD}:{}", sequence(9)), "kinesis": {"sequenceNumber": sequence(9)}});
+    event.records.push(serde_json::value::to_raw_value(&no_data).unwrap());
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(
+        outcomes(&report),
+        vec![Indexed, Indexed, Rejected, Rejected, Rejected, Rejected, Indexed, Indexed, Rejected, Rejected]
+    );
+    assert!(report.response().batch_item_failures.is_empty(), "bad records never block the shard");
+    let kinds: Vec<String> = logs
+        .matching("ERROR", "Record rejected")
+        .iter()
+        .map(|l| l["error_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["corrupt_gzip", "record_too_large", "invalid_utf8", "empty_record", "invalid_base64", "malformed_record"]
+    );
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(6, 0)).unwrap()["message"], "plain text line");
+}
+
+#[tokio::test]
+async fn s18_redelivering_an_indexed_batch_writes_nothing_new() {
+    let h = Harness::start(&[]).await;
+    let event = parse_event(include_str!("../../events/kinesis.json"));
+    let first = h.deliver(&event).await;
+    let stored = h.es.documents();
+
+    let second = h.deliver(&event).await;
+
+    for (before, after) in first.records.iter().zip(&second.records) {
+        let expected = if before.outcome == Indexed { AlreadyThere } else { before.outcome };
+        assert_eq!(after.outcome, expected, "record {:?}", before.provenance.sequence_number);
+    }
+    assert_eq!(h.es.documents(), stored, "zero new documents");
+    for (index, id, _) in &stored {
+        assert_eq!(h.es.version(index, id), Some(1), "never overwritten");
+    }
+}
+
+#[tokio::test]
+async fn records_that_kinesis_redelivers_anyway_are_not_also_sent_to_firehose() {
+    let h = Harness::start(&[]).await;
+    h.es.set_index_fault("logs-2026.11.21", Some(IndexFault::UnavailableShards));
+    h.es.set_index_fault("logs-2026.11.22", Some(IndexFault::FloodStage));
+    let payloads = json_payloads(&[
+        json!({"@timestamp": "2026-11-21T10:00:00Z"}),
+        json!({"@timestamp": "2026-11-22T10:00:00Z"}),
+        json!({"@timestamp": "2026-11-21T11:00:00Z"}),
+    ]);
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose, BackToKinesis, BackToKinesis]);
+    assert_eq!(h.firehose.records().len(), 1);
+    assert_eq!(report.records[2].failure.as_ref().unwrap().error_type, "redelivered_anyway");
+}
+
+#[tokio::test]
+async fn every_outcome_is_counted_in_one_summary_line() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    h.es.set_write_queue(Some(10));
+    let event = parse_event(include_str!("../../events/kinesis.json"));
+
+    let report = h.deliver(&event).await;
+
+    let summaries = logs.matching("INFO", "Batch done");
+    assert_eq!(summaries.len(), 1);
+    let line = &summaries[0];
+    for outcome in Outcome::ALL {
+        assert_eq!(line[outcome.name()], report.summary.count(outcome), "{}", outcome.name());
+    }
+    assert_eq!(line["records"], 12);
+    assert_eq!(line["documents"], 12);
+    assert_eq!(line["bulk_requests"], 1);
+    assert!(line["bytes_sent"].as_u64().unwrap() > 1000);
+    assert!(line.get("es_ms").is_some() && line.get("firehose_ms").is_some());
+    assert_eq!(
+        tally(&report),
+        [("indexed", 7), ("to_firehose", 2), ("rejected", 2), ("skipped", 1)].into_iter().collect()
+    );
+}

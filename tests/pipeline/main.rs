@@ -1,0 +1,4 @@
+//! Integration tests: the real handler against the project's Elasticsearch and Firehose doubles.
+
+mod faults;
+mod support;
