@@ -136,10 +136,10 @@ impl<'a> IndexNamer<'a> {
     /// The index for a document stamped `at`.
     pub fn name(&mut self, at: DateTime<Utc>) -> Arc<str> {
         let bucket = self.pattern.granularity.bucket(at);
-        if let (Some(bucket), Some((last_bucket, name))) = (bucket, &self.last) {
-            if bucket == *last_bucket {
-                return name.clone();
-            }
+        if let (Some(bucket), Some((last_bucket, name))) = (bucket, &self.last)
+            && bucket == *last_bucket
+        {
+            return name.clone();
         }
         let name: Arc<str> = self.pattern.format(at).into();
         if let Some(bucket) = bucket {

@@ -330,23 +330,22 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     if trimmed.is_empty() {
         return Err((Rejection::Empty, bytes));
     }
-    if trimmed.starts_with('{') {
-        if let Some(scan) = scan_object(trimmed, context.timestamp_field) {
-            if let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = scan.message_type.as_deref() {
-                if scan.has_log_events {
-                    let kind = kind.to_owned();
-                    return cloudwatch_sources(trimmed, &kind, context).map_err(|rejection| (rejection, bytes.clone()));
-                }
-            }
-            let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
-            let json = if scan.has_timestamp_field {
-                one_line(trimmed.as_bytes().to_vec())
-            } else {
-                let stamp = quoted(&index::format_timestamp(timestamp));
-                prepend_field(context.timestamp_field, &stamp, trimmed.as_bytes())
-            };
-            return Ok(Content::Sources(vec![Source { json, timestamp }]));
+    if trimmed.starts_with('{')
+        && let Some(scan) = scan_object(trimmed, context.timestamp_field)
+    {
+        if let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = scan.message_type.as_deref()
+            && scan.has_log_events
+        {
+            return cloudwatch_sources(trimmed, kind, context).map_err(|rejection| (rejection, bytes.clone()));
         }
+        let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
+        let json = if scan.has_timestamp_field {
+            one_line(trimmed.as_bytes().to_vec())
+        } else {
+            let stamp = quoted(&index::format_timestamp(timestamp));
+            prepend_field(context.timestamp_field, &stamp, trimmed.as_bytes())
+        };
+        return Ok(Content::Sources(vec![Source { json, timestamp }]));
     }
     let message = text.trim_end_matches(['\n', '\r']);
     let timestamp = context.default_timestamp;

@@ -53,8 +53,8 @@ pub struct RecordFate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
     Settled(RecordFate),
-    /// Some documents came back "retry later"; they wait for Firehose.
-    AwaitingFirehose,
+    /// Some documents came back "retry later" (this is why); they wait for Firehose.
+    AwaitingFirehose(Failure),
 }
 
 /// The routing of one batch between Elasticsearch's answer and the response to Lambda.
@@ -91,7 +91,7 @@ impl Routing {
                         DocOutcome::AlreadyThere => settled(Outcome::AlreadyThere, None),
                         DocOutcome::Rejected(f) => settled(Outcome::Rejected, Some(f.clone())),
                         DocOutcome::BackToKinesis(f) => settled(Outcome::BackToKinesis, Some(f.clone())),
-                        DocOutcome::RetryLater(_) if firehose_enabled => Stage::AwaitingFirehose,
+                        DocOutcome::RetryLater(f) if firehose_enabled => Stage::AwaitingFirehose(f.clone()),
                         DocOutcome::RetryLater(f) => settled(
                             Outcome::BackToKinesis,
                             Some(Failure {
@@ -115,7 +115,7 @@ impl Routing {
     pub fn firehose_documents(&self, batch: &Batch, doc_outcomes: &[DocOutcome]) -> Vec<usize> {
         let mut documents = Vec::new();
         for (record, stage) in self.stages.iter().enumerate() {
-            if let (Stage::AwaitingFirehose, Decoded::Documents(range)) = (stage, &batch.decoded[record]) {
+            if let (Stage::AwaitingFirehose(_), Decoded::Documents(range)) = (stage, &batch.decoded[record]) {
                 documents.extend(range.clone().filter(|&doc| matches!(doc_outcomes[doc], DocOutcome::RetryLater(_))));
             }
         }
@@ -126,14 +126,12 @@ impl Routing {
     /// else back to Kinesis with Firehose's reason. `refused` maps a document to why Firehose did not take it.
     pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, String>) {
         for (record, stage) in self.stages.iter_mut().enumerate() {
-            if *stage != Stage::AwaitingFirehose {
-                continue;
-            }
+            let Stage::AwaitingFirehose(retry_later) = stage else { continue };
             let Decoded::Documents(range) = &batch.decoded[record] else {
                 unreachable!("only records with documents wait")
             };
             *stage = match range.clone().find_map(|doc| refused.get(&doc)) {
-                None => settled(Outcome::ToFirehose, Some(failure("retry_later", "parked in Firehose".to_owned()))),
+                None => settled(Outcome::ToFirehose, Some(retry_later.clone())),
                 Some(why) => settled(Outcome::BackToKinesis, Some(failure("firehose_refused", why.clone()))),
             };
         }
@@ -146,7 +144,7 @@ impl Routing {
             .into_iter()
             .map(|stage| match stage {
                 Stage::Settled(fate) => fate,
-                Stage::AwaitingFirehose => RecordFate {
+                Stage::AwaitingFirehose(_) => RecordFate {
                     outcome: Outcome::BackToKinesis,
                     failure: Some(failure("firehose_not_called", "the Firehose step did not run".to_owned())),
                 },
@@ -177,7 +175,7 @@ impl Routing {
             };
             let pending = matches!(
                 stage,
-                Stage::AwaitingFirehose | Stage::Settled(RecordFate { outcome: Outcome::Rejected, .. })
+                Stage::AwaitingFirehose(_) | Stage::Settled(RecordFate { outcome: Outcome::Rejected, .. })
             );
             if pending && compare_sequence_numbers(sequence, first_back) != Ordering::Less {
                 *stage = settled(

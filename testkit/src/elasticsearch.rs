@@ -457,14 +457,14 @@ impl State {
             return item(400, "document_parsing_exception", reason);
         }
         let existing = index.documents.get(&id).map(|(version, _)| *version);
-        if action.kind == "create" {
-            if let Some(version) = existing {
-                return item(
-                    409,
-                    "version_conflict_engine_exception",
-                    format!("[{id}]: version conflict, document already exists (current version [{version}])"),
-                );
-            }
+        if action.kind == "create"
+            && let Some(version) = existing
+        {
+            return item(
+                409,
+                "version_conflict_engine_exception",
+                format!("[{id}]: version conflict, document already exists (current version [{version}])"),
+            );
         }
         let version = existing.map_or(1, |v| v + 1);
         index.seq_no += 1;

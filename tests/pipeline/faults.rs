@@ -59,6 +59,12 @@ async fn s03_rejected_execution_parks_items_in_firehose_with_their_id_and_index(
 
     assert_eq!(outcomes(&report), vec![Indexed, ToFirehose, ToFirehose]);
     assert_eq!(report.summary.documents_retry_later, 2, "rejections are counted per invocation");
+    let why = report.records[1].failure.as_ref().unwrap();
+    assert_eq!(
+        (why.status, why.error_type.as_str()),
+        (Some(429), "es_rejected_execution_exception"),
+        "parked records say why"
+    );
     let parked = h.firehose.documents();
     assert_eq!(parked.len(), 2);
     assert_eq!(parked[0]["es_target"], json!({"_id": doc_id(1, 0), "_index": "logs-2026.11.22"}));

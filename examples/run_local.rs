@@ -1,0 +1,61 @@
+//! `make run`'s runner: the real cold start and handler on a sample event file, printing where every record went.
+//!
+//! Configuration comes from the environment exactly as in Lambda. Without `ES_URL`, an in-process Elasticsearch
+//! double is started whose write queue takes `DOUBLE_WRITE_QUEUE` items per request (default 10), so that a busy
+//! cluster's 429s show up on the sample event.
+
+use std::time::Duration;
+
+use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, handle, logging};
+use testkit::EsDouble;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    logging::init();
+    let path = std::env::args().nth(1).unwrap_or_else(|| "events/kinesis.json".to_owned());
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let event: KinesisEventIn =
+        serde_json::from_str(&text).map_err(|e| format!("{path} is not a Lambda event: {e}"))?;
+
+    let double = match std::env::var("ES_URL") {
+        Ok(url) if !url.trim().is_empty() => None,
+        _ => {
+            let double = EsDouble::start().await;
+            let queue = std::env::var("DOUBLE_WRITE_QUEUE").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+            double.set_write_queue(Some(queue));
+            println!("Elasticsearch double at {} (its write queue takes {queue} items per request)", double.url());
+            Some(double)
+        }
+    };
+    let double_url = double.as_ref().map(EsDouble::url);
+    let config = Config::from_lookup(|name| match (name, &double_url) {
+        ("ES_URL", Some(url)) => Some(url.clone()),
+        _ => std::env::var(name).ok(),
+    })?;
+    let deps = Deps::connect(config).await?;
+    let budget =
+        Duration::from_millis(std::env::var("LOCAL_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000));
+
+    let report = handle(&event, tokio::time::Instant::now() + budget, &deps).await;
+
+    println!("\n{} records from {path}:", report.records.len());
+    println!("{:>3}  {:<10}  {:<16} {:>4}  why", "#", "sequence…", "outcome", "docs");
+    for (position, record) in report.records.iter().enumerate() {
+        let sequence = record.provenance.sequence_number.as_deref().unwrap_or("none");
+        let tail = &sequence[sequence.len().saturating_sub(10)..];
+        let why = record.failure.as_ref().map(|f| f.to_string()).unwrap_or_default();
+        let why: String = why.chars().take(110).collect();
+        println!("{position:>3}  {tail:<10}  {:<16} {:>4}  {why}", record.outcome.name(), record.documents);
+    }
+    println!();
+    for outcome in Outcome::ALL {
+        println!("{:>16}: {}", outcome.name(), report.summary.count(outcome));
+    }
+    println!("\nBatch response to Lambda: {}", serde_json::to_string(&report.response())?);
+    if let Some(double) = &double {
+        let mut indices: Vec<String> = double.documents().into_iter().map(|(index, _, _)| index).collect();
+        indices.dedup();
+        println!("The Elasticsearch double holds {} documents in {}", double.count(), indices.join(", "));
+    }
+    Ok(())
+}

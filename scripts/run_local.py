@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""`make run`: the indexer end to end on a sample event, against local stand-ins.
+
+Elasticsearch: the project's double (started by the runner) unless ES_URL is set.
+Firehose: moto's server (installed with pip if missing), with a delivery stream writing to moto's S3, unless
+AWS_ENDPOINT_URL_FIREHOSE is set. After the run, prints what Firehose delivered.
+
+    python3 scripts/run_local.py [events/kinesis.json]
+"""
+import json
+import logging
+import os
+import subprocess
+import sys
+
+STREAM = "kinesis-es-indexer-retry-later"
+BUCKET = "kinesis-es-indexer-backup"
+REGION = "eu-west-1"
+
+
+def ensure_moto():
+    try:
+        import moto.server  # noqa: F401
+        import boto3  # noqa: F401
+        import flask_cors  # noqa: F401
+    except ImportError:
+        print("Installing moto[server] with pip (once)…", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "moto[server]>=5,<6", "boto3"], check=True)
+
+
+def start_moto():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def create_stream(endpoint):
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    session.client("s3", endpoint_url=endpoint).create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    # CompressionFormat and BufferingHints are what a real stream reports; the Rust SDK needs them to describe it.
+    session.client("firehose", endpoint_url=endpoint).create_delivery_stream(
+        DeliveryStreamName=STREAM,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": f"arn:aws:s3:::{BUCKET}",
+            "CompressionFormat": "UNCOMPRESSED",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+        },
+    )
+    return session
+
+
+def show_delivered(session, endpoint):
+    s3 = session.client("s3", endpoint_url=endpoint)
+    objects = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    documents = []
+    for obj in objects:
+        body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().decode()
+        documents += [json.loads(line) for line in body.splitlines() if line.strip()]
+    print(f"\nFirehose (moto) delivered {len(documents)} documents to s3://{BUCKET}:")
+    for doc in documents:
+        target = doc.get("es_target", {})
+        print(f"  _index={target.get('_index')} _id={target.get('_id')}")
+
+
+def main():
+    event = sys.argv[1] if len(sys.argv) > 1 else "events/kinesis.json"
+    env = dict(os.environ)
+    server = session = endpoint = None
+    try:
+        if not env.get("AWS_ENDPOINT_URL_FIREHOSE"):
+            ensure_moto()
+            server, endpoint = start_moto()
+            session = create_stream(endpoint)
+            print(f"Firehose stand-in (moto) at {endpoint}, delivery stream {STREAM}", flush=True)
+            env.update({
+                "AWS_ENDPOINT_URL_FIREHOSE": endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": REGION,
+                "FIREHOSE_STREAM_NAME": env.get("FIREHOSE_STREAM_NAME") or STREAM,
+            })
+        env.setdefault("RUST_LOG", "info")
+        result = subprocess.run(["cargo", "run", "--quiet", "--example", "run_local", "--", event], env=env)
+        if result.returncode != 0:
+            sys.exit(result.returncode)
+        if session is not None:
+            show_delivered(session, endpoint)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
