@@ -11,12 +11,18 @@ pub enum Error {
     Client(String),
 }
 
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(error: Error) -> lambda_runtime::Diagnostic {
-        let error_type = match error {
+impl Error {
+    /// The error type Lambda shows (`errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
             Error::Config(_) => "ConfigurationError",
             Error::Client(_) => "ClientError",
-        };
-        lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: error.to_string() }
+        }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic { error_type: error.kind().to_owned(), error_message: error.to_string() }
     }
 }

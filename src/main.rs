@@ -1,6 +1,6 @@
 //! Cold start: logging, `Config::from_env`, clients; then the Lambda runtime loop calling `handle` per batch.
 
-use kinesis_es_indexer::{Config, Deps, KinesisEventIn, deadline_from_epoch_millis, handle, logging};
+use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, deadline_from_epoch_millis, handle, logging};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -14,6 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(deps) => deps,
         Err(error) => {
             tracing::error!(%error, "Cold start failed");
+            report_init_error(&error).await;
             return Err(error.into());
         }
     };
@@ -25,4 +26,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok::<_, Diagnostic>(report.response())
     }))
     .await
+}
+
+/// Tells Lambda why the cold start failed (`/runtime/init/error`), so the invocation shows the error's type and
+/// message rather than an unexplained exit. The batch stays in Kinesis and is retried with the next start.
+async fn report_init_error(error: &Error) {
+    let error_type = error.kind();
+    let body = serde_json::json!({"errorType": error_type, "errorMessage": error.to_string()}).to_string();
+    let client = lambda_runtime_api_client::PooledClient::builder().build();
+    let request = lambda_runtime_api_client::build_request()
+        .method("POST")
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", format!("Runtime.{error_type}"))
+        .body(lambda_runtime_api_client::body::Body::from(body));
+    let sent = match request {
+        Ok(request) => client.call(request).await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(why) = sent {
+        tracing::error!(%why, "Could not report the cold-start failure to the Lambda Runtime API");
+    }
 }

@@ -1,0 +1,89 @@
+//! The shipped `bootstrap` binary under the Lambda Runtime API, as Lambda runs it: cold start from the environment,
+//! the runtime loop, and the exact JSON of the partial batch response.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use testkit::{Answer, EsDouble, LambdaApiDouble};
+
+use crate::support::*;
+
+/// The function process; killed when dropped.
+struct Function(Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "kinesis-es-indexer")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/kinesis-es-indexer")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Function(command.spawn().expect("the bootstrap binary starts"))
+}
+
+#[tokio::test]
+async fn the_binary_answers_lambda_with_the_sequence_numbers_to_redeliver() {
+    let es = EsDouble::start().await;
+    es.set_index_fault("logs-2026.11.22", Some(testkit::IndexFault::FloodStage));
+    let api = LambdaApiDouble::start().await;
+    let _function = start_function(&api, &[("ES_URL", &es.url())]);
+    let payloads =
+        json_payloads(&[json!({"@timestamp": "2026-11-21T10:00:00Z"}), json!({"@timestamp": "2026-11-22T10:00:00Z"})]);
+    let event =
+        serde_json::json!({"Records": serde_json::from_str::<serde_json::Value>(&raw_records(&payloads)).unwrap()});
+
+    let first = api.invoke(&event.to_string(), Duration::from_secs(30));
+    let second = api.invoke(&event.to_string(), Duration::from_secs(30));
+    let answers = api.answers(2, Duration::from_secs(30)).await;
+
+    assert_eq!(
+        answers,
+        vec![
+            Answer::Response {
+                request_id: first,
+                body: json!({"batchItemFailures": [{"itemIdentifier": sequence(1)}]})
+            },
+            Answer::Response {
+                request_id: second,
+                body: json!({"batchItemFailures": [{"itemIdentifier": sequence(1)}]})
+            },
+        ]
+    );
+    assert_eq!(es.count(), 1);
+    assert_eq!(es.connections(), 1, "the connection opened at the first invocation is reused by the second");
+}
+
+#[tokio::test]
+async fn a_missing_es_url_stops_the_cold_start_with_an_error_naming_it() {
+    let api = LambdaApiDouble::start().await;
+    let _function = start_function(&api, &[]);
+
+    let answers = api.answers(1, Duration::from_secs(30)).await;
+
+    let [Answer::InitError { body }] = answers.as_slice() else { panic!("expected an init error, got {answers:?}") };
+    assert_eq!(body["errorType"], "ConfigurationError");
+    assert!(body["errorMessage"].as_str().unwrap().contains("ES_URL: is required"), "{body}");
+}
+
+/// The `Records` array of a test event, as JSON text.
+fn raw_records(payloads: &[Vec<u8>]) -> String {
+    let event = event(payloads);
+    format!("[{}]", event.records.iter().map(|r| r.get()).collect::<Vec<_>>().join(","))
+}
