@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the sample Kinesis events in this folder. Deterministic: run it again and nothing changes.
 
-    python3 events/generate.py
+    python3 events/generate.py          write them
+    python3 events/generate.py --check  fail if the files here differ from what this script writes
 
 kinesis.json          the `make run` demo: plain JSON, text, CloudWatch Logs (DATA and CONTROL), a mapping
                       conflict and a malformed record, so every outcome shows up
@@ -13,6 +14,7 @@ import base64
 import gzip
 import json
 import pathlib
+import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 SHARD = "shardId-000000000000"
@@ -83,8 +85,18 @@ def event(datas):
     return {"Records": [record(i, d) for i, d in enumerate(datas)]}
 
 
+CHECK = "--check" in sys.argv[1:]
+STALE = []
+
+
 def write(name, value):
-    (HERE / name).write_text(json.dumps(value, indent=2) + "\n")
+    text = json.dumps(value, indent=2) + "\n"
+    path = HERE / name
+    if CHECK:
+        if not path.exists() or path.read_text() != text:
+            STALE.append(name)
+        return
+    path.write_text(text)
 
 
 def main():
@@ -127,3 +139,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    if STALE:
+        sys.exit(f"events/{', '.join(STALE)} differ from what events/generate.py writes: run `make events`")

@@ -1,0 +1,26 @@
+# kinesis-es-indexer: `make help` lists the targets.
+.DEFAULT_GOAL := help
+.PHONY: help run test lint events clean
+
+EVENT ?= events/kinesis.json
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## Run the indexer end to end on $(EVENT) against the local Elasticsearch double and moto's Firehose
+	python3 scripts/run_local.py $(EVENT)
+
+test: ## Unit and integration tests, sample-event reproducibility, and a local run without Firehose
+	python3 events/generate.py --check
+	cargo test --workspace
+	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
+
+lint: ## rustfmt and clippy, as CI runs them
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+events: ## Regenerate the sample events in events/
+	python3 events/generate.py
+
+clean: ## Remove build output
+	cargo clean
