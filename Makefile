@@ -7,8 +7,8 @@ EVENT ?= events/kinesis.json
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: ## Run the indexer end to end on $(EVENT) against the local Elasticsearch double and moto's Firehose
-	python3 scripts/run_local.py $(EVENT)
+run: ## Run the indexer end to end on $(EVENT) against the local Elasticsearch double and moto's Firehose (RELEASE=1: optimised build)
+	python3 scripts/run_local.py $(if $(RELEASE),--release) $(EVENT)
 
 test: ## Unit and integration tests, sample-event reproducibility, and a local run without Firehose
 	python3 events/generate.py --check

@@ -5,7 +5,7 @@ Elasticsearch: the project's double (started by the runner) unless ES_URL is set
 Firehose: moto's server (installed with pip if missing), with a delivery stream writing to moto's S3, unless
 AWS_ENDPOINT_URL_FIREHOSE is set. After the run, prints what Firehose delivered.
 
-    python3 scripts/run_local.py [events/kinesis.json]
+    python3 scripts/run_local.py [--release] [events/kinesis.json]
 """
 import json
 import logging
@@ -74,7 +74,10 @@ def show_delivered(session, endpoint):
 
 
 def main():
-    event = sys.argv[1] if len(sys.argv) > 1 else "events/kinesis.json"
+    args = sys.argv[1:]
+    profile = ["--release"] if "--release" in args else []
+    args = [a for a in args if a != "--release"]
+    event = args[0] if args else "events/kinesis.json"
     env = dict(os.environ)
     server = session = endpoint = None
     try:
@@ -91,7 +94,7 @@ def main():
                 "FIREHOSE_STREAM_NAME": env.get("FIREHOSE_STREAM_NAME") or STREAM,
             })
         env.setdefault("RUST_LOG", "info")
-        result = subprocess.run(["cargo", "run", "--quiet", "--example", "run_local", "--", event], env=env)
+        result = subprocess.run(["cargo", "run", "--quiet", *profile, "--example", "run_local", "--", event], env=env)
         if result.returncode != 0:
             sys.exit(result.returncode)
         if session is not None:
