@@ -583,3 +583,67 @@ fn looks_like_date(text: &str) -> bool {
         && digits(8..10)
         && (bytes.len() == 10 || bytes[10] == b'T')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Sends one raw HTTP/1.1 request and returns the status and body of the answer.
+    async fn post(double: &EsDouble, path: &str, headers: &str, body: &[u8]) -> (u16, Value) {
+        let mut stream = tokio::net::TcpStream::connect(double.server.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: double\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let text = String::from_utf8(answer).unwrap();
+        let status = text[9..12].parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        (status, serde_json::from_str(body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_gzip_body_is_inflated_and_the_path_names_the_default_index() {
+        let double = EsDouble::start().await;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(b"{\"create\":{\"_id\":\"1\"}}\n{\"a\":1}\n").unwrap();
+        let (status, body) =
+            post(&double, "/events/_bulk", "Content-Encoding: gzip\r\n", &encoder.finish().unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["items"][0]["create"]["status"], 201);
+        assert_eq!(double.document("events", "1"), Some(json!({"a": 1})));
+    }
+
+    #[tokio::test]
+    async fn answers_follow_elasticsearch_item_by_item() {
+        let double = EsDouble::start().await;
+        double.set_write_queue(Some(3));
+        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"2\"}}\n{\"n\":\"x\"}\n{\"create\":{\"_index\":\"i\",\"_id\":\"3\"}}\n{\"n\":3}\n";
+        let (status, body) = post(&double, "/_bulk", "", body).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["errors"], true);
+        let statuses: Vec<u64> =
+            body["items"].as_array().unwrap().iter().map(|i| i["create"]["status"].as_u64().unwrap()).collect();
+        assert_eq!(statuses, vec![201, 409, 400, 429]);
+        assert_eq!(body["items"][1]["create"]["error"]["type"], "version_conflict_engine_exception");
+        assert_eq!(body["items"][2]["create"]["error"]["type"], "document_parsing_exception");
+        assert_eq!(body["items"][3]["create"]["error"]["type"], "es_rejected_execution_exception");
+        assert_eq!(double.attempts("1"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_action_line_fails_the_whole_request() {
+        let double = EsDouble::start().await;
+        let (status, body) = post(&double, "/_bulk", "", b"{\"delete_all\":{}}\n{}\n").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["type"], "illegal_argument_exception");
+        let (status, _) = post(&double, "/_bulk", "", b"{\"create\":{\"_index\":\"i\"}}\n{}").await;
+        assert_eq!(status, 400, "a body must end with a newline");
+        assert_eq!(double.count(), 0);
+    }
+}

@@ -2,4 +2,5 @@
 
 mod binary;
 mod faults;
+mod protocol;
 mod support;

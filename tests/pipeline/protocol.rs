@@ -1,0 +1,53 @@
+//! What goes over the wire: credentials, content type, the response filter, and the NDJSON body itself.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn basic_auth_and_ndjson_reach_the_cluster() {
+    let h = Harness::start(&[("ES_USERNAME", "indexer"), ("ES_PASSWORD", "s3cret")]).await;
+    h.deliver(&event(&plain_payloads(1))).await;
+
+    let request = &h.es.requests()[0];
+    // base64("indexer:s3cret")
+    assert_eq!(request.headers["authorization"], "Basic aW5kZXhlcjpzM2NyZXQ=");
+    assert_eq!(request.headers["content-type"], "application/x-ndjson");
+    assert_eq!(request.path, "/_bulk");
+    let query = request.query.as_deref().unwrap_or_default();
+    assert!(query.starts_with("filter_path=errors"), "{query}");
+    assert_eq!(request.ids, vec![doc_id(0, 0)]);
+}
+
+#[tokio::test]
+async fn an_api_key_reaches_the_cluster() {
+    let h = Harness::start(&[("ES_API_KEY", "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==")]).await;
+    h.deliver(&event(&plain_payloads(1))).await;
+    assert_eq!(
+        h.es.requests()[0].headers["authorization"],
+        "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+    );
+}
+
+#[tokio::test]
+async fn a_url_path_prefix_is_kept() {
+    let h = Harness::start(&[]).await;
+    let prefixed = format!("{}/search", h.es.url());
+    let h = Harness { deps: deps(&h.es, Some(&h.firehose), &[("ES_URL", &prefixed)]), ..h };
+    h.deliver(&event(&plain_payloads(1))).await;
+    // The double serves `/{index}/_bulk`, so a prefix reads as the default index: the action's `_index` wins.
+    assert_eq!(h.es.requests()[0].path, "/search/_bulk");
+    assert_eq!(h.es.documents()[0].0, "logs-2026.11.22");
+}
+
+#[tokio::test]
+async fn documents_are_stored_as_sent_with_the_arrival_time_added() {
+    let h = Harness::start(&[]).await;
+    let payloads = json_payloads(&[json!({"nested": {"a": [1, 2]}, "text": "ünïcødé \"quoted\"\nline"})]);
+    h.deliver(&event(&payloads)).await;
+    let stored = h.es.document("logs-2026.11.22", &doc_id(0, 0)).unwrap();
+    assert_eq!(
+        stored,
+        json!({"@timestamp": "2026-11-22T08:00:00.000Z", "nested": {"a": [1, 2]}, "text": "ünïcødé \"quoted\"\nline"})
+    );
+}
