@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::server::{self, Body, Server};
+use crate::server::{self, Body, Shared};
 
 /// A misbehaviour for the next bulk request (one fault per request, in order).
 #[derive(Debug, Clone)]
@@ -122,14 +121,13 @@ struct State {
 
 /// The running double. Dropping it stops the server.
 pub struct EsDouble {
-    state: Arc<Mutex<State>>,
-    server: Server,
+    shared: Shared<State>,
 }
 
 impl EsDouble {
     /// Starts a double on 127.0.0.1 at a free port: auto-creates indices, unbounded write queue, no faults.
     pub async fn start() -> EsDouble {
-        let state = Arc::new(Mutex::new(State {
+        let state = State {
             indices: HashMap::new(),
             write_queue: None,
             faults: VecDeque::new(),
@@ -139,19 +137,17 @@ impl EsDouble {
             requests: Vec::new(),
             attempts: HashMap::new(),
             generated_ids: 0,
-        }));
-        let shared = state.clone();
-        let server = server::serve(move |request| answer(shared.clone(), request)).await.expect("bind 127.0.0.1:0");
-        EsDouble { state, server }
+        };
+        EsDouble { shared: Shared::start(state, answer).await }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        self.shared.url()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("double state")
+        self.shared.lock()
     }
 
     /// How many items one request may write; later items of the request answer 429 `es_rejected_execution_exception`.
@@ -233,7 +229,7 @@ impl EsDouble {
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.server.connections.load(Ordering::SeqCst)
+        self.shared.connections()
     }
 }
 
@@ -592,7 +588,7 @@ mod tests {
 
     /// Sends one raw HTTP/1.1 request and returns the status and body of the answer.
     async fn post(double: &EsDouble, path: &str, headers: &str, body: &[u8]) -> (u16, Value) {
-        let mut stream = tokio::net::TcpStream::connect(double.server.addr).await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(double.shared.server.addr).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: double\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
             body.len()

@@ -5,7 +5,6 @@
 //! {"ErrorCode","ErrorMessage"}]}`, and errors as `{"__type","message"}` with the `x-amzn-errortype` header.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -14,7 +13,7 @@ use hyper::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::server::{self, Body, Server};
+use crate::server::{self, Body, Shared};
 
 /// A misbehaviour for the next `PutRecordBatch` call (one per call, in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,26 +36,22 @@ struct State {
 
 /// The running double. Dropping it stops the server.
 pub struct FirehoseDouble {
-    state: Arc<Mutex<State>>,
-    server: Server,
+    shared: Shared<State>,
 }
 
 impl FirehoseDouble {
     /// Starts a double that accepts every stream name and every record.
     pub async fn start() -> FirehoseDouble {
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        let server = server::serve(move |request| answer(shared.clone(), request)).await.expect("bind 127.0.0.1:0");
-        FirehoseDouble { state, server }
+        FirehoseDouble { shared: Shared::start(State::default(), answer).await }
     }
 
     /// `http://127.0.0.1:PORT`, for the SDK's endpoint URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        self.shared.url()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("double state")
+        self.shared.lock()
     }
 
     /// Only these streams exist; others answer `ResourceNotFoundException`.
@@ -94,7 +89,7 @@ impl FirehoseDouble {
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.server.connections.load(Ordering::SeqCst)
+        self.shared.connections()
     }
 }
 

@@ -75,6 +75,39 @@ where
     Ok(Server { addr, connections, task })
 }
 
+/// A server answering from state it shares with the test that started it.
+pub struct Shared<S> {
+    state: Arc<std::sync::Mutex<S>>,
+    pub server: Server,
+}
+
+impl<S: Send + 'static> Shared<S> {
+    /// Serves `answer(state, request)` on 127.0.0.1 at a free port.
+    pub async fn start<F>(state: S, answer: fn(Arc<std::sync::Mutex<S>>, Request<Incoming>) -> F) -> Shared<S>
+    where
+        F: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let state = Arc::new(std::sync::Mutex::new(state));
+        let shared = state.clone();
+        let server = serve(move |request| answer(shared.clone(), request)).await.expect("bind 127.0.0.1:0");
+        Shared { state, server }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        self.state.lock().expect("double state")
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.server.connections.load(Ordering::SeqCst)
+    }
+}
+
 /// Reads a request's whole body.
 pub async fn read_body(request: Request<Incoming>) -> (hyper::http::request::Parts, Bytes) {
     let (parts, body) = request.into_parts();
