@@ -1,7 +1,6 @@
 //! One invocation, top to bottom: decode → bulk-index → route → park in Firehose → log → respond.
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
@@ -11,6 +10,7 @@ use tokio::time::Instant;
 use crate::bulk::{DocOutcome, Failure};
 use crate::config::Config;
 use crate::elasticsearch::{self, Elasticsearch};
+use crate::error::Error;
 use crate::firehose::{self, Firehose};
 use crate::record::{self, Batch, Decoded, KinesisEventIn, Provenance};
 use crate::route::{Outcome, RecordFate, Routing};
@@ -21,6 +21,27 @@ pub struct Deps {
     pub config: Config,
     pub elasticsearch: Elasticsearch,
     pub firehose: Option<Firehose>,
+}
+
+impl Deps {
+    /// Builds the clients for `config`: the Elasticsearch transport, and a Firehose client from the AWS SDK's
+    /// standard configuration (region, credentials chain, `AWS_ENDPOINT_URL_FIREHOSE`) when a stream is named.
+    pub async fn connect(config: Config) -> Result<Deps, Error> {
+        let elasticsearch = Elasticsearch::new(&config)?;
+        let firehose = match &config.firehose_stream {
+            None => None,
+            Some(stream) => {
+                let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                // Retries are ours (only failed entries, within the deadline); the SDK's would resend whole calls.
+                let firehose_config = aws_sdk_firehose::config::Builder::from(&shared)
+                    .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
+                    .build();
+                let client = aws_sdk_firehose::Client::from_conf(firehose_config);
+                Some(Firehose::new(client, stream.clone(), config.firehose_max_attempts))
+            }
+        };
+        Ok(Deps { config, elasticsearch, firehose })
+    }
 }
 
 /// Handles one Kinesis batch. Never fails: every record ends in exactly one outcome of the report.
@@ -238,14 +259,5 @@ impl Report {
             })
             .collect();
         response
-    }
-
-    /// Records per outcome, for tests and the local runner.
-    pub fn by_outcome(&self) -> HashMap<Outcome, Vec<&RecordReport>> {
-        let mut map: HashMap<Outcome, Vec<&RecordReport>> = HashMap::new();
-        for record in &self.records {
-            map.entry(record.outcome).or_default().push(record);
-        }
-        map
     }
 }

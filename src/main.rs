@@ -1,6 +1,8 @@
 //! Cold start: logging, `Config::from_env`, clients; then the Lambda runtime loop calling `handle` per batch.
 
-use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, deadline_from_epoch_millis, handle, logging};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -46,4 +48,10 @@ async fn report_init_error(error: &Error) {
     if let Err(why) = sent {
         tracing::error!(%why, "Could not report the cold-start failure to the Lambda Runtime API");
     }
+}
+
+/// The invocation's deadline (Lambda gives milliseconds since the epoch) as an instant on tokio's clock.
+fn deadline_from_epoch_millis(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

@@ -148,9 +148,9 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
                             },
                             Ok(Content::Skipped(why)) => Decoded::Skipped(why),
                             Ok(Content::Sources(sources)) => {
-                                for (position, source) in sources.into_iter().enumerate() {
+                                for (in_record, source) in sources.into_iter().enumerate() {
                                     let index = namer.name(source.timestamp);
-                                    let id = document_id(&record.provenance, position);
+                                    let id = document_id(&record.provenance, in_record);
                                     batch.documents.push(Document {
                                         record: record_index,
                                         id,
