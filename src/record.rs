@@ -330,20 +330,24 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     if trimmed.is_empty() {
         return Err((Rejection::Empty, bytes));
     }
-    if trimmed.starts_with('{')
-        && let Some(scan) = scan_object(trimmed, context.timestamp_field)
-    {
+    let scan = if trimmed.starts_with('{') { scan_object(trimmed, context.timestamp_field) } else { None };
+    if let Some(scan) = scan {
         if let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = scan.message_type.as_deref()
             && scan.has_log_events
         {
             return cloudwatch_sources(trimmed, kind, context).map_err(|rejection| (rejection, bytes.clone()));
         }
         let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
+        let start = text.len() - text.trim_start().len();
+        let end = text.trim_end().len();
         let json = if scan.has_timestamp_field {
-            one_line(trimmed.as_bytes().to_vec())
+            // The document passes through as it came: the decoded buffer itself becomes the source.
+            bytes.truncate(end);
+            bytes.drain(..start);
+            one_line(bytes)
         } else {
             let stamp = quoted(&index::format_timestamp(timestamp));
-            prepend_field(context.timestamp_field, &stamp, trimmed.as_bytes())
+            prepend_field(context.timestamp_field, &stamp, &bytes[start..end])
         };
         return Ok(Content::Sources(vec![Source { json, timestamp }]));
     }
@@ -616,6 +620,15 @@ mod tests {
     fn a_json_object_with_a_timestamp_passes_through_byte_for_byte() {
         let doc = br#"{"@timestamp":"2023-01-02T03:04:05Z","n":1,"s":"a\nb"}"#;
         assert_eq!(sources(doc), vec![String::from_utf8(doc.to_vec()).unwrap()]);
+    }
+
+    #[test]
+    fn surrounding_whitespace_and_a_byte_order_mark_are_dropped() {
+        assert_eq!(
+            sources(b"\xEF\xBB\xBF \r\n {\"@timestamp\":\"2023-01-01\"}\n\n"),
+            vec![r#"{"@timestamp":"2023-01-01"}"#]
+        );
+        assert_eq!(sources(b"\t{\"n\":1} \n"), vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","n":1}"#]);
     }
 
     #[test]

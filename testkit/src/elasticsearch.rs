@@ -117,6 +117,9 @@ struct State {
     requests: Vec<ReceivedRequest>,
     attempts: HashMap<String, usize>,
     generated_ids: u64,
+    latency: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The running double. Dropping it stops the server.
@@ -137,6 +140,9 @@ impl EsDouble {
             requests: Vec::new(),
             attempts: HashMap::new(),
             generated_ids: 0,
+            latency: Duration::ZERO,
+            in_flight: 0,
+            max_in_flight: 0,
         };
         EsDouble { shared: Shared::start(state, answer).await }
     }
@@ -176,6 +182,16 @@ impl EsDouble {
     /// Requests with a larger body (as received) answer 413, as `http.max_content_length` does.
     pub fn set_max_content_length(&self, bytes: Option<usize>) {
         self.state().max_content_length = bytes;
+    }
+
+    /// Every bulk request takes at least this long to answer, as a loaded cluster does.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// The most bulk requests that were being answered at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
     }
 
     /// Creates an empty index (for `set_auto_create_index(false)`).
@@ -276,10 +292,38 @@ fn error_body(status: u16, error_type: &str, reason: &str) -> Value {
 }
 
 async fn bulk(state: Arc<Mutex<State>>, request: Request<Incoming>, path_index: Option<String>) -> Response<Body> {
-    let fault = state.lock().expect("state").faults.pop_front();
-    if let Some(Fault::Delay(pause)) = &fault {
-        tokio::time::sleep(*pause).await;
+    let (fault, latency) = {
+        let mut state = state.lock().expect("state");
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        (state.faults.pop_front(), state.latency)
+    };
+    // Also counts down when the client gives up and the request is dropped mid-way.
+    let _in_flight = InFlight(state.clone());
+    let pause = match &fault {
+        Some(Fault::Delay(pause)) => *pause,
+        _ => latency,
+    };
+    tokio::time::sleep(pause).await;
+    process_bulk(&state, request, path_index, fault).await
+}
+
+struct InFlight(Arc<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.in_flight -= 1;
+        }
     }
+}
+
+async fn process_bulk(
+    state: &Mutex<State>,
+    request: Request<Incoming>,
+    path_index: Option<String>,
+    fault: Option<Fault>,
+) -> Response<Body> {
     let (parts, wire) = server::read_body(request).await;
     let gzip = parts.headers.get("content-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let body = if gzip {

@@ -51,3 +51,14 @@ async fn documents_are_stored_as_sent_with_the_arrival_time_added() {
         json!({"@timestamp": "2026-11-22T08:00:00.000Z", "nested": {"a": [1, 2]}, "text": "ünïcødé \"quoted\"\nline"})
     );
 }
+
+#[tokio::test]
+async fn chunks_go_out_at_most_bulk_concurrency_at_a_time() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "1"), ("BULK_CONCURRENCY", "3")]).await;
+    h.es.set_latency(std::time::Duration::from_millis(50));
+
+    let report = h.deliver(&event(&plain_payloads(9))).await;
+
+    assert_eq!(report.summary.bulk_requests, 9);
+    assert_eq!(h.es.max_in_flight(), 3, "three at a time, never more");
+}
