@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test lint events clean
+.PHONY: help run test lint events clean firehose-pipeline
 
 EVENT ?= events/kinesis.json
 
@@ -24,3 +24,6 @@ events: ## Regenerate the sample events in events/
 
 clean: ## Remove build output
 	cargo clean
+
+firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (needs ES_URL)
+	python3 scripts/firehose_pipeline.py

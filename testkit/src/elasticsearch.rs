@@ -120,6 +120,16 @@ struct State {
     latency: Duration,
     in_flight: usize,
     max_in_flight: usize,
+    pipelines: HashMap<String, Vec<Processor>>,
+    /// (index name prefixes from `index_patterns` ending in `*`, or exact names; default pipeline)
+    templates: Vec<(Vec<String>, String)>,
+}
+
+/// The ingest processors the double runs: `set` (value with `{{field.path}}` templates) and `remove`.
+#[derive(Debug, Clone)]
+enum Processor {
+    Set { field: String, value: String, ignore_empty_value: bool },
+    Remove { field: String, ignore_missing: bool },
 }
 
 /// The running double. Dropping it stops the server.
@@ -143,6 +153,8 @@ impl EsDouble {
             latency: Duration::ZERO,
             in_flight: 0,
             max_in_flight: 0,
+            pipelines: HashMap::new(),
+            templates: Vec::new(),
         };
         EsDouble { shared: Shared::start(state, answer).await }
     }
@@ -192,6 +204,26 @@ impl EsDouble {
     /// The most bulk requests that were being answered at the same moment.
     pub fn max_in_flight(&self) -> usize {
         self.state().max_in_flight
+    }
+
+    /// Writes `records` as Firehose's Elasticsearch/OpenSearch destination does: `index` actions without `_id`
+    /// (`DocumentIdOptions: NO_DOCUMENT_ID`) into `index`, through its default pipeline. Returns each item's status.
+    pub fn deliver_as_firehose(&self, index: &str, records: &[Vec<u8>]) -> Vec<u16> {
+        let mut state = self.state();
+        records
+            .iter()
+            .map(|data| {
+                let action = Action {
+                    kind: "index".into(),
+                    index: index.to_owned(),
+                    id: None,
+                    source: Bytes::copy_from_slice(data),
+                    pipeline: None,
+                };
+                let item = state.apply(action, false);
+                item["index"]["status"].as_u64().unwrap_or(0) as u16
+            })
+            .collect()
     }
 
     /// Creates an empty index (for `set_auto_create_index(false)`).
@@ -256,6 +288,11 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
     match (&method, segments.as_slice()) {
         (&Method::GET, []) => json_response(200, &cluster_info()),
         (&Method::POST | &Method::PUT, ["_bulk"]) => bulk(state, request, None).await,
+        (&Method::PUT, ["_ingest", "pipeline", id]) => {
+            let id = (*id).to_owned();
+            put_pipeline(state, request, id).await
+        }
+        (&Method::PUT, ["_index_template", _name]) => put_index_template(state, request).await,
         (&Method::POST | &Method::PUT, [index, "_bulk"]) => {
             let index = (*index).to_owned();
             bulk(state, request, Some(index)).await
@@ -337,7 +374,8 @@ async fn process_bulk(
     };
 
     let mut state = state.lock().expect("state");
-    let actions = match parse_ndjson(&body, path_index.as_deref()) {
+    let request_pipeline = parts.uri.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("pipeline=")));
+    let actions = match parse_ndjson(&body, path_index.as_deref(), request_pipeline) {
         Ok(actions) => actions,
         Err(reason) => return json_response(400, &error_body(400, "illegal_argument_exception", &reason)),
     };
@@ -404,10 +442,12 @@ struct Action {
     index: String,
     id: Option<String>,
     source: Bytes,
+    /// `?pipeline=` of the request, or the action's own `pipeline`.
+    pipeline: Option<String>,
 }
 
 /// Pairs of action and source lines; the first malformed line fails the whole request, as in Elasticsearch.
-fn parse_ndjson(body: &Bytes, path_index: Option<&str>) -> Result<Vec<Action>, String> {
+fn parse_ndjson(body: &Bytes, path_index: Option<&str>, request_pipeline: Option<&str>) -> Result<Vec<Action>, String> {
     if !body.is_empty() && !body.ends_with(b"\n") {
         return Err("The bulk request must be terminated by a newline [\\n]".into());
     }
@@ -434,14 +474,16 @@ fn parse_ndjson(body: &Bytes, path_index: Option<&str>) -> Result<Vec<Action>, S
         let (_, source) = lines.next().ok_or_else(|| {
             format!("Validation Failed: 1: no requests added; action line [{}] has no source", number + 1)
         })?;
-        actions.push(Action { kind: kind.clone(), index, id, source: body.slice_ref(source) });
+        let pipeline = meta.get("pipeline").and_then(Value::as_str).or(request_pipeline).map(str::to_owned);
+        actions.push(Action { kind: kind.clone(), index, id, source: body.slice_ref(source), pipeline });
     }
     Ok(actions)
 }
 
 impl State {
     /// Applies one action and returns its item, keyed by the action's name.
-    fn apply(&mut self, action: Action, queue_full: bool) -> Value {
+    fn apply(&mut self, mut action: Action, queue_full: bool) -> Value {
+        let pipeline_source = if queue_full { None } else { self.run_pipeline(&mut action) };
         let id = match &action.id {
             Some(id) => id.clone(),
             None => {
@@ -482,7 +524,7 @@ impl State {
         if !self.indices.contains_key(&action.index) && !self.auto_create_index {
             return item(404, "index_not_found_exception", format!("no such index [{}]", action.index));
         }
-        let source: Value = match serde_json::from_slice(&action.source) {
+        let source: Value = match pipeline_source.map(Ok).unwrap_or_else(|| serde_json::from_slice(&action.source)) {
             Ok(Value::Object(map)) => Value::Object(map),
             _ => {
                 return item(
@@ -516,6 +558,144 @@ impl State {
             "_seq_no": index.seq_no - 1, "_primary_term": 1, "status": status
         }})
     }
+}
+
+impl State {
+    /// Runs the action's pipeline (its own, else its index's default) over its source, which may move it to another
+    /// `_index` or `_id`. Returns the transformed source, or `None` when no pipeline applies.
+    fn run_pipeline(&self, action: &mut Action) -> Option<Value> {
+        let name = action.pipeline.clone().or_else(|| {
+            self.templates
+                .iter()
+                .find(|(patterns, _)| patterns.iter().any(|p| index_matches(p, &action.index)))
+                .map(|(_, pipeline)| pipeline.clone())
+        })?;
+        let processors = self.pipelines.get(&name)?;
+        let Ok(Value::Object(mut source)) = serde_json::from_slice::<Value>(&action.source) else { return None };
+        for processor in processors {
+            match processor {
+                Processor::Set { field, value, ignore_empty_value } => {
+                    let rendered = render_template(value, &source);
+                    if rendered.is_empty() && *ignore_empty_value {
+                        continue;
+                    }
+                    match field.as_str() {
+                        "_index" => action.index = rendered,
+                        "_id" => action.id = Some(rendered),
+                        path => set_path(&mut source, path, Value::String(rendered)),
+                    }
+                }
+                Processor::Remove { field, ignore_missing } => {
+                    if remove_path(&mut source, field).is_none() && !ignore_missing {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(Value::Object(source))
+    }
+}
+
+fn index_matches(pattern: &str, index: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => index.starts_with(prefix),
+        None => pattern == index,
+    }
+}
+
+/// `{{a.b}}` → the value at path `a.b` of the document (strings as they are, other values as JSON; missing: empty).
+fn render_template(template: &str, source: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find("}}") else { break };
+        let path = rest[open + 2..open + close].trim();
+        let mut keys = path.split('.');
+        let mut value = keys.next().and_then(|key| source.get(key));
+        for key in keys {
+            value = value.and_then(|v| v.get(key));
+        }
+        match value {
+            Some(Value::String(text)) => out.push_str(text),
+            Some(Value::Null) | None => {}
+            Some(other) => out.push_str(&other.to_string()),
+        }
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn set_path(source: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut keys: Vec<&str> = path.split('.').collect();
+    let last = keys.pop().unwrap_or_default();
+    let mut object = source;
+    for key in keys {
+        let entry = object.entry(key.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        object = entry.as_object_mut().expect("an object");
+    }
+    object.insert(last.to_owned(), value);
+}
+
+fn remove_path(source: &mut Map<String, Value>, path: &str) -> Option<Value> {
+    match path.split_once('.') {
+        None => source.remove(path),
+        Some((head, tail)) => remove_path(source.get_mut(head)?.as_object_mut()?, tail),
+    }
+}
+
+async fn put_pipeline(state: Arc<Mutex<State>>, request: Request<Incoming>, id: String) -> Response<Body> {
+    let (_, body) = server::read_body(request).await;
+    let definition: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => return json_response(400, &error_body(400, "parse_exception", &e.to_string())),
+    };
+    let mut processors = Vec::new();
+    for processor in definition["processors"].as_array().cloned().unwrap_or_default() {
+        let Some((kind, options)) = processor.as_object().and_then(|o| o.iter().next()) else {
+            return json_response(400, &error_body(400, "parse_exception", "a processor must be an object"));
+        };
+        let field = options["field"].as_str().unwrap_or_default().to_owned();
+        let flag = |name: &str| options[name].as_bool().unwrap_or(false);
+        processors.push(match kind.as_str() {
+            "set" => Processor::Set {
+                field,
+                value: options["value"].as_str().unwrap_or_default().to_owned(),
+                ignore_empty_value: flag("ignore_empty_value"),
+            },
+            "remove" => Processor::Remove { field, ignore_missing: flag("ignore_missing") },
+            other => {
+                let reason = format!("No processor type exists with name [{other}] (the double runs set and remove)");
+                return json_response(400, &error_body(400, "parse_exception", &reason));
+            }
+        });
+    }
+    state.lock().expect("state").pipelines.insert(id, processors);
+    json_response(200, &json!({"acknowledged": true}))
+}
+
+async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
+    let (_, body) = server::read_body(request).await;
+    let Ok(template) = serde_json::from_slice::<Value>(&body) else {
+        return json_response(400, &error_body(400, "parse_exception", "the template is not JSON"));
+    };
+    let patterns: Vec<String> = template["index_patterns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    let settings = &template["template"]["settings"];
+    let pipeline =
+        settings["index.default_pipeline"].as_str().or_else(|| settings["index"]["default_pipeline"].as_str());
+    if let Some(pipeline) = pipeline {
+        state.lock().expect("state").templates.push((patterns, pipeline.to_owned()));
+    }
+    json_response(200, &json!({"acknowledged": true}))
 }
 
 /// Dynamic mapping as Elasticsearch does it by default: the first value of a field fixes its type (strings that look

@@ -274,6 +274,13 @@ async fn s13_a_slow_cluster_is_cut_off_before_the_deadline() {
 
     assert!(started.elapsed() < Duration::from_millis(1500), "returned before the deadline: {:?}", started.elapsed());
     assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+    assert_invariant(&event, &report, &h.es, &h.firehose);
+
+    // The cluster recovers; Lambda redelivers what was reported: nothing is lost, nothing doubled.
+    let again = redelivery(&event, &report).unwrap();
+    let second = h.deliver(&again).await;
+    assert!(second.response().batch_item_failures.is_empty());
+    assert_eq!(h.es.count(), 2);
 }
 
 #[tokio::test]
@@ -402,6 +409,26 @@ async fn s18_redelivering_an_indexed_batch_writes_nothing_new() {
 }
 
 #[tokio::test]
+async fn s19_a_struggling_cluster_gets_at_most_one_request_per_document() {
+    // Half of every request is rejected: each document is still sent once, and the rest waits in Firehose.
+    let h = Harness::start(&[("BULK_MAX_DOCS", "10")]).await;
+    h.es.set_write_queue(Some(5));
+    let report = h.deliver(&event(&plain_payloads(100))).await;
+    assert_eq!(h.es.requests().len(), 10);
+    assert_eq!(h.es.max_attempts_per_document(), 1);
+    assert_eq!((report.summary.count(Indexed), report.summary.count(ToFirehose)), (50, 50));
+
+    // A full outage: the first answers stop the invocation; the other chunks are never sent.
+    let h = Harness::start(&[("BULK_MAX_DOCS", "10"), ("BULK_CONCURRENCY", "2")]).await;
+    h.es.push_fault(Fault::unavailable());
+    h.es.push_fault(Fault::unavailable());
+    let report = h.deliver(&event(&plain_payloads(100))).await;
+    assert!(h.es.requests().len() <= 2, "{} requests to a cluster that is down", h.es.requests().len());
+    assert_eq!(h.es.max_attempts_per_document(), 1);
+    assert_eq!(report.summary.count(BackToKinesis), 100);
+}
+
+#[tokio::test]
 async fn records_that_kinesis_redelivers_anyway_are_not_also_sent_to_firehose() {
     let h = Harness::start(&[]).await;
     h.es.set_index_fault("logs-2026.11.21", Some(IndexFault::UnavailableShards));
@@ -443,4 +470,58 @@ async fn every_outcome_is_counted_in_one_summary_line() {
         tally(&report),
         [("indexed", 7), ("to_firehose", 2), ("rejected", 2), ("skipped", 1)].into_iter().collect()
     );
+}
+
+/// Runs `make firehose-pipeline`'s script against the double, as a user would against a cluster.
+async fn install_firehose_pipeline(es: &testkit::EsDouble) {
+    let url = es.url();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/firehose_pipeline.py"))
+            .env("ES_URL", url)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+const FIREHOSE_INDEX: &str = "kinesis-es-indexer-firehose-2026-11-22";
+
+#[tokio::test]
+async fn s20_a_document_parked_in_firehose_and_then_redelivered_exists_once() {
+    let h = Harness::start(&[]).await;
+    install_firehose_pipeline(&h.es).await;
+    h.es.set_write_queue(Some(0));
+    let event = event(&plain_payloads(2));
+    assert_eq!(outcomes(&h.deliver(&event).await), vec![ToFirehose; 2]);
+
+    // Firehose delivers first; then Kinesis redelivers the same records (they were also reported back, say).
+    assert_eq!(h.es.deliver_as_firehose(FIREHOSE_INDEX, &h.firehose.records()), vec![201, 201]);
+    h.es.set_write_queue(None);
+    assert_eq!(outcomes(&h.deliver(&event).await), vec![AlreadyThere; 2]);
+
+    let stored = h.es.documents();
+    assert_eq!(stored.len(), 2, "once each: {stored:?}");
+    assert_eq!((stored[0].0.as_str(), stored[0].1.as_str()), ("logs-2026.11.22", doc_id(0, 0).as_str()));
+    assert!(stored[0].2.get("es_target").is_none(), "the pipeline removes the target field");
+    assert_eq!(stored[0].2["message"], "record 0");
+}
+
+#[tokio::test]
+async fn s20_a_document_written_directly_and_then_delivered_by_firehose_exists_once() {
+    let h = Harness::start(&[]).await;
+    install_firehose_pipeline(&h.es).await;
+    h.es.set_write_queue(Some(0));
+    let event = event(&plain_payloads(2));
+    h.deliver(&event).await;
+    h.es.set_write_queue(None);
+    assert_eq!(outcomes(&h.deliver(&event).await), vec![Indexed; 2]);
+    let direct = h.es.documents();
+
+    // Firehose's delivery arrives later and lands on the same documents.
+    assert_eq!(h.es.deliver_as_firehose(FIREHOSE_INDEX, &h.firehose.records()), vec![200, 200]);
+
+    assert_eq!(h.es.documents(), direct, "same documents, same sources, nothing in Firehose's index");
 }
