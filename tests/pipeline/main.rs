@@ -2,5 +2,6 @@
 
 mod binary;
 mod faults;
+mod firehose_mock;
 mod protocol;
 mod support;

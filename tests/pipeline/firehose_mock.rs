@@ -1,0 +1,127 @@
+//! The Firehose adapter against the AWS SDK's own mock layer (`aws-smithy-mocks`): partial failures, throttling, and
+//! a stream that keeps failing until the deadline. Only failed entries are resent; what never got in is reported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_firehose::Client;
+use aws_sdk_firehose::operation::put_record_batch::{PutRecordBatchError, PutRecordBatchInput, PutRecordBatchOutput};
+use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
+use aws_sdk_firehose::types::error::ServiceUnavailableException;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use kinesis_es_indexer::firehose::{self, Entry, Firehose};
+use kinesis_es_indexer::record::Document;
+use tokio::time::Instant;
+
+fn entries(n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            let document = Document {
+                record: i,
+                id: format!("s:{i}:0"),
+                index: Arc::from("logs"),
+                source: format!("{{\"n\":{i}}}").into_bytes(),
+            };
+            firehose::entry(i, &document, "es_target")
+        })
+        .collect()
+}
+
+fn accepted() -> PutRecordBatchResponseEntry {
+    PutRecordBatchResponseEntry::builder().record_id("49543463076548007577105092703039560359975228518395019266").build()
+}
+
+fn failed() -> PutRecordBatchResponseEntry {
+    PutRecordBatchResponseEntry::builder().error_code("ServiceUnavailableException").error_message("Slow down.").build()
+}
+
+fn answer(responses: Vec<PutRecordBatchResponseEntry>) -> PutRecordBatchOutput {
+    let failures = responses.iter().filter(|r| r.error_code().is_some()).count() as i32;
+    PutRecordBatchOutput::builder().failed_put_count(failures).set_request_responses(Some(responses)).build().unwrap()
+}
+
+/// The `n` of every `{"n":…}` document in a request, in order.
+fn numbers(input: &PutRecordBatchInput) -> Vec<u64> {
+    input
+        .records()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(r.data().as_ref()).unwrap()["n"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_partial_failure_resends_only_the_failed_entries() {
+    let first = mock!(Client::put_record_batch)
+        .match_requests(|input| numbers(input) == [0, 1, 2, 3])
+        .then_output(|| answer(vec![accepted(), failed(), accepted(), failed()]));
+    let second = mock!(Client::put_record_batch)
+        .match_requests(|input| numbers(input) == [1, 3])
+        .then_output(|| answer(vec![accepted(), accepted()]));
+    let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, &[&first, &second]);
+    let sink = Firehose::new(client, "retry-later".into(), 4);
+
+    let delivery = sink.put(entries(4), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
+
+    assert!(delivery.refused.is_empty(), "{:?}", delivery.refused);
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    assert_eq!((delivery.calls, delivery.accepted, delivery.failed_entries), (2, 4, 2));
+}
+
+#[tokio::test]
+async fn a_throttled_call_is_made_again() {
+    let throttled = mock!(Client::put_record_batch).then_error(|| {
+        PutRecordBatchError::ServiceUnavailableException(
+            ServiceUnavailableException::builder().message("Slow down.").build(),
+        )
+    });
+    let fine = mock!(Client::put_record_batch).then_output(|| answer(vec![accepted(), accepted()]));
+    let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, &[&throttled, &fine]);
+    let sink = Firehose::new(client, "retry-later".into(), 4);
+
+    let delivery = sink.put(entries(2), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
+
+    assert!(delivery.refused.is_empty());
+    assert_eq!(delivery.calls, 2);
+}
+
+#[tokio::test]
+async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
+    let failing = mock!(Client::put_record_batch)
+        .match_requests(|input| input.records().len() == 3)
+        .sequence()
+        .output(|| answer(vec![failed(), failed(), failed()]))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&failing]);
+    let sink = Firehose::new(client, "retry-later".into(), 20);
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1200);
+
+    let delivery = sink.put(entries(3), deadline, Duration::from_millis(300)).await;
+
+    assert!(Instant::now() < deadline, "gave up before the deadline, not after");
+    assert_eq!(delivery.refused.len(), 3, "every entry is reported, to go back to Kinesis");
+    assert!(delivery.refused[&0].starts_with("ServiceUnavailableException: Slow down."), "{}", delivery.refused[&0]);
+    assert!(
+        delivery.calls >= 2 && delivery.calls < 20,
+        "{} calls: retried with backoff, bounded by the time left",
+        delivery.calls
+    );
+    assert_eq!(failing.num_calls(), delivery.calls);
+}
+
+#[tokio::test]
+async fn entries_are_split_within_firehose_limits() {
+    let calls = mock!(Client::put_record_batch)
+        .sequence()
+        .output(|| answer(vec![accepted(); 500]))
+        .output(|| answer(vec![accepted(); 100]))
+        .build();
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&calls]);
+    let sink = Firehose::new(client, "retry-later".into(), 1);
+
+    let delivery = sink.put(entries(600), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
+
+    assert!(delivery.refused.is_empty(), "{:?}", delivery.refused.values().next());
+    assert_eq!((delivery.calls, delivery.accepted), (2, 600), "500 records per call at most");
+}
