@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test lint events clean firehose-pipeline
+.PHONY: help run test soak lint events clean firehose-pipeline
 
 EVENT ?= events/kinesis.json
 
@@ -14,6 +14,11 @@ test: ## Unit and integration tests, sample-event reproducibility, and a local r
 	python3 events/generate.py --check
 	cargo test --workspace
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
+
+SOAK_SEEDS ?= 3000
+SOAK_RECORDS ?= 100
+soak: ## Redelivery under random faults: $(SOAK_SEEDS) seeds x 3 batches x $(SOAK_RECORDS) records (SOAK_FIRST_SEED to replay one)
+	SOAK_SEEDS=$(SOAK_SEEDS) SOAK_RECORDS=$(SOAK_RECORDS) cargo test --release --test pipeline soak -- --nocapture
 
 lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all --check

@@ -226,6 +226,38 @@ impl EsDouble {
             .collect()
     }
 
+    /// Installs an ingest pipeline, as `PUT /_ingest/pipeline/{id}` does.
+    pub fn install_pipeline(&self, id: &str, definition: &Value) -> Result<(), String> {
+        self.state().put_pipeline(id, definition)
+    }
+
+    /// Installs an index template's default pipeline, as `PUT /_index_template/{name}` does.
+    pub fn install_index_template(&self, template: &Value) {
+        self.state().put_index_template(template);
+    }
+
+    /// Maps a field explicitly (`long`, `float`, `boolean`, `date`, `text` or `object`), as an index template would.
+    pub fn map_field(&self, index: &str, field: &str, type_name: &str) {
+        let kind = match type_name {
+            "long" => FieldKind::Long,
+            "float" | "double" => FieldKind::Double,
+            "boolean" => FieldKind::Boolean,
+            "date" => FieldKind::Date,
+            "object" => FieldKind::Object,
+            _ => FieldKind::Text,
+        };
+        self.state().indices.entry(index.to_owned()).or_default().mapping.insert(field.to_owned(), kind);
+    }
+
+    /// Forgets every queued fault and lasting index fault: the cluster has recovered.
+    pub fn clear_faults(&self) {
+        let mut state = self.state();
+        state.faults.clear();
+        state.index_faults.clear();
+        state.write_queue = None;
+        state.latency = Duration::ZERO;
+    }
+
     /// Creates an empty index (for `set_auto_create_index(false)`).
     pub fn create_index(&self, name: &str) {
         self.state().indices.entry(name.to_owned()).or_default();
@@ -648,34 +680,60 @@ fn remove_path(source: &mut Map<String, Value>, path: &str) -> Option<Value> {
     }
 }
 
+impl State {
+    /// Stores a pipeline definition (`{"processors": [...]}`), refusing processors the double does not run.
+    fn put_pipeline(&mut self, id: &str, definition: &Value) -> Result<(), String> {
+        let mut processors = Vec::new();
+        for processor in definition["processors"].as_array().cloned().unwrap_or_default() {
+            let Some((kind, options)) = processor.as_object().and_then(|o| o.iter().next()) else {
+                return Err("a processor must be an object".into());
+            };
+            let field = options["field"].as_str().unwrap_or_default().to_owned();
+            let flag = |name: &str| options[name].as_bool().unwrap_or(false);
+            processors.push(match kind.as_str() {
+                "set" => Processor::Set {
+                    field,
+                    value: options["value"].as_str().unwrap_or_default().to_owned(),
+                    ignore_empty_value: flag("ignore_empty_value"),
+                },
+                "remove" => Processor::Remove { field, ignore_missing: flag("ignore_missing") },
+                other => {
+                    return Err(format!(
+                        "No processor type exists with name [{other}] (the double runs set and remove)"
+                    ));
+                }
+            });
+        }
+        self.pipelines.insert(id.to_owned(), processors);
+        Ok(())
+    }
+
+    /// Stores an index template's `index.default_pipeline` for its `index_patterns`.
+    fn put_index_template(&mut self, template: &Value) {
+        let patterns: Vec<String> = template["index_patterns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        let settings = &template["template"]["settings"];
+        let pipeline =
+            settings["index.default_pipeline"].as_str().or_else(|| settings["index"]["default_pipeline"].as_str());
+        if let Some(pipeline) = pipeline {
+            self.templates.push((patterns, pipeline.to_owned()));
+        }
+    }
+}
+
 async fn put_pipeline(state: Arc<Mutex<State>>, request: Request<Incoming>, id: String) -> Response<Body> {
     let (_, body) = server::read_body(request).await;
-    let definition: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(e) => return json_response(400, &error_body(400, "parse_exception", &e.to_string())),
-    };
-    let mut processors = Vec::new();
-    for processor in definition["processors"].as_array().cloned().unwrap_or_default() {
-        let Some((kind, options)) = processor.as_object().and_then(|o| o.iter().next()) else {
-            return json_response(400, &error_body(400, "parse_exception", "a processor must be an object"));
-        };
-        let field = options["field"].as_str().unwrap_or_default().to_owned();
-        let flag = |name: &str| options[name].as_bool().unwrap_or(false);
-        processors.push(match kind.as_str() {
-            "set" => Processor::Set {
-                field,
-                value: options["value"].as_str().unwrap_or_default().to_owned(),
-                ignore_empty_value: flag("ignore_empty_value"),
-            },
-            "remove" => Processor::Remove { field, ignore_missing: flag("ignore_missing") },
-            other => {
-                let reason = format!("No processor type exists with name [{other}] (the double runs set and remove)");
-                return json_response(400, &error_body(400, "parse_exception", &reason));
-            }
-        });
+    let stored = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|definition| state.lock().expect("state").put_pipeline(&id, &definition));
+    match stored {
+        Ok(()) => json_response(200, &json!({"acknowledged": true})),
+        Err(reason) => json_response(400, &error_body(400, "parse_exception", &reason)),
     }
-    state.lock().expect("state").pipelines.insert(id, processors);
-    json_response(200, &json!({"acknowledged": true}))
 }
 
 async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
@@ -683,18 +741,7 @@ async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>
     let Ok(template) = serde_json::from_slice::<Value>(&body) else {
         return json_response(400, &error_body(400, "parse_exception", "the template is not JSON"));
     };
-    let patterns: Vec<String> = template["index_patterns"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str().map(str::to_owned))
-        .collect();
-    let settings = &template["template"]["settings"];
-    let pipeline =
-        settings["index.default_pipeline"].as_str().or_else(|| settings["index"]["default_pipeline"].as_str());
-    if let Some(pipeline) = pipeline {
-        state.lock().expect("state").templates.push((patterns, pipeline.to_owned()));
-    }
+    state.lock().expect("state").put_index_template(&template);
     json_response(200, &json!({"acknowledged": true}))
 }
 

@@ -69,6 +69,13 @@ impl FirehoseDouble {
         self.state().fail_every_entry = failing;
     }
 
+    /// Forgets queued faults and stops failing every entry: the stream has recovered.
+    pub fn clear_faults(&self) {
+        let mut state = self.state();
+        state.faults.clear();
+        state.fail_every_entry = false;
+    }
+
     /// Every accepted record's data, in arrival order.
     pub fn records(&self) -> Vec<Vec<u8>> {
         self.state().records.iter().map(|(_, data)| data.clone()).collect()

@@ -4,4 +4,5 @@ mod binary;
 mod faults;
 mod firehose_mock;
 mod protocol;
+mod soak;
 mod support;

@@ -85,10 +85,16 @@ pub fn sequence(i: usize) -> String {
 
 /// A Kinesis event whose records carry these payloads, in order, arriving 2026-11-22T08:00:00Z + i × 250 ms.
 pub fn event(payloads: &[Vec<u8>]) -> KinesisEventIn {
+    event_from(0, payloads)
+}
+
+/// Like `event`, for records `first..` of the shard (later batches of the same stream).
+pub fn event_from(first: usize, payloads: &[Vec<u8>]) -> KinesisEventIn {
     let records: Vec<Value> = payloads
         .iter()
         .enumerate()
-        .map(|(i, data)| {
+        .map(|(offset, data)| {
+            let i = first + offset;
             json!({
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",

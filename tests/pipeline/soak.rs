@@ -1,0 +1,328 @@
+//! Redelivery as Lambda does it, under faults that come and go: each seed makes a random batch and drives it until
+//! nothing is reported back, replaying from the lowest reported sequence number after every invocation while the
+//! doubles misbehave (rejection bursts, a node leaving, outages, resets, timeouts, Firehose failures, a short deadline).
+//! After `FAULTY_ROUNDS` the cluster recovers. Then Firehose's holdings are delivered through the ingest pipeline.
+//!
+//! At the end: every indexable document is in the double exactly once; every rejected record is logged exactly once;
+//! every unindexable document is logged by the indexer at most once, and is logged or refused by Firehose's delivery.
+//!
+//! `make test` runs `SOAK_SEEDS` (default 100) seeds of 3 batches of `SOAK_RECORDS` (default 40) records; `make soak`
+//! runs many more. A failure names its seed: replay it with `SOAK_FIRST_SEED=<seed> SOAK_SEEDS=1`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::time::Duration;
+
+use kinesis_es_indexer::Outcome;
+use serde_json::{Value, json};
+use testkit::{Fault, FirehoseFault, IndexFault};
+
+use crate::support::*;
+
+/// Consecutive batches of one shard per seed, each driven until nothing is reported back.
+const BATCHES_PER_SEED: usize = 3;
+/// Invocations of a batch with faults; later ones find the cluster and Firehose recovered.
+const FAULTY_ROUNDS: usize = 10;
+const MAX_ROUNDS: usize = 40;
+const FIREHOSE_INDEX: &str = "kinesis-es-indexer-firehose-2026-11-22";
+const INDICES: [&str; 2] = ["logs-2026.11.21", "logs-2026.11.22"];
+
+/// What a seed's batch holds, and what the end state must be.
+#[derive(Default)]
+struct Expected {
+    /// `_id`s that must end in Elasticsearch exactly once.
+    indexable: HashSet<String>,
+    /// `_id`s Elasticsearch refuses (mapping conflicts).
+    unindexable: HashSet<String>,
+    /// Sequence numbers of records that cannot be decoded.
+    undecodable: HashSet<String>,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct SoakTally {
+    pub seeds: u64,
+    pub records: usize,
+    pub invocations: usize,
+    pub outcomes: [usize; 6],
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A random batch of `n` records starting at record `first` of the shard, and what each must become.
+fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut Expected) -> Vec<Vec<u8>> {
+    let mut payloads = Vec::with_capacity(n);
+    for i in first..first + n {
+        let day = INDICES[rng.usize(..2)];
+        let stamp = if day.ends_with("21") { "2026-11-21T10:00:00Z" } else { "2026-11-22T10:00:00Z" };
+        let roll = rng.u8(..100);
+        let payload = match roll {
+            0..=64 => {
+                expected.indexable.insert(doc_id(i, 0));
+                serde_json::to_vec(&json!({"@timestamp": stamp, "n": i, "latency_ms": rng.u32(..500)})).unwrap()
+            }
+            65..=76 => {
+                let events = rng.usize(1..5);
+                for position in 0..events {
+                    expected.indexable.insert(doc_id(i, position));
+                }
+                let log_events: Vec<Value> =
+                    (0..events).map(|e| json!({"id": format!("{i}-{e}"), "timestamp": 1795334400000u64 + e as u64, "message": format!("line {e}")})).collect();
+                gzip(&serde_json::to_vec(&json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/app", "logStream": "s", "subscriptionFilters": ["f"], "logEvents": log_events})).unwrap())
+            }
+            77..=84 => {
+                expected.unindexable.insert(doc_id(i, 0));
+                serde_json::to_vec(&json!({"@timestamp": stamp, "n": i, "latency_ms": "slow"})).unwrap()
+            }
+            85..=89 => {
+                expected.undecodable.insert(sequence(i));
+                b"caf\xe9 is not UTF-8".to_vec()
+            }
+            90..=93 => {
+                expected.undecodable.insert(sequence(i));
+                Vec::new()
+            }
+            94..=96 => gzip(br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#),
+            _ => {
+                expected.indexable.insert(doc_id(i, 0));
+                format!("plain text line {i}").into_bytes()
+            }
+        };
+        payloads.push(payload);
+    }
+    payloads
+}
+
+/// Misbehaviour for the next invocation.
+fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
+    h.es.clear_faults();
+    h.firehose.clear_faults();
+    if rng.u8(..100) < 30 {
+        h.es.set_write_queue(Some(rng.usize(..8)));
+    }
+    if rng.u8(..100) < 15 {
+        h.es.set_index_fault(INDICES[rng.usize(..2)], Some(IndexFault::UnavailableShards));
+    }
+    if rng.u8(..100) < 5 {
+        h.es.set_index_fault(INDICES[rng.usize(..2)], Some(IndexFault::FloodStage));
+    }
+    let fault = match rng.u8(..100) {
+        0..=14 => Some(Fault::unavailable()),
+        15..=24 => Some(Fault::ResetAfterWrite),
+        25..=29 => Some(Fault::ResetBeforeWrite),
+        30..=34 => Some(Fault::Delay(Duration::from_millis(250))),
+        35..=44 => Some(Fault::DropLastItem),
+        45..=49 => Some(Fault::circuit_breaker()),
+        50..=52 => Some(Fault::Garbage),
+        _ => None,
+    };
+    if let Some(fault) = fault {
+        h.es.push_fault(fault);
+    }
+    match rng.u8(..100) {
+        0..=19 => {
+            h.firehose.push_fault(FirehoseFault::FailEntries((0..rng.usize(1..4)).map(|_| rng.usize(..6)).collect()))
+        }
+        20..=24 => h.firehose.push_fault(FirehoseFault::Throttle),
+        25..=29 => h.firehose.set_fail_every_entry(true),
+        _ => {}
+    }
+}
+
+/// Drives one seed's batch to the end; `Err` says what broke.
+async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
+    let logs = Logs::capture();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let chunk = rng.usize(2..12).to_string();
+    let concurrency = rng.usize(1..4).to_string();
+    let h = Harness::start(&[
+        ("ES_INDEX", "logs-%Y.%m.%d"),
+        ("BULK_MAX_DOCS", &chunk),
+        ("BULK_CONCURRENCY", &concurrency),
+        ("ES_TIMEOUT_MS", "100"),
+        ("DEADLINE_MARGIN_MS", "20"),
+        ("FIREHOSE_MAX_ATTEMPTS", "2"),
+    ])
+    .await;
+    let pipeline: Value = serde_json::from_str(include_str!("../../deploy/firehose-pipeline.json")).unwrap();
+    h.es.install_pipeline("kinesis-es-indexer-firehose", &pipeline)?;
+    h.es.install_index_template(
+        &serde_json::from_str(include_str!("../../deploy/firehose-index-template.json")).unwrap(),
+    );
+    for index in INDICES {
+        h.es.map_field(index, "latency_ms", "long");
+    }
+
+    let mut expected = Expected::default();
+    let mut tally = SoakTally { seeds: 1, records: BATCHES_PER_SEED * records, ..SoakTally::default() };
+    for batch_number in 0..BATCHES_PER_SEED {
+        let first = batch_number * records;
+        let payloads = random_batch(&mut rng, first, records, &mut expected);
+        let mut pending = Some(event_from(first, &payloads));
+        let mut round = 0;
+        while let Some(batch) = pending.take() {
+            round += 1;
+            if round > MAX_ROUNDS {
+                return Err(format!(
+                    "batch {batch_number}: still reporting records back after {MAX_ROUNDS} invocations"
+                ));
+            }
+            if round <= FAULTY_ROUNDS {
+                random_faults(&mut rng, &h);
+            } else {
+                h.es.clear_faults();
+                h.firehose.clear_faults();
+            }
+            let short_deadline = round <= FAULTY_ROUNDS && rng.u8(..100) < 5;
+            let budget = if short_deadline { Duration::from_millis(rng.u64(0..60)) } else { Duration::from_secs(30) };
+            let report = h.deliver_within(&batch, budget).await;
+            let invariant = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                assert_invariant(&batch, &report, &h.es, &h.firehose)
+            }));
+            if let Err(panic) = invariant {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                return Err(format!("batch {batch_number}, invocation {round}: {}", why.unwrap_or_default()));
+            }
+            tally.invocations += 1;
+            for (slot, outcome) in Outcome::ALL.iter().enumerate() {
+                tally.outcomes[slot] += report.summary.count(*outcome);
+            }
+            pending = redelivery(&batch, &report);
+        }
+    }
+
+    // Firehose delivers what it holds (later, to a recovered cluster), through the pipeline, as its OpenSearch
+    // destination would.
+    h.es.clear_faults();
+    let held = h.firehose.records();
+    let statuses = h.es.deliver_as_firehose(FIREHOSE_INDEX, &held);
+    let mut refused_by_firehose_delivery: HashMap<String, usize> = HashMap::new();
+    for (record, status) in held.iter().zip(statuses) {
+        let id = serde_json::from_slice::<Value>(record).unwrap()["es_target"]["_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match status {
+            200 | 201 => {}
+            400 => *refused_by_firehose_delivery.entry(id).or_default() += 1,
+            other => return Err(format!("Firehose's delivery of {id} answered {other}")),
+        }
+    }
+
+    let stored: Vec<(String, String, Value)> = h.es.documents();
+    let mut stored_ids: HashMap<&str, usize> = HashMap::new();
+    for (index, id, _) in &stored {
+        if index.starts_with("kinesis-es-indexer-firehose") {
+            return Err(format!("{id} stayed in Firehose's index {index}: the pipeline did not route it"));
+        }
+        *stored_ids.entry(id).or_default() += 1;
+    }
+    for id in &expected.indexable {
+        if stored_ids.get(id.as_str()) != Some(&1) {
+            return Err(format!("{id} is indexable but stored {} times", stored_ids.get(id.as_str()).unwrap_or(&0)));
+        }
+    }
+    if stored.len() != expected.indexable.len() {
+        return Err(format!("{} documents stored, {} expected", stored.len(), expected.indexable.len()));
+    }
+
+    let mut logged_documents: HashMap<String, usize> = HashMap::new();
+    let mut logged_records: HashMap<String, usize> = HashMap::new();
+    for line in logs.matching("ERROR", "Document rejected") {
+        *logged_documents.entry(line["doc_id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    for line in logs.matching("ERROR", "Record rejected") {
+        *logged_records.entry(line["sequence_number"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    for id in &expected.unindexable {
+        let logged = logged_documents.get(id).copied().unwrap_or(0);
+        let refused = refused_by_firehose_delivery.get(id).copied().unwrap_or(0);
+        if logged > 1 || logged + refused == 0 {
+            return Err(format!(
+                "{id} cannot be indexed: logged {logged} times, refused by Firehose's delivery {refused} times"
+            ));
+        }
+    }
+    if let Some(id) = logged_documents.keys().find(|id| !expected.unindexable.contains(*id)) {
+        return Err(format!("{id} was logged as rejected but is indexable"));
+    }
+    for sequence in &expected.undecodable {
+        let logged = logged_records.get(sequence).copied().unwrap_or(0);
+        if logged != 1 {
+            return Err(format!("undecodable record {sequence} was logged {logged} times"));
+        }
+    }
+    Ok(tally)
+}
+
+/// Runs seeds `first..first + count` on `threads` threads (each its own runtime and log capture).
+pub fn run_seeds(first: u64, count: u64, records: usize, threads: u64) -> Result<SoakTally, String> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
+    let workers: Vec<_> = (0..threads.min(count).max(1))
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || -> Result<SoakTally, String> {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let mut total = SoakTally::default();
+                loop {
+                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if seed >= first + count {
+                        return Ok(total);
+                    }
+                    let tally = runtime
+                        .block_on(soak_one(seed, records))
+                        .map_err(|why| format!("seed {seed}: {why}\n  replay: SOAK_FIRST_SEED={seed} SOAK_SEEDS=1 SOAK_RECORDS={records} cargo test --test pipeline soak"))?;
+                    total.seeds += tally.seeds;
+                    total.records += tally.records;
+                    total.invocations += tally.invocations;
+                    for (sum, n) in total.outcomes.iter_mut().zip(tally.outcomes) {
+                        *sum += n;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = SoakTally::default();
+    for worker in workers {
+        let tally = worker.join().map_err(|_| "a soak thread panicked".to_string())??;
+        total.seeds += tally.seeds;
+        total.records += tally.records;
+        total.invocations += tally.invocations;
+        for (sum, n) in total.outcomes.iter_mut().zip(tally.outcomes) {
+            *sum += n;
+        }
+    }
+    Ok(total)
+}
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn soak_redelivery_through_faults_loses_nothing_and_writes_nothing_twice() {
+    let first = setting("SOAK_FIRST_SEED", 1);
+    let seeds = setting("SOAK_SEEDS", 100);
+    let records = setting("SOAK_RECORDS", 40) as usize;
+    let started = std::time::Instant::now();
+    match run_seeds(first, seeds, records, setting("SOAK_THREADS", 8)) {
+        Ok(tally) => {
+            let outcomes: Vec<String> =
+                Outcome::ALL.iter().zip(tally.outcomes).map(|(o, n)| format!("{}={n}", o.name())).collect();
+            println!(
+                "soak: seeds {first}..{} × {BATCHES_PER_SEED} batches × {records} records: {} invocations, {} in {:.1?}",
+                first + seeds,
+                tally.invocations,
+                outcomes.join(" "),
+                started.elapsed()
+            );
+        }
+        Err(why) => panic!("{why}"),
+    }
+}
