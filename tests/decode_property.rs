@@ -1,0 +1,138 @@
+//! Property: whatever bytes a Kinesis record carries, decoding never panics, gives exactly one outcome per record
+//! and well-formed documents, and never allocates beyond what `MAX_RECORD_BYTES` allows (a gzip bomb included).
+//!
+//! Its own test binary, so that a counting global allocator measures decoding alone.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine;
+use kinesis_es_indexer::Config;
+use kinesis_es_indexer::record::{Decoded, KinesisEventIn, decode_batch};
+use proptest::prelude::*;
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
+        PEAK.fetch_max(live, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            let live = LIVE.fetch_add(new_size - layout.size(), Ordering::SeqCst) + new_size - layout.size();
+            PEAK.fetch_max(live, Ordering::SeqCst);
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const CAP: usize = 64 * 1024;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// 64 MiB of zeros in about 64 KiB: decoding it uncapped would allocate a thousand times the cap.
+static BOMB: LazyLock<Vec<u8>> = LazyLock::new(|| gzip(&vec![0u8; 64 * 1024 * 1024]));
+
+/// The `data` field of one record: base64 of some bytes, or text that is not base64 at all.
+fn record_data() -> impl Strategy<Value = String> {
+    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let json_object = prop::collection::btree_map(
+        "[a-z@_.]{0,8}",
+        prop_oneof![
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+        ],
+        0..6,
+    )
+    .prop_map(|map| serde_json::to_vec(&map).unwrap());
+    let cloudwatch = (prop::collection::vec((any::<i64>(), ".{0,30}"), 0..5), any::<bool>()).prop_map(|(events, control)| {
+        let events: Vec<serde_json::Value> = events.into_iter().map(|(t, m)| serde_json::json!({"id": "1", "timestamp": t, "message": m})).collect();
+        let kind = if control { "CONTROL_MESSAGE" } else { "DATA_MESSAGE" };
+        gzip(&serde_json::to_vec(&serde_json::json!({"messageType": kind, "owner": "1", "logGroup": "g", "logStream": "s", "logEvents": events})).unwrap())
+    });
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..3000).prop_map(b64),
+        prop::collection::vec(any::<u8>(), 0..3000).prop_map(move |bytes| b64(gzip(&bytes))),
+        (prop::collection::vec(any::<u8>(), 1..3000), any::<prop::sample::Index>()).prop_map(move |(bytes, cut)| {
+            let packed = gzip(&bytes);
+            b64(packed[..cut.index(packed.len())].to_vec())
+        }),
+        json_object.prop_map(b64),
+        cloudwatch.prop_map(b64),
+        ".{0,64}",
+        Just(()).prop_map(|_| base64::engine::general_purpose::STANDARD.encode(&*BOMB)),
+    ]
+}
+
+fn event(datas: &[String]) -> KinesisEventIn {
+    let records: Vec<serde_json::Value> = datas
+        .iter()
+        .enumerate()
+        .map(|(i, data)| serde_json::json!({"eventID": format!("shardId-0:{i}"), "kinesis": {"sequenceNumber": i.to_string(), "data": data, "approximateArrivalTimestamp": 1795334400.5}}))
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_record_data_yields_one_outcome_per_record_within_the_caps(datas in prop::collection::vec(record_data(), 1..8)) {
+        let config = Config::from_lookup(|name| match name {
+            "ES_URL" => Some("http://127.0.0.1:9200".into()),
+            "MAX_RECORD_BYTES" => Some(CAP.to_string()),
+            _ => None,
+        }).unwrap();
+        let event = event(&datas);
+        let input: usize = datas.iter().map(String::len).sum();
+
+        let before = LIVE.load(Ordering::SeqCst);
+        PEAK.store(before, Ordering::SeqCst);
+        let batch = decode_batch(&event, &config, chrono::Utc::now());
+        let peak = PEAK.load(Ordering::SeqCst) - before;
+
+        prop_assert_eq!(batch.decoded.len(), datas.len());
+        prop_assert_eq!(batch.records.len(), datas.len());
+        let mut next = 0;
+        for (record, decoded) in batch.decoded.iter().enumerate() {
+            if let Decoded::Documents(range) = decoded {
+                prop_assert_eq!(range.start, next, "documents are contiguous and in record order");
+                prop_assert!(!range.is_empty());
+                next = range.end;
+                for document in &batch.documents[range.clone()] {
+                    prop_assert_eq!(document.record, record);
+                    prop_assert!(!document.source.contains(&b'\n'), "one NDJSON line");
+                    let value: serde_json::Value = serde_json::from_slice(&document.source).expect("valid JSON");
+                    prop_assert!(value.is_object());
+                    prop_assert!(value.get("@timestamp").is_some());
+                }
+            }
+        }
+        prop_assert_eq!(next, batch.documents.len());
+        // Per record: the decoded bytes (at most the cap, up to twice that while a buffer grows) and the document made
+        // from them (JSON escaping can make text up to 6 times longer); plus the event's own size.
+        let bound = 4 * input + datas.len() * 10 * CAP;
+        prop_assert!(peak <= bound, "decoding allocated {} bytes at its peak, more than {}", peak, bound);
+    }
+}
