@@ -1,13 +1,13 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak lint events clean firehose-pipeline
+.PHONY: help run test soak fuzz lint events clean firehose-pipeline
 
 EVENT ?= events/kinesis.json
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-run: ## Run the indexer end to end on $(EVENT) against the local Elasticsearch double and moto's Firehose (RELEASE=1: optimised build)
+run: ## Run the indexer end to end on EVENT (default events/kinesis.json) against the local doubles and moto's Firehose; RELEASE=1 for an optimised build
 	python3 scripts/run_local.py $(if $(RELEASE),--release) $(EVENT)
 
 test: ## Unit and integration tests, sample-event reproducibility, and a local run without Firehose
@@ -17,8 +17,14 @@ test: ## Unit and integration tests, sample-event reproducibility, and a local r
 
 SOAK_SEEDS ?= 3000
 SOAK_RECORDS ?= 100
-soak: ## Redelivery under random faults: $(SOAK_SEEDS) seeds x 3 batches x $(SOAK_RECORDS) records (SOAK_FIRST_SEED to replay one)
+soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x SOAK_RECORDS (100); SOAK_FIRST_SEED replays one
 	SOAK_SEEDS=$(SOAK_SEEDS) SOAK_RECORDS=$(SOAK_RECORDS) cargo test --release --test pipeline soak -- --nocapture
+
+FUZZ_SECONDS ?= 120
+fuzz: ## Fuzz record decoding with cargo-fuzz for FUZZ_SECONDS (120); installs cargo-fuzz, runs on stable via RUSTC_BOOTSTRAP
+	command -v cargo-fuzz > /dev/null || cargo install cargo-fuzz --locked
+	python3 fuzz/seed_corpus.py
+	RUSTC_BOOTSTRAP=1 cargo fuzz run decode_record fuzz/corpus/decode_record -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all --check

@@ -39,11 +39,22 @@ struct Expected {
 }
 
 #[derive(Default, Debug, Clone, Copy)]
-pub struct SoakTally {
-    pub seeds: u64,
-    pub records: usize,
-    pub invocations: usize,
-    pub outcomes: [usize; 6],
+struct SoakTally {
+    seeds: u64,
+    records: usize,
+    invocations: usize,
+    outcomes: [usize; 6],
+}
+
+impl SoakTally {
+    fn add(&mut self, other: SoakTally) {
+        self.seeds += other.seeds;
+        self.records += other.records;
+        self.invocations += other.invocations;
+        for (sum, n) in self.outcomes.iter_mut().zip(other.outcomes) {
+            *sum += n;
+        }
+    }
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -262,7 +273,7 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
 }
 
 /// Runs seeds `first..first + count` on `threads` threads (each its own runtime and log capture).
-pub fn run_seeds(first: u64, count: u64, records: usize, threads: u64) -> Result<SoakTally, String> {
+fn run_seeds(first: u64, count: u64, records: usize, threads: u64) -> Result<SoakTally, String> {
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
     let workers: Vec<_> = (0..threads.min(count).max(1))
         .map(|_| {
@@ -278,25 +289,14 @@ pub fn run_seeds(first: u64, count: u64, records: usize, threads: u64) -> Result
                     let tally = runtime
                         .block_on(soak_one(seed, records))
                         .map_err(|why| format!("seed {seed}: {why}\n  replay: SOAK_FIRST_SEED={seed} SOAK_SEEDS=1 SOAK_RECORDS={records} cargo test --test pipeline soak"))?;
-                    total.seeds += tally.seeds;
-                    total.records += tally.records;
-                    total.invocations += tally.invocations;
-                    for (sum, n) in total.outcomes.iter_mut().zip(tally.outcomes) {
-                        *sum += n;
-                    }
+                    total.add(tally);
                 }
             })
         })
         .collect();
     let mut total = SoakTally::default();
     for worker in workers {
-        let tally = worker.join().map_err(|_| "a soak thread panicked".to_string())??;
-        total.seeds += tally.seeds;
-        total.records += tally.records;
-        total.invocations += tally.invocations;
-        for (sum, n) in total.outcomes.iter_mut().zip(tally.outcomes) {
-            *sum += n;
-        }
+        total.add(worker.join().map_err(|_| "a soak thread panicked".to_string())??);
     }
     Ok(total)
 }

@@ -1,0 +1,57 @@
+//! Fuzz target: arbitrary bytes as a Kinesis record's data, and as the event itself. Decoding must not panic, must
+//! give exactly one outcome per record, and every document must be one line of JSON object.
+
+#![no_main]
+
+use std::sync::LazyLock;
+
+use base64::Engine;
+use kinesis_es_indexer::Config;
+use kinesis_es_indexer::record::{Decoded, KinesisEventIn, decode_batch};
+use libfuzzer_sys::fuzz_target;
+
+static CONFIG: LazyLock<Config> = LazyLock::new(|| {
+    Config::from_lookup(|name| match name {
+        "ES_URL" => Some("http://127.0.0.1:9200".into()),
+        "MAX_RECORD_BYTES" => Some("65536".into()),
+        _ => None,
+    })
+    .expect("fuzz config")
+});
+
+fn check(event: &KinesisEventIn) {
+    let batch = decode_batch(event, &CONFIG, chrono::DateTime::UNIX_EPOCH);
+    assert_eq!(batch.decoded.len(), event.records.len(), "one outcome per record");
+    let mut next = 0;
+    for decoded in &batch.decoded {
+        if let Decoded::Documents(range) = decoded {
+            assert_eq!(range.start, next);
+            next = range.end;
+        }
+    }
+    assert_eq!(next, batch.documents.len());
+    for document in &batch.documents {
+        assert!(!document.source.contains(&b'\n'));
+        let value: serde_json::Value = serde_json::from_slice(&document.source).expect("a document is JSON");
+        assert!(value.is_object());
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The bytes as one record's data, between two good records.
+    let good = base64::engine::general_purpose::STANDARD.encode(br#"{"ok":true}"#);
+    let fuzzed = base64::engine::general_purpose::STANDARD.encode(data);
+    let records = [&good, &fuzzed, &good]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!(r#"{{"eventID":"shardId-0:{i}","kinesis":{{"sequenceNumber":"{i}","data":"{d}","approximateArrivalTimestamp":1.5}}}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let event: KinesisEventIn = serde_json::from_str(&format!(r#"{{"Records":[{records}]}}"#)).expect("a well-formed event");
+    check(&event);
+
+    // The bytes as the event itself: whatever parses as an event must decode record by record.
+    if let Ok(event) = serde_json::from_slice::<KinesisEventIn>(data) {
+        check(&event);
+    }
+});
