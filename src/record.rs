@@ -638,6 +638,14 @@ mod tests {
     }
 
     #[test]
+    fn a_number_beyond_f64_passes_through_for_elasticsearch_to_judge() {
+        // Found by the fuzzer: valid JSON (RFC 8259 sets no range); Elasticsearch answers 400 and the document is
+        // rejected with that reason, rather than the indexer guessing.
+        let doc = br#"{"@timestamp":"2026-11-22T08:00:00Z","latency_ms":3166666e2222}"#;
+        assert_eq!(sources(doc), vec![String::from_utf8(doc.to_vec()).unwrap()]);
+    }
+
+    #[test]
     fn a_pretty_printed_object_becomes_one_line() {
         let out = sources(b"{\n  \"a\": 1,\r\n  \"b\": [1,\n2]\n}\n");
         assert_eq!(out.len(), 1);

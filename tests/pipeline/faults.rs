@@ -191,6 +191,18 @@ async fn s08_a_mapping_error_is_logged_with_full_context_and_never_blocks_the_sh
 }
 
 #[tokio::test]
+async fn s08_a_number_beyond_range_is_rejected_by_the_cluster_not_guessed_at() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let event = event(&[br#"{"latency_ms":3166666e2222}"#.to_vec(), br#"{"latency_ms":1}"#.to_vec()]);
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Rejected, Indexed]);
+    assert_eq!(logs.matching("ERROR", "Document rejected")[0]["error_type"], "document_parsing_exception");
+}
+
+#[tokio::test]
 async fn s09_a_missing_index_is_a_configuration_fault_not_a_bad_record() {
     let logs = Logs::capture();
     let h = Harness::start(&[]).await;
