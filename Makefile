@@ -10,8 +10,10 @@ help: ## List the targets
 run: ## Run the indexer end to end on EVENT (default events/kinesis.json) against the local doubles and moto's Firehose; RELEASE=1 for an optimised build
 	python3 scripts/run_local.py $(if $(RELEASE),--release) $(EVENT)
 
-test: ## Unit and integration tests, sample-event reproducibility, and a local run without Firehose
+test: ## Unit, integration, soak and property tests; template.yaml checks; sample events; a local run without Firehose
 	python3 events/generate.py --check
+	python3 -c "import cfnlint, samtranslator" 2> /dev/null || python3 -m pip install --quiet cfn-lint aws-sam-translator
+	python3 -m unittest discover -s tests -p '*_test.py'
 	cargo test --workspace
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
 
@@ -24,7 +26,7 @@ FUZZ_SECONDS ?= 120
 fuzz: ## Fuzz record decoding with cargo-fuzz for FUZZ_SECONDS (120); installs cargo-fuzz, runs on stable via RUSTC_BOOTSTRAP
 	command -v cargo-fuzz > /dev/null || cargo install cargo-fuzz --locked
 	python3 fuzz/seed_corpus.py
-	RUSTC_BOOTSTRAP=1 cargo fuzz run decode_record fuzz/corpus/decode_record -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+	RUSTC_BOOTSTRAP=1 cargo fuzz run decode_record fuzz/corpus/decode_record fuzz/regressions/decode_record -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all --check

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|level| level.to_lowercase()))
+        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|level| lambda_level_directive(&level)))
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
@@ -16,5 +16,25 @@ pub fn init() {
         builder.json().flatten_event(true).with_current_span(false).init();
     } else {
         builder.init();
+    }
+}
+
+/// Lambda's application log levels as a tracing filter (`FATAL` has no tracing level: ERROR is the closest).
+fn lambda_level_directive(level: &str) -> String {
+    match level.to_ascii_lowercase().as_str() {
+        "fatal" => "error".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lambda_log_levels_become_tracing_filters() {
+        assert_eq!(super::lambda_level_directive("WARN"), "warn");
+        assert_eq!(super::lambda_level_directive("FATAL"), "error");
+        for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
+            assert!(tracing_subscriber::EnvFilter::try_new(super::lambda_level_directive(level)).is_ok(), "{level}");
+        }
     }
 }
