@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak fuzz lint events clean firehose-pipeline
+.PHONY: help run test soak fuzz lint build invoke deploy events clean firehose-pipeline
 
 EVENT ?= events/kinesis.json
 
@@ -32,11 +32,30 @@ lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+ARCH ?= x86_64
+build: ## Build target/lambda/bootstrap/bootstrap with cargo-lambda for ARCH (x86_64; arm64 needs the aarch64 target and zig)
+	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
+ifeq ($(ARCH),arm64)
+	python3 -c "import ziglang" 2> /dev/null || python3 -m pip install --quiet ziglang
+	cargo lambda build --release --bin bootstrap --arm64
+else
+	cargo lambda build --release --bin bootstrap --x86-64 --compiler cargo
+endif
+
+invoke: ## Run the function under `cargo lambda watch` on 127.0.0.1 and invoke it with EVENT; prints the batch response
+	python3 scripts/invoke_local.py $(EVENT)
+
+deploy: ## sam build && sam deploy --guided (installs the SAM CLI with pip if missing; needs AWS credentials)
+	command -v sam > /dev/null || python3 -m pip install --quiet aws-sam-cli
+	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
+	sam build && sam deploy --guided
+
 events: ## Regenerate the sample events in events/
 	python3 events/generate.py
 
-clean: ## Remove build output
+clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 	cargo clean
+	rm -rf .aws-sam fuzz/target fuzz/corpus fuzz/artifacts
 
 firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (needs ES_URL)
 	python3 scripts/firehose_pipeline.py
