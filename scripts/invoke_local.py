@@ -67,8 +67,9 @@ def main():
         watch = subprocess.Popen(
             ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--bin", "bootstrap", "--ignore-changes"],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL if not env.get("VERBOSE") else None,
+            # The function logs to stdout; VERBOSE=1 shows its log lines and cargo-lambda's.
+            stdout=None if env.get("VERBOSE") else subprocess.DEVNULL,
+            stderr=None if env.get("VERBOSE") else subprocess.DEVNULL,
             start_new_session=True,
         )
         wait_for_port(port, watch, 120)

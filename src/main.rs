@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::info!(es_url = %deps.config.es_url, index = deps.config.index.as_str(), firehose_stream = ?deps.config.firehose_stream, "Ready");
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEventIn>| async move {
-        let deadline = deadline_from_epoch_millis(event.context.deadline);
+        let deadline = invocation_deadline(event.context.deadline, SystemTime::now());
         let report = handle(&event.payload, deadline, deps).await;
         Ok::<_, Diagnostic>(report.response())
     }))
@@ -50,8 +50,45 @@ async fn report_init_error(error: &Error) {
     }
 }
 
-/// The invocation's deadline (Lambda gives milliseconds since the epoch) as an instant on tokio's clock.
-fn deadline_from_epoch_millis(deadline_ms: u64) -> tokio::time::Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+/// Milliseconds since the epoch on 2000-01-01: no real deadline is earlier.
+const YEAR_2000_MS: u64 = 946_684_800_000;
+
+/// The invocation's deadline as an instant on tokio's clock. Lambda sends milliseconds since the epoch; some local
+/// emulators (cargo-lambda's `watch` sends `600000`) send the time allowed instead, which read as a date would be
+/// in 1970 and leave no time at all: a value that cannot be a date of this century is read as a duration.
+fn invocation_deadline(deadline_ms: u64, now: SystemTime) -> tokio::time::Instant {
+    let left_ms = if deadline_ms < YEAR_2000_MS {
+        deadline_ms
+    } else {
+        let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        deadline_ms.saturating_sub(now_ms)
+    };
+    tokio::time::Instant::now() + Duration::from_millis(left_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(deadline_ms: u64, now_ms: u64) -> Duration {
+        let deadline = invocation_deadline(deadline_ms, UNIX_EPOCH + Duration::from_millis(now_ms));
+        deadline.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    #[test]
+    fn lambda_deadlines_are_epoch_milliseconds() {
+        let now = 1_795_334_400_000;
+        let remaining = left(now + 30_000, now);
+        assert!(
+            remaining > Duration::from_millis(29_000) && remaining <= Duration::from_millis(30_000),
+            "{remaining:?}"
+        );
+        assert_eq!(left(now - 5, now), Duration::ZERO, "a deadline already past leaves nothing");
+    }
+
+    #[test]
+    fn an_emulator_duration_is_read_as_time_allowed() {
+        let remaining = left(600_000, 1_795_334_400_000);
+        assert!(remaining > Duration::from_secs(599) && remaining <= Duration::from_secs(600), "{remaining:?}");
+    }
 }
