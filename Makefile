@@ -40,6 +40,7 @@ ifeq ($(ARCH),arm64)
 	cargo lambda build --release --bin bootstrap --arm64
 else
 	cargo lambda build --release --bin bootstrap --x86-64 --compiler cargo
+	python3 scripts/check_glibc.py target/lambda/bootstrap/bootstrap
 endif
 
 invoke: ## Run the function under `cargo lambda watch` on 127.0.0.1 and invoke it with EVENT; prints the batch response
