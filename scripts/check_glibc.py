@@ -20,7 +20,10 @@ def main():
     needed = max(versions)
     label = "GLIBC_" + ".".join(map(str, needed))
     if needed > LIMIT:
-        sys.exit(f"{path} needs {label}, newer than Amazon Linux 2023's GLIBC_2.34: build with `make build` on an older glibc or with zig (ARCH=arm64 uses it)")
+        sys.exit(
+            f"{path} needs {label}, newer than Amazon Linux 2023's GLIBC_2.34: build it on a system with glibc 2.34 or "
+            "older, or link against an older glibc with zig (`pip install ziglang`, `cargo lambda build --compiler cargo-zigbuild`)"
+        )
     print(f"{path} needs {label} at most: fine for provided.al2023 (GLIBC_2.34)")
 
 
