@@ -67,9 +67,10 @@ async fn park_in_firehose(
     deadline: Instant,
     deps: &Deps,
 ) -> firehose::Delivery {
-    let (Some(firehose), documents) = (&deps.firehose, routing.firehose_documents(batch, doc_outcomes)) else {
+    let Some(firehose) = &deps.firehose else {
         return firehose::Delivery::default();
     };
+    let documents = routing.firehose_documents(batch, doc_outcomes);
     if documents.is_empty() {
         return firehose::Delivery::default();
     }
