@@ -56,6 +56,15 @@ pub struct Config {
     pub deadline_margin: Duration,
     /// Bytes of a document quoted in an error log line.
     pub log_excerpt_bytes: usize,
+    /// Whether bulk bodies are gzip-compressed on the wire.
+    pub compression: Compression,
+}
+
+/// Request body compression (`ES_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
 }
 
 /// A variable that is missing or does not parse; the message names it and says what it expects.
@@ -138,6 +147,11 @@ impl Config {
                 600_000,
             )?),
             log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
+            compression: match get("ES_COMPRESSION").as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("gzip") => Compression::Gzip,
+                Some("none") => Compression::None,
+                Some(other) => return Err(problem("ES_COMPRESSION", format!("expects gzip or none, got {other:?}"))),
+            },
         })
     }
 }
@@ -201,6 +215,19 @@ mod tests {
         assert_eq!(config.timestamp_field, "@timestamp");
         assert_eq!(config.firehose_stream, None);
         assert_eq!(config.credentials, EsCredentials::None);
+        assert_eq!(config.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn compression_is_gzip_or_none() {
+        assert_eq!(
+            config(&[("ES_URL", "http://h"), ("ES_COMPRESSION", "NONE")]).unwrap().compression,
+            Compression::None
+        );
+        assert_eq!(
+            config(&[("ES_URL", "http://h"), ("ES_COMPRESSION", "zstd")]).unwrap_err().variable,
+            "ES_COMPRESSION"
+        );
     }
 
     #[test]

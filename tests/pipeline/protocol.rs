@@ -13,6 +13,7 @@ async fn basic_auth_and_ndjson_reach_the_cluster() {
     // base64("indexer:s3cret")
     assert_eq!(request.headers["authorization"], "Basic aW5kZXhlcjpzM2NyZXQ=");
     assert_eq!(request.headers["content-type"], "application/x-ndjson");
+    assert_eq!(request.headers["content-encoding"], "gzip", "compressed by default");
     assert_eq!(request.path, "/_bulk");
     let query = request.query.as_deref().unwrap_or_default();
     assert!(query.starts_with("filter_path=errors"), "{query}");
@@ -61,4 +62,23 @@ async fn chunks_go_out_at_most_bulk_concurrency_at_a_time() {
 
     assert_eq!(report.summary.bulk_requests, 9);
     assert_eq!(h.es.max_in_flight(), 3, "three at a time, never more");
+}
+
+#[tokio::test]
+async fn bodies_are_gzipped_by_default_and_plain_when_asked() {
+    let event = event(&plain_payloads(50));
+
+    let gzip = Harness::start(&[]).await;
+    let compressed = gzip.deliver(&event).await;
+    let plain = Harness::start(&[("ES_COMPRESSION", "none")]).await;
+    let uncompressed = plain.deliver(&event).await;
+
+    assert_eq!(gzip.es.count(), 50, "the double inflates what it receives");
+    assert_eq!(plain.es.count(), 50);
+    assert!(plain.es.requests()[0].headers.get("content-encoding").is_none());
+    let (before, after) = (compressed.summary.body_bytes, compressed.summary.bytes_sent);
+    assert_eq!(before, uncompressed.summary.body_bytes, "the same body either way");
+    assert_eq!(uncompressed.summary.bytes_sent, before);
+    assert_eq!(after, gzip.es.requests()[0].wire_bytes, "bytes_sent is what went on the wire");
+    assert!(after * 4 < before, "{after} compressed bytes for {before}");
 }
