@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::index::IndexPattern;
 
-/// Basic auth or an API key for Elasticsearch; none when the cluster needs no credentials.
+/// How requests to the cluster authenticate (`ES_AUTH`).
 #[derive(Clone, PartialEq, Eq)]
-pub enum EsCredentials {
+pub enum EsAuth {
     None,
     Basic {
         username: String,
@@ -17,15 +17,21 @@ pub enum EsCredentials {
     },
     /// The encoded API key (base64 of `id:api_key`), sent as `Authorization: ApiKey …`.
     ApiKey(String),
+    /// AWS Signature Version 4 with the SDK's credential chain: `es` for domains, `aoss` for OpenSearch Serverless.
+    SigV4 {
+        region: String,
+        service: String,
+    },
 }
 
-impl std::fmt::Debug for EsCredentials {
+impl std::fmt::Debug for EsAuth {
     // Secrets never reach a log line, even through `{:?}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EsCredentials::None => f.write_str("None"),
-            EsCredentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-            EsCredentials::ApiKey(_) => f.write_str("ApiKey(***)"),
+            EsAuth::None => f.write_str("None"),
+            EsAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            EsAuth::ApiKey(_) => f.write_str("ApiKey(***)"),
+            EsAuth::SigV4 { region, service } => write!(f, "SigV4({service}, {region})"),
         }
     }
 }
@@ -35,7 +41,7 @@ impl std::fmt::Debug for EsCredentials {
 pub struct Config {
     /// Base URL of the cluster (`https://host:9200`, optionally with a path prefix).
     pub es_url: String,
-    pub credentials: EsCredentials,
+    pub auth: EsAuth,
     /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC).
     pub index: IndexPattern,
     /// Firehose delivery stream for "retry later" documents; without it they go back to Kinesis.
@@ -105,16 +111,7 @@ impl Config {
             .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
         let es_url = parse_url(&es_url)?;
 
-        let credentials = match (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY")) {
-            (Some(_), _, Some(_)) => {
-                return Err(problem("ES_API_KEY", "set either ES_API_KEY or ES_USERNAME/ES_PASSWORD, not both"));
-            }
-            (Some(username), Some(password), None) => EsCredentials::Basic { username, password },
-            (Some(_), None, None) => return Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
-            (None, Some(_), _) => return Err(problem("ES_USERNAME", "is required when ES_PASSWORD is set")),
-            (None, None, Some(key)) => EsCredentials::ApiKey(key),
-            (None, None, None) => EsCredentials::None,
-        };
+        let auth = parse_auth(&get, &es_url)?;
 
         let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
         let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
@@ -128,7 +125,7 @@ impl Config {
 
         Ok(Config {
             es_url,
-            credentials,
+            auth,
             index,
             firehose_stream: get("FIREHOSE_STREAM_NAME"),
             firehose_target_field,
@@ -154,6 +151,77 @@ impl Config {
             },
         })
     }
+}
+
+/// `ES_AUTH`, or the mode the other variables imply: SigV4 for an AWS endpoint, else basic when a username is set,
+/// an API key when one is set, else none. Credentials that the chosen mode would ignore are refused.
+fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsAuth, ConfigError> {
+    let (username, password, api_key) = (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY"));
+    let host = host_of(es_url).to_ascii_lowercase();
+    let aws_service = ["es", "aoss"].into_iter().find(|service| {
+        host.ends_with(&format!(".{service}.amazonaws.com")) || host.ends_with(&format!(".{service}.amazonaws.com.cn"))
+    });
+    let mode = match get("ES_AUTH").map(|m| m.to_ascii_lowercase()) {
+        Some(mode) => mode,
+        None if aws_service.is_some() && username.is_none() && api_key.is_none() => "sigv4".into(),
+        None if username.is_some() || password.is_some() => "basic".into(),
+        None if api_key.is_some() => "api-key".into(),
+        None => "none".into(),
+    };
+    let unused = |what: &str, present: bool| {
+        if present {
+            Err(problem("ES_AUTH", format!("is {mode}, so {what} would be ignored: unset it or change ES_AUTH")))
+        } else {
+            Ok(())
+        }
+    };
+    match mode.as_str() {
+        "none" => {
+            unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
+            unused("ES_API_KEY", api_key.is_some())?;
+            Ok(EsAuth::None)
+        }
+        "basic" => {
+            unused("ES_API_KEY", api_key.is_some())?;
+            match (username, password) {
+                (Some(username), Some(password)) => Ok(EsAuth::Basic { username, password }),
+                (Some(_), None) => Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
+                _ => Err(problem("ES_USERNAME", "is required for basic auth (with ES_PASSWORD)")),
+            }
+        }
+        "api-key" => {
+            unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
+            api_key.map(EsAuth::ApiKey).ok_or_else(|| problem("ES_API_KEY", "is required when ES_AUTH is api-key"))
+        }
+        "sigv4" => {
+            unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
+            unused("ES_API_KEY", api_key.is_some())?;
+            let service = get("ES_SIGV4_SERVICE").unwrap_or_else(|| aws_service.unwrap_or("es").to_owned());
+            if service != "es" && service != "aoss" {
+                return Err(problem("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
+            }
+            let region =
+                get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).or_else(|| region_of(&host)).ok_or_else(
+                    || problem("AWS_REGION", "is required to sign requests (Lambda sets it; set it for local runs)"),
+                )?;
+            Ok(EsAuth::SigV4 { region, service })
+        }
+        other => Err(problem("ES_AUTH", format!("expects none, basic, api-key or sigv4, got {other:?}"))),
+    }
+}
+
+/// The host of a URL that `parse_url` accepted.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+}
+
+/// The region in an AWS endpoint: `search-logs-abc.eu-west-1.es.amazonaws.com` → `eu-west-1`.
+fn region_of(host: &str) -> Option<String> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let service_at = labels.iter().position(|l| *l == "es" || *l == "aoss")?;
+    labels.get(service_at.checked_sub(1)?).filter(|region| region.contains('-')).map(|r| r.to_string())
 }
 
 fn parse_url(text: &str) -> Result<String, ConfigError> {
@@ -214,7 +282,7 @@ mod tests {
         assert_eq!(config.es_timeout, Duration::from_millis(DEFAULT_ES_TIMEOUT_MS));
         assert_eq!(config.timestamp_field, "@timestamp");
         assert_eq!(config.firehose_stream, None);
-        assert_eq!(config.credentials, EsCredentials::None);
+        assert_eq!(config.auth, EsAuth::None);
         assert_eq!(config.compression, Compression::Gzip);
     }
 
@@ -260,13 +328,49 @@ mod tests {
     #[test]
     fn credentials_are_basic_or_api_key_never_both() {
         let basic = config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")]).unwrap();
-        assert_eq!(basic.credentials, EsCredentials::Basic { username: "u".into(), password: "p".into() });
-        assert_eq!(format!("{:?}", basic.credentials), "Basic(u, ***)");
+        assert_eq!(basic.auth, EsAuth::Basic { username: "u".into(), password: "p".into() });
+        assert_eq!(format!("{:?}", basic.auth), "Basic(u, ***)");
         let key = config(&[("ES_URL", "http://h"), ("ES_API_KEY", "a2V5")]).unwrap();
-        assert_eq!(key.credentials, EsCredentials::ApiKey("a2V5".into()));
+        assert_eq!(key.auth, EsAuth::ApiKey("a2V5".into()));
+        assert_eq!(format!("{:?}", key.auth), "ApiKey(***)");
         assert_eq!(config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u")]).unwrap_err().variable, "ES_PASSWORD");
         let both = [("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p"), ("ES_API_KEY", "k")];
-        assert_eq!(config(&both).unwrap_err().variable, "ES_API_KEY");
+        assert_eq!(config(&both).unwrap_err().variable, "ES_AUTH");
+    }
+
+    #[test]
+    fn an_aws_endpoint_is_signed_with_its_region_and_service() {
+        let domain = config(&[("ES_URL", "https://search-logs-abc123.eu-west-1.es.amazonaws.com")]).unwrap();
+        assert_eq!(domain.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+        let serverless =
+            config(&[("ES_URL", "https://abc123.us-east-1.aoss.amazonaws.com"), ("AWS_REGION", "us-east-1")]).unwrap();
+        assert_eq!(serverless.auth, EsAuth::SigV4 { region: "us-east-1".into(), service: "aoss".into() });
+        let region_from_env =
+            config(&[("ES_URL", "https://vpc-logs.eu-west-1.es.amazonaws.com"), ("AWS_REGION", "eu-central-1")])
+                .unwrap();
+        assert_eq!(region_from_env.auth, EsAuth::SigV4 { region: "eu-central-1".into(), service: "es".into() });
+        let explicit =
+            config(&[("ES_URL", "http://127.0.0.1:9200"), ("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(explicit.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+    }
+
+    #[test]
+    fn auth_modes_refuse_what_they_would_ignore() {
+        let error = config(&[("ES_URL", "http://h"), ("ES_AUTH", "sigv4")]).unwrap_err();
+        assert_eq!(error.variable, "AWS_REGION");
+        let error = config(&[("ES_URL", "http://h"), ("ES_AUTH", "none"), ("ES_API_KEY", "k")]).unwrap_err();
+        assert_eq!(error.variable, "ES_AUTH");
+        assert_eq!(config(&[("ES_URL", "http://h"), ("ES_AUTH", "kerberos")]).unwrap_err().variable, "ES_AUTH");
+        assert_eq!(config(&[("ES_URL", "http://h"), ("ES_AUTH", "api-key")]).unwrap_err().variable, "ES_API_KEY");
+        let bad_service =
+            [("ES_URL", "http://h"), ("ES_AUTH", "sigv4"), ("AWS_REGION", "x-1"), ("ES_SIGV4_SERVICE", "s3")];
+        assert_eq!(config(&bad_service).unwrap_err().variable, "ES_SIGV4_SERVICE");
+        let basic_on_aws =
+            [("ES_URL", "https://search-x.eu-west-1.es.amazonaws.com"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")];
+        assert!(
+            matches!(config(&basic_on_aws).unwrap().auth, EsAuth::Basic { .. }),
+            "fine-grained access control's basic auth"
+        );
     }
 
     #[test]

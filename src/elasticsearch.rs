@@ -7,44 +7,66 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aws_credential_types::provider::SharedCredentialsProvider;
 use bytes::Bytes;
 use elasticsearch::auth::Credentials;
-use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
-use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
+use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use elasticsearch::http::transport::{Connection, SingleNodeConnectionPool, Transport, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, Failure, NextChunks};
-use crate::config::{Compression, Config, EsCredentials};
+use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
 use crate::record::Document;
+use crate::sigv4::Signer;
 
-/// Only what the decision reads: statuses and errors. Shrinks every answer severalfold on the normal path.
-const FILTER_PATH: [(&str, &str); 1] =
-    [("filter_path", "errors,items.*.status,items.*.error.type,items.*.error.reason")];
+/// The bulk endpoint, relative to `ES_URL`, asking only for what the decision reads (statuses and errors), which
+/// shrinks every answer severalfold on the normal path. Written out in SigV4's canonical encoding (`*` as `%2A`), so
+/// that the URL sent is the URL signed and every SigV4 implementation canonicalises it the same way.
+const BULK_PATH: &str = "_bulk?filter_path=errors%2Citems.%2A.status%2Citems.%2A.error.type%2Citems.%2A.error.reason";
 
 /// A client for one cluster, built once at cold start; its connection pool is reused across invocations.
 #[derive(Debug, Clone)]
 pub struct Elasticsearch {
     transport: Transport,
     compression: Compression,
+    signer: Option<Signer>,
+    /// The bulk URL exactly as the transport requests it, and its `Host` header: what a signature covers.
+    bulk_url: String,
+    host: String,
 }
 
 impl Elasticsearch {
-    pub fn new(config: &Config) -> Result<Elasticsearch, Error> {
-        let url = Url::parse(&config.es_url).map_err(|e| Error::Client(format!("ES_URL {}: {e}", config.es_url)))?;
-        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
-        builder = match &config.credentials {
-            EsCredentials::None => builder,
-            EsCredentials::Basic { username, password } => {
-                builder.auth(Credentials::Basic(username.clone(), password.clone()))
-            }
-            EsCredentials::ApiKey(key) => builder.auth(Credentials::EncodedApiKey(key.clone())),
+    /// `aws_credentials` is required with SigV4 (the SDK's default chain at cold start; any provider in tests).
+    pub fn new(config: &Config, aws_credentials: Option<SharedCredentialsProvider>) -> Result<Elasticsearch, Error> {
+        let bad_url = |e: &dyn std::fmt::Display| Error::Client(format!("ES_URL {}: {e}", config.es_url));
+        let url = Url::parse(&config.es_url).map_err(|e| bad_url(&e))?;
+        // The transport joins BULK_PATH to the connection's URL (which gains a trailing slash): do the same here.
+        let bulk_url = Connection::new(url.clone()).url().join(BULK_PATH).map_err(|e| bad_url(&e))?;
+        let host = match (bulk_url.host_str(), bulk_url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err(bad_url(&"no host")),
         };
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
+        let mut signer = None;
+        match &config.auth {
+            EsAuth::None => {}
+            EsAuth::Basic { username, password } => {
+                builder = builder.auth(Credentials::Basic(username.clone(), password.clone()))
+            }
+            EsAuth::ApiKey(key) => builder = builder.auth(Credentials::EncodedApiKey(key.clone())),
+            EsAuth::SigV4 { region, service } => {
+                let credentials =
+                    aws_credentials.ok_or_else(|| Error::Client("SigV4 needs an AWS credentials provider".into()))?;
+                signer = Some(Signer::new(credentials, region.clone(), service.clone()));
+            }
+        }
         let transport =
             builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
-        Ok(Elasticsearch { transport, compression: config.compression })
+        Ok(Elasticsearch { transport, compression: config.compression, signer, bulk_url: bulk_url.into(), host })
     }
 
     /// The bytes that go on the wire for a body: gzip-compressed (level 1: most of the gain for little CPU) or as is.
@@ -70,8 +92,23 @@ impl Elasticsearch {
         if self.compression == Compression::Gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        let sent =
-            self.transport.send(Method::Post, "/_bulk", headers, Some(&FILTER_PATH), Some(body), Some(timeout)).await;
+        if let Some(signer) = &self.signer {
+            let mut signed: Vec<(&str, &str)> = vec![("host", &self.host)];
+            signed.extend(headers.iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default())));
+            match signer.sign("POST", &self.bulk_url, &signed, &body).await {
+                Ok(signature) => {
+                    for (name, value) in signature {
+                        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                            (Ok(name), Ok(value)) => headers.insert(name, value),
+                            _ => return BulkReply::Failed(format!("the signature produced an invalid header {name}")),
+                        };
+                    }
+                }
+                // Nothing was sent: like a refused connection, the rest of the batch goes back to Kinesis.
+                Err(why) => return BulkReply::Failed(why),
+            }
+        }
+        let sent = self.transport.send(Method::Post, BULK_PATH, headers, None::<&()>, Some(body), Some(timeout)).await;
         let response = match sent {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return BulkReply::TimedOut,
@@ -87,7 +124,7 @@ impl Elasticsearch {
 }
 
 /// An error and its causes on one line: reqwest's own message rarely says what went wrong.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::bulk::{DocOutcome, Failure};
-use crate::config::Config;
+use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
 use crate::firehose::{self, Firehose};
@@ -27,18 +27,22 @@ impl Deps {
     /// Builds the clients for `config`: the Elasticsearch transport, and a Firehose client from the AWS SDK's
     /// standard configuration (region, credentials chain, `AWS_ENDPOINT_URL_FIREHOSE`) when a stream is named.
     pub async fn connect(config: Config) -> Result<Deps, Error> {
-        let elasticsearch = Elasticsearch::new(&config)?;
-        let firehose = match &config.firehose_stream {
-            None => None,
-            Some(stream) => {
-                let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let needs_aws = config.firehose_stream.is_some() || matches!(config.auth, EsAuth::SigV4 { .. });
+        let shared = match needs_aws {
+            true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            false => None,
+        };
+        let elasticsearch = Elasticsearch::new(&config, shared.as_ref().and_then(|s| s.credentials_provider()))?;
+        let firehose = match (&config.firehose_stream, &shared) {
+            (Some(stream), Some(shared)) => {
                 // Retries are ours (only failed entries, within the deadline); the SDK's would resend whole calls.
-                let firehose_config = aws_sdk_firehose::config::Builder::from(&shared)
+                let firehose_config = aws_sdk_firehose::config::Builder::from(shared)
                     .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
                     .build();
                 let client = aws_sdk_firehose::Client::from_conf(firehose_config);
                 Some(Firehose::new(client, stream.clone(), config.firehose_max_attempts))
             }
+            _ => None,
         };
         Ok(Deps { config, elasticsearch, firehose })
     }

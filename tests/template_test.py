@@ -19,14 +19,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 TEMPLATE = ROOT / "template.yaml"
 
-# Read by the local runner only, or set by Lambda itself; never by a deployer.
-NOT_DEPLOYED = {"RUST_LOG"}
+# Read by the local runner only, or set by Lambda itself (the region of the function); never by a deployer.
+NOT_DEPLOYED = {"RUST_LOG", "AWS_REGION", "AWS_DEFAULT_REGION"}
 
 
 def config_variables():
     """Every environment variable src/config.rs reads."""
     source = (ROOT / "src" / "config.rs").read_text()
-    return set(re.findall(r'get\(\s*"([A-Z_]+)"\s*\)', source)) | set(re.findall(r'number\(\s*&get,\s*"([A-Z_]+)"', source))
+    return set(re.findall(r'get\(\s*"([A-Z0-9_]+)"\s*\)', source)) | set(re.findall(r'number\(\s*&get,\s*"([A-Z0-9_]+)"', source))
 
 
 class StubPolicyLoader:

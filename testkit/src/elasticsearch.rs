@@ -51,6 +51,15 @@ impl Fault {
     }
 }
 
+/// Credentials the double accepts, and for which service and region, when it requires SigV4.
+#[derive(Debug, Clone)]
+pub struct SigV4Check {
+    pub region: String,
+    pub service: String,
+    /// (access key, secret key, session token)
+    pub credentials: Vec<(String, String, Option<String>)>,
+}
+
 /// A lasting condition of one index, answered per item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexFault {
@@ -120,6 +129,7 @@ struct State {
     latency: Duration,
     in_flight: usize,
     max_in_flight: usize,
+    sigv4: Option<SigV4Check>,
     pipelines: HashMap<String, Vec<Processor>>,
     /// (index name prefixes from `index_patterns` ending in `*`, or exact names; default pipeline)
     templates: Vec<(Vec<String>, String)>,
@@ -153,6 +163,7 @@ impl EsDouble {
             latency: Duration::ZERO,
             in_flight: 0,
             max_in_flight: 0,
+            sigv4: None,
             pipelines: HashMap::new(),
             templates: Vec::new(),
         };
@@ -194,6 +205,12 @@ impl EsDouble {
     /// Requests with a larger body (as received) answer 413, as `http.max_content_length` does.
     pub fn set_max_content_length(&self, bytes: Option<usize>) {
         self.state().max_content_length = bytes;
+    }
+
+    /// From now on, a bulk request must carry a valid SigV4 signature by one of these credentials, recomputed by
+    /// botocore (`verify_sigv4.py`, independent of the indexer's signer); otherwise it is answered 403, as AWS does.
+    pub fn require_sigv4(&self, check: SigV4Check) {
+        self.state().sigv4 = Some(check);
     }
 
     /// Every bulk request takes at least this long to answer, as a loaded cluster does.
@@ -394,6 +411,12 @@ async fn process_bulk(
     fault: Option<Fault>,
 ) -> Response<Body> {
     let (parts, wire) = server::read_body(request).await;
+    let check = state.lock().expect("state").sigv4.clone();
+    if let Some(check) = check
+        && let Err(why) = verify_sigv4(&check, &parts, &wire).await
+    {
+        return json_response(403, &json!({ "message": why }));
+    }
     let gzip = parts.headers.get("content-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let body = if gzip {
         let mut inflated = Vec::new();
@@ -457,6 +480,44 @@ async fn process_bulk(
             Response::builder().status(200).body(server::full("<html>upstream says hi</html>")).expect("response")
         }
         _ => json_response(200, &response),
+    }
+}
+
+/// Asks botocore whether the request is signed by one of the accepted credentials over exactly these bytes.
+async fn verify_sigv4(check: &SigV4Check, parts: &hyper::http::request::Parts, wire: &Bytes) -> Result<(), String> {
+    use base64::Engine;
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let headers: Map<String, Value> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), Value::String(value.to_str().unwrap_or_default().to_owned())))
+        .collect();
+    let input = json!({
+        "method": parts.method.as_str(),
+        "url": format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")),
+        "headers": headers,
+        "body_base64": base64::engine::general_purpose::STANDARD.encode(wire),
+        "region": check.region,
+        "service": check.service,
+        "credentials": check.credentials.iter().map(|(a, s, t)| json!({"access_key": a, "secret_key": s, "session_token": t})).collect::<Vec<_>>(),
+    });
+    let verdict = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/verify_sigv4.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("python3: {e}"))?;
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), input.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let output = child.wait_with_output().map_err(|e| e.to_string())?;
+        serde_json::from_slice::<Value>(&output.stdout).map_err(|e| format!("verify_sigv4.py: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    match verdict["ok"].as_bool() {
+        Some(true) => Ok(()),
+        _ => Err(verdict["why"].as_str().unwrap_or("signature check failed").to_owned()),
     }
 }
 

@@ -9,6 +9,6 @@ pub mod firehose;
 pub mod lambda_api;
 mod server;
 
-pub use elasticsearch::{EsDouble, Fault, IndexFault};
+pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check};
 pub use firehose::{FirehoseDouble, FirehoseFault};
 pub use lambda_api::{Answer, LambdaApiDouble};

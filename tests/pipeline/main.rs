@@ -1,5 +1,6 @@
 //! Integration tests: the real handler against the project's Elasticsearch and Firehose doubles.
 
+mod auth;
 mod binary;
 mod faults;
 mod firehose_mock;

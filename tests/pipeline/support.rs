@@ -47,6 +47,16 @@ impl Harness {
 
 /// Real `Deps` whose clients talk to the doubles. Firehose is left out when `firehose` is `None`.
 pub fn deps(es: &EsDouble, firehose: Option<&FirehoseDouble>, overrides: &[(&str, &str)]) -> Deps {
+    deps_with_aws_credentials(es, firehose, overrides, None)
+}
+
+/// Like `deps`, with the AWS credentials SigV4 signing asks for on every request.
+pub fn deps_with_aws_credentials(
+    es: &EsDouble,
+    firehose: Option<&FirehoseDouble>,
+    overrides: &[(&str, &str)],
+    aws_credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+) -> Deps {
     let url = es.url();
     let mut pairs: Vec<(String, String)> = vec![("ES_URL".into(), url), ("ES_INDEX".into(), "logs-%Y.%m.%d".into())];
     if firehose.is_some() {
@@ -58,7 +68,8 @@ pub fn deps(es: &EsDouble, firehose: Option<&FirehoseDouble>, overrides: &[(&str
     }
     let config =
         Config::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).expect("test config");
-    let elasticsearch = kinesis_es_indexer::elasticsearch::Elasticsearch::new(&config).expect("client");
+    let elasticsearch =
+        kinesis_es_indexer::elasticsearch::Elasticsearch::new(&config, aws_credentials).expect("client");
     let firehose = firehose.map(|double| {
         let conf = aws_sdk_firehose::Config::builder()
             .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())

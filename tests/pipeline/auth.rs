@@ -1,0 +1,152 @@
+//! SigV4 against a check that does not trust our signer: the double recomputes every signature with botocore and
+//! answers 403 on a mismatch, as Amazon OpenSearch Service does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use kinesis_es_indexer::Outcome::*;
+use testkit::SigV4Check;
+
+use crate::support::*;
+
+/// Hands out these credentials in turn, the last one from then on: a provider chain that refreshed.
+#[derive(Debug)]
+struct Rotating {
+    credentials: Vec<Credentials>,
+    asked: AtomicUsize,
+}
+
+impl ProvideCredentials for Rotating {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let turn = self.asked.fetch_add(1, Ordering::SeqCst).min(self.credentials.len() - 1);
+        future::ProvideCredentials::ready(Ok(self.credentials[turn].clone()))
+    }
+}
+
+fn credentials(access_key: &str, secret: &str, token: Option<&str>) -> Credentials {
+    Credentials::new(access_key, secret, token.map(str::to_owned), None, "test")
+}
+
+fn provider(credentials: Vec<Credentials>) -> (SharedCredentialsProvider, Arc<Rotating>) {
+    let rotating = Arc::new(Rotating { credentials, asked: AtomicUsize::new(0) });
+    (SharedCredentialsProvider::new(RotatingRef(rotating.clone())), rotating)
+}
+
+#[derive(Debug)]
+struct RotatingRef(Arc<Rotating>);
+
+impl ProvideCredentials for RotatingRef {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.0.provide_credentials()
+    }
+}
+
+const SIGV4: [(&str, &str); 2] = [("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")];
+
+/// A harness whose double requires SigV4 by `accepted`, and whose indexer signs with `signing`; `path_prefix` is
+/// appended to the double's URL in `ES_URL`.
+async fn signed_harness(
+    accepted: &[(&str, &str, Option<&str>)],
+    signing: Vec<Credentials>,
+    extra: &[(&str, &str)],
+    path_prefix: &str,
+) -> (Harness, Arc<Rotating>) {
+    let h = Harness::start(&[]).await;
+    let url = format!("{}{path_prefix}", h.es.url());
+    h.es.require_sigv4(SigV4Check {
+        region: "eu-west-1".into(),
+        service: "es".into(),
+        credentials: accepted.iter().map(|(a, s, t)| (a.to_string(), s.to_string(), t.map(str::to_owned))).collect(),
+    });
+    let (shared, rotating) = provider(signing);
+    let overrides: Vec<(&str, &str)> = SIGV4.iter().chain(extra).copied().chain([("ES_URL", url.as_str())]).collect();
+    let deps = deps_with_aws_credentials(&h.es, Some(&h.firehose), &overrides, Some(shared));
+    (Harness { deps, ..h }, rotating)
+}
+
+fn signing_key(request: &testkit::elasticsearch::ReceivedRequest) -> String {
+    let authorization = request.headers["authorization"].to_str().unwrap();
+    authorization.split("Credential=").nth(1).unwrap().split('/').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_compressed_body_signed_with_a_session_token_passes_botocores_check() {
+    let (h, _) = signed_harness(
+        &[("ASIATEST", "secret-1", Some("token-1"))],
+        vec![credentials("ASIATEST", "secret-1", Some("token-1"))],
+        &[],
+        "",
+    )
+    .await;
+
+    let report = h.deliver(&event(&plain_payloads(3))).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 3], "{:?}", report.records[0].failure);
+    let request = &h.es.requests()[0];
+    assert_eq!(request.headers["content-encoding"], "gzip", "the signature covers the compressed bytes");
+    assert_eq!(request.headers["x-amz-security-token"], "token-1");
+}
+
+#[tokio::test]
+async fn a_plain_body_under_a_path_prefix_passes_botocores_check() {
+    let accepted = [("AKIATEST", "secret", None)];
+    let (h, _) = signed_harness(
+        &accepted,
+        vec![credentials("AKIATEST", "secret", None)],
+        &[("ES_COMPRESSION", "none")],
+        "/search",
+    )
+    .await;
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 2]);
+    assert_eq!(h.es.requests()[0].path, "/search/_bulk");
+}
+
+#[tokio::test]
+async fn a_wrong_signature_is_refused_and_the_batch_goes_back_with_the_reason() {
+    let logs = Logs::capture();
+    let (h, _) = signed_harness(
+        &[("AKIATEST", "the-real-secret", None)],
+        vec![credentials("AKIATEST", "a-stale-secret", None)],
+        &[],
+        "",
+    )
+    .await;
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+    assert_eq!(h.es.count(), 0);
+    let errors = logs.matching("ERROR", "Records go back to Kinesis");
+    assert_eq!(errors[0]["status"], 403);
+    assert!(errors[0]["reason"].as_str().unwrap().contains("signature we calculated does not match"), "{}", errors[0]);
+}
+
+#[tokio::test]
+async fn credentials_that_change_between_requests_are_the_ones_used() {
+    let accepted = [("ASIAFIRST", "secret-1", Some("token-1")), ("ASIASECOND", "secret-2", Some("token-2"))];
+    let signing = vec![
+        credentials("ASIAFIRST", "secret-1", Some("token-1")),
+        credentials("ASIASECOND", "secret-2", Some("token-2")),
+    ];
+    let (h, rotating) =
+        signed_harness(&accepted, signing, &[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")], "").await;
+
+    let report = h.deliver(&event(&plain_payloads(4))).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 4]);
+    let keys: Vec<String> = h.es.requests().iter().map(signing_key).collect();
+    assert_eq!(keys, ["ASIAFIRST", "ASIASECOND"], "asked of the provider on every request, never kept");
+    assert_eq!(rotating.asked.load(Ordering::SeqCst), 2);
+    assert_eq!(h.es.requests()[1].headers["x-amz-security-token"], "token-2");
+}
