@@ -64,6 +64,10 @@ pub struct Config {
     pub log_excerpt_bytes: usize,
     /// Whether bulk bodies are gzip-compressed on the wire.
     pub compression: Compression,
+    /// A PEM bundle of CAs to trust besides the public roots (self-managed clusters).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Certificate verification; `false` only by explicit choice (`ES_TLS_VERIFY=false`), and logged loudly.
+    pub tls_verify: bool,
 }
 
 /// Request body compression (`ES_COMPRESSION`).
@@ -144,6 +148,18 @@ impl Config {
                 600_000,
             )?),
             log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
+            ca_cert: get("ES_CA_CERT").map(std::path::PathBuf::from),
+            tls_verify: match get("ES_TLS_VERIFY").as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("true") => true,
+                Some("false") if get("ES_CA_CERT").is_some() => {
+                    return Err(problem(
+                        "ES_TLS_VERIFY",
+                        "is false, so ES_CA_CERT would be ignored: unset one of them",
+                    ));
+                }
+                Some("false") => false,
+                Some(other) => return Err(problem("ES_TLS_VERIFY", format!("expects true or false, got {other:?}"))),
+            },
             compression: match get("ES_COMPRESSION").as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("gzip") => Compression::Gzip,
                 Some("none") => Compression::None,
@@ -284,6 +300,15 @@ mod tests {
         assert_eq!(config.firehose_stream, None);
         assert_eq!(config.auth, EsAuth::None);
         assert_eq!(config.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn tls_verification_is_on_unless_switched_off_explicitly() {
+        assert!(config(&[("ES_URL", "https://h")]).unwrap().tls_verify);
+        assert!(!config(&[("ES_URL", "https://h"), ("ES_TLS_VERIFY", "false")]).unwrap().tls_verify);
+        assert_eq!(config(&[("ES_URL", "https://h"), ("ES_TLS_VERIFY", "no")]).unwrap_err().variable, "ES_TLS_VERIFY");
+        let both = [("ES_URL", "https://h"), ("ES_TLS_VERIFY", "false"), ("ES_CA_CERT", "/ca.pem")];
+        assert_eq!(config(&both).unwrap_err().variable, "ES_TLS_VERIFY");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use bytes::Bytes;
 use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use elasticsearch::http::transport::{Connection, SingleNodeConnectionPool, Transport, TransportBuilder};
 use elasticsearch::http::{Method, Url};
@@ -51,6 +52,18 @@ impl Elasticsearch {
             (None, _) => return Err(bad_url(&"no host")),
         };
         let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
+        if let Some(path) = &config.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| Error::Client(format!("ES_CA_CERT {}: {e}", path.display())))?;
+            let certificate = Certificate::from_pem(&pem).map_err(|e| {
+                Error::Client(format!("ES_CA_CERT {}: not a PEM certificate bundle: {e}", path.display()))
+            })?;
+            builder = builder.cert_validation(CertificateValidation::Full(certificate));
+        }
+        if !config.tls_verify {
+            // Said at every cold start, at ERROR, so that nobody runs this way by accident.
+            tracing::error!(es_url = %config.es_url, "TLS certificate verification is OFF (ES_TLS_VERIFY=false): anyone on the path can read and change what is indexed");
+            builder = builder.cert_validation(CertificateValidation::None);
+        }
         let mut signer = None;
         match &config.auth {
             EsAuth::None => {}

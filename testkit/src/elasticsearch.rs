@@ -150,6 +150,20 @@ pub struct EsDouble {
 impl EsDouble {
     /// Starts a double on 127.0.0.1 at a free port: auto-creates indices, unbounded write queue, no faults.
     pub async fn start() -> EsDouble {
+        EsDouble::start_with(None).await
+    }
+
+    /// Like `start`, serving HTTPS with a self-signed certificate; `ca_pem` is what a client must trust.
+    pub async fn start_tls() -> EsDouble {
+        EsDouble::start_with(Some(server::Tls::self_signed())).await
+    }
+
+    /// The PEM certificate a client must trust, when the double serves HTTPS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.shared.server.tls.as_ref().map(|tls| tls.ca_pem.clone())
+    }
+
+    async fn start_with(tls: Option<server::Tls>) -> EsDouble {
         let state = State {
             indices: HashMap::new(),
             write_queue: None,
@@ -167,10 +181,10 @@ impl EsDouble {
             pipelines: HashMap::new(),
             templates: Vec::new(),
         };
-        EsDouble { shared: Shared::start(state, answer).await }
+        EsDouble { shared: Shared::start(state, answer, tls).await }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` with `start_tls`.
     pub fn url(&self) -> String {
         self.shared.url()
     }

@@ -42,7 +42,7 @@ pub struct FirehoseDouble {
 impl FirehoseDouble {
     /// Starts a double that accepts every stream name and every record.
     pub async fn start() -> FirehoseDouble {
-        FirehoseDouble { shared: Shared::start(State::default(), answer).await }
+        FirehoseDouble { shared: Shared::start(State::default(), answer, None).await }
     }
 
     /// `http://127.0.0.1:PORT`, for the SDK's endpoint URL.

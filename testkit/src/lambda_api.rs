@@ -42,7 +42,7 @@ impl LambdaApiDouble {
         let event_ready = Arc::new(Notify::new());
         let answered = Arc::new(Notify::new());
         let (s, e, a) = (state.clone(), event_ready.clone(), answered.clone());
-        let server = server::serve(move |request| answer(s.clone(), e.clone(), a.clone(), request))
+        let server = server::serve(move |request| answer(s.clone(), e.clone(), a.clone(), request), None)
             .await
             .expect("bind 127.0.0.1:0");
         LambdaApiDouble { state, event_ready, answered, next_id: AtomicU64::new(1), server }

@@ -14,8 +14,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::PrivateKeyDer;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -33,11 +37,44 @@ pub fn broken_after(partial: Bytes) -> Body {
     StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }
 
+/// HTTPS for a server: a certificate for 127.0.0.1 and localhost, made at start and signed by itself.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: TlsAcceptor,
+    /// The certificate in PEM: what a client must trust (`ES_CA_CERT`).
+    pub ca_pem: String,
+}
+
+impl Tls {
+    pub fn self_signed() -> Tls {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("a self-signed certificate");
+        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        // The provider is named: the indexer's dependencies compile two, and rustls will not guess between them.
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .expect("a usable certificate");
+        Tls { acceptor: TlsAcceptor::from(Arc::new(config)), ca_pem: made.cert.pem() }
+    }
+}
+
 /// A running server; dropping it stops the listener and every open connection.
 pub struct Server {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    pub tls: Option<Tls>,
     task: JoinHandle<()>,
+}
+
+impl Server {
+    /// `http://127.0.0.1:PORT`, or `https://…` when it serves TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
 }
 
 impl Drop for Server {
@@ -46,8 +83,8 @@ impl Drop for Server {
     }
 }
 
-/// Serves `handler` on 127.0.0.1 at a free port.
-pub async fn serve<H, F>(handler: H) -> std::io::Result<Server>
+/// Serves `handler` on 127.0.0.1 at a free port, over TLS when `tls` is given.
+pub async fn serve<H, F>(handler: H, tls: Option<Tls>) -> std::io::Result<Server>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -56,23 +93,42 @@ where
     let addr = listener.local_addr()?;
     let connections = Arc::new(AtomicUsize::new(0));
     let counter = connections.clone();
+    let acceptor = tls.as_ref().map(|tls| tls.acceptor.clone());
     let task = tokio::spawn(async move {
         let mut open = JoinSet::new();
         while let Ok((stream, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
             let handler = handler.clone();
+            let acceptor = acceptor.clone();
             open.spawn(async move {
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(request).await) }
-                });
-                // A client that hangs up, or a deliberately broken body, ends the connection; nothing to report.
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                match acceptor {
+                    None => serve_connection(stream, handler).await,
+                    // A client that does not trust the certificate gives up during the handshake.
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve_connection(stream, handler).await;
+                        }
+                    }
+                }
             });
             while open.try_join_next().is_some() {}
         }
     });
-    Ok(Server { addr, connections, task })
+    Ok(Server { addr, connections, tls, task })
+}
+
+async fn serve_connection<IO, H, F>(io: IO, handler: H)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(request).await) }
+    });
+    // A client that hangs up, or a deliberately broken body, ends the connection; nothing to report.
+    let _ = http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
 }
 
 /// A server answering from state it shares with the test that started it.
@@ -82,20 +138,24 @@ pub struct Shared<S> {
 }
 
 impl<S: Send + 'static> Shared<S> {
-    /// Serves `answer(state, request)` on 127.0.0.1 at a free port.
-    pub async fn start<F>(state: S, answer: fn(Arc<std::sync::Mutex<S>>, Request<Incoming>) -> F) -> Shared<S>
+    /// Serves `answer(state, request)` on 127.0.0.1 at a free port, over TLS when `tls` is given.
+    pub async fn start<F>(
+        state: S,
+        answer: fn(Arc<std::sync::Mutex<S>>, Request<Incoming>) -> F,
+        tls: Option<Tls>,
+    ) -> Shared<S>
     where
         F: Future<Output = Response<Body>> + Send + 'static,
     {
         let state = Arc::new(std::sync::Mutex::new(state));
         let shared = state.clone();
-        let server = serve(move |request| answer(shared.clone(), request)).await.expect("bind 127.0.0.1:0");
+        let server = serve(move |request| answer(shared.clone(), request), tls).await.expect("bind 127.0.0.1:0");
         Shared { state, server }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        self.server.url()
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {

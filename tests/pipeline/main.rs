@@ -7,3 +7,4 @@ mod firehose_mock;
 mod protocol;
 mod soak;
 mod support;
+mod tls;
