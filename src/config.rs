@@ -22,6 +22,10 @@ pub enum EsAuth {
         region: String,
         service: String,
     },
+    /// Basic auth or an API key read from AWS Secrets Manager (`ES_SECRET_ARN`) at cold start and after a 401.
+    Secret {
+        arn: String,
+    },
 }
 
 impl std::fmt::Debug for EsAuth {
@@ -32,6 +36,7 @@ impl std::fmt::Debug for EsAuth {
             EsAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
             EsAuth::ApiKey(_) => f.write_str("ApiKey(***)"),
             EsAuth::SigV4 { region, service } => write!(f, "SigV4({service}, {region})"),
+            EsAuth::Secret { arn } => write!(f, "Secret({arn})"),
         }
     }
 }
@@ -173,6 +178,21 @@ impl Config {
 /// an API key when one is set, else none. Credentials that the chosen mode would ignore are refused.
 fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsAuth, ConfigError> {
     let (username, password, api_key) = (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY"));
+    if let Some(arn) = get("ES_SECRET_ARN") {
+        if username.is_some() || password.is_some() || api_key.is_some() {
+            return Err(problem(
+                "ES_SECRET_ARN",
+                "credentials come from the secret: unset ES_USERNAME, ES_PASSWORD and ES_API_KEY",
+            ));
+        }
+        if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+            return Err(problem("ES_SECRET_ARN", format!("expects a Secrets Manager secret ARN, got {arn:?}")));
+        }
+        return match get("ES_AUTH").map(|m| m.to_ascii_lowercase()).as_deref() {
+            None | Some("basic") | Some("api-key") => Ok(EsAuth::Secret { arn }),
+            Some(other) => Err(problem("ES_AUTH", format!("is {other}, so ES_SECRET_ARN would be ignored"))),
+        };
+    }
     let host = host_of(es_url).to_ascii_lowercase();
     let aws_service = ["es", "aoss"].into_iter().find(|service| {
         host.ends_with(&format!(".{service}.amazonaws.com")) || host.ends_with(&format!(".{service}.amazonaws.com.cn"))
@@ -377,6 +397,23 @@ mod tests {
         let explicit =
             config(&[("ES_URL", "http://127.0.0.1:9200"), ("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")]).unwrap();
         assert_eq!(explicit.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+    }
+
+    #[test]
+    fn credentials_can_come_from_a_secret_and_only_from_there() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:es-indexer-AbCdEf";
+        assert_eq!(
+            config(&[("ES_URL", "https://h"), ("ES_SECRET_ARN", arn)]).unwrap().auth,
+            EsAuth::Secret { arn: arn.into() }
+        );
+        let with_user = [("ES_URL", "https://h"), ("ES_SECRET_ARN", arn), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")];
+        assert_eq!(config(&with_user).unwrap_err().variable, "ES_SECRET_ARN");
+        assert_eq!(
+            config(&[("ES_URL", "https://h"), ("ES_SECRET_ARN", "my-secret")]).unwrap_err().variable,
+            "ES_SECRET_ARN"
+        );
+        let sigv4 = [("ES_URL", "https://h"), ("ES_SECRET_ARN", arn), ("ES_AUTH", "sigv4")];
+        assert_eq!(config(&sigv4).unwrap_err().variable, "ES_AUTH");
     }
 
     #[test]

@@ -71,6 +71,8 @@ impl Elasticsearch {
                 builder = builder.auth(Credentials::Basic(username.clone(), password.clone()))
             }
             EsAuth::ApiKey(key) => builder = builder.auth(Credentials::EncodedApiKey(key.clone())),
+            // Read from Secrets Manager at cold start, then given through `set_credentials`.
+            EsAuth::Secret { .. } => {}
             EsAuth::SigV4 { region, service } => {
                 let credentials =
                     aws_credentials.ok_or_else(|| Error::Client("SigV4 needs an AWS credentials provider".into()))?;
@@ -80,6 +82,11 @@ impl Elasticsearch {
         let transport =
             builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
         Ok(Elasticsearch { transport, compression: config.compression, signer, bulk_url: bulk_url.into(), host })
+    }
+
+    /// Replaces the basic or API-key credentials of every later request (a rotated secret).
+    pub fn set_credentials(&self, credentials: Credentials) {
+        self.transport.set_auth(credentials);
     }
 
     /// The bytes that go on the wire for a body: gzip-compressed (level 1: most of the gain for little CPU) or as is.
@@ -159,6 +166,8 @@ pub struct IndexingStats {
     pub body_bytes: usize,
     /// Request body bytes on the wire.
     pub bytes_sent: usize,
+    /// Whether the cluster answered a request 401 (the credentials may have been rotated).
+    pub unauthorized: bool,
     pub elapsed: Duration,
 }
 
@@ -192,6 +201,7 @@ pub async fn index_documents(
         stats.requests += chunk_stats.requests;
         stats.body_bytes += chunk_stats.body_bytes;
         stats.bytes_sent += chunk_stats.bytes_sent;
+        stats.unauthorized |= chunk_stats.unauthorized;
     }
     stats.elapsed = started.elapsed();
     let outcomes = outcomes.into_iter().map(|o| o.expect("every chunk reports every document")).collect();
@@ -239,6 +249,7 @@ impl Stage<'_> {
             stats.requests += 1;
             stats.bytes_sent += body.len();
             let reply = self.client.bulk(body, timeout).await;
+            stats.unauthorized |= matches!(reply, BulkReply::Answered { status: 401, .. });
             match bulk::decide(&reply, part.len()) {
                 ChunkDecision::Split if part.len() > 1 => {
                     let middle = part.start + part.len() / 2;

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::firehose::{self, Firehose};
 use crate::record::{self, Batch, Decoded, KinesisEventIn, Provenance};
 use crate::route::{Outcome, RecordFate, Routing};
+use crate::secret::SecretCredentials;
 
 /// Everything an invocation needs, built once at cold start and passed in by reference.
 #[derive(Debug, Clone)]
@@ -21,13 +22,16 @@ pub struct Deps {
     pub config: Config,
     pub elasticsearch: Elasticsearch,
     pub firehose: Option<Firehose>,
+    /// Where the cluster's credentials live, with `ES_SECRET_ARN`.
+    pub secret: Option<SecretCredentials>,
 }
 
 impl Deps {
     /// Builds the clients for `config`: the Elasticsearch transport, and a Firehose client from the AWS SDK's
     /// standard configuration (region, credentials chain, `AWS_ENDPOINT_URL_FIREHOSE`) when a stream is named.
     pub async fn connect(config: Config) -> Result<Deps, Error> {
-        let needs_aws = config.firehose_stream.is_some() || matches!(config.auth, EsAuth::SigV4 { .. });
+        let needs_aws =
+            config.firehose_stream.is_some() || matches!(config.auth, EsAuth::SigV4 { .. } | EsAuth::Secret { .. });
         let shared = match needs_aws {
             true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
             false => None,
@@ -44,7 +48,15 @@ impl Deps {
             }
             _ => None,
         };
-        Ok(Deps { config, elasticsearch, firehose })
+        let secret = match (&config.auth, &shared) {
+            (EsAuth::Secret { arn }, Some(shared)) => {
+                let secret = SecretCredentials::new(aws_sdk_secretsmanager::Client::new(shared), arn.clone());
+                secret.apply(&elasticsearch).await?;
+                Some(secret)
+            }
+            _ => None,
+        };
+        Ok(Deps { config, elasticsearch, firehose, secret })
     }
 }
 
@@ -55,6 +67,13 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     let batch = record::decode_batch(event, config, Utc::now());
     let (doc_outcomes, indexing) =
         elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline).await;
+    if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
+        // Those records go back to Kinesis; their redelivery should find the rotated credentials.
+        match secret.apply(&deps.elasticsearch).await {
+            Ok(()) => tracing::info!("Credentials re-read from Secrets Manager after a 401"),
+            Err(error) => tracing::error!(%error, "Credentials could not be re-read after a 401"),
+        }
+    }
     let mut routing = Routing::after_elasticsearch(&batch, &doc_outcomes, deps.firehose.is_some());
     let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, deps).await;
     let fates = routing.finish();

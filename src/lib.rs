@@ -15,6 +15,7 @@ pub mod index;
 pub mod logging;
 pub mod record;
 pub mod route;
+pub mod secret;
 pub mod sigv4;
 
 pub use config::Config;

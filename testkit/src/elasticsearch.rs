@@ -130,6 +130,7 @@ struct State {
     in_flight: usize,
     max_in_flight: usize,
     sigv4: Option<SigV4Check>,
+    basic_auth: Option<String>,
     pipelines: HashMap<String, Vec<Processor>>,
     /// (index name prefixes from `index_patterns` ending in `*`, or exact names; default pipeline)
     templates: Vec<(Vec<String>, String)>,
@@ -178,6 +179,7 @@ impl EsDouble {
             in_flight: 0,
             max_in_flight: 0,
             sigv4: None,
+            basic_auth: None,
             pipelines: HashMap::new(),
             templates: Vec::new(),
         };
@@ -225,6 +227,15 @@ impl EsDouble {
     /// botocore (`verify_sigv4.py`, independent of the indexer's signer); otherwise it is answered 403, as AWS does.
     pub fn require_sigv4(&self, check: SigV4Check) {
         self.state().sigv4 = Some(check);
+    }
+
+    /// From now on, a bulk request must carry these basic credentials; otherwise it is answered 401
+    /// `security_exception`, as Elasticsearch does (`None` lifts the requirement).
+    pub fn require_basic_auth(&self, credentials: Option<(&str, &str)>) {
+        use base64::Engine;
+        self.state().basic_auth = credentials.map(|(user, password)| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        });
     }
 
     /// Every bulk request takes at least this long to answer, as a loaded cluster does.
@@ -425,6 +436,13 @@ async fn process_bulk(
     fault: Option<Fault>,
 ) -> Response<Body> {
     let (parts, wire) = server::read_body(request).await;
+    let required = state.lock().expect("state").basic_auth.clone();
+    if let Some(required) = required
+        && parts.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(required.as_str())
+    {
+        let reason = "unable to authenticate user for REST request [/_bulk]";
+        return json_response(401, &error_body(401, "security_exception", reason));
+    }
     let check = state.lock().expect("state").sigv4.clone();
     if let Some(check) = check
         && let Err(why) = verify_sigv4(&check, &parts, &wire).await

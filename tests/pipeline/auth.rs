@@ -150,3 +150,53 @@ async fn credentials_that_change_between_requests_are_the_ones_used() {
     assert_eq!(rotating.asked.load(Ordering::SeqCst), 2);
     assert_eq!(h.es.requests()[1].headers["x-amz-security-token"], "token-2");
 }
+
+mod secrets_manager {
+    use aws_sdk_secretsmanager::Client;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use kinesis_es_indexer::Outcome::*;
+    use kinesis_es_indexer::secret::SecretCredentials;
+
+    use crate::support::*;
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:es-indexer-AbCdEf";
+
+    #[tokio::test]
+    async fn a_rotated_secret_is_read_again_after_a_401_and_never_logged() {
+        let logs = Logs::capture();
+        let before =
+            mock!(Client::get_secret_value).match_requests(|input| input.secret_id() == Some(ARN)).then_output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string(r#"{"username":"indexer","password":"old-s3cret"}"#)
+                    .build()
+            });
+        let after = mock!(Client::get_secret_value).then_output(|| {
+            GetSecretValueOutput::builder().secret_string(r#"{"username":"indexer","password":"new-s3cret"}"#).build()
+        });
+        let client = mock_client!(aws_sdk_secretsmanager, RuleMode::Sequential, &[&before, &after]);
+        let h = Harness::start(&[("ES_SECRET_ARN", ARN)]).await;
+        let secret = SecretCredentials::new(client, ARN.into());
+        secret.apply(&h.deps.elasticsearch).await.unwrap();
+        let h = Harness { deps: kinesis_es_indexer::Deps { secret: Some(secret), ..h.deps.clone() }, ..h };
+        h.es.require_basic_auth(Some(("indexer", "old-s3cret")));
+        assert_eq!(outcomes(&h.deliver(&event(&plain_payloads(1))).await), vec![Indexed]);
+
+        // The secret is rotated: the cluster refuses the old password.
+        h.es.require_basic_auth(Some(("indexer", "new-s3cret")));
+        let event = event_from(1, &plain_payloads(2));
+        let refused = h.deliver(&event).await;
+        assert_eq!(outcomes(&refused), vec![BackToKinesis; 2]);
+        let redelivered = h.deliver(&redelivery(&event, &refused).unwrap()).await;
+
+        assert_eq!(outcomes(&redelivered), vec![Indexed; 2]);
+        assert_eq!(
+            (before.num_calls(), after.num_calls()),
+            (1, 1),
+            "read at cold start and once after the 401, not per invocation"
+        );
+        let all_logs = serde_json::to_string(&logs.lines()).unwrap();
+        assert!(!all_logs.contains("s3cret"), "a secret reached the logs");
+        assert_eq!(logs.matching("INFO", "Credentials re-read from Secrets Manager").len(), 1);
+    }
+}

@@ -86,7 +86,7 @@ pub fn deps_with_aws_credentials(
             .build();
         Firehose::new(aws_sdk_firehose::Client::from_conf(conf), STREAM.into(), config.firehose_max_attempts)
     });
-    Deps { config, elasticsearch, firehose }
+    Deps { config, elasticsearch, firehose, secret: None }
 }
 
 /// The sequence number of the `i`th record of a test batch: 56 digits, growing, as Kinesis makes them.
