@@ -82,3 +82,12 @@ async fn bodies_are_gzipped_by_default_and_plain_when_asked() {
     assert_eq!(after, gzip.es.requests()[0].wire_bytes, "bytes_sent is what went on the wire");
     assert!(after * 4 < before, "{after} compressed bytes for {before}");
 }
+
+#[tokio::test]
+async fn a_second_invocation_opens_no_new_connection() {
+    let h = Harness::start(&[]).await;
+    h.deliver(&event(&plain_payloads(3))).await;
+    h.deliver(&event_from(3, &plain_payloads(3))).await;
+    assert_eq!(h.es.requests().len(), 2);
+    assert_eq!(h.es.connections(), 1, "one connection, kept between invocations");
+}

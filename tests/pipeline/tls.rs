@@ -52,8 +52,11 @@ async fn a_cluster_whose_ca_is_trusted_is_reached_over_tls() {
     assert!(h.es.url().starts_with("https://"));
 
     let report = h.deliver(&event(&plain_payloads(2))).await;
+    let again = h.deliver(&event_from(2, &plain_payloads(2))).await;
 
     assert_eq!(outcomes(&report), vec![Indexed; 2]);
+    assert_eq!(outcomes(&again), vec![Indexed; 2]);
+    assert_eq!(h.es.connections(), 1, "one TLS handshake: the connection is kept between invocations");
     drop(ca);
 }
 
