@@ -349,6 +349,21 @@ async fn s16_without_firehose_retry_later_goes_back_to_kinesis() {
 }
 
 #[tokio::test]
+async fn s16_a_missing_delivery_stream_sends_records_back_with_the_reason() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[("FIREHOSE_MAX_ATTEMPTS", "2")]).await;
+    h.es.set_write_queue(Some(0));
+    h.firehose.set_streams(&["some-other-stream"]);
+
+    let report = h.deliver(&event(&plain_payloads(2))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
+    let line = &logs.matching("WARN", "Records go back to Kinesis")[0];
+    assert_eq!(line["error_type"], "firehose_refused");
+    assert!(line["reason"].as_str().unwrap().contains("ResourceNotFoundException"), "{line}");
+}
+
+#[tokio::test]
 async fn s16_a_throttling_firehose_is_retried_then_accepts() {
     let h = Harness::start(&[]).await;
     h.es.set_write_queue(Some(0));
