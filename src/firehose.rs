@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_firehose::error::DisplayErrorContext;
+use aws_sdk_firehose::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
@@ -36,10 +36,22 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
+/// Why Firehose did not take a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    /// A fault that retrying cannot cure (no such stream, no permission, a broken KMS key or source): someone must act.
+    pub needs_fixing: bool,
+}
+
+/// Error codes of PutRecordBatch that say the configuration, not the moment, is wrong.
+const NEEDS_FIXING: [&str; 4] =
+    ["ResourceNotFoundException", "AccessDeniedException", "InvalidKMSResourceException", "InvalidSourceException"];
+
 /// What the Firehose step did: which documents it could not park and why, and counters for the summary.
 #[derive(Debug, Default)]
 pub struct Delivery {
-    pub refused: HashMap<usize, String>,
+    pub refused: HashMap<usize, Refusal>,
     pub accepted: usize,
     pub calls: usize,
     /// Entries that a call answered with an `ErrorCode` (each resend counts again).
@@ -74,8 +86,8 @@ impl Firehose {
         let (fitting, too_large): (Vec<Entry>, Vec<Entry>) =
             entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
         for entry in too_large {
-            let why = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
-            delivery.refused.insert(entry.document, why);
+            let reason = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
+            delivery.refused.insert(entry.document, Refusal { reason, needs_fixing: false });
         }
         let calls = bulk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL);
         for call in calls {
@@ -88,6 +100,7 @@ impl Firehose {
     async fn put_with_retries(&self, entries: &[Entry], deadline: Instant, margin: Duration, delivery: &mut Delivery) {
         let mut pending: Vec<&Entry> = entries.iter().collect();
         let mut last_error = String::new();
+        let mut needs_fixing = false;
         for attempt in 0..self.max_attempts {
             if attempt > 0 {
                 let pause = full_jitter(attempt);
@@ -120,6 +133,11 @@ impl Firehose {
                 }
                 Ok(Err(error)) => {
                     last_error = format!("PutRecordBatch failed: {}", DisplayErrorContext(&error));
+                    // Asking again cannot help when the stream is missing or forbidden to us.
+                    needs_fixing = error.code().is_some_and(|code| NEEDS_FIXING.contains(&code));
+                    if needs_fixing {
+                        break;
+                    }
                     continue;
                 }
                 Ok(Ok(output)) => output,
@@ -150,7 +168,7 @@ impl Firehose {
             last_error = "FIREHOSE_MAX_ATTEMPTS reached".into();
         }
         for entry in pending {
-            delivery.refused.insert(entry.document, last_error.clone());
+            delivery.refused.insert(entry.document, Refusal { reason: last_error.clone(), needs_fixing });
         }
     }
 }

@@ -160,7 +160,11 @@ fn is_configuration_fault(failure: &Failure) -> bool {
     matches!(failure.status, Some(401 | 403 | 404))
         || matches!(
             failure.error_type.as_str(),
-            "cluster_block_exception" | "index_closed_exception" | "index_not_found_exception" | "security_exception"
+            "cluster_block_exception"
+                | "index_closed_exception"
+                | "index_not_found_exception"
+                | "security_exception"
+                | "firehose_misconfigured"
         )
 }
 

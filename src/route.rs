@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use crate::bulk::{DocOutcome, Failure};
+use crate::firehose::Refusal;
 use crate::record::{Batch, Decoded};
 
 /// Where a record ended, as FAULTS.md names the places.
@@ -124,7 +125,7 @@ impl Routing {
 
     /// Settles the records that waited for Firehose: to Firehose when every one of their documents was accepted,
     /// else back to Kinesis with Firehose's reason. `refused` maps a document to why Firehose did not take it.
-    pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, String>) {
+    pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, Refusal>) {
         for (record, stage) in self.stages.iter_mut().enumerate() {
             let Stage::AwaitingFirehose(retry_later) = stage else { continue };
             let Decoded::Documents(range) = &batch.decoded[record] else {
@@ -132,7 +133,12 @@ impl Routing {
             };
             *stage = match range.clone().find_map(|doc| refused.get(&doc)) {
                 None => settled(Outcome::ToFirehose, Some(retry_later.clone())),
-                Some(why) => settled(Outcome::BackToKinesis, Some(failure("firehose_refused", why.clone()))),
+                Some(Refusal { reason, needs_fixing: true }) => {
+                    settled(Outcome::BackToKinesis, Some(failure("firehose_misconfigured", reason.clone())))
+                }
+                Some(Refusal { reason, .. }) => {
+                    settled(Outcome::BackToKinesis, Some(failure("firehose_refused", reason.clone())))
+                }
             };
         }
         self.leave_to_redelivery(batch);
@@ -305,7 +311,8 @@ mod tests {
         let docs = vec![retry(), retry(), retry(), DocOutcome::Rejected(why(400, "x")), retry()];
         let mut routing = Routing::after_elasticsearch(&batch, &docs, true);
         assert_eq!(routing.firehose_documents(&batch, &docs), vec![0, 1, 2, 4]);
-        routing.after_firehose(&batch, &HashMap::from([(2, "ServiceUnavailableException: Slow down.".to_string())]));
+        let slow_down = Refusal { reason: "ServiceUnavailableException: Slow down.".into(), needs_fixing: false };
+        routing.after_firehose(&batch, &HashMap::from([(2, slow_down)]));
         let fates = routing.finish();
         assert_eq!(
             outcomes(&fates),

@@ -358,8 +358,12 @@ async fn s16_a_missing_delivery_stream_sends_records_back_with_the_reason() {
     let report = h.deliver(&event(&plain_payloads(2))).await;
 
     assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
-    let line = &logs.matching("WARN", "Records go back to Kinesis")[0];
-    assert_eq!(line["error_type"], "firehose_refused");
+    assert_eq!(
+        report.summary.firehose_calls, 1,
+        "no retries of a call that cannot succeed (FIREHOSE_MAX_ATTEMPTS is 2)"
+    );
+    let line = &logs.matching("ERROR", "Records go back to Kinesis")[0];
+    assert_eq!(line["error_type"], "firehose_misconfigured", "someone must fix it: ERROR, not WARN");
     assert!(line["reason"].as_str().unwrap().contains("ResourceNotFoundException"), "{line}");
 }
 

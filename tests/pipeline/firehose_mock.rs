@@ -101,7 +101,9 @@ async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
 
     assert!(Instant::now() < deadline, "gave up before the deadline, not after");
     assert_eq!(delivery.refused.len(), 3, "every entry is reported, to go back to Kinesis");
-    assert!(delivery.refused[&0].starts_with("ServiceUnavailableException: Slow down."), "{}", delivery.refused[&0]);
+    let refusal = &delivery.refused[&0];
+    assert!(refusal.reason.starts_with("ServiceUnavailableException: Slow down."), "{refusal:?}");
+    assert!(!refusal.needs_fixing, "throttling passes; it needs no one to act");
     assert!(
         delivery.calls >= 2 && delivery.calls < 20,
         "{} calls: retried with backoff, bounded by the time left",
