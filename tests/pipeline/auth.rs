@@ -15,7 +15,8 @@ use crate::support::*;
 #[derive(Debug)]
 struct Rotating {
     credentials: Vec<Credentials>,
-    asked: AtomicUsize,
+    /// How many times credentials were asked for; shared with the test.
+    asked: Arc<AtomicUsize>,
 }
 
 impl ProvideCredentials for Rotating {
@@ -32,21 +33,10 @@ fn credentials(access_key: &str, secret: &str, token: Option<&str>) -> Credentia
     Credentials::new(access_key, secret, token.map(str::to_owned), None, "test")
 }
 
-fn provider(credentials: Vec<Credentials>) -> (SharedCredentialsProvider, Arc<Rotating>) {
-    let rotating = Arc::new(Rotating { credentials, asked: AtomicUsize::new(0) });
-    (SharedCredentialsProvider::new(RotatingRef(rotating.clone())), rotating)
-}
-
-#[derive(Debug)]
-struct RotatingRef(Arc<Rotating>);
-
-impl ProvideCredentials for RotatingRef {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        self.0.provide_credentials()
-    }
+/// A provider handing out `credentials` in turn, and the count of times it was asked.
+fn provider(credentials: Vec<Credentials>) -> (SharedCredentialsProvider, Arc<AtomicUsize>) {
+    let asked = Arc::new(AtomicUsize::new(0));
+    (SharedCredentialsProvider::new(Rotating { credentials, asked: asked.clone() }), asked)
 }
 
 const SIGV4: [(&str, &str); 2] = [("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")];
@@ -58,7 +48,7 @@ async fn signed_harness(
     signing: Vec<Credentials>,
     extra: &[(&str, &str)],
     path_prefix: &str,
-) -> (Harness, Arc<Rotating>) {
+) -> (Harness, Arc<AtomicUsize>) {
     let h = Harness::start(&[]).await;
     let url = format!("{}{path_prefix}", h.es.url());
     h.es.require_sigv4(SigV4Check {
@@ -66,10 +56,10 @@ async fn signed_harness(
         service: "es".into(),
         credentials: accepted.iter().map(|(a, s, t)| (a.to_string(), s.to_string(), t.map(str::to_owned))).collect(),
     });
-    let (shared, rotating) = provider(signing);
+    let (shared, asked) = provider(signing);
     let overrides: Vec<(&str, &str)> = SIGV4.iter().chain(extra).copied().chain([("ES_URL", url.as_str())]).collect();
     let deps = deps_with_aws_credentials(&h.es, Some(&h.firehose), &overrides, Some(shared));
-    (Harness { deps, ..h }, rotating)
+    (Harness { deps, ..h }, asked)
 }
 
 fn signing_key(request: &testkit::elasticsearch::ReceivedRequest) -> String {
@@ -139,15 +129,14 @@ async fn credentials_that_change_between_requests_are_the_ones_used() {
         credentials("ASIAFIRST", "secret-1", Some("token-1")),
         credentials("ASIASECOND", "secret-2", Some("token-2")),
     ];
-    let (h, rotating) =
-        signed_harness(&accepted, signing, &[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")], "").await;
+    let (h, asked) = signed_harness(&accepted, signing, &[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")], "").await;
 
     let report = h.deliver(&event(&plain_payloads(4))).await;
 
     assert_eq!(outcomes(&report), vec![Indexed; 4]);
     let keys: Vec<String> = h.es.requests().iter().map(signing_key).collect();
     assert_eq!(keys, ["ASIAFIRST", "ASIASECOND"], "asked of the provider on every request, never kept");
-    assert_eq!(rotating.asked.load(Ordering::SeqCst), 2);
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
     assert_eq!(h.es.requests()[1].headers["x-amz-security-token"], "token-2");
 }
 
