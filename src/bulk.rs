@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::cause::{Cause, Failure, Fix, Route, refusal_cause};
 use crate::record::Document;
 
 /// Splits `documents` into consecutive ranges of at most `max_docs` documents and, where possible, `max_bytes` of
@@ -73,24 +74,6 @@ pub enum BulkReply {
     Failed(String),
 }
 
-/// Elasticsearch's reason for a failure, or ours when there is no answer to quote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// HTTP status of the item or the request; `None` when there was no answer.
-    pub status: Option<u16>,
-    pub error_type: String,
-    pub reason: String,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.status {
-            Some(status) => write!(f, "{status} {}: {}", self.error_type, self.reason),
-            None => write!(f, "{}: {}", self.error_type, self.reason),
-        }
-    }
-}
-
 /// The fate of one document, as decided from Elasticsearch's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DocOutcome {
@@ -98,24 +81,35 @@ pub enum DocOutcome {
     Indexed,
     /// 409 on `create`: a redelivery of a document that is already there.
     AlreadyThere,
-    /// The cluster said "not now" (429 rejected execution, circuit breaker, item 5xx): park it in Firehose.
-    RetryLater(Failure),
-    /// A permanent error for this document (mapping or parse error): log it, never retry it.
-    Rejected(Failure),
-    /// Unknown outcome, or a fault Firehose would hit too (cluster block, missing index, auth): Kinesis redelivers.
-    BackToKinesis(Failure),
+    /// Not written; the failure's cause decides where it goes.
+    Failed(Failure),
 }
 
 impl DocOutcome {
     /// Lower is less finished; a record takes the outcome of its least finished document.
     pub fn rank(&self) -> u8 {
         match self {
-            DocOutcome::BackToKinesis(_) => 0,
-            DocOutcome::RetryLater(_) => 1,
-            DocOutcome::Rejected(_) => 2,
+            DocOutcome::Failed(failure) => match failure.cause.route() {
+                Route::BackToKinesis => 0,
+                Route::RetryLater => 1,
+                Route::Rejected | Route::Skipped => 2,
+            },
             DocOutcome::AlreadyThere => 3,
             DocOutcome::Indexed => 4,
         }
+    }
+
+    /// The failure, when the document was not written.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            DocOutcome::Failed(failure) => Some(failure),
+            DocOutcome::Indexed | DocOutcome::AlreadyThere => None,
+        }
+    }
+
+    /// Whether the document failed for a cause that routes this way.
+    pub fn routes(&self, route: Route) -> bool {
+        self.failure().is_some_and(|failure| failure.cause.route() == route)
     }
 }
 
@@ -141,19 +135,28 @@ pub enum ChunkDecision {
 /// Decides the outcome of every document of a request from the reply: the one place that judges statuses and
 /// error types. `sent` is how many documents the request carried.
 pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
-    let all =
-        |outcome: DocOutcome, next: NextChunks| ChunkDecision::PerDocument { outcomes: vec![outcome; sent], next };
+    let all = |failure: Failure, next: NextChunks| ChunkDecision::PerDocument {
+        outcomes: vec![DocOutcome::Failed(failure); sent],
+        next,
+    };
     let (status, body) = match reply {
         BulkReply::TimedOut => {
-            let failure =
-                no_answer("timeout", "no answer within ES_TIMEOUT_MS; the documents may or may not be written");
-            return all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis);
+            let reason = "no answer within ES_TIMEOUT_MS; the documents may or may not be written";
+            return all(Failure::ours(Cause::Unknown, "timeout", reason), NextChunks::HoldAsBackToKinesis);
         }
         BulkReply::Failed(why) => {
-            let failure = no_answer("connection_error", why);
-            return all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis);
+            return all(
+                Failure::ours(Cause::Unknown, "connection_error", why.clone()),
+                NextChunks::HoldAsBackToKinesis,
+            );
         }
         BulkReply::Answered { status, body } => (*status, &body[..]),
+    };
+    let unknown = |error_type: &str, reason: String| Failure {
+        cause: Cause::Unknown,
+        status: Some(status),
+        error_type: error_type.to_owned(),
+        reason,
     };
     if (200..300).contains(&status) {
         return match serde_json::from_slice::<BulkResponse>(body) {
@@ -166,75 +169,59 @@ pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
                     "the response has {} items for {sent} documents sent; trusting none of it",
                     response.items.len()
                 );
-                all(
-                    DocOutcome::BackToKinesis(Failure {
-                        status: Some(status),
-                        error_type: "item_count_mismatch".into(),
-                        reason,
-                    }),
-                    NextChunks::Send,
-                )
+                all(unknown("item_count_mismatch", reason), NextChunks::Send)
             }
             Err(error) => {
                 let reason = format!("the response is not a bulk response ({error})");
-                all(
-                    DocOutcome::BackToKinesis(Failure {
-                        status: Some(status),
-                        error_type: "unreadable_response".into(),
-                        reason,
-                    }),
-                    NextChunks::Send,
-                )
+                all(unknown("unreadable_response", reason), NextChunks::Send)
             }
         };
     }
     if status == 413 {
         return ChunkDecision::Split;
     }
-    let failure = request_failure(status, body);
-    let is_block = failure.error_type == "cluster_block_exception";
-    match status {
-        429 if !is_block => all(DocOutcome::RetryLater(failure), NextChunks::HoldAsRetryLater),
-        _ => all(DocOutcome::BackToKinesis(failure), NextChunks::HoldAsBackToKinesis),
-    }
-}
-
-fn no_answer(error_type: &str, reason: &str) -> Failure {
-    Failure { status: None, error_type: error_type.to_owned(), reason: reason.to_owned() }
+    let (error_type, reason) = request_error(status, body);
+    let cause = match status {
+        // Flood stage answers 429 too, but it is a block that Firehose would meet as well.
+        429 if error_type != "cluster_block_exception" => Cause::ClusterBusy,
+        // A gateway error, or the cluster failing mid-request: whether anything was written is unknown.
+        408 | 500..=599 => Cause::Unknown,
+        _ => refusal_cause(status, &error_type, &reason),
+    };
+    let next = match cause {
+        Cause::ClusterBusy => NextChunks::HoldAsRetryLater,
+        _ => NextChunks::HoldAsBackToKinesis,
+    };
+    all(Failure { cause, status: Some(status), error_type, reason }, next)
 }
 
 /// One item's outcome from its status and error.
 fn item_outcome(status: u16, error: Option<ItemError>) -> DocOutcome {
-    let failure = || {
-        let error = error.clone().unwrap_or_default();
-        Failure { status: Some(status), error_type: error.error_type, reason: error.reason }
-    };
-    let error_type = error.as_ref().map(|e| e.error_type.as_str()).unwrap_or("");
-    match status {
-        200..=299 => DocOutcome::Indexed,
-        409 => DocOutcome::AlreadyThere,
+    let ItemError { error_type, reason } = error.unwrap_or_default();
+    let cause = match status {
+        200..=299 => return DocOutcome::Indexed,
+        409 => return DocOutcome::AlreadyThere,
         // Flood-stage disk and read-only indices answer 429/403 `cluster_block_exception`: Firehose would meet the
         // same block, so the record stays in Kinesis until the block lifts.
-        _ if error_type == "cluster_block_exception" => DocOutcome::BackToKinesis(failure()),
-        429 | 408 | 500..=599 => DocOutcome::RetryLater(failure()),
-        // A missing or closed index, or no permission to write it, is a configuration fault, not a bad record.
-        401 | 403 | 404 => DocOutcome::BackToKinesis(failure()),
-        _ if error_type == "index_closed_exception" || error_type == "index_not_found_exception" => {
-            DocOutcome::BackToKinesis(failure())
-        }
-        400..=499 => DocOutcome::Rejected(failure()),
+        _ if error_type == "cluster_block_exception" => Cause::Misconfigured(Fix::ClusterBlock),
+        // The shard said "not now" and did not write the item.
+        429 | 408 | 500..=599 => Cause::ClusterBusy,
+        400..=499 => refusal_cause(status, &error_type, &reason),
         // No status, or one outside HTTP's error ranges: nothing can be concluded.
-        _ => DocOutcome::BackToKinesis(Failure {
-            status: Some(status),
-            error_type: if error_type.is_empty() { "unknown_item_status".into() } else { error_type.into() },
-            reason: error.map(|e| e.reason).unwrap_or_else(|| "the item has no usable status".into()),
-        }),
-    }
+        _ => Cause::Unknown,
+    };
+    let error_type = match (cause, error_type.is_empty()) {
+        (Cause::Unknown, true) => "unknown_item_status".to_owned(),
+        _ => error_type,
+    };
+    let reason =
+        if reason.is_empty() && cause == Cause::Unknown { "the item has no usable status".into() } else { reason };
+    DocOutcome::Failed(Failure { cause, status: Some(status), error_type, reason })
 }
 
 /// `error.type` and `error.reason` of a whole-request failure, or the status alone when the body is not
 /// Elasticsearch's error shape (a proxy's HTML page, say).
-fn request_failure(status: u16, body: &[u8]) -> Failure {
+fn request_error(status: u16, body: &[u8]) -> (String, String) {
     #[derive(Deserialize)]
     struct ErrorBody {
         error: ErrorField,
@@ -246,17 +233,9 @@ fn request_failure(status: u16, body: &[u8]) -> Failure {
         Text(String),
     }
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { error: ErrorField::Structured(error) }) => {
-            Failure { status: Some(status), error_type: error.error_type, reason: error.reason }
-        }
-        Ok(ErrorBody { error: ErrorField::Text(reason) }) => {
-            Failure { status: Some(status), error_type: format!("http_{status}"), reason }
-        }
-        Err(_) => Failure {
-            status: Some(status),
-            error_type: format!("http_{status}"),
-            reason: crate::record::excerpt(body, 200),
-        },
+        Ok(ErrorBody { error: ErrorField::Structured(error) }) => (error.error_type, error.reason),
+        Ok(ErrorBody { error: ErrorField::Text(reason) }) => (format!("http_{status}"), reason),
+        Err(_) => (format!("http_{status}"), crate::record::excerpt(body, 200)),
     }
 }
 
@@ -298,9 +277,26 @@ fn lenient_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<It
     }
     Ok(match Either::deserialize(deserializer)? {
         Either::Structured(error) => Some(error),
-        Either::Text(reason) => Some(ItemError { error_type: "error".into(), reason }),
+        Either::Text(reason) => Some(ItemError { error_type: type_of_text_error(&reason), reason }),
         Either::Nothing(_) => None,
     })
+}
+
+/// Old engines write `MapperParsingException[failed to parse]`: the exception's name is the error type
+/// (`mapper_parsing_exception`), so that the decision can still tell a document's fault.
+fn type_of_text_error(text: &str) -> String {
+    let name = text.split(['[', ':', ' ']).next().unwrap_or_default();
+    if !name.ends_with("Exception") || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return "error".into();
+    }
+    let mut snake = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    snake
 }
 
 impl<'de> Deserialize<'de> for BulkItem {
@@ -357,9 +353,12 @@ mod tests {
             .map(|o| match o {
                 DocOutcome::Indexed => "indexed",
                 DocOutcome::AlreadyThere => "already there",
-                DocOutcome::RetryLater(_) => "retry later",
-                DocOutcome::Rejected(_) => "rejected",
-                DocOutcome::BackToKinesis(_) => "back to kinesis",
+                DocOutcome::Failed(failure) => match failure.cause.route() {
+                    Route::RetryLater => "retry later",
+                    Route::Rejected => "rejected",
+                    Route::BackToKinesis => "back to kinesis",
+                    Route::Skipped => "skipped",
+                },
             })
             .collect()
     }
@@ -408,10 +407,54 @@ mod tests {
             ]
         );
         assert_eq!(next, NextChunks::Send);
-        let DocOutcome::Rejected(failure) = &outcomes[3] else { panic!() };
+        let failure = outcomes[3].failure().unwrap();
+        assert_eq!(failure.cause, Cause::Document);
         assert_eq!(failure.status, Some(400));
         assert_eq!(failure.error_type, "document_parsing_exception");
         assert!(failure.reason.contains("failed to parse field [count]"));
+    }
+
+    #[test]
+    fn a_400_is_the_documents_fault_only_when_it_says_so_and_else_names_what_to_fix() {
+        let (outcomes, next) = outcomes(answered(200, include_str!("../tests/fixtures/bulk_cluster_refusals.json")));
+        let causes: Vec<Cause> = outcomes.iter().map(|o| o.failure().unwrap().cause).collect();
+        assert_eq!(
+            causes,
+            vec![
+                Cause::Misconfigured(Fix::ShardLimit),
+                Cause::Misconfigured(Fix::NoWriteIndex),
+                Cause::Misconfigured(Fix::MissingPipeline),
+                Cause::Misconfigured(Fix::InvalidIndexName),
+                Cause::Misconfigured(Fix::DocumentIdRefused),
+                Cause::Document,
+                Cause::Document,
+                Cause::Document,
+                Cause::Document,
+                Cause::Misconfigured(Fix::Unrecognized),
+                Cause::Misconfigured(Fix::Access),
+            ]
+        );
+        assert_eq!(
+            kinds(&outcomes[..6]),
+            vec![
+                "back to kinesis",
+                "back to kinesis",
+                "back to kinesis",
+                "back to kinesis",
+                "back to kinesis",
+                "rejected"
+            ]
+        );
+        assert_eq!(next, NextChunks::Send, "item refusals do not stop later chunks");
+    }
+
+    #[test]
+    fn a_whole_request_refused_for_the_clusters_configuration_goes_back_and_holds_the_rest() {
+        let body = r#"{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"pipeline with id [enrich-geo] does not exist"}],"type":"illegal_argument_exception","reason":"pipeline with id [enrich-geo] does not exist"},"status":400}"#;
+        let (outcomes, next) =
+            outcomes(decide(&BulkReply::Answered { status: 400, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
+        assert_eq!(outcomes[0].failure().unwrap().cause, Cause::Misconfigured(Fix::MissingPipeline));
+        assert_eq!(next, NextChunks::HoldAsBackToKinesis);
     }
 
     #[test]
@@ -426,8 +469,8 @@ mod tests {
         let (outcomes, next) =
             outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::copy_from_slice(body.as_bytes()) }, 3));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 3]);
-        let DocOutcome::BackToKinesis(failure) = &outcomes[0] else { panic!() };
-        assert_eq!(failure.error_type, "item_count_mismatch");
+        let failure = outcomes[0].failure().unwrap();
+        assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::Unknown, "item_count_mismatch"));
         assert_eq!(next, NextChunks::Send, "the cluster answered; later chunks may still go");
     }
 
@@ -437,8 +480,8 @@ mod tests {
         let (outcomes, next) =
             outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
         assert_eq!(kinds(&outcomes), vec!["retry later"; 2]);
-        let DocOutcome::RetryLater(failure) = &outcomes[0] else { panic!() };
-        assert_eq!(failure.error_type, "circuit_breaking_exception");
+        let failure = outcomes[0].failure().unwrap();
+        assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::ClusterBusy, "circuit_breaking_exception"));
         assert_eq!(next, NextChunks::HoldAsRetryLater);
     }
 
@@ -468,8 +511,8 @@ mod tests {
             &BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") },
             1,
         ));
-        let DocOutcome::BackToKinesis(failure) = &gateway[0] else { panic!() };
-        assert_eq!(failure.error_type, "http_502");
+        let failure = gateway[0].failure().unwrap();
+        assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::Unknown, "http_502"));
         assert_eq!(failure.reason, "<html>Bad Gateway</html>");
     }
 
@@ -496,11 +539,16 @@ mod tests {
         let (outcomes, _) = outcomes(answered(200, body));
         assert_eq!(
             outcomes[0],
-            DocOutcome::Rejected(Failure {
+            DocOutcome::Failed(Failure {
+                cause: Cause::Document,
                 status: Some(400),
-                error_type: "error".into(),
+                error_type: "mapper_parsing_exception".into(),
                 reason: "MapperParsingException[failed]".into()
             })
         );
+        let body = r#"{"errors":true,"items":[{"create":{"status":400,"error":"something odd"}}]}"#;
+        let (odd, _) = super::tests::outcomes(answered(200, body));
+        let failure = odd[0].failure().cloned().unwrap();
+        assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::Misconfigured(Fix::Unrecognized), "error"));
     }
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub auth: EsAuth,
     /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC).
     pub index: IndexPattern,
+    /// Ingest pipeline every bulk request names (`?pipeline=`), overriding the index's default pipeline.
+    pub pipeline: Option<String>,
     /// Firehose delivery stream for "retry later" documents; without it they go back to Kinesis.
     pub firehose_stream: Option<String>,
     /// Field that carries `{"_id": …, "_index": …}` in documents sent to Firehose.
@@ -132,10 +134,21 @@ impl Config {
             return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
         }
 
+        let pipeline = get("ES_PIPELINE");
+        if let Some(id) = &pipeline
+            && !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        {
+            return Err(problem(
+                "ES_PIPELINE",
+                format!("expects a pipeline id of letters, digits, '-', '_', '.' and '~', got {id:?}"),
+            ));
+        }
+
         Ok(Config {
             es_url,
             auth,
             index,
+            pipeline,
             firehose_stream: get("FIREHOSE_STREAM_NAME"),
             firehose_target_field,
             firehose_max_attempts: number(&get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
@@ -433,6 +446,14 @@ mod tests {
             matches!(config(&basic_on_aws).unwrap().auth, EsAuth::Basic { .. }),
             "fine-grained access control's basic auth"
         );
+    }
+
+    #[test]
+    fn a_pipeline_id_must_be_safe_in_a_url() {
+        let config_with = |id: &str| config(&[("ES_URL", "http://h"), ("ES_PIPELINE", id)]);
+        assert_eq!(config_with("logs-enrich_v2").unwrap().pipeline.as_deref(), Some("logs-enrich_v2"));
+        assert_eq!(config_with("a&b=c").unwrap_err().variable, "ES_PIPELINE");
+        assert_eq!(config(&[("ES_URL", "http://h")]).unwrap().pipeline, None);
     }
 
     #[test]

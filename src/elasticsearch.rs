@@ -17,7 +17,8 @@ use elasticsearch::http::{Method, Url};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, Failure, NextChunks};
+use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, NextChunks};
+use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
 use crate::record::Document;
@@ -34,6 +35,8 @@ pub struct Elasticsearch {
     transport: Transport,
     compression: Compression,
     signer: Option<Signer>,
+    /// The bulk path relative to `ES_URL` (`BULK_PATH`, and `&pipeline=` with `ES_PIPELINE`).
+    bulk_path: String,
     /// The bulk URL exactly as the transport requests it, and its `Host` header: what a signature covers.
     bulk_url: String,
     host: String,
@@ -45,7 +48,12 @@ impl Elasticsearch {
         let bad_url = |e: &dyn std::fmt::Display| Error::Client(format!("ES_URL {}: {e}", config.es_url));
         let url = Url::parse(&config.es_url).map_err(|e| bad_url(&e))?;
         // The transport joins BULK_PATH to the connection's URL (which gains a trailing slash): do the same here.
-        let bulk_url = Connection::new(url.clone()).url().join(BULK_PATH).map_err(|e| bad_url(&e))?;
+        let bulk_path = match &config.pipeline {
+            // The id is checked to hold only URL-unreserved characters: it needs no encoding.
+            Some(pipeline) => format!("{BULK_PATH}&pipeline={pipeline}"),
+            None => BULK_PATH.to_owned(),
+        };
+        let bulk_url = Connection::new(url.clone()).url().join(&bulk_path).map_err(|e| bad_url(&e))?;
         let host = match (bulk_url.host_str(), bulk_url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
@@ -81,7 +89,14 @@ impl Elasticsearch {
         }
         let transport =
             builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
-        Ok(Elasticsearch { transport, compression: config.compression, signer, bulk_url: bulk_url.into(), host })
+        Ok(Elasticsearch {
+            transport,
+            compression: config.compression,
+            signer,
+            bulk_path,
+            bulk_url: bulk_url.into(),
+            host,
+        })
     }
 
     /// Replaces the basic or API-key credentials of every later request (a rotated secret).
@@ -128,7 +143,8 @@ impl Elasticsearch {
                 Err(why) => return BulkReply::Failed(why),
             }
         }
-        let sent = self.transport.send(Method::Post, BULK_PATH, headers, None::<&()>, Some(body), Some(timeout)).await;
+        let sent =
+            self.transport.send(Method::Post, &self.bulk_path, headers, None::<&()>, Some(body), Some(timeout)).await;
         let response = match sent {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return BulkReply::TimedOut,
@@ -185,7 +201,7 @@ pub async fn index_documents(
 ) -> (Vec<DocOutcome>, IndexingStats) {
     let started = Instant::now();
     let chunks = bulk::plan_chunks(documents, config.bulk_max_bytes, config.bulk_max_docs);
-    let stage = Stage { client, documents, config, deadline, hold: Mutex::new(NextChunks::Send) };
+    let stage = Stage { client, documents, config, deadline, hold: Mutex::new(None) };
     let results: Vec<(Range<usize>, Vec<DocOutcome>, IndexingStats)> = futures_util::stream::iter(chunks)
         .map(|range| stage.send_chunk(range))
         .buffer_unordered(config.bulk_concurrency)
@@ -213,8 +229,9 @@ struct Stage<'a> {
     documents: &'a [Document],
     config: &'a Config,
     deadline: Instant,
-    /// Set by the first chunk that finds the cluster down or throttling; later chunks are not sent.
-    hold: Mutex<NextChunks>,
+    /// Set by the first chunk that finds the cluster down, refusing or throttling, to its cause: later chunks are
+    /// not sent.
+    hold: Mutex<Option<Cause>>,
 }
 
 impl Stage<'_> {
@@ -239,7 +256,7 @@ impl Stage<'_> {
                     "less than DEADLINE_MARGIN_MS ({} ms) was left before the invocation's deadline",
                     self.config.deadline_margin.as_millis()
                 );
-                fill(&mut outcomes, DocOutcome::BackToKinesis(not_sent("deadline", reason)));
+                fill(&mut outcomes, DocOutcome::Failed(Failure::ours(Cause::Deadline, "deadline", reason)));
                 continue;
             }
             let timeout = self.config.es_timeout.min(left - self.config.deadline_margin);
@@ -258,7 +275,8 @@ impl Stage<'_> {
                 }
                 ChunkDecision::Split => fill(
                     &mut outcomes,
-                    DocOutcome::Rejected(Failure {
+                    DocOutcome::Failed(Failure {
+                        cause: Cause::Document,
                         status: Some(413),
                         error_type: "request_too_large".into(),
                         reason: "the cluster refuses a request holding this document alone (http.max_content_length)"
@@ -266,14 +284,14 @@ impl Stage<'_> {
                     }),
                 ),
                 ChunkDecision::PerDocument { outcomes: part_outcomes, next } => {
+                    let stopped_by = part_outcomes.first().and_then(DocOutcome::failure).map(|failure| failure.cause);
+                    if let (NextChunks::HoldAsRetryLater | NextChunks::HoldAsBackToKinesis, Some(cause)) =
+                        (next, stopped_by)
+                    {
+                        self.hold.lock().expect("hold lock").get_or_insert(cause);
+                    }
                     for (slot, outcome) in outcomes[part.start - chunk.start..].iter_mut().zip(part_outcomes) {
                         *slot = Some(outcome);
-                    }
-                    if next != NextChunks::Send {
-                        let mut hold = self.hold.lock().expect("hold lock");
-                        if *hold == NextChunks::Send {
-                            *hold = next;
-                        }
                     }
                 }
             }
@@ -284,20 +302,19 @@ impl Stage<'_> {
 
     /// The outcome for documents not sent because an earlier answer stopped the stage.
     fn held(&self) -> Option<DocOutcome> {
-        match *self.hold.lock().expect("hold lock") {
-            NextChunks::Send => None,
-            NextChunks::HoldAsRetryLater => Some(DocOutcome::RetryLater(not_sent(
+        let cause = (*self.hold.lock().expect("hold lock"))?;
+        let failure = match cause {
+            Cause::ClusterBusy => Failure::ours(
+                cause,
                 "not_sent_cluster_throttling",
-                "the cluster answered an earlier request of this batch with 429; not sent, to spare it".into(),
-            ))),
-            NextChunks::HoldAsBackToKinesis => Some(DocOutcome::BackToKinesis(not_sent(
+                "the cluster answered an earlier request of this batch with 429; not sent, to spare it",
+            ),
+            _ => Failure::ours(
+                cause,
                 "not_sent_cluster_unavailable",
-                "an earlier request of this batch found the cluster unavailable or refusing us; not sent".into(),
-            ))),
-        }
+                "an earlier request of this batch found the cluster unavailable or refusing us; not sent",
+            ),
+        };
+        Some(DocOutcome::Failed(failure))
     }
-}
-
-fn not_sent(error_type: &str, reason: String) -> Failure {
-    Failure { status: None, error_type: error_type.to_owned(), reason }
 }

@@ -10,6 +10,7 @@ use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
 
 use crate::bulk;
+use crate::cause::{Cause, Failure, Fix};
 use crate::record::{self, Document};
 
 /// PutRecordBatch limits: records per call, bytes per call, bytes per record (1,000 KiB).
@@ -36,22 +37,14 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
-/// Why Firehose did not take a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: String,
-    /// A fault that retrying cannot cure (no such stream, no permission, a broken KMS key or source): someone must act.
-    pub needs_fixing: bool,
-}
-
-/// Error codes of PutRecordBatch that say the configuration, not the moment, is wrong.
+/// Error codes of PutRecordBatch that say the configuration, not the moment, is wrong: retrying cannot cure them.
 const NEEDS_FIXING: [&str; 4] =
     ["ResourceNotFoundException", "AccessDeniedException", "InvalidKMSResourceException", "InvalidSourceException"];
 
 /// What the Firehose step did: which documents it could not park and why, and counters for the summary.
 #[derive(Debug, Default)]
 pub struct Delivery {
-    pub refused: HashMap<usize, Refusal>,
+    pub refused: HashMap<usize, Failure>,
     pub accepted: usize,
     pub calls: usize,
     /// Entries that a call answered with an `ErrorCode` (each resend counts again).
@@ -87,7 +80,7 @@ impl Firehose {
             entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
         for entry in too_large {
             let reason = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
-            delivery.refused.insert(entry.document, Refusal { reason, needs_fixing: false });
+            delivery.refused.insert(entry.document, refused(Cause::FirehoseRefused, reason));
         }
         let calls = bulk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL);
         for call in calls {
@@ -100,7 +93,7 @@ impl Firehose {
     async fn put_with_retries(&self, entries: &[Entry], deadline: Instant, margin: Duration, delivery: &mut Delivery) {
         let mut pending: Vec<&Entry> = entries.iter().collect();
         let mut last_error = String::new();
-        let mut needs_fixing = false;
+        let mut cause = Cause::FirehoseRefused;
         for attempt in 0..self.max_attempts {
             if attempt > 0 {
                 let pause = full_jitter(attempt);
@@ -134,8 +127,8 @@ impl Firehose {
                 Ok(Err(error)) => {
                     last_error = format!("PutRecordBatch failed: {}", DisplayErrorContext(&error));
                     // Asking again cannot help when the stream is missing or forbidden to us.
-                    needs_fixing = error.code().is_some_and(|code| NEEDS_FIXING.contains(&code));
-                    if needs_fixing {
+                    if error.code().is_some_and(|code| NEEDS_FIXING.contains(&code)) {
+                        cause = Cause::Misconfigured(Fix::FirehoseStream);
                         break;
                     }
                     continue;
@@ -168,9 +161,17 @@ impl Firehose {
             last_error = "FIREHOSE_MAX_ATTEMPTS reached".into();
         }
         for entry in pending {
-            delivery.refused.insert(entry.document, Refusal { reason: last_error.clone(), needs_fixing });
+            delivery.refused.insert(entry.document, refused(cause, last_error.clone()));
         }
     }
+}
+
+fn refused(cause: Cause, reason: String) -> Failure {
+    let error_type = match cause {
+        Cause::Misconfigured(_) => "firehose_misconfigured",
+        _ => "firehose_refused",
+    };
+    Failure::ours(cause, error_type, reason)
 }
 
 /// "Full jitter" backoff: a random pause up to 100 ms × 2^(attempt-1), capped at 2 s.

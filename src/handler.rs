@@ -7,7 +7,8 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use chrono::Utc;
 use tokio::time::Instant;
 
-use crate::bulk::{DocOutcome, Failure};
+use crate::bulk::DocOutcome;
+use crate::cause::{Cause, Failure, Route};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
@@ -105,9 +106,9 @@ async fn park_in_firehose(
 }
 
 /// One ERROR line per rejected document or record, with everything needed to find and fix it; one line per
-/// distinct reason for records going back to Kinesis.
+/// distinct reason for records going back to Kinesis: ERROR with what to fix when someone must act, else WARN.
 fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate], excerpt_bytes: usize) {
-    let mut back: BTreeMap<(&str, &str), (usize, &Provenance, &Failure)> = BTreeMap::new();
+    let mut back: BTreeMap<(Cause, &str, &str), (usize, &Provenance, &Failure)> = BTreeMap::new();
     for ((provenance, decoded), fate) in batch.records.iter().zip(&batch.decoded).zip(fates) {
         let sequence_number = provenance.sequence_number.as_deref().unwrap_or("none");
         match (fate.outcome, decoded) {
@@ -121,51 +122,43 @@ fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate]
             ),
             (Outcome::Rejected | Outcome::ToFirehose, Decoded::Documents(range)) => {
                 for doc in range.clone() {
-                    if let DocOutcome::Rejected(failure) = &doc_outcomes[doc] {
-                        let document = &batch.documents[doc];
-                        tracing::error!(
-                            shard_id = %provenance.shard_id,
-                            sequence_number,
-                            doc_id = %document.id,
-                            index = %document.index,
-                            status = failure.status.unwrap_or_default(),
-                            error_type = %failure.error_type,
-                            reason = %failure.reason,
-                            excerpt = %record::excerpt(&document.source, excerpt_bytes),
-                            "Document rejected by Elasticsearch: it will not be retried"
-                        );
-                    }
+                    let Some(failure) = doc_outcomes[doc].failure().filter(|f| f.cause == Cause::Document) else {
+                        continue;
+                    };
+                    let document = &batch.documents[doc];
+                    tracing::error!(
+                        shard_id = %provenance.shard_id,
+                        sequence_number,
+                        doc_id = %document.id,
+                        index = %document.index,
+                        status = failure.status.unwrap_or_default(),
+                        error_type = %failure.error_type,
+                        reason = %failure.reason,
+                        excerpt = %record::excerpt(&document.source, excerpt_bytes),
+                        "Document rejected by Elasticsearch: it will not be retried"
+                    );
                 }
             }
             (Outcome::BackToKinesis, _) => {
                 let failure = fate.failure.as_ref().expect("back to Kinesis always says why");
-                let entry = back.entry((&failure.error_type, &failure.reason)).or_insert((0, provenance, failure));
-                entry.0 += 1;
+                let key = (failure.cause, failure.error_type.as_str(), failure.reason.as_str());
+                back.entry(key).or_insert((0, provenance, failure)).0 += 1;
             }
             _ => {}
         }
     }
     for (count, first, failure) in back.into_values() {
         let sequence_number = first.sequence_number.as_deref().unwrap_or("none");
-        if is_configuration_fault(failure) {
-            tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status = failure.status.unwrap_or_default(), error_type = %failure.error_type, reason = %failure.reason, "Records go back to Kinesis: the cluster refuses them until this is fixed");
-        } else {
-            tracing::warn!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status = failure.status.unwrap_or_default(), error_type = %failure.error_type, reason = %failure.reason, "Records go back to Kinesis for redelivery");
+        let (status, cause) = (failure.status.unwrap_or_default(), failure.cause.name());
+        match failure.cause.fix() {
+            Some(fix) => {
+                tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, fix = fix.hint(), "Records go back to Kinesis: they are refused until this is fixed")
+            }
+            None => {
+                tracing::warn!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, "Records go back to Kinesis for redelivery")
+            }
         }
     }
-}
-
-/// Faults that redelivery alone will not cure: someone must act (free disk, create or open the index, fix access).
-fn is_configuration_fault(failure: &Failure) -> bool {
-    matches!(failure.status, Some(401 | 403 | 404))
-        || matches!(
-            failure.error_type.as_str(),
-            "cluster_block_exception"
-                | "index_closed_exception"
-                | "index_not_found_exception"
-                | "security_exception"
-                | "firehose_misconfigured"
-        )
 }
 
 /// Where one record went.
@@ -185,6 +178,8 @@ pub struct Summary {
     pub documents: usize,
     pub documents_retry_later: usize,
     pub documents_rejected: usize,
+    /// Documents refused for a cause someone must fix (a shard limit, a missing pipeline, a block, access).
+    pub documents_refused: usize,
     pub bulk_requests: usize,
     /// Bulk body bytes before compression, and on the wire.
     pub body_bytes: usize,
@@ -215,6 +210,7 @@ impl Summary {
             documents = self.documents,
             documents_retry_later = self.documents_retry_later,
             documents_rejected = self.documents_rejected,
+            documents_refused = self.documents_refused,
             bulk_requests = self.bulk_requests,
             body_bytes = self.body_bytes,
             bytes_sent = self.bytes_sent,
@@ -261,8 +257,12 @@ impl Report {
             records: records.len(),
             outcomes,
             documents: batch.documents.len(),
-            documents_retry_later: doc_outcomes.iter().filter(|o| matches!(o, DocOutcome::RetryLater(_))).count(),
-            documents_rejected: doc_outcomes.iter().filter(|o| matches!(o, DocOutcome::Rejected(_))).count(),
+            documents_retry_later: doc_outcomes.iter().filter(|o| o.routes(Route::RetryLater)).count(),
+            documents_rejected: doc_outcomes.iter().filter(|o| o.routes(Route::Rejected)).count(),
+            documents_refused: doc_outcomes
+                .iter()
+                .filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some()))
+                .count(),
             bulk_requests: indexing.requests,
             body_bytes: indexing.body_bytes,
             bytes_sent: indexing.bytes_sent,

@@ -6,6 +6,7 @@
 //! (the whole invocation, and the partial batch response).
 
 pub mod bulk;
+pub mod cause;
 pub mod config;
 pub mod elasticsearch;
 pub mod error;

@@ -7,8 +7,8 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::bulk::{DocOutcome, Failure};
-use crate::firehose::Refusal;
+use crate::bulk::DocOutcome;
+use crate::cause::{Cause, Failure, Route};
 use crate::record::{Batch, Decoded};
 
 /// Where a record ended, as FAULTS.md names the places.
@@ -68,10 +68,6 @@ fn settled(outcome: Outcome, failure: Option<Failure>) -> Stage {
     Stage::Settled(RecordFate { outcome, failure })
 }
 
-fn failure(error_type: &str, reason: String) -> Failure {
-    Failure { status: None, error_type: error_type.to_owned(), reason }
-}
-
 impl Routing {
     /// Every record's outcome from its documents' outcomes (`doc_outcomes[i]` is `batch.documents[i]`'s).
     pub fn after_elasticsearch(batch: &Batch, doc_outcomes: &[DocOutcome], firehose_enabled: bool) -> Routing {
@@ -80,27 +76,33 @@ impl Routing {
             .decoded
             .iter()
             .map(|decoded| match decoded {
-                Decoded::Skipped(why) => settled(Outcome::Skipped, Some(failure("skipped", why.clone()))),
-                Decoded::Rejected { rejection, .. } => {
-                    settled(Outcome::Rejected, Some(failure(rejection.kind(), rejection.to_string())))
+                Decoded::Skipped(why) => {
+                    settled(Outcome::Skipped, Some(Failure::ours(Cause::NothingToIndex, "skipped", why.clone())))
                 }
+                Decoded::Rejected { rejection, .. } => settled(
+                    Outcome::Rejected,
+                    Some(Failure::ours(Cause::Document, rejection.kind(), rejection.to_string())),
+                ),
                 Decoded::Documents(range) => {
                     let least =
                         doc_outcomes[range.clone()].iter().min_by_key(|o| o.rank()).expect("a record with documents");
-                    match least {
-                        DocOutcome::Indexed => settled(Outcome::Indexed, None),
-                        DocOutcome::AlreadyThere => settled(Outcome::AlreadyThere, None),
-                        DocOutcome::Rejected(f) => settled(Outcome::Rejected, Some(f.clone())),
-                        DocOutcome::BackToKinesis(f) => settled(Outcome::BackToKinesis, Some(f.clone())),
-                        DocOutcome::RetryLater(f) if firehose_enabled => Stage::AwaitingFirehose(f.clone()),
-                        DocOutcome::RetryLater(f) => settled(
+                    let failure = match least {
+                        DocOutcome::Indexed => return settled(Outcome::Indexed, None),
+                        DocOutcome::AlreadyThere => return settled(Outcome::AlreadyThere, None),
+                        DocOutcome::Failed(failure) => failure,
+                    };
+                    match failure.cause.route() {
+                        Route::Rejected | Route::Skipped => settled(Outcome::Rejected, Some(failure.clone())),
+                        Route::BackToKinesis => settled(Outcome::BackToKinesis, Some(failure.clone())),
+                        Route::RetryLater if firehose_enabled => Stage::AwaitingFirehose(failure.clone()),
+                        Route::RetryLater => settled(
                             Outcome::BackToKinesis,
                             Some(Failure {
                                 reason: format!(
                                     "{} (FIREHOSE_STREAM_NAME is not set, so Kinesis redelivers it)",
-                                    f.reason
+                                    failure.reason
                                 ),
-                                ..f.clone()
+                                ..failure.clone()
                             }),
                         ),
                     }
@@ -117,7 +119,7 @@ impl Routing {
         let mut documents = Vec::new();
         for (record, stage) in self.stages.iter().enumerate() {
             if let (Stage::AwaitingFirehose(_), Decoded::Documents(range)) = (stage, &batch.decoded[record]) {
-                documents.extend(range.clone().filter(|&doc| matches!(doc_outcomes[doc], DocOutcome::RetryLater(_))));
+                documents.extend(range.clone().filter(|&doc| doc_outcomes[doc].routes(Route::RetryLater)));
             }
         }
         documents
@@ -125,7 +127,7 @@ impl Routing {
 
     /// Settles the records that waited for Firehose: to Firehose when every one of their documents was accepted,
     /// else back to Kinesis with Firehose's reason. `refused` maps a document to why Firehose did not take it.
-    pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, Refusal>) {
+    pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, Failure>) {
         for (record, stage) in self.stages.iter_mut().enumerate() {
             let Stage::AwaitingFirehose(retry_later) = stage else { continue };
             let Decoded::Documents(range) = &batch.decoded[record] else {
@@ -133,12 +135,7 @@ impl Routing {
             };
             *stage = match range.clone().find_map(|doc| refused.get(&doc)) {
                 None => settled(Outcome::ToFirehose, Some(retry_later.clone())),
-                Some(Refusal { reason, needs_fixing: true }) => {
-                    settled(Outcome::BackToKinesis, Some(failure("firehose_misconfigured", reason.clone())))
-                }
-                Some(Refusal { reason, .. }) => {
-                    settled(Outcome::BackToKinesis, Some(failure("firehose_refused", reason.clone())))
-                }
+                Some(refusal) => settled(Outcome::BackToKinesis, Some(refusal.clone())),
             };
         }
         self.leave_to_redelivery(batch);
@@ -152,7 +149,11 @@ impl Routing {
                 Stage::Settled(fate) => fate,
                 Stage::AwaitingFirehose(_) => RecordFate {
                     outcome: Outcome::BackToKinesis,
-                    failure: Some(failure("firehose_not_called", "the Firehose step did not run".to_owned())),
+                    failure: Some(Failure::ours(
+                        Cause::FirehoseRefused,
+                        "firehose_not_called",
+                        "the Firehose step did not run",
+                    )),
                 },
             })
             .collect()
@@ -186,7 +187,8 @@ impl Routing {
             if pending && compare_sequence_numbers(sequence, first_back) != Ordering::Less {
                 *stage = settled(
                     Outcome::BackToKinesis,
-                    Some(failure(
+                    Some(Failure::ours(
+                        Cause::RedeliveredAnyway,
                         "redelivered_anyway",
                         format!(
                             "Lambda redelivers {} from sequence number {first_back} on; this record is settled then",
@@ -211,8 +213,16 @@ mod tests {
     use crate::record::{Document, Provenance, Rejection};
     use std::sync::Arc;
 
-    fn why(status: u16, error_type: &str) -> Failure {
-        Failure { status: Some(status), error_type: error_type.into(), reason: "r".into() }
+    fn failed(cause: Cause, status: u16, error_type: &str) -> DocOutcome {
+        DocOutcome::Failed(Failure { cause, status: Some(status), error_type: error_type.into(), reason: "r".into() })
+    }
+
+    fn retry_later() -> DocOutcome {
+        failed(Cause::ClusterBusy, 429, "es_rejected_execution_exception")
+    }
+
+    fn rejected() -> DocOutcome {
+        failed(Cause::Document, 400, "document_parsing_exception")
     }
 
     /// A batch from (sequence number, documents per record; 0 means a rejected record).
@@ -252,9 +262,9 @@ mod tests {
             DocOutcome::AlreadyThere,
             DocOutcome::Indexed,
             DocOutcome::Indexed,
-            DocOutcome::Rejected(why(400, "document_parsing_exception")),
+            rejected(),
             DocOutcome::Indexed,
-            DocOutcome::RetryLater(why(429, "es_rejected_execution_exception")),
+            retry_later(),
         ];
         let mut routing = Routing::after_elasticsearch(&batch, &docs, true);
         assert_eq!(routing.firehose_documents(&batch, &docs), vec![6]);
@@ -266,10 +276,10 @@ mod tests {
     fn records_after_the_first_one_back_to_kinesis_are_left_to_the_redelivery() {
         let batch = batch(&[("10", 1), ("11", 1), ("12", 1), ("13", 1), ("14", 0)]);
         let docs = vec![
-            DocOutcome::RetryLater(why(429, "es_rejected_execution_exception")),
-            DocOutcome::BackToKinesis(why(404, "index_not_found_exception")),
-            DocOutcome::RetryLater(why(429, "es_rejected_execution_exception")),
-            DocOutcome::Rejected(why(400, "document_parsing_exception")),
+            retry_later(),
+            failed(Cause::Misconfigured(crate::cause::Fix::IndexMissing), 404, "index_not_found_exception"),
+            retry_later(),
+            rejected(),
         ];
         let routing = Routing::after_elasticsearch(&batch, &docs, true);
         assert_eq!(routing.firehose_documents(&batch, &docs), vec![0], "only the record before the failure is parked");
@@ -296,7 +306,7 @@ mod tests {
         let mut batch = batch(&[("1", 1), ("2", 1), ("3", 1)]);
         batch.decoded.push(Decoded::Skipped("control".into()));
         batch.records.push(Provenance { shard_id: "shardId-0".into(), sequence_number: Some("4".into()) });
-        let docs = vec![DocOutcome::BackToKinesis(why(503, "http_503")), DocOutcome::Indexed, DocOutcome::AlreadyThere];
+        let docs = vec![failed(Cause::Unknown, 503, "http_503"), DocOutcome::Indexed, DocOutcome::AlreadyThere];
         let fates = Routing::after_elasticsearch(&batch, &docs, true).finish();
         assert_eq!(
             outcomes(&fates),
@@ -307,11 +317,11 @@ mod tests {
     #[test]
     fn firehose_refusals_go_back_and_pull_later_rejections_with_them() {
         let batch = batch(&[("1", 1), ("2", 2), ("3", 1), ("4", 1)]);
-        let retry = || DocOutcome::RetryLater(why(429, "es_rejected_execution_exception"));
-        let docs = vec![retry(), retry(), retry(), DocOutcome::Rejected(why(400, "x")), retry()];
+        let docs = vec![retry_later(), retry_later(), retry_later(), rejected(), retry_later()];
         let mut routing = Routing::after_elasticsearch(&batch, &docs, true);
         assert_eq!(routing.firehose_documents(&batch, &docs), vec![0, 1, 2, 4]);
-        let slow_down = Refusal { reason: "ServiceUnavailableException: Slow down.".into(), needs_fixing: false };
+        let slow_down =
+            Failure::ours(Cause::FirehoseRefused, "firehose_refused", "ServiceUnavailableException: Slow down.");
         routing.after_firehose(&batch, &HashMap::from([(2, slow_down)]));
         let fates = routing.finish();
         assert_eq!(
@@ -324,12 +334,7 @@ mod tests {
     #[test]
     fn without_firehose_retry_later_goes_back_to_kinesis() {
         let batch = batch(&[("1", 1)]);
-        let fates = Routing::after_elasticsearch(
-            &batch,
-            &[DocOutcome::RetryLater(why(429, "es_rejected_execution_exception"))],
-            false,
-        )
-        .finish();
+        let fates = Routing::after_elasticsearch(&batch, &[retry_later()], false).finish();
         assert_eq!(outcomes(&fates), vec![Outcome::BackToKinesis]);
         assert!(fates[0].failure.as_ref().unwrap().reason.contains("FIREHOSE_STREAM_NAME"));
     }

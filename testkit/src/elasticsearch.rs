@@ -6,7 +6,7 @@
 //! write queue is full, and the `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request
 //! failures. `filter_path` is ignored: the full item shape is always sent, as some compatible engines do.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +71,8 @@ pub enum IndexFault {
     UnavailableShards,
     /// The index is closed: 400 `index_closed_exception`.
     Closed,
+    /// Every item answers this status and error type (a plugin's or a future version's refusal).
+    Refuse(u16, &'static str),
 }
 
 /// One bulk request as the double received it.
@@ -132,6 +134,12 @@ struct State {
     sigv4: Option<SigV4Check>,
     basic_auth: Option<String>,
     pipelines: HashMap<String, Vec<Processor>>,
+    /// At most this many indices may exist (`cluster.max_shards_per_node` reached, two shards each).
+    max_indices: Option<usize>,
+    /// Refuse any client `_id`, as OpenSearch Serverless TIMESERIES and VECTORSEARCH collections do.
+    refuse_ids: bool,
+    /// Aliases that point at indices without a write index.
+    aliases_without_write_index: HashSet<String>,
     /// (index name prefixes from `index_patterns` ending in `*`, or exact names; default pipeline)
     templates: Vec<(Vec<String>, String)>,
 }
@@ -181,6 +189,9 @@ impl EsDouble {
             sigv4: None,
             basic_auth: None,
             pipelines: HashMap::new(),
+            max_indices: None,
+            refuse_ids: false,
+            aliases_without_write_index: HashSet::new(),
             templates: Vec::new(),
         };
         EsDouble { shared: Shared::start(state, answer, tls).await }
@@ -216,6 +227,23 @@ impl EsDouble {
     /// With `false`, writing to an index that does not exist answers 404 `index_not_found_exception`.
     pub fn set_auto_create_index(&self, enabled: bool) {
         self.state().auto_create_index = enabled;
+    }
+
+    /// The cluster is at `cluster.max_shards_per_node` once `indices` indices exist (two shards each): writing to a
+    /// new index answers 400 `validation_exception`, item by item, as Elasticsearch does (`None` lifts the limit).
+    pub fn set_max_indices(&self, indices: Option<usize>) {
+        self.state().max_indices = indices;
+    }
+
+    /// With `true`, every action with an `_id` answers 400 `illegal_argument_exception`, as an OpenSearch
+    /// Serverless TIMESERIES or VECTORSEARCH collection does.
+    pub fn set_refuse_document_ids(&self, refuse: bool) {
+        self.state().refuse_ids = refuse;
+    }
+
+    /// Makes `alias` an alias of several indices none of which is its write index.
+    pub fn add_alias_without_write_index(&self, alias: &str) {
+        self.state().aliases_without_write_index.insert(alias.to_owned());
     }
 
     /// Requests with a larger body (as received) answer 413, as `http.max_content_length` does.
@@ -608,7 +636,11 @@ fn parse_ndjson(body: &Bytes, path_index: Option<&str>, request_pipeline: Option
 impl State {
     /// Applies one action and returns its item, keyed by the action's name.
     fn apply(&mut self, mut action: Action, queue_full: bool) -> Value {
-        let pipeline_source = if queue_full { None } else { self.run_pipeline(&mut action) };
+        let refusal = self.refusal(&action);
+        let pipeline_source = match (&refusal, queue_full) {
+            (None, false) => self.run_pipeline(&mut action),
+            _ => None,
+        };
         let id = match &action.id {
             Some(id) => id.clone(),
             None => {
@@ -617,6 +649,9 @@ impl State {
             }
         };
         let item = |status: u16, error_type: &str, reason: String| json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": status, "error": {"type": error_type, "reason": reason}} });
+        if let Some((status, error_type, reason)) = refusal {
+            return item(status, error_type, reason);
+        }
         if queue_full {
             let reason = "rejected execution of org.elasticsearch.action.support.replication.TransportWriteAction$1/WrappedActionListener on EsThreadPoolExecutor[name = double-node-0/write, queue capacity = 10000, task execution EWMA = 1.2ms, total task execution time = 1h]";
             return item(429, "es_rejected_execution_exception", reason.into());
@@ -644,10 +679,22 @@ impl State {
                 return item(503, "unavailable_shards_exception", reason);
             }
             Some(IndexFault::Closed) => return item(400, "index_closed_exception", "closed".into()),
+            Some(IndexFault::Refuse(status, error_type)) => {
+                return item(*status, error_type, format!("[{}] refused by the double", action.index));
+            }
             None => {}
         }
-        if !self.indices.contains_key(&action.index) && !self.auto_create_index {
-            return item(404, "index_not_found_exception", format!("no such index [{}]", action.index));
+        if !self.indices.contains_key(&action.index) {
+            if !self.auto_create_index {
+                return item(404, "index_not_found_exception", format!("no such index [{}]", action.index));
+            }
+            if let Some(max) = self.max_indices.filter(|max| self.indices.len() >= *max) {
+                let (open, limit) = (self.indices.len() * 2, max * 2);
+                let reason = format!(
+                    "Validation Failed: 1: this action would add [2] shards, but this cluster currently has [{open}]/[{limit}] maximum normal shards open;"
+                );
+                return item(400, "validation_exception", reason);
+            }
         }
         let source: Value = match pipeline_source.map(Ok).unwrap_or_else(|| serde_json::from_slice(&action.source)) {
             Ok(Value::Object(map)) => Value::Object(map),
@@ -686,15 +733,46 @@ impl State {
 }
 
 impl State {
-    /// Runs the action's pipeline (its own, else its index's default) over its source, which may move it to another
-    /// `_index` or `_id`. Returns the transformed source, or `None` when no pipeline applies.
-    fn run_pipeline(&self, action: &mut Action) -> Option<Value> {
-        let name = action.pipeline.clone().or_else(|| {
+    /// A refusal that does not depend on the document: a client `_id` where none is allowed, an invalid index name,
+    /// an alias without a write index, a pipeline that does not exist. Worded as Elasticsearch and OpenSearch do.
+    fn refusal(&self, action: &Action) -> Option<(u16, &'static str, String)> {
+        if self.refuse_ids && action.id.is_some() {
+            let reason = "Document ID is not supported in create/index operation request".to_owned();
+            return Some((400, "illegal_argument_exception", reason));
+        }
+        if let Some(why) = invalid_index_name(&action.index) {
+            let reason = format!("Invalid index name [{}], {why}", action.index);
+            return Some((400, "invalid_index_name_exception", reason));
+        }
+        if self.aliases_without_write_index.contains(&action.index) {
+            let reason = format!(
+                "no write index is defined for alias [{}]. The write index may be explicitly disabled using is_write_index=false or the alias points to multiple indices without one being designated as a write index",
+                action.index
+            );
+            return Some((400, "illegal_argument_exception", reason));
+        }
+        match self.pipeline_of(action) {
+            Some(name) if !self.pipelines.contains_key(&name) => {
+                Some((400, "illegal_argument_exception", format!("pipeline with id [{name}] does not exist")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The pipeline an action runs through: its own (or the request's), else its index's default.
+    fn pipeline_of(&self, action: &Action) -> Option<String> {
+        action.pipeline.clone().or_else(|| {
             self.templates
                 .iter()
                 .find(|(patterns, _)| patterns.iter().any(|p| index_matches(p, &action.index)))
                 .map(|(_, pipeline)| pipeline.clone())
-        })?;
+        })
+    }
+
+    /// Runs the action's pipeline (its own, else its index's default) over its source, which may move it to another
+    /// `_index` or `_id`. Returns the transformed source, or `None` when no pipeline applies.
+    fn run_pipeline(&self, action: &mut Action) -> Option<Value> {
+        let name = self.pipeline_of(action)?;
         let processors = self.pipelines.get(&name)?;
         let Ok(Value::Object(mut source)) = serde_json::from_slice::<Value>(&action.source) else { return None };
         for processor in processors {
@@ -719,6 +797,20 @@ impl State {
         }
         Some(Value::Object(source))
     }
+}
+
+/// Why Elasticsearch refuses an index name, in its words.
+fn invalid_index_name(name: &str) -> Option<&'static str> {
+    if name.chars().any(|c| c.is_uppercase()) {
+        return Some("must be lowercase");
+    }
+    if name.chars().any(|c| matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':')) {
+        return Some("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]");
+    }
+    if name.starts_with(['-', '_', '+']) {
+        return Some("must not start with '_', '-', or '+'");
+    }
+    None
 }
 
 fn index_matches(pattern: &str, index: &str) -> bool {

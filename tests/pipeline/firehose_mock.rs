@@ -103,7 +103,11 @@ async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
     assert_eq!(delivery.refused.len(), 3, "every entry is reported, to go back to Kinesis");
     let refusal = &delivery.refused[&0];
     assert!(refusal.reason.starts_with("ServiceUnavailableException: Slow down."), "{refusal:?}");
-    assert!(!refusal.needs_fixing, "throttling passes; it needs no one to act");
+    assert_eq!(
+        refusal.cause,
+        kinesis_es_indexer::cause::Cause::FirehoseRefused,
+        "throttling passes; it needs no one to act"
+    );
     assert!(
         delivery.calls >= 2 && delivery.calls < 20,
         "{} calls: retried with backoff, bounded by the time left",

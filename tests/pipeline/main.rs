@@ -4,6 +4,7 @@ mod auth;
 mod binary;
 mod faults;
 mod firehose_mock;
+mod production;
 mod protocol;
 mod soak;
 mod support;

@@ -1,0 +1,329 @@
+//! Why a document or record did not end written: one typed cause, decided once where an answer is read (the bulk
+//! reply in `bulk`, Firehose's in `firehose`, decoding in `record`), then matched on by the router, the logger and
+//! the summary. A new cause is a new variant, and the compiler finds every place that must handle it.
+
+use std::fmt;
+
+/// The cause of a failure, and so its route: rejected, parked in Firehose, or back to Kinesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause {
+    /// The document's own content: the cluster will never take it (a mapping or parsing error, a field limit, an
+    /// immense term, too large for any request), or the record cannot be decoded. Rejected, logged, never retried.
+    Document,
+    /// The cluster asks for later: its write queue is full, a circuit breaker tripped, a shard is unavailable.
+    /// Parked in Firehose, which retries for hours.
+    ClusterBusy,
+    /// The cluster (or the delivery stream) refuses until someone acts; the `Fix` says what. Back to Kinesis, ERROR.
+    Misconfigured(Fix),
+    /// No usable answer (down, timed out, reset, unreadable, the wrong number of items): written or not is unknown.
+    /// Back to Kinesis, where a redelivery answers 409 for what was written.
+    Unknown,
+    /// Not sent: the invocation's deadline was too close. Back to Kinesis.
+    Deadline,
+    /// Firehose did not take it this time (throttling, entry errors, too large for a Firehose record). Back to
+    /// Kinesis.
+    FirehoseRefused,
+    /// Kinesis redelivers the record anyway, because an earlier record of its shard goes back: it is settled then.
+    RedeliveredAnyway,
+    /// Nothing to index by design (a CloudWatch Logs control message).
+    NothingToIndex,
+}
+
+/// What the indexer does with a document or record of a cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Rejected,
+    RetryLater,
+    BackToKinesis,
+    Skipped,
+}
+
+impl Cause {
+    pub fn route(self) -> Route {
+        match self {
+            Cause::Document => Route::Rejected,
+            Cause::ClusterBusy => Route::RetryLater,
+            Cause::NothingToIndex => Route::Skipped,
+            Cause::Misconfigured(_)
+            | Cause::Unknown
+            | Cause::Deadline
+            | Cause::FirehoseRefused
+            | Cause::RedeliveredAnyway => Route::BackToKinesis,
+        }
+    }
+
+    /// A short machine-readable name, the `cause` field of log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Document => "document",
+            Cause::ClusterBusy => "cluster_busy",
+            Cause::Misconfigured(fix) => fix.name(),
+            Cause::Unknown => "outcome_unknown",
+            Cause::Deadline => "deadline",
+            Cause::FirehoseRefused => "firehose_refused",
+            Cause::RedeliveredAnyway => "redelivered_anyway",
+            Cause::NothingToIndex => "nothing_to_index",
+        }
+    }
+
+    /// What someone must do, when redelivery alone will not cure it.
+    pub fn fix(self) -> Option<Fix> {
+        match self {
+            Cause::Misconfigured(fix) => Some(fix),
+            _ => None,
+        }
+    }
+}
+
+/// A refusal that lasts until someone changes the cluster, the indexer's settings or the delivery stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fix {
+    /// `cluster.max_shards_per_node` is reached: a new (daily) index cannot be created.
+    ShardLimit,
+    /// The target is an alias without a write index.
+    NoWriteIndex,
+    /// The ingest pipeline named by `ES_PIPELINE` or an index's default pipeline does not exist.
+    MissingPipeline,
+    /// The cluster refuses the index name `ES_INDEX` made.
+    InvalidIndexName,
+    /// The collection refuses a client `_id` (OpenSearch Serverless TIMESERIES and VECTORSEARCH collections).
+    DocumentIdRefused,
+    /// The index does not exist and the cluster does not create it on write.
+    IndexMissing,
+    /// The index is closed.
+    IndexClosed,
+    /// Flood-stage disk or a read-only index (`cluster_block_exception`).
+    ClusterBlock,
+    /// 401/403: the credentials or the role may not write.
+    Access,
+    /// The delivery stream does not exist, or may not be written (permissions, its KMS key, its source).
+    FirehoseStream,
+    /// A refusal the indexer does not know as a document's own fault: kept in Kinesis rather than lost.
+    Unrecognized,
+}
+
+impl Fix {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fix::ShardLimit => "shard_limit",
+            Fix::NoWriteIndex => "no_write_index",
+            Fix::MissingPipeline => "missing_pipeline",
+            Fix::InvalidIndexName => "invalid_index_name",
+            Fix::DocumentIdRefused => "document_id_refused",
+            Fix::IndexMissing => "index_missing",
+            Fix::IndexClosed => "index_closed",
+            Fix::ClusterBlock => "cluster_block",
+            Fix::Access => "access_denied",
+            Fix::FirehoseStream => "firehose_misconfigured",
+            Fix::Unrecognized => "unrecognized_refusal",
+        }
+    }
+
+    /// What to do about it, for the ERROR line.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Fix::ShardLimit => {
+                "the cluster is at cluster.max_shards_per_node: delete or shrink old indices (an ILM or ISM policy), \
+                 give indices fewer shards, or raise the limit"
+            }
+            Fix::NoWriteIndex => {
+                "ES_INDEX names an alias without a write index: set is_write_index on one of its indices, or point \
+                 ES_INDEX at an index or data stream"
+            }
+            Fix::MissingPipeline => {
+                "create the ingest pipeline (ES_PIPELINE, or the index's index.default_pipeline), or stop naming it"
+            }
+            Fix::InvalidIndexName => "ES_INDEX makes an index name the cluster refuses: change ES_INDEX",
+            Fix::DocumentIdRefused => {
+                "this collection refuses a client _id (OpenSearch Serverless TIMESERIES or VECTORSEARCH): set \
+                 ES_DOC_ID=none"
+            }
+            Fix::IndexMissing => "create the index, or let the cluster create it on write (action.auto_create_index)",
+            Fix::IndexClosed => "open the index",
+            Fix::ClusterBlock => {
+                "free disk below the flood-stage watermark, then remove the index's read-only block \
+                 (index.blocks.read_only_allow_delete or index.blocks.write)"
+            }
+            Fix::Access => {
+                "let the function's credentials write the index (ES_AUTH, the domain's access policy, fine-grained \
+                 access control's role mapping)"
+            }
+            Fix::FirehoseStream => {
+                "create the delivery stream FIREHOSE_STREAM_NAME, or let the function's role write it \
+                 (firehose:PutRecordBatch, its KMS key)"
+            }
+            Fix::Unrecognized => {
+                "the cluster refused with an error the indexer does not know as a document's own fault, so the \
+                 records stay in Kinesis: read the reason and fix the cause"
+            }
+        }
+    }
+}
+
+/// Why something failed: the cause, and the words of whoever said so (Elasticsearch's status, `error.type` and
+/// `error.reason`; Firehose's error; ours when there was no answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: Cause,
+    /// HTTP status of the item or the request; `None` when there was no answer.
+    pub status: Option<u16>,
+    pub error_type: String,
+    pub reason: String,
+}
+
+impl Failure {
+    /// A failure with no HTTP answer behind it.
+    pub fn ours(cause: Cause, error_type: &str, reason: impl Into<String>) -> Failure {
+        Failure { cause, status: None, error_type: error_type.to_owned(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{status} {}: {}", self.error_type, self.reason),
+            None => write!(f, "{}: {}", self.error_type, self.reason),
+        }
+    }
+}
+
+/// `error.type`s that are always about the document itself.
+const DOCUMENT_ERROR_TYPES: [&str; 7] = [
+    "mapper_parsing_exception",
+    "document_parsing_exception",
+    "strict_dynamic_mapping_exception",
+    "x_content_parse_exception",
+    "json_parse_exception",
+    "not_x_content_exception",
+    "mapper_exception",
+];
+
+/// Words of an `illegal_argument_exception` that is about the document's own content (its fields, their number,
+/// depth or names, an immense term), as Elasticsearch and OpenSearch word them.
+const DOCUMENT_ARGUMENT_REASONS: [&str; 12] = [
+    "limit of total fields",
+    "limit of mapping depth",
+    "limit of nested fields",
+    "number of nested documents has exceeded",
+    "immense term",
+    "is longer than the limit of",
+    "cannot be changed from type",
+    "failed to parse",
+    "can't merge a non object mapping",
+    "is a metadata field and cannot be added inside a document",
+    "field name cannot be an empty string",
+    "cannot contain only whitespace",
+];
+
+/// Decides the cause of a refusal (a 4xx other than 409, 413 and 429), item or whole request: the document's own
+/// fault only for the short list above; a known cluster-side fault with what to fix; anything else kept in Kinesis.
+pub fn refusal_cause(status: u16, error_type: &str, reason: &str) -> Cause {
+    if DOCUMENT_ERROR_TYPES.contains(&error_type) {
+        return Cause::Document;
+    }
+    let reason = reason.to_ascii_lowercase();
+    let says = |words: &str| reason.contains(words);
+    let fix = match error_type {
+        "cluster_block_exception" => Fix::ClusterBlock,
+        "index_not_found_exception" => Fix::IndexMissing,
+        "index_closed_exception" => Fix::IndexClosed,
+        "invalid_index_name_exception" => Fix::InvalidIndexName,
+        "security_exception" => Fix::Access,
+        _ if says("shards open") || says("maximum shards") => Fix::ShardLimit,
+        _ if says("no write index is defined") => Fix::NoWriteIndex,
+        _ if says("pipeline with id") && says("does not exist") => Fix::MissingPipeline,
+        _ if says("document id is not supported") => Fix::DocumentIdRefused,
+        "illegal_argument_exception" if DOCUMENT_ARGUMENT_REASONS.iter().any(|words| says(words)) => {
+            return Cause::Document;
+        }
+        _ if status == 401 || status == 403 => Fix::Access,
+        _ if status == 404 => Fix::IndexMissing,
+        _ => Fix::Unrecognized,
+    };
+    Cause::Misconfigured(fix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_documents_own_faults_are_rejected() {
+        for (status, error_type, reason) in [
+            (400, "document_parsing_exception", "[1:15] failed to parse field [n] of type [long]"),
+            (400, "mapper_parsing_exception", "failed to parse field [n] of type [long]"),
+            (400, "strict_dynamic_mapping_exception", "[1:9] mapping set to strict, dynamic introduction of [x]"),
+            (
+                400,
+                "illegal_argument_exception",
+                "Limit of total fields [1000] has been exceeded while adding new fields [1]",
+            ),
+            (400, "illegal_argument_exception", "Document contains at least one immense term in field=\"msg\""),
+            (400, "illegal_argument_exception", "mapper [n] cannot be changed from type [long] to [text]"),
+        ] {
+            assert_eq!(refusal_cause(status, error_type, reason), Cause::Document, "{error_type}: {reason}");
+        }
+    }
+
+    #[test]
+    fn cluster_side_refusals_say_what_to_fix() {
+        let cases = [
+            (
+                400,
+                "validation_exception",
+                "Validation Failed: 1: this action would add [2] shards, but this cluster currently has [2000]/[2000] maximum normal shards open;",
+                Fix::ShardLimit,
+            ),
+            (
+                400,
+                "validation_exception",
+                "Validation Failed: 1: this action would add [10] total shards, but this cluster currently has [1000]/[1000] maximum shards open;",
+                Fix::ShardLimit,
+            ),
+            (
+                400,
+                "illegal_argument_exception",
+                "no write index is defined for alias [logs]. The write index may be explicitly disabled using is_write_index=false or the alias points to multiple indices without one being designated as a write index",
+                Fix::NoWriteIndex,
+            ),
+            (400, "illegal_argument_exception", "pipeline with id [enrich] does not exist", Fix::MissingPipeline),
+            (
+                400,
+                "invalid_index_name_exception",
+                "Invalid index name [logs-2026.11.22 ], must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]",
+                Fix::InvalidIndexName,
+            ),
+            (
+                400,
+                "illegal_argument_exception",
+                "Document ID is not supported in create/index operation request",
+                Fix::DocumentIdRefused,
+            ),
+            (404, "index_not_found_exception", "no such index [logs]", Fix::IndexMissing),
+            (400, "index_closed_exception", "closed", Fix::IndexClosed),
+            (
+                403,
+                "cluster_block_exception",
+                "index [logs] blocked by: [FORBIDDEN/8/index write (api)];",
+                Fix::ClusterBlock,
+            ),
+            (403, "security_exception", "action [indices:data/write/bulk[s]] is unauthorized", Fix::Access),
+            (400, "illegal_argument_exception", "something nobody has seen before", Fix::Unrecognized),
+            (400, "some_new_exception", "failed to parse", Fix::Unrecognized),
+            (422, "", "", Fix::Unrecognized),
+        ];
+        for (status, error_type, reason, fix) in cases {
+            assert_eq!(refusal_cause(status, error_type, reason), Cause::Misconfigured(fix), "{error_type}: {reason}");
+        }
+    }
+
+    #[test]
+    fn causes_route_as_the_fault_catalogue_says() {
+        assert_eq!(Cause::Document.route(), Route::Rejected);
+        assert_eq!(Cause::ClusterBusy.route(), Route::RetryLater);
+        assert_eq!(Cause::Misconfigured(Fix::ShardLimit).route(), Route::BackToKinesis);
+        assert_eq!(Cause::Unknown.route(), Route::BackToKinesis);
+        assert_eq!(Cause::NothingToIndex.route(), Route::Skipped);
+        assert!(Fix::DocumentIdRefused.hint().contains("ES_DOC_ID=none"));
+    }
+}
