@@ -45,17 +45,20 @@ const ACTION_OVERHEAD: usize = r#"{"create":{"_index":"","_id":""}}"#.len() + 2;
 /// Bytes one document takes in a request body (action line, source, two newlines), before JSON escaping of the
 /// index and id, which never need it for ids we make and index names we validated.
 fn entry_size(document: &Document) -> usize {
-    ACTION_OVERHEAD + document.index.len() + document.id.len() + document.source.len()
+    ACTION_OVERHEAD + document.index.len() + document.id.as_deref().map_or(0, str::len) + document.source.len()
 }
 
-/// The NDJSON body that creates `documents`: `{"create":{"_index":…,"_id":…}}` then the source, each on its line.
+/// The NDJSON body that creates `documents`: `{"create":{"_index":…,"_id":…}}` (no `_id` with `ES_DOC_ID=none`)
+/// then the source, each on its line.
 pub fn encode(documents: &[Document]) -> Vec<u8> {
     let mut body = Vec::with_capacity(documents.iter().map(entry_size).sum());
     for document in documents {
         body.extend_from_slice(br#"{"create":{"_index":"#);
         serde_json::to_writer(&mut body, &*document.index).expect("writing to a Vec cannot fail");
-        body.extend_from_slice(br#","_id":"#);
-        serde_json::to_writer(&mut body, &document.id).expect("writing to a Vec cannot fail");
+        if let Some(id) = &document.id {
+            body.extend_from_slice(br#","_id":"#);
+            serde_json::to_writer(&mut body, id).expect("writing to a Vec cannot fail");
+        }
         body.extend_from_slice(b"}}\n");
         body.extend_from_slice(&document.source);
         body.push(b'\n');
@@ -364,7 +367,7 @@ mod tests {
     }
 
     fn doc(id: &str, source: &str) -> Document {
-        Document { record: 0, id: id.into(), index: Arc::from("logs"), source: source.as_bytes().to_vec() }
+        Document { record: 0, id: Some(id.into()), index: Arc::from("logs"), source: source.as_bytes().to_vec() }
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Config {
     pub es_timeout: Duration,
     /// Name of the timestamp field: kept when present, else set from the record's arrival time.
     pub timestamp_field: String,
+    /// A document timestamp further than this from its record's arrival names no index: the arrival time does.
+    pub timestamp_max_skew: Duration,
+    pub doc_id: DocIdMode,
     /// Cap on a record's decoded (inflated) size: larger records are rejected, so a gzip bomb cannot exhaust memory.
     pub max_record_bytes: usize,
     /// No new request starts when less than this is left before the invocation's deadline.
@@ -75,6 +78,18 @@ pub struct Config {
     pub ca_cert: Option<std::path::PathBuf>,
     /// Certificate verification; `false` only by explicit choice (`ES_TLS_VERIFY=false`), and logged loudly.
     pub tls_verify: bool,
+}
+
+/// Where a document's `_id` comes from (`ES_DOC_ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocIdMode {
+    /// `stream:shard:sequence:position`, the same on every redelivery: exactly once.
+    Kinesis,
+    /// No `_id`: the cluster makes one (OpenSearch Serverless TIMESERIES and VECTORSEARCH collections, time series
+    /// data streams). At least once: a redelivery writes again.
+    None,
+    /// The value of this field of the document (a dotted path): deduplication on the producer's own key.
+    Field(String),
 }
 
 /// Request body compression (`ES_COMPRESSION`).
@@ -107,6 +122,9 @@ pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 2_000;
 pub const DEFAULT_FIREHOSE_MAX_ATTEMPTS: u32 = 4;
 pub const DEFAULT_FIREHOSE_TARGET_FIELD: &str = "es_target";
 pub const DEFAULT_LOG_EXCERPT_BYTES: usize = 256;
+/// Seven days: late data keeps its own day's index for a week; a date read in the wrong unit (1970) or typed wrong
+/// (2999) creates no index of its own.
+pub const DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS: u64 = 7 * 24 * 3600;
 
 impl Config {
     /// Reads the process environment.
@@ -157,6 +175,14 @@ impl Config {
             bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
             es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
             timestamp_field,
+            timestamp_max_skew: Duration::from_secs(number(
+                &get,
+                "TIMESTAMP_MAX_SKEW_SECONDS",
+                DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS,
+                60,
+                100 * 365 * 24 * 3600,
+            )?),
+            doc_id: parse_doc_id(get("ES_DOC_ID"))?,
             max_record_bytes: number(&get, "MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, 1024, 1024 * 1024 * 1024)?,
             deadline_margin: Duration::from_millis(number(
                 &get,
@@ -256,6 +282,20 @@ fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsA
             Ok(EsAuth::SigV4 { region, service })
         }
         other => Err(problem("ES_AUTH", format!("expects none, basic, api-key or sigv4, got {other:?}"))),
+    }
+}
+
+fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
+    let Some(value) = value else { return Ok(DocIdMode::Kinesis) };
+    match value.as_str() {
+        "kinesis" => Ok(DocIdMode::Kinesis),
+        "none" => Ok(DocIdMode::None),
+        _ => match value.strip_prefix("field:").map(str::trim) {
+            Some(path) if !path.is_empty() && !path.split('.').any(str::is_empty) => {
+                Ok(DocIdMode::Field(path.to_owned()))
+            }
+            _ => Err(problem("ES_DOC_ID", format!("expects kinesis, none or field:<path>, got {value:?}"))),
+        },
     }
 }
 
@@ -446,6 +486,28 @@ mod tests {
             matches!(config(&basic_on_aws).unwrap().auth, EsAuth::Basic { .. }),
             "fine-grained access control's basic auth"
         );
+    }
+
+    #[test]
+    fn document_ids_come_from_kinesis_nowhere_or_a_field() {
+        let mode = |value: &str| config(&[("ES_URL", "http://h"), ("ES_DOC_ID", value)]).map(|c| c.doc_id);
+        assert_eq!(config(&[("ES_URL", "http://h")]).unwrap().doc_id, DocIdMode::Kinesis);
+        assert_eq!(mode("none").unwrap(), DocIdMode::None);
+        assert_eq!(mode("field:order.id").unwrap(), DocIdMode::Field("order.id".into()));
+        for bad in ["field:", "field:a..b", "random", "None"] {
+            assert_eq!(mode(bad).unwrap_err().variable, "ES_DOC_ID", "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamp_skew_is_bounded_in_seconds() {
+        let skew = |value: &str| config(&[("ES_URL", "http://h"), ("TIMESTAMP_MAX_SKEW_SECONDS", value)]);
+        assert_eq!(
+            config(&[("ES_URL", "http://h")]).unwrap().timestamp_max_skew,
+            Duration::from_secs(DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS)
+        );
+        assert_eq!(skew("3600").unwrap().timestamp_max_skew, Duration::from_secs(3600));
+        assert_eq!(skew("5").unwrap_err().variable, "TIMESTAMP_MAX_SKEW_SECONDS");
     }
 
     #[test]

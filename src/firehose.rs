@@ -57,11 +57,13 @@ pub struct Delivery {
 pub fn entry(document_position: usize, document: &Document, target_field: &str) -> Entry {
     #[derive(serde::Serialize)]
     struct Target<'a> {
-        _id: &'a str,
+        // Without an `_id` (`ES_DOC_ID=none`), the pipeline leaves the choice to the cluster.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        _id: Option<&'a str>,
         _index: &'a str,
     }
-    let target =
-        serde_json::to_string(&Target { _id: &document.id, _index: &document.index }).expect("plain fields serialise");
+    let target = serde_json::to_string(&Target { _id: document.id.as_deref(), _index: &document.index })
+        .expect("plain fields serialise");
     let mut data = record::prepend_field(target_field, &target, &document.source);
     data.push(b'\n');
     Entry { document: document_position, data }
@@ -189,7 +191,7 @@ mod tests {
     fn a_firehose_entry_carries_its_target_and_ends_with_a_newline() {
         let document = Document {
             record: 0,
-            id: "s:1:0".into(),
+            id: Some("s:1:0".into()),
             index: Arc::from("logs-2024.05.01"),
             source: br#"{"a":1}"#.to_vec(),
         };

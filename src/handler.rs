@@ -120,7 +120,18 @@ fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate]
                 excerpt = %excerpt,
                 "Record rejected: it cannot be decoded and will not be retried"
             ),
-            (Outcome::Rejected | Outcome::ToFirehose, Decoded::Documents(range)) => {
+            (Outcome::Rejected | Outcome::ToFirehose, Decoded::Documents { range, rejected_parts }) => {
+                for part in rejected_parts {
+                    tracing::error!(
+                        shard_id = %provenance.shard_id,
+                        sequence_number,
+                        part = %part.part,
+                        error_type = part.rejection.kind(),
+                        reason = %part.rejection,
+                        excerpt = %part.excerpt,
+                        "Record part rejected: it cannot be indexed and will not be retried"
+                    );
+                }
                 for doc in range.clone() {
                     let Some(failure) = doc_outcomes[doc].failure().filter(|f| f.cause == Cause::Document) else {
                         continue;
@@ -129,7 +140,7 @@ fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate]
                     tracing::error!(
                         shard_id = %provenance.shard_id,
                         sequence_number,
-                        doc_id = %document.id,
+                        doc_id = document.id.as_deref().unwrap_or("none"),
                         index = %document.index,
                         status = failure.status.unwrap_or_default(),
                         error_type = %failure.error_type,
@@ -180,6 +191,8 @@ pub struct Summary {
     pub documents_rejected: usize,
     /// Documents refused for a cause someone must fix (a shard limit, a missing pipeline, a block, access).
     pub documents_refused: usize,
+    /// Documents whose own timestamp was beyond `TIMESTAMP_MAX_SKEW_SECONDS` of arrival: indexed by arrival time.
+    pub timestamps_out_of_range: usize,
     pub bulk_requests: usize,
     /// Bulk body bytes before compression, and on the wire.
     pub body_bytes: usize,
@@ -211,6 +224,7 @@ impl Summary {
             documents_retry_later = self.documents_retry_later,
             documents_rejected = self.documents_rejected,
             documents_refused = self.documents_refused,
+            timestamps_out_of_range = self.timestamps_out_of_range,
             bulk_requests = self.bulk_requests,
             body_bytes = self.body_bytes,
             bytes_sent = self.bytes_sent,
@@ -249,7 +263,7 @@ impl Report {
             .zip(fates)
             .map(|((provenance, decoded), fate)| {
                 *outcomes.entry(fate.outcome).or_default() += 1;
-                let documents = if let Decoded::Documents(range) = decoded { range.len() } else { 0 };
+                let documents = if let Decoded::Documents { range, .. } = decoded { range.len() } else { 0 };
                 RecordReport { provenance, outcome: fate.outcome, failure: fate.failure, documents }
             })
             .collect();
@@ -263,6 +277,7 @@ impl Report {
                 .iter()
                 .filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some()))
                 .count(),
+            timestamps_out_of_range: batch.timestamps_out_of_range,
             bulk_requests: indexing.requests,
             body_bytes: indexing.body_bytes,
             bytes_sent: indexing.bytes_sent,

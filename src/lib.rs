@@ -13,6 +13,7 @@ pub mod error;
 pub mod firehose;
 pub mod handler;
 pub mod index;
+pub mod kpl;
 pub mod logging;
 pub mod record;
 pub mod route;

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::Read;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -15,8 +16,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::config::Config;
+use crate::config::{Config, DocIdMode};
 use crate::index::{self, IndexNamer};
+use crate::kpl;
 
 /// The invocation's event, read leniently: each record stays raw JSON and is read on its own, so one malformed
 /// record cannot fail the batch (`aws_lambda_events`' own type fails the whole event on one bad base64 string).
@@ -38,6 +40,8 @@ pub struct Provenance {
 #[derive(Debug)]
 pub struct KinesisRecord<'a> {
     pub provenance: Provenance,
+    /// `eventSourceARN`: which stream the record came from.
+    pub stream: Option<Cow<'a, str>>,
     pub data: Cow<'a, str>,
     pub arrival: Option<DateTime<Utc>>,
 }
@@ -49,9 +53,17 @@ pub enum Rejection {
     InvalidBase64(String),
     Empty,
     CorruptGzip(String),
-    TooLarge { limit: usize },
-    InvalidUtf8 { valid_up_to: usize },
+    TooLarge {
+        limit: usize,
+    },
+    InvalidUtf8 {
+        valid_up_to: usize,
+    },
     BadCloudWatchEnvelope(String),
+    /// A KPL aggregate whose digest, protobuf or key tables are broken.
+    CorruptAggregate(String),
+    /// `ES_DOC_ID=field:…` and the document has no usable value there.
+    NoDocumentId(String),
 }
 
 impl fmt::Display for Rejection {
@@ -66,6 +78,8 @@ impl fmt::Display for Rejection {
                 write!(f, "data is not valid UTF-8 (bad byte at offset {valid_up_to})")
             }
             Rejection::BadCloudWatchEnvelope(why) => write!(f, "CloudWatch Logs envelope is malformed: {why}"),
+            Rejection::CorruptAggregate(why) => write!(f, "KPL aggregate is corrupt: {why}"),
+            Rejection::NoDocumentId(why) => f.write_str(why),
         }
     }
 }
@@ -81,6 +95,8 @@ impl Rejection {
             Rejection::TooLarge { .. } => "record_too_large",
             Rejection::InvalidUtf8 { .. } => "invalid_utf8",
             Rejection::BadCloudWatchEnvelope(_) => "bad_cloudwatch_envelope",
+            Rejection::CorruptAggregate(_) => "corrupt_kpl_aggregate",
+            Rejection::NoDocumentId(_) => "no_document_id",
         }
     }
 }
@@ -88,20 +104,31 @@ impl Rejection {
 /// What decoding made of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
-    /// These positions of `Batch::documents`, in record order.
-    Documents(Range<usize>),
+    /// These positions of `Batch::documents`, in record order, and the parts of the record that could not become a
+    /// document (a corrupt user record of a KPL aggregate, a document without its `ES_DOC_ID` field): a record with
+    /// such parts is rejected once its documents are settled, and each part is logged.
+    Documents { range: Range<usize>, rejected_parts: Vec<RejectedPart> },
     /// Nothing to index by design (a CloudWatch Logs control message).
     Skipped(String),
     /// Cannot be indexed; `excerpt` quotes the start of the data for the log line.
     Rejected { rejection: Rejection, excerpt: String },
 }
 
-/// One document ready for `_bulk`: its target, deterministic `_id`, and source as one line of JSON.
+/// A part of a record that is rejected while the rest of it is indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedPart {
+    /// Which part: `user record 3`, `document 2`.
+    pub part: String,
+    pub rejection: Rejection,
+    pub excerpt: String,
+}
+
+/// One document ready for `_bulk`: its target, `_id` (none with `ES_DOC_ID=none`), and source as one line of JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
     /// Position of its record in the batch.
     pub record: usize,
-    pub id: String,
+    pub id: Option<String>,
     pub index: Arc<str>,
     pub source: Vec<u8>,
 }
@@ -112,6 +139,9 @@ pub struct Batch {
     pub records: Vec<Provenance>,
     pub decoded: Vec<Decoded>,
     pub documents: Vec<Document>,
+    /// Documents whose own timestamp was further than `TIMESTAMP_MAX_SKEW_SECONDS` from their record's arrival, and
+    /// so were put in the index of the arrival time.
+    pub timestamps_out_of_range: usize,
 }
 
 /// Reads and decodes every record of the event. `now` stamps documents of records that carry no arrival time.
@@ -120,49 +150,23 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
         records: Vec::with_capacity(event.records.len()),
         decoded: Vec::with_capacity(event.records.len()),
         documents: Vec::with_capacity(event.records.len()),
+        timestamps_out_of_range: 0,
     };
     let mut namer = IndexNamer::new(&config.index);
+    let mut streams = StreamTags::default();
     for (position, raw) in event.records.iter().enumerate() {
-        let record_index = batch.records.len();
         let (provenance, decoded) = match read_record(raw.get()) {
             Err((provenance, rejection)) => {
                 let excerpt = excerpt(raw.get().as_bytes(), config.log_excerpt_bytes);
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
             Ok(record) => {
-                let first = batch.documents.len();
-                let decoded = match decode_data(&record.data, config.max_record_bytes) {
-                    Err(rejection) => Decoded::Rejected {
-                        rejection,
-                        excerpt: excerpt(record.data.as_bytes(), config.log_excerpt_bytes),
-                    },
-                    Ok(bytes) => {
-                        let context = DocumentContext {
-                            timestamp_field: &config.timestamp_field,
-                            default_timestamp: record.arrival.unwrap_or(now),
-                        };
-                        match into_sources(bytes, &context) {
-                            Err((rejection, excerpt_text)) => Decoded::Rejected {
-                                rejection,
-                                excerpt: excerpt(&excerpt_text, config.log_excerpt_bytes),
-                            },
-                            Ok(Content::Skipped(why)) => Decoded::Skipped(why),
-                            Ok(Content::Sources(sources)) => {
-                                for (in_record, source) in sources.into_iter().enumerate() {
-                                    let index = namer.name(source.timestamp);
-                                    let id = document_id(&record.provenance, in_record);
-                                    batch.documents.push(Document {
-                                        record: record_index,
-                                        id,
-                                        index,
-                                        source: source.json,
-                                    });
-                                }
-                                Decoded::Documents(first..batch.documents.len())
-                            }
-                        }
-                    }
+                let id_prefix = match &config.doc_id {
+                    DocIdMode::Kinesis => Some(id_prefix(streams.tag(record.stream.as_deref()), &record.provenance)),
+                    DocIdMode::None | DocIdMode::Field(_) => None,
                 };
+                let mut target = Target { batch: &mut batch, namer: &mut namer, config, id_prefix };
+                let decoded = target.decode(&record, now);
                 (record.provenance, decoded)
             }
         };
@@ -172,14 +176,183 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
     batch
 }
 
+/// Where one record's documents go, and how they are named.
+struct Target<'b, 'c> {
+    batch: &'b mut Batch,
+    namer: &'b mut IndexNamer<'c>,
+    config: &'c Config,
+    /// `stream:shard:sequence:` in `ES_DOC_ID=kinesis` mode.
+    id_prefix: Option<String>,
+}
+
+impl Target<'_, '_> {
+    fn decode(&mut self, record: &KinesisRecord, now: DateTime<Utc>) -> Decoded {
+        let config = self.config;
+        let quote = |bytes: &[u8]| excerpt(bytes, config.log_excerpt_bytes);
+        let raw = match decode_base64(&record.data) {
+            Ok(raw) => raw,
+            Err(rejection) => return Decoded::Rejected { rejection, excerpt: quote(record.data.as_bytes()) },
+        };
+        let context = DocumentContext {
+            timestamp_field: &config.timestamp_field,
+            default_timestamp: record.arrival.unwrap_or(now),
+        };
+        let first = self.batch.documents.len();
+        let mut rejected_parts = Vec::new();
+        let mut skipped = None;
+        if kpl::is_aggregate(&raw) {
+            let raw = bytes::Bytes::from(raw);
+            let user_records = match kpl::deaggregate(raw.clone()) {
+                Ok(user_records) => user_records,
+                Err(corrupt) => {
+                    let rejection = Rejection::CorruptAggregate(corrupt.to_string());
+                    return Decoded::Rejected { rejection, excerpt: quote(&raw) };
+                }
+            };
+            let mut budget = config.max_record_bytes;
+            for (user_record, data) in user_records.iter().enumerate() {
+                let part = format!("user record {user_record}");
+                match inflate(data.to_vec(), &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
+                    Ok(Content::Sources(sources)) => {
+                        self.push(sources, Some(user_record), &context, &mut rejected_parts)
+                    }
+                    Ok(Content::Skipped(why)) => skipped = Some(why),
+                    Err((rejection, bytes)) => {
+                        rejected_parts.push(RejectedPart { part, rejection, excerpt: quote(&bytes) })
+                    }
+                }
+            }
+            if user_records.is_empty() {
+                skipped = Some("KPL aggregate without user records".to_owned());
+            }
+        } else {
+            let mut budget = config.max_record_bytes;
+            match inflate(raw, &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
+                Ok(Content::Sources(sources)) => self.push(sources, None, &context, &mut rejected_parts),
+                Ok(Content::Skipped(why)) => return Decoded::Skipped(why),
+                Err((rejection, bytes)) => return Decoded::Rejected { rejection, excerpt: quote(&bytes) },
+            }
+        }
+        let range = first..self.batch.documents.len();
+        match (range.is_empty(), rejected_parts.is_empty(), skipped) {
+            (true, true, Some(why)) => Decoded::Skipped(why),
+            (true, true, None) => Decoded::Skipped("the record holds no documents".to_owned()),
+            _ => Decoded::Documents { range, rejected_parts },
+        }
+    }
+
+    /// Adds a record's (or user record's) sources as documents: index from their timestamp within the skew bound,
+    /// `_id` as `ES_DOC_ID` says.
+    fn push(
+        &mut self,
+        sources: Vec<Source>,
+        user_record: Option<usize>,
+        context: &DocumentContext,
+        rejected_parts: &mut Vec<RejectedPart>,
+    ) {
+        let record = self.batch.records.len();
+        for (position, source) in sources.into_iter().enumerate() {
+            let id = match (&self.config.doc_id, &self.id_prefix) {
+                (DocIdMode::Kinesis, Some(prefix)) => Some(match user_record {
+                    None => format!("{prefix}{position}"),
+                    Some(user_record) => format!("{prefix}{user_record}.{position}"),
+                }),
+                (DocIdMode::Field(path), _) => match field_id(&source.json, path) {
+                    Ok(id) => Some(id),
+                    Err(rejection) => {
+                        let part = match user_record {
+                            None => format!("document {position}"),
+                            Some(user_record) => format!("user record {user_record}, document {position}"),
+                        };
+                        let excerpt = excerpt(&source.json, self.config.log_excerpt_bytes);
+                        rejected_parts.push(RejectedPart { part, rejection, excerpt });
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            let arrival = context.default_timestamp;
+            let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
+            let named_by = if skew > self.config.timestamp_max_skew {
+                self.batch.timestamps_out_of_range += 1;
+                arrival
+            } else {
+                source.timestamp
+            };
+            let index = self.namer.name(named_by);
+            self.batch.documents.push(Document { record, id, index, source: source.json });
+        }
+    }
+}
+
 fn unknown_provenance(position: usize) -> Provenance {
     Provenance { shard_id: format!("unknown(record {position} of the event)"), sequence_number: None }
 }
 
-/// The `_id` of a record's document at `position`: `shardId:sequenceNumber:position`, the same on every redelivery.
-pub fn document_id(provenance: &Provenance, position: usize) -> String {
+/// The start of every `_id` of a record's documents in `ES_DOC_ID=kinesis` mode: `stream:shardId:sequenceNumber:`.
+/// The position follows: `3` for a record's fourth document, `2.0` for the first of a KPL aggregate's third user
+/// record. The same on every redelivery.
+pub fn id_prefix(stream_tag: &str, provenance: &Provenance) -> String {
     let sequence = provenance.sequence_number.as_deref().unwrap_or("none");
-    format!("{}:{}:{}", provenance.shard_id, sequence, position)
+    format!("{stream_tag}:{}:{sequence}:", provenance.shard_id)
+}
+
+/// A short, stable name of a stream: the first 8 hex digits of the MD5 of its `eventSourceARN`, so that sequence
+/// numbers of two streams writing to one index never make the same `_id`.
+pub fn stream_tag(event_source_arn: &str) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(event_source_arn.as_bytes());
+    digest[..4].iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The tag of the last stream seen: a batch comes from one stream, so it is computed once per batch.
+#[derive(Default)]
+struct StreamTags {
+    last: Option<(String, String)>,
+}
+
+impl StreamTags {
+    fn tag(&mut self, arn: Option<&str>) -> &str {
+        let arn = arn.unwrap_or_default();
+        if self.last.as_ref().is_none_or(|(last, _)| last != arn) {
+            self.last = Some((arn.to_owned(), stream_tag(arn)));
+        }
+        &self.last.as_ref().expect("just set").1
+    }
+}
+
+/// Longest `_id` Elasticsearch accepts, in bytes.
+const MAX_ID_BYTES: usize = 512;
+
+/// The `_id` from the document's field at `path` (a key with dots, or nested objects): a string or a number.
+fn field_id(json: &[u8], path: &str) -> Result<String, Rejection> {
+    let missing = || Rejection::NoDocumentId(format!("the document has no field {path} (ES_DOC_ID)"));
+    let document: serde_json::Value = serde_json::from_slice(json).map_err(|_| missing())?;
+    let value = document.get(path).or_else(|| path.split('.').try_fold(&document, |value, key| value.get(key)));
+    let id = match value {
+        Some(serde_json::Value::String(text)) if !text.is_empty() => text.clone(),
+        Some(serde_json::Value::Number(number)) => number.to_string(),
+        Some(other) => {
+            let kind = match other {
+                serde_json::Value::String(_) => "an empty string",
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Array(_) => "an array",
+                _ => "an object",
+            };
+            return Err(Rejection::NoDocumentId(format!(
+                "the field {path} (ES_DOC_ID) is {kind}, not a string or number"
+            )));
+        }
+        None => return Err(missing()),
+    };
+    if id.len() > MAX_ID_BYTES {
+        return Err(Rejection::NoDocumentId(format!(
+            "the field {path} (ES_DOC_ID) is {} bytes, longer than the {MAX_ID_BYTES} an _id may be",
+            id.len()
+        )));
+    }
+    Ok(id)
 }
 
 /// A string that borrows from the input when it can (no escapes) and owns a copy when it must.
@@ -211,6 +384,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 struct RawRecord<'a> {
     #[serde(rename = "eventID", borrow, default)]
     event_id: Option<Text<'a>>,
+    #[serde(rename = "eventSourceARN", borrow, default)]
+    event_source_arn: Option<Text<'a>>,
     #[serde(borrow)]
     kinesis: RawKinesis<'a>,
 }
@@ -240,7 +415,8 @@ pub fn read_record(raw: &str) -> Result<KinesisRecord<'_>, (Option<Provenance>, 
                 .approximate_arrival_timestamp
                 .filter(|seconds| seconds.is_finite())
                 .and_then(|seconds| index::epoch_millis((seconds * 1000.0).round() as i64));
-            Ok(KinesisRecord { provenance, data: record.kinesis.data.0, arrival })
+            let stream = record.event_source_arn.map(|t| t.0);
+            Ok(KinesisRecord { provenance, stream, data: record.kinesis.data.0, arrival })
         }
         Err(error) => Err((salvage_provenance(raw), Rejection::MalformedRecord(error.to_string()))),
     }
@@ -263,33 +439,44 @@ fn salvage_provenance(raw: &str) -> Option<Provenance> {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// base64 → bytes, inflating gzip (magic `1f 8b`) up to `max_bytes`.
-pub fn decode_data(base64_text: &str, max_bytes: usize) -> Result<Vec<u8>, Rejection> {
+/// The record's data as bytes.
+fn decode_base64(base64_text: &str) -> Result<Vec<u8>, Rejection> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(base64_text.trim())
         .map_err(|error| Rejection::InvalidBase64(error.to_string()))?;
     if raw.is_empty() {
         return Err(Rejection::Empty);
     }
+    Ok(raw)
+}
+
+/// Inflates gzip (magic `1f 8b`), taking what the result holds from `budget`: a record's data, all its KPL user
+/// records together, never exceeds `MAX_RECORD_BYTES` decoded. On failure, returns the data to quote.
+pub fn inflate(raw: Vec<u8>, budget: &mut usize) -> Result<Vec<u8>, (Rejection, Vec<u8>)> {
+    let limit = *budget;
+    if raw.is_empty() {
+        return Err((Rejection::Empty, raw));
+    }
     if !raw.starts_with(&GZIP_MAGIC) {
-        if raw.len() > max_bytes {
-            return Err(Rejection::TooLarge { limit: max_bytes });
+        if raw.len() > limit {
+            return Err((Rejection::TooLarge { limit }, raw));
         }
+        *budget -= raw.len();
         return Ok(raw);
     }
-    let mut inflated = Vec::with_capacity((raw.len() * 4).min(max_bytes));
+    let mut inflated = Vec::with_capacity((raw.len() * 4).min(limit));
     // MultiGzDecoder: CloudWatch Logs and `gzip -c a b` may concatenate members.
     let decoder = flate2::read::MultiGzDecoder::new(raw.as_slice());
-    decoder
-        .take(max_bytes as u64 + 1)
-        .read_to_end(&mut inflated)
-        .map_err(|error| Rejection::CorruptGzip(error.to_string()))?;
-    if inflated.len() > max_bytes {
-        return Err(Rejection::TooLarge { limit: max_bytes });
+    if let Err(error) = decoder.take(limit as u64 + 1).read_to_end(&mut inflated) {
+        return Err((Rejection::CorruptGzip(error.to_string()), raw));
+    }
+    if inflated.len() > limit {
+        return Err((Rejection::TooLarge { limit }, raw));
     }
     if inflated.is_empty() {
-        return Err(Rejection::Empty);
+        return Err((Rejection::Empty, raw));
     }
+    *budget -= inflated.len();
     Ok(inflated)
 }
 
@@ -314,9 +501,16 @@ pub struct DocumentContext<'a> {
     pub default_timestamp: DateTime<Utc>,
 }
 
-/// Turns decoded data into document sources: a JSON object passes through unchanged (gaining the timestamp field
-/// only when it lacks one), a CloudWatch Logs envelope becomes one document per log event, and anything else that is
-/// valid UTF-8 becomes `{"message": …}`. On rejection, also returns the bytes to quote in the log.
+/// Turns decoded data into document sources:
+///
+/// - the whole text is one JSON object (on one line or pretty-printed over several): one document, passed through
+///   unchanged (gaining the timestamp field only when it lacks one); a CloudWatch Logs envelope (a string
+///   `messageType` and a `logEvents` array) instead becomes one document per log event;
+/// - else, several lines of which at least one is a JSON object (NDJSON): one document per non-blank line, each line
+///   read as above, a line that is not a JSON object becoming `{"message": …}`;
+/// - else the text is one `{"message": …}`.
+///
+/// On rejection, also returns the bytes to quote in the log.
 pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Content, (Rejection, Vec<u8>)> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     if bytes.starts_with(BOM) {
@@ -332,25 +526,73 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     }
     let scan = if trimmed.starts_with('{') { scan_object(trimmed, context.timestamp_field) } else { None };
     if let Some(scan) = scan {
-        if let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = scan.message_type.as_deref()
-            && scan.has_log_events
-        {
-            return cloudwatch_sources(trimmed, kind, context).map_err(|rejection| (rejection, bytes.clone()));
-        }
-        let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
-        let start = text.len() - text.trim_start().len();
-        let end = text.trim_end().len();
-        let json = if scan.has_timestamp_field {
-            // The document passes through as it came: the decoded buffer itself becomes the source.
-            bytes.truncate(end);
-            bytes.drain(..start);
-            one_line(bytes)
-        } else {
-            let stamp = quoted(&index::format_timestamp(timestamp));
-            prepend_field(context.timestamp_field, &stamp, &bytes[start..end])
-        };
-        return Ok(Content::Sources(vec![Source { json, timestamp }]));
+        let (start, end) = (text.len() - text.trim_start().len(), text.trim_end().len());
+        bytes.truncate(end);
+        bytes.drain(..start);
+        return object_sources(bytes, scan, context);
     }
+    match ndjson_sources(text, context) {
+        Some(Ok(sources)) => Ok(Content::Sources(sources)),
+        Some(Err(rejection)) => Err((rejection, bytes)),
+        None => Ok(Content::Sources(vec![message_source(text, context)])),
+    }
+}
+
+/// The sources of one JSON object (`object` is exactly it, as `scan` read it).
+fn object_sources(
+    object: Vec<u8>,
+    scan: ObjectScan,
+    context: &DocumentContext,
+) -> Result<Content, (Rejection, Vec<u8>)> {
+    if let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = scan.message_type.as_deref()
+        && scan.has_log_events
+    {
+        let text = std::str::from_utf8(&object).expect("checked as UTF-8");
+        return cloudwatch_sources(text, kind, context).map_err(|rejection| (rejection, object));
+    }
+    let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
+    let json = if scan.has_timestamp_field {
+        // The document passes through as it came: the decoded buffer itself becomes the source.
+        one_line(object)
+    } else {
+        let stamp = quoted(&index::format_timestamp(timestamp));
+        prepend_field(context.timestamp_field, &stamp, &object)
+    };
+    Ok(Content::Sources(vec![Source { json, timestamp }]))
+}
+
+/// Several lines of which at least one is a JSON object: one source per non-blank line. `None` when the text is
+/// not NDJSON (one line, or no line is an object).
+fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<Source>, Rejection>> {
+    let lines: Vec<(&str, Option<ObjectScan>)> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let scan = if line.starts_with('{') { scan_object(line, context.timestamp_field) } else { None };
+            (line, scan)
+        })
+        .collect();
+    if lines.len() < 2 || lines.iter().all(|(_, scan)| scan.is_none()) {
+        return None;
+    }
+    let mut sources = Vec::with_capacity(lines.len());
+    for (line, scan) in lines {
+        match scan {
+            None => sources.push(message_source(line, context)),
+            Some(scan) => match object_sources(line.as_bytes().to_vec(), scan, context) {
+                Ok(Content::Sources(more)) => sources.extend(more),
+                // A control message among other lines: nothing to index for that line.
+                Ok(Content::Skipped(_)) => {}
+                Err((rejection, _)) => return Some(Err(rejection)),
+            },
+        }
+    }
+    Some(Ok(sources))
+}
+
+/// Text that is not a JSON object, as `{"@timestamp": arrival, "message": text}`.
+fn message_source(text: &str, context: &DocumentContext) -> Source {
     let message = text.trim_end_matches(['\n', '\r']);
     let timestamp = context.default_timestamp;
     let json = format!(
@@ -359,7 +601,7 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
         quoted(&index::format_timestamp(timestamp)),
         quoted(message)
     );
-    Ok(Content::Sources(vec![Source { json: json.into_bytes(), timestamp }]))
+    Source { json: json.into_bytes(), timestamp }
 }
 
 /// A JSON string literal.
@@ -436,15 +678,57 @@ impl<'de> Visitor<'de> for ObjectScanSeed<'_> {
                 scan.has_timestamp_field = true;
                 scan.timestamp = map.next_value::<TimestampValue>()?.0;
             } else if key == "messageType" {
-                scan.message_type = map.next_value::<Option<String>>()?;
+                scan.message_type = map.next_value::<StringOrOther>()?.0;
+            } else if key == "logEvents" {
+                scan.has_log_events = map.next_value::<StringOrOther>()?.1;
             } else {
-                if key == "logEvents" {
-                    scan.has_log_events = true;
-                }
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(scan)
+    }
+}
+
+/// Any JSON value, read for what an envelope needs: the text when it is a string, and whether it is an array. Only a
+/// string `messageType` and an array `logEvents` make a CloudWatch Logs envelope; anything else is document content.
+struct StringOrOther(Option<String>, bool);
+
+impl<'de> Deserialize<'de> for StringOrOther {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = StringOrOther;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringOrOther, E> {
+                Ok(StringOrOther(Some(value.to_owned()), false))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<StringOrOther, E> {
+                Ok(StringOrOther(None, false))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<StringOrOther, E> {
+                Ok(StringOrOther(None, false))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<StringOrOther, E> {
+                Ok(StringOrOther(None, false))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<StringOrOther, E> {
+                Ok(StringOrOther(None, false))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<StringOrOther, E> {
+                Ok(StringOrOther(None, false))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StringOrOther, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StringOrOther(None, true))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringOrOther, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StringOrOther(None, false))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
     }
 }
 
@@ -685,7 +969,43 @@ mod tests {
             sources(br#"{"broken": "#),
             vec![r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"{\"broken\": "}"#]
         );
-        assert_eq!(sources(br#"{"a":1} {"b":2}"#).len(), 1, "two objects are text, not two documents");
+        assert_eq!(sources(br#"{"a":1} {"b":2}"#).len(), 1, "two objects on one line are text, not two documents");
+    }
+
+    #[test]
+    fn ndjson_gives_one_document_per_line() {
+        let out = sources(b"{\"@timestamp\":\"2023-01-01\",\"n\":1}\r\n\n  {\"n\":2}\nnot json\n[1]\n");
+        assert_eq!(
+            out,
+            vec![
+                r#"{"@timestamp":"2023-01-01","n":1}"#,
+                r#"{"@timestamp":"2024-05-01T12:00:00.500Z","n":2}"#,
+                r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"not json"}"#,
+                r#"{"@timestamp":"2024-05-01T12:00:00.500Z","message":"[1]"}"#,
+            ],
+            "blank lines skipped, other lines as text"
+        );
+        assert_eq!(sources(b"line one\nline two\n").len(), 1, "text lines without a JSON object stay one message");
+        let pretty = sources(b"{\n  \"a\": 1,\n  \"b\": {\"c\": 2}\n}\n");
+        assert_eq!(pretty.len(), 1, "a pretty-printed object is one document");
+        let mut envelope_line = CLOUDWATCH.to_owned();
+        envelope_line.push_str("\n{\"n\":3}\n");
+        assert_eq!(sources(envelope_line.as_bytes()).len(), 3, "an envelope on its own line is expanded too");
+    }
+
+    #[test]
+    fn only_a_real_cloudwatch_envelope_is_expanded() {
+        for doc in [
+            r#"{"messageType":7,"logEvents":[{"timestamp":1,"message":"x"}],"logGroup":"g","logStream":"s"}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":"none","logGroup":"g","logStream":"s"}"#,
+            r#"{"messageType":{"nested":true},"logEvents":[]}"#,
+            r#"{"messageType":"order_created","logEvents":[]}"#,
+        ] {
+            let out = sources(doc.as_bytes());
+            assert_eq!(out.len(), 1, "{doc}");
+            let value: serde_json::Value = serde_json::from_str(&out[0]).unwrap();
+            assert!(value.get("messageType").is_some(), "the object is the document it is: {}", out[0]);
+        }
     }
 
     #[test]
@@ -728,18 +1048,26 @@ mod tests {
 
     #[test]
     fn gzip_is_inflated_and_a_gzip_bomb_is_refused() {
-        assert_eq!(decode_data(&b64(&gzip(b"hello")), 1024).unwrap(), b"hello");
+        let mut budget = 1024;
+        assert_eq!(inflate(gzip(b"hello"), &mut budget).unwrap(), b"hello");
+        assert_eq!(budget, 1019, "what is inflated is taken from the budget");
         let bomb = gzip(&vec![b'a'; 1_000_000]);
         assert!(bomb.len() < 5_000);
-        assert_eq!(decode_data(&b64(&bomb), 64 * 1024).unwrap_err(), Rejection::TooLarge { limit: 64 * 1024 });
-        assert_eq!(decode_data(&b64(&[0x1f, 0x8b, 8, 0, 1, 2]), 1024).unwrap_err().kind(), "corrupt_gzip");
+        assert_eq!(inflate(bomb, &mut 65536).unwrap_err().0, Rejection::TooLarge { limit: 64 * 1024 });
+        assert_eq!(inflate(vec![0x1f, 0x8b, 8, 0, 1, 2], &mut 1024).unwrap_err().0.kind(), "corrupt_gzip");
+        assert_eq!(inflate(b"12345".to_vec(), &mut 4).unwrap_err().0, Rejection::TooLarge { limit: 4 });
     }
 
     #[test]
     fn bad_base64_and_empty_data_are_rejected() {
-        assert_eq!(decode_data("not base64!", 1024).unwrap_err().kind(), "invalid_base64");
-        assert_eq!(decode_data("", 1024).unwrap_err(), Rejection::Empty);
-        assert_eq!(decode_data(&b64(&gzip(b"")), 1024).unwrap_err(), Rejection::Empty);
+        assert_eq!(decode_base64("not base64!").unwrap_err().kind(), "invalid_base64");
+        assert_eq!(decode_base64("").unwrap_err(), Rejection::Empty);
+        assert_eq!(
+            inflate(base64::engine::general_purpose::STANDARD.decode(b64(&gzip(b""))).unwrap(), &mut 1024)
+                .unwrap_err()
+                .0,
+            Rejection::Empty
+        );
     }
 
     #[test]
@@ -771,7 +1099,11 @@ mod tests {
     #[test]
     fn ids_are_deterministic_and_name_the_record() {
         let provenance = Provenance { shard_id: "shardId-000000000001".into(), sequence_number: Some("495".into()) };
-        assert_eq!(document_id(&provenance, 3), "shardId-000000000001:495:3");
+        assert_eq!(id_prefix("1a2b3c4d", &provenance), "1a2b3c4d:shardId-000000000001:495:");
+        let tag = stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs");
+        assert_eq!(tag.len(), 8);
+        assert_eq!(tag, stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs"), "stable");
+        assert_ne!(tag, stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/other-logs"));
     }
 
     #[test]

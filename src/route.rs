@@ -83,9 +83,17 @@ impl Routing {
                     Outcome::Rejected,
                     Some(Failure::ours(Cause::Document, rejection.kind(), rejection.to_string())),
                 ),
-                Decoded::Documents(range) => {
-                    let least =
-                        doc_outcomes[range.clone()].iter().min_by_key(|o| o.rank()).expect("a record with documents");
+                Decoded::Documents { range, rejected_parts } => {
+                    // A rejected part counts as a rejected document of the record.
+                    let part_rejection = rejected_parts.first().map(|part| {
+                        let reason = format!("{}: {}", part.part, part.rejection);
+                        DocOutcome::Failed(Failure::ours(Cause::Document, part.rejection.kind(), reason))
+                    });
+                    let least = doc_outcomes[range.clone()]
+                        .iter()
+                        .chain(part_rejection.as_ref())
+                        .min_by_key(|o| o.rank())
+                        .expect("a record with documents or rejected parts");
                     let failure = match least {
                         DocOutcome::Indexed => return settled(Outcome::Indexed, None),
                         DocOutcome::AlreadyThere => return settled(Outcome::AlreadyThere, None),
@@ -118,7 +126,7 @@ impl Routing {
     pub fn firehose_documents(&self, batch: &Batch, doc_outcomes: &[DocOutcome]) -> Vec<usize> {
         let mut documents = Vec::new();
         for (record, stage) in self.stages.iter().enumerate() {
-            if let (Stage::AwaitingFirehose(_), Decoded::Documents(range)) = (stage, &batch.decoded[record]) {
+            if let (Stage::AwaitingFirehose(_), Decoded::Documents { range, .. }) = (stage, &batch.decoded[record]) {
                 documents.extend(range.clone().filter(|&doc| doc_outcomes[doc].routes(Route::RetryLater)));
             }
         }
@@ -130,7 +138,7 @@ impl Routing {
     pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, Failure>) {
         for (record, stage) in self.stages.iter_mut().enumerate() {
             let Stage::AwaitingFirehose(retry_later) = stage else { continue };
-            let Decoded::Documents(range) = &batch.decoded[record] else {
+            let Decoded::Documents { range, .. } = &batch.decoded[record] else {
                 unreachable!("only records with documents wait")
             };
             *stage = match range.clone().find_map(|doc| refused.get(&doc)) {
@@ -240,12 +248,12 @@ mod tests {
             for position in 0..*docs {
                 batch.documents.push(Document {
                     record,
-                    id: format!("{sequence}:{position}"),
+                    id: Some(format!("{sequence}:{position}")),
                     index: Arc::from("i"),
                     source: b"{}".to_vec(),
                 });
             }
-            batch.decoded.push(Decoded::Documents(first..batch.documents.len()));
+            batch.decoded.push(Decoded::Documents { range: first..batch.documents.len(), rejected_parts: Vec::new() });
         }
         batch
     }

@@ -66,6 +66,21 @@ fn record_data() -> impl Strategy<Value = String> {
         0..6,
     )
     .prop_map(|map| serde_json::to_vec(&map).unwrap());
+    let ndjson = prop::collection::vec(json_object.clone(), 1..5).prop_map(|objects| objects.join(&b"\n"[..]));
+    let user_record = prop_oneof![
+        json_object.clone(),
+        ndjson.clone(),
+        prop::collection::vec(any::<u8>(), 0..300),
+        prop::collection::vec(any::<u8>(), 0..300).prop_map(|bytes| gzip(&bytes)),
+    ];
+    let kpl = (prop::collection::vec(user_record, 0..6), any::<bool>()).prop_map(|(users, corrupt)| {
+        let pairs: Vec<(&str, &[u8])> = users.iter().map(|u| ("pk", u.as_slice())).collect();
+        let mut aggregate = kinesis_es_indexer::kpl::aggregate(&pairs);
+        if corrupt {
+            *aggregate.last_mut().unwrap() ^= 0xff;
+        }
+        aggregate
+    });
     let cloudwatch = (prop::collection::vec((any::<i64>(), ".{0,30}"), 0..5), any::<bool>()).prop_map(|(events, control)| {
         let events: Vec<serde_json::Value> = events.into_iter().map(|(t, m)| serde_json::json!({"id": "1", "timestamp": t, "message": m})).collect();
         let kind = if control { "CONTROL_MESSAGE" } else { "DATA_MESSAGE" };
@@ -79,6 +94,8 @@ fn record_data() -> impl Strategy<Value = String> {
             b64(packed[..cut.index(packed.len())].to_vec())
         }),
         json_object.prop_map(b64),
+        ndjson.prop_map(b64),
+        kpl.prop_map(b64),
         cloudwatch.prop_map(b64),
         ".{0,64}",
         Just(()).prop_map(|_| base64::engine::general_purpose::STANDARD.encode(&*BOMB)),
@@ -116,9 +133,9 @@ proptest! {
         prop_assert_eq!(batch.records.len(), datas.len());
         let mut next = 0;
         for (record, decoded) in batch.decoded.iter().enumerate() {
-            if let Decoded::Documents(range) = decoded {
+            if let Decoded::Documents { range, rejected_parts } = decoded {
                 prop_assert_eq!(range.start, next, "documents are contiguous and in record order");
-                prop_assert!(!range.is_empty());
+                prop_assert!(!range.is_empty() || !rejected_parts.is_empty(), "something to settle");
                 next = range.end;
                 for document in &batch.documents[range.clone()] {
                     prop_assert_eq!(document.record, record);
@@ -134,5 +151,32 @@ proptest! {
         // from them (JSON escaping can make text up to 6 times longer); plus the event's own size.
         let bound = 4 * input + datas.len() * 10 * CAP;
         prop_assert!(peak <= bound, "decoding allocated {} bytes at its peak, more than {}", peak, bound);
+    }
+
+    #[test]
+    fn kpl_aggregates_of_any_json_objects_round_trip_with_stable_ids(
+        objects in prop::collection::vec(prop::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..4), 1..20)
+    ) {
+        let config = Config::from_lookup(|name| (name == "ES_URL").then(|| "http://127.0.0.1:9200".to_owned())).unwrap();
+        let users: Vec<Vec<u8>> = objects.iter().map(|o| serde_json::to_vec(o).unwrap()).collect();
+        let pairs: Vec<(&str, &[u8])> = users.iter().enumerate().map(|(i, u)| (if i % 2 == 0 { "a" } else { "b" }, u.as_slice())).collect();
+        let data = base64::engine::general_purpose::STANDARD.encode(kinesis_es_indexer::kpl::aggregate(&pairs));
+        let event = event(&[data]);
+
+        let batch = decode_batch(&event, &config, chrono::Utc::now());
+        let again = decode_batch(&event, &config, chrono::Utc::now());
+
+        prop_assert_eq!(batch.documents.len(), objects.len());
+        for (i, (document, object)) in batch.documents.iter().zip(&objects).enumerate() {
+            let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&document.source).unwrap();
+            value.remove("@timestamp");
+            let expected: serde_json::Map<String, serde_json::Value> = object.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+            prop_assert_eq!(value, expected);
+            let id = document.id.clone().unwrap();
+            prop_assert!(id.ends_with(&format!(":shardId-0:0:{i}.0")), "{}", id);
+        }
+        let ids: Vec<_> = batch.documents.iter().map(|d| d.id.clone()).collect();
+        let ids_again: Vec<_> = again.documents.iter().map(|d| d.id.clone()).collect();
+        prop_assert_eq!(ids, ids_again, "the same on every redelivery");
     }
 }

@@ -24,8 +24,9 @@ fn check(event: &KinesisEventIn) {
     assert_eq!(batch.decoded.len(), event.records.len(), "one outcome per record");
     let mut next = 0;
     for decoded in &batch.decoded {
-        if let Decoded::Documents(range) = decoded {
+        if let Decoded::Documents { range, rejected_parts } = decoded {
             assert_eq!(range.start, next);
+            assert!(!range.is_empty() || !rejected_parts.is_empty(), "something to settle");
             next = range.end;
         }
     }

@@ -18,7 +18,7 @@ fn entries(n: usize) -> Vec<Entry> {
         .map(|i| {
             let document = Document {
                 record: i,
-                id: format!("s:{i}:0"),
+                id: Some(format!("s:{i}:0")),
                 index: Arc::from("logs"),
                 source: format!("{{\"n\":{i}}}").into_bytes(),
             };

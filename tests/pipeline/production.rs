@@ -105,3 +105,203 @@ async fn s24_a_collection_that_refuses_ids_is_never_a_bad_document_and_says_whic
     assert_eq!(line["cause"], "document_id_refused");
     assert!(line["fix"].as_str().unwrap().contains("ES_DOC_ID=none"), "{line}");
 }
+
+/// A KPL fixture made by AWS's aggregation library: its aggregate's bytes.
+fn kpl_fixture(name: &str) -> Vec<u8> {
+    use base64::Engine;
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/kpl_aggregates.json")).expect("fixtures");
+    base64::engine::general_purpose::STANDARD.decode(fixtures[name]["aggregate_base64"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn s21_kpl_aggregates_become_one_document_per_user_record_with_stable_ids() {
+    let h = Harness::start(&[]).await;
+    let event = event(&[kpl_fixture("json_objects"), b"{\"plain\":true}".to_vec(), kpl_fixture("mixed_kinds")]);
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 3]);
+    assert_eq!(report.records[0].documents, 3);
+    // mixed_kinds: an object, a text line, three NDJSON lines, gzip inside, a CloudWatch envelope of two events.
+    assert_eq!(report.records[2].documents, 1 + 1 + 3 + 1 + 2);
+    let paid = h.es.document("logs-2026.11.22", &doc_id(0, "2.0")).expect("the third user record");
+    assert_eq!(paid["message"], "paid");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(2, "2.1")).unwrap()["n"], 2, "NDJSON inside KPL");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(2, "3.0")).unwrap()["message"], "gzip inside the aggregate");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(2, "4.1")).unwrap()["message"], "second");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(1, 0)).unwrap()["plain"], true);
+
+    let again = h.deliver(&event).await;
+    assert_eq!(outcomes(&again), vec![AlreadyThere; 3], "a redelivery makes the same _ids");
+    assert_eq!(h.es.count(), 3 + 1 + 8);
+}
+
+#[tokio::test]
+async fn s21_a_corrupt_aggregate_is_rejected_as_one_record_and_the_batch_goes_on() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let mut bad_digest = kpl_fixture("json_objects");
+    *bad_digest.last_mut().unwrap() ^= 1;
+    let mut truncated = kpl_fixture("json_objects");
+    truncated.truncate(truncated.len() - 30);
+    let event = event(&[bad_digest, b"{\"n\":1}".to_vec(), truncated, kpl_fixture("bad_key_index")]);
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Rejected, Indexed, Rejected, Rejected]);
+    assert!(report.response().batch_item_failures.is_empty(), "never blocks the shard");
+    let lines = logs.matching("ERROR", "Record rejected");
+    assert_eq!(lines.len(), 3);
+    for (line, sequence_number) in lines.iter().zip([sequence(0), sequence(2), sequence(3)]) {
+        assert_eq!(line["error_type"], "corrupt_kpl_aggregate");
+        assert_eq!(line["sequence_number"], sequence_number, "the line names the record");
+    }
+    assert!(lines[0]["reason"].as_str().unwrap().contains("MD5"));
+    assert!(lines[2]["reason"].as_str().unwrap().contains("key 5 of a table of 1"));
+}
+
+#[tokio::test]
+async fn s21_a_bad_user_record_is_rejected_while_its_siblings_are_indexed() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let aggregate = kinesis_es_indexer::kpl::aggregate(&[("a", b"{\"n\":1}"), ("a", b"caf\xe9"), ("b", b"{\"n\":3}")]);
+
+    let report = h.deliver(&event(&[aggregate])).await;
+
+    assert_eq!(outcomes(&report), vec![Rejected]);
+    assert_eq!(h.es.count(), 2, "the good user records are written");
+    assert!(h.es.document("logs-2026.11.22", &doc_id(0, "2.0")).is_some());
+    let line = &logs.matching("ERROR", "Record part rejected")[0];
+    assert_eq!(line["part"], "user record 1");
+    assert_eq!(line["error_type"], "invalid_utf8");
+}
+
+#[tokio::test]
+async fn s22_an_ndjson_record_becomes_one_document_per_line() {
+    let h = Harness::start(&[]).await;
+    let ndjson =
+        b"{\"n\":1}\n\n{\"n\":2,\"@timestamp\":\"2026-11-21T09:00:00Z\"}\r\nnot json at all\n{\"n\":4}\n".to_vec();
+    let pretty = b"{\n  \"pretty\": true,\n  \"nested\": {\"a\": 1}\n}\n".to_vec();
+    let event = event(&[ndjson, pretty]);
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Indexed]);
+    assert_eq!(report.records[0].documents, 4, "blank lines skipped");
+    assert_eq!(report.records[1].documents, 1, "a pretty-printed object is one document");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(0, 0)).unwrap()["n"], 1);
+    assert_eq!(h.es.document("logs-2026.11.21", &doc_id(0, 1)).unwrap()["n"], 2, "each line names its own index");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(0, 2)).unwrap()["message"], "not json at all");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(1, 0)).unwrap()["nested"]["a"], 1);
+
+    assert_eq!(outcomes(&h.deliver(&event).await), vec![AlreadyThere; 2]);
+    assert_eq!(h.es.count(), 5);
+}
+
+#[tokio::test]
+async fn s24_without_ids_a_timeseries_collection_takes_every_document() {
+    let h = Harness::start(&[("ES_DOC_ID", "none")]).await;
+    h.es.set_refuse_document_ids(true);
+    h.es.set_write_queue(Some(2));
+
+    let report = h.deliver(&event(&plain_payloads(3))).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Indexed, ToFirehose]);
+    assert_eq!(h.es.count(), 2);
+    let requests = h.es.requests();
+    assert!(requests[0].ids.iter().all(String::is_empty), "no _id is sent: {:?}", requests[0].ids);
+    let parked = h.firehose.documents();
+    assert_eq!(parked[0]["es_target"], json!({"_index": "logs-2026.11.22"}), "Firehose's copy carries no _id either");
+}
+
+#[tokio::test]
+async fn s24_ids_can_come_from_a_field_and_a_document_without_it_is_rejected_clearly() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[("ES_DOC_ID", "field:order.id")]).await;
+    let event = event(&json_payloads(&[
+        json!({"order": {"id": "A-1"}, "n": 1}),
+        json!({"order.id": 42, "n": 2}),
+        json!({"n": 3}),
+        json!({"order": {"id": "A-1"}, "n": 4}),
+    ]));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Indexed, Rejected, AlreadyThere]);
+    assert_eq!(h.es.document("logs-2026.11.22", "A-1").unwrap()["n"], 1, "deduplicated on the business key");
+    assert_eq!(h.es.document("logs-2026.11.22", "42").unwrap()["n"], 2);
+    let line = &logs.matching("ERROR", "Record part rejected")[0];
+    assert_eq!(line["error_type"], "no_document_id");
+    assert_eq!(line["sequence_number"], sequence(2));
+    assert!(line["reason"].as_str().unwrap().contains("order.id"), "{line}");
+}
+
+#[tokio::test]
+async fn s27_absurd_timestamps_keep_their_value_but_name_the_arrival_index() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    // As a logs index template does: otherwise the first value (epoch seconds) would map the field as a number.
+    for day in ["logs-2026.11.19", "logs-2026.11.22"] {
+        h.es.map_field(day, "@timestamp", "date");
+    }
+    // The event's records arrive on 2026-11-22.
+    let event = event(&json_payloads(&[
+        json!({"@timestamp": 1795334400, "unit": "seconds read as milliseconds: 1970"}),
+        json!({"@timestamp": "2999-01-01T00:00:00Z"}),
+        json!({"@timestamp": "2026-11-19T23:00:00Z", "late": "three days, within the bound"}),
+        json!({"@timestamp": "2026-11-22T07:59:00Z"}),
+    ]));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 4]);
+    assert_eq!(report.summary.timestamps_out_of_range, 2);
+    assert_eq!(logs.matching("INFO", "Batch done")[0]["timestamps_out_of_range"], 2);
+    let kept = h.es.document("logs-2026.11.22", &doc_id(0, 0)).expect("in the arrival day's index");
+    assert_eq!(kept["@timestamp"], 1795334400, "the document keeps its value");
+    assert!(h.es.document("logs-2026.11.22", &doc_id(1, 0)).is_some());
+    assert!(h.es.document("logs-2026.11.19", &doc_id(2, 0)).is_some());
+    let indices: std::collections::BTreeSet<String> = h.es.documents().into_iter().map(|(i, _, _)| i).collect();
+    assert_eq!(indices.into_iter().collect::<Vec<_>>(), vec!["logs-2026.11.19", "logs-2026.11.22"]);
+
+    let tight = Harness::start(&[("TIMESTAMP_MAX_SKEW_SECONDS", "3600")]).await;
+    assert_eq!(tight.deliver(&event).await.summary.timestamps_out_of_range, 3, "the bound is configurable");
+}
+
+#[tokio::test]
+async fn s28_two_streams_with_the_same_shard_and_sequence_numbers_never_collide() {
+    let h = Harness::start(&[]).await;
+    let first = event(&plain_payloads(2));
+    let mut second = event(&plain_payloads(2));
+    for raw in second.records.iter_mut() {
+        let mut record: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+        record["eventSourceARN"] = json!("arn:aws:kinesis:eu-west-1:123456789012:stream/billing-logs");
+        *raw = serde_json::value::to_raw_value(&record).unwrap();
+    }
+
+    let a = h.deliver(&first).await;
+    let b =
+        kinesis_es_indexer::handle(&second, tokio::time::Instant::now() + std::time::Duration::from_secs(60), &h.deps)
+            .await;
+
+    assert_eq!(outcomes(&a), vec![Indexed; 2]);
+    assert_eq!(outcomes(&b), vec![Indexed; 2], "not mistaken for a redelivery");
+    assert_eq!(h.es.count(), 4);
+}
+
+#[tokio::test]
+async fn s29_a_json_object_with_a_messagetype_field_is_the_document_it_is() {
+    let h = Harness::start(&[]).await;
+    let event = event(&json_payloads(&[
+        // On another day, so that the two `messageType`s (a number, a string) land in different mappings.
+        json!({"@timestamp": "2026-11-21T10:00:00Z", "messageType": 3, "logEvents": [{"timestamp": 1, "message": "x"}], "logGroup": "g", "logStream": "s"}),
+        json!({"messageType": "DATA_MESSAGE", "logEvents": {"not": "an array"}}),
+    ]));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Indexed]);
+    assert_eq!(h.es.document("logs-2026.11.21", &doc_id(0, 0)).unwrap()["messageType"], 3);
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(1, 0)).unwrap()["logEvents"]["not"], "an array");
+}

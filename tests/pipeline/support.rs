@@ -1,7 +1,7 @@
 //! Shared test support: doubles wired to real `Deps`, Kinesis events built from payloads, redelivery as Lambda does
 //! it, log capture, and the invariant every test checks.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use testkit::{EsDouble, FirehoseDouble};
 
 pub const SHARD: &str = "shardId-000000000000";
+pub const STREAM_ARN: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs";
 pub const STREAM: &str = "retry-later";
 
 /// Both doubles and the dependencies of a handler wired to them.
@@ -40,7 +41,8 @@ impl Harness {
     /// Handles `event` with a generous deadline and checks the invariant.
     pub async fn deliver(&self, event: &KinesisEventIn) -> Report {
         let report = self.deliver_within(event, Duration::from_secs(60)).await;
-        assert_invariant(event, &report, &self.es, &self.firehose);
+        let kinesis_ids = self.deps.config.doc_id == kinesis_es_indexer::config::DocIdMode::Kinesis;
+        check_invariant(event, &report, &self.es, &self.firehose, kinesis_ids);
         report
     }
 }
@@ -116,7 +118,7 @@ pub fn event_from(first: usize, payloads: &[Vec<u8>]) -> KinesisEventIn {
                 },
                 "eventSource": "aws:kinesis",
                 "eventID": format!("{SHARD}:{}", sequence(i)),
-                "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs"
+                "eventSourceARN": STREAM_ARN
             })
         })
         .collect();
@@ -155,21 +157,30 @@ pub fn outcomes(report: &Report) -> Vec<Outcome> {
     report.records.iter().map(|r| r.outcome).collect()
 }
 
-/// The `_id` of document `position` of record `i`.
-pub fn doc_id(i: usize, position: usize) -> String {
-    format!("{SHARD}:{}:{position}", sequence(i))
+/// The `_id` of document `position` of record `i` (in `ES_DOC_ID=kinesis` mode): `stream:shard:sequence:position`.
+pub fn doc_id(i: usize, position: impl std::fmt::Display) -> String {
+    format!("{}:{SHARD}:{}:{position}", kinesis_es_indexer::record::stream_tag(STREAM_ARN), sequence(i))
 }
 
 /// Every record ends in exactly one place, and that place holds it: written records are in the double, records
 /// parked in Firehose are there with their `_id`, records going back are in the response, and nothing else is.
 pub fn assert_invariant(event: &KinesisEventIn, report: &Report, es: &EsDouble, firehose: &FirehoseDouble) {
+    check_invariant(event, report, es, firehose, true)
+}
+
+/// `assert_invariant`; where `kinesis_ids` is false (`ES_DOC_ID` none or a field), `_id`s cannot be traced to their
+/// records and only the counts and the response are checked.
+pub fn check_invariant(
+    event: &KinesisEventIn,
+    report: &Report,
+    es: &EsDouble,
+    firehose: &FirehoseDouble,
+    kinesis_ids: bool,
+) {
     assert_eq!(report.records.len(), event.records.len(), "one outcome per record");
     let counted: usize = report.summary.outcomes.values().sum();
     assert_eq!(counted, event.records.len(), "the summary counts every record once");
 
-    let stored: HashSet<String> = es.documents().into_iter().map(|(_, id, _)| id).collect();
-    let parked: HashSet<String> =
-        firehose.documents().iter().filter_map(|d| d["es_target"]["_id"].as_str().map(str::to_owned)).collect();
     let reported: Vec<String> =
         report.response().batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
     let expected_back: Vec<String> = report
@@ -179,24 +190,44 @@ pub fn assert_invariant(event: &KinesisEventIn, report: &Report, es: &EsDouble, 
         .filter_map(|r| r.provenance.sequence_number.clone())
         .collect();
     assert_eq!(reported, expected_back, "exactly the records going back are reported");
+    if !kinesis_ids {
+        return;
+    }
 
-    for record in &report.records {
-        let Some(sequence) = record.provenance.sequence_number.as_deref() else { continue };
-        let ids: Vec<String> =
-            (0..record.documents).map(|p| format!("{}:{sequence}:{p}", record.provenance.shard_id)).collect();
-        match record.outcome {
-            Outcome::Indexed | Outcome::AlreadyThere => {
-                for id in &ids {
-                    assert!(stored.contains(id), "{id} is {:?} but not in Elasticsearch", record.outcome);
-                }
+    // `_id`s by the record they name (`stream:shard:sequence:`), for stored and for parked documents.
+    let by_record = |ids: Vec<String>| {
+        let mut map: HashMap<String, HashSet<String>> = HashMap::new();
+        for id in ids {
+            if let Some((prefix, _)) = id.rsplit_once(':') {
+                map.entry(format!("{prefix}:")).or_default().insert(id.clone());
             }
+        }
+        map
+    };
+    let stored = by_record(es.documents().into_iter().map(|(_, id, _)| id).collect());
+    let parked = by_record(
+        firehose.documents().iter().filter_map(|d| d["es_target"]["_id"].as_str().map(str::to_owned)).collect(),
+    );
+    let tag = kinesis_es_indexer::record::stream_tag(STREAM_ARN);
+    let empty = HashSet::new();
+    for record in &report.records {
+        if record.provenance.sequence_number.is_none() {
+            continue;
+        }
+        let prefix = kinesis_es_indexer::record::id_prefix(&tag, &record.provenance);
+        let stored_ids = stored.get(&prefix).unwrap_or(&empty);
+        match record.outcome {
+            Outcome::Indexed | Outcome::AlreadyThere => assert_eq!(
+                stored_ids.len(),
+                record.documents,
+                "{prefix}… is {:?} with {} documents, {} in Elasticsearch",
+                record.outcome,
+                record.documents,
+                stored_ids.len()
+            ),
             Outcome::ToFirehose => {
-                for id in &ids {
-                    assert!(
-                        stored.contains(id) || parked.contains(id),
-                        "{id} went to Firehose but is in neither place"
-                    );
-                }
+                let held = stored_ids.union(parked.get(&prefix).unwrap_or(&empty)).count();
+                assert!(held >= record.documents, "{prefix}… went to Firehose but is in neither place");
             }
             Outcome::Skipped => assert_eq!(record.documents, 0),
             Outcome::Rejected | Outcome::BackToKinesis => {}
