@@ -62,9 +62,13 @@ impl IndexPattern {
             granularity = granularity.max_of(unit);
         }
         let pattern = IndexPattern { text: text.to_owned(), items, granularity };
-        // Two sample instants cover the day/month names and both halves of the day.
-        for sample in [Utc.with_ymd_and_hms(2024, 1, 31, 23, 59, 59), Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0)] {
-            let name = pattern.format(sample.single().expect("fixed sample instant"));
+        // Every hour of the day, day of the month and of the week, month, and both halves of the day, over more than
+        // a year: a specifier that pads with spaces (`%e`, `%l`, `%_H`) or prints names (`%b`, `%p`) shows it here,
+        // whatever the date the check runs.
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().expect("fixed sample instant");
+        for step in 0..420 {
+            let sample = start + chrono::Duration::seconds(step * (25 * 3600 + 61));
+            let name = pattern.format(sample);
             check_index_name(&name).map_err(|why| format!("{text:?} gives the index name {name:?}, which {why}"))?;
         }
         Ok(pattern)
@@ -113,7 +117,11 @@ fn check_index_name(name: &str) -> Result<(), &'static str> {
     if name.chars().any(|c| c.is_uppercase()) {
         return Err("has uppercase letters");
     }
-    if name.chars().any(|c| matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ' ' | ':')) {
+    if name.chars().any(|c| {
+        matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ':')
+            || c.is_whitespace()
+            || c.is_control()
+    }) {
         return Err("has a character Elasticsearch forbids in index names");
     }
     if name.starts_with(['-', '_', '+']) || name == "." || name == ".." {
@@ -217,6 +225,15 @@ mod tests {
         assert!(IndexPattern::parse("logs %Y").unwrap_err().contains("forbids"));
         assert!(IndexPattern::parse("_logs").unwrap_err().contains("starts with"));
         assert!(IndexPattern::parse("logs-%Q").unwrap_err().contains("specifier"));
+        for space_padded in ["logs-%e", "logs-%l", "logs-%_H", "logs-%k", "logs-%_m", "logs-%P%t"] {
+            assert!(IndexPattern::parse(space_padded).unwrap_err().contains("forbids"), "{space_padded}");
+        }
+        assert!(IndexPattern::parse("logs-%p").unwrap_err().contains("uppercase"), "AM/PM");
+        assert!(IndexPattern::parse("logs-%+").is_err(), "a date-time with colons");
+        assert!(IndexPattern::parse("logs-%c").is_err(), "names and spaces");
+        for fine in ["logs-%Y.%m.%d", "logs-%Y-%m-%d-%H", "logs-%G.%V", "logs-%-d", "logs-%j", "logs-%P"] {
+            assert!(IndexPattern::parse(fine).is_ok(), "{fine}");
+        }
         assert!(IndexPattern::parse("").unwrap_err().contains("empty"));
     }
 

@@ -319,13 +319,15 @@ impl EsDouble {
         self.state().indices.entry(index.to_owned()).or_default().mapping.insert(field.to_owned(), kind);
     }
 
-    /// Forgets every queued fault and lasting index fault: the cluster has recovered.
+    /// Forgets every queued fault, lasting index fault, shard limit and `_id` refusal: the cluster has recovered.
     pub fn clear_faults(&self) {
         let mut state = self.state();
         state.faults.clear();
         state.index_faults.clear();
         state.write_queue = None;
         state.latency = Duration::ZERO;
+        state.max_indices = None;
+        state.refuse_ids = false;
     }
 
     /// Creates an empty index (for `set_auto_create_index(false)`).
@@ -350,6 +352,11 @@ impl EsDouble {
             .collect();
         all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         all
+    }
+
+    /// How many indices exist.
+    pub fn index_count(&self) -> usize {
+        self.state().indices.len()
     }
 
     /// How many documents are stored.

@@ -1,6 +1,7 @@
 //! Redelivery as Lambda does it, under faults that come and go: each seed makes a random batch and drives it until
 //! nothing is reported back, replaying from the lowest reported sequence number after every invocation while the
-//! doubles misbehave (rejection bursts, a node leaving, outages, resets, timeouts, Firehose failures, a short deadline).
+//! doubles misbehave (rejection bursts, a node leaving, outages, resets, timeouts, Firehose failures, a short deadline,
+//! a shard limit reached, `_id`s refused). Batches mix JSON, text, NDJSON, CloudWatch Logs envelopes and KPL aggregates.
 //! After `FAULTY_ROUNDS` the cluster recovers. Then Firehose's holdings are delivered through the ingest pipeline.
 //!
 //! At the end: every indexable document is in the double exactly once; every rejected record is logged exactly once;
@@ -71,11 +72,11 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
         let stamp = if day.ends_with("21") { "2026-11-21T10:00:00Z" } else { "2026-11-22T10:00:00Z" };
         let roll = rng.u8(..100);
         let payload = match roll {
-            0..=64 => {
+            0..=54 => {
                 expected.indexable.insert(doc_id(i, 0));
                 serde_json::to_vec(&json!({"@timestamp": stamp, "n": i, "latency_ms": rng.u32(..500)})).unwrap()
             }
-            65..=76 => {
+            55..=66 => {
                 let events = rng.usize(1..5);
                 for position in 0..events {
                     expected.indexable.insert(doc_id(i, position));
@@ -84,22 +85,53 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
                     (0..events).map(|e| json!({"id": format!("{i}-{e}"), "timestamp": 1795334400000u64 + e as u64, "message": format!("line {e}")})).collect();
                 gzip(&serde_json::to_vec(&json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/app", "logStream": "s", "subscriptionFilters": ["f"], "logEvents": log_events})).unwrap())
             }
-            77..=84 => {
+            67..=74 => {
                 expected.unindexable.insert(doc_id(i, 0));
                 serde_json::to_vec(&json!({"@timestamp": stamp, "n": i, "latency_ms": "slow"})).unwrap()
             }
-            85..=89 => {
+            75..=79 => {
                 expected.undecodable.insert(sequence(i));
                 b"caf\xe9 is not UTF-8".to_vec()
             }
-            90..=93 => {
+            80..=82 => {
                 expected.undecodable.insert(sequence(i));
                 Vec::new()
             }
-            94..=96 => gzip(br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#),
-            _ => {
+            83..=85 => gzip(br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#),
+            86 => {
                 expected.indexable.insert(doc_id(i, 0));
                 format!("plain text line {i}").into_bytes()
+            }
+            87..=93 => {
+                // A KPL aggregate of several JSON user records: one document each, `_id` by user record.
+                let users: Vec<Vec<u8>> = (0..rng.usize(1..5))
+                    .map(|u| serde_json::to_vec(&json!({"@timestamp": stamp, "n": i, "user_record": u})).unwrap())
+                    .collect();
+                for u in 0..users.len() {
+                    expected.indexable.insert(doc_id(i, format!("{u}.0")));
+                }
+                let pairs: Vec<(&str, &[u8])> = users.iter().map(|u| ("pk", u.as_slice())).collect();
+                kinesis_es_indexer::kpl::aggregate(&pairs)
+            }
+            94..=95 => {
+                // An aggregate whose digest is broken: rejected as one record.
+                expected.undecodable.insert(sequence(i));
+                let mut aggregate = kinesis_es_indexer::kpl::aggregate(&[("pk", br#"{"n":1}"#)]);
+                *aggregate.last_mut().unwrap() ^= 1;
+                aggregate
+            }
+            _ => {
+                // NDJSON: one document per line, a text line among them.
+                let lines = rng.usize(2..5);
+                let mut text = String::new();
+                for line in 0..lines {
+                    expected.indexable.insert(doc_id(i, line));
+                    match line {
+                        1 => text.push_str(&format!("text line {i}\n\n")),
+                        _ => text.push_str(&format!("{{\"@timestamp\":\"{stamp}\",\"n\":{i},\"line\":{line}}}\n")),
+                    }
+                }
+                text.into_bytes()
             }
         };
         payloads.push(payload);
@@ -119,6 +151,14 @@ fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
     }
     if rng.u8(..100) < 5 {
         h.es.set_index_fault(INDICES[rng.usize(..2)], Some(IndexFault::FloodStage));
+    }
+    if rng.u8(..100) < 8 {
+        // At the shard limit: indices that exist take writes, a day not created yet is refused.
+        h.es.set_max_indices(Some(h.es.index_count()));
+    }
+    if rng.u8(..100) < 4 {
+        // A collection that refuses client `_id`s (a misconfiguration until an operator acts).
+        h.es.set_refuse_document_ids(true);
     }
     let fault = match rng.u8(..100) {
         0..=14 => Some(Fault::unavailable()),
