@@ -5,7 +5,8 @@
     python3 events/generate.py --check  fail if the files here differ from what this script writes
 
 kinesis.json          the `make run` demo: plain JSON, text, CloudWatch Logs (DATA and CONTROL), a mapping
-                      conflict and a malformed record, so every outcome shows up
+                      conflict, a malformed record, a KPL aggregate and an NDJSON record, so every outcome and
+                      every record kind shows up
 plain.json            100 plain JSON log records
 cloudwatch-logs.json  gzip CloudWatch Logs subscription envelopes, DATA and CONTROL
 malformed.json        one of every kind of bad record next to a good one
@@ -81,6 +82,12 @@ CONTROL = gz(js({
 }))
 
 
+def kpl_aggregate(name):
+    """An aggregate made once by AWS's aggregation library (events/kpl_fixtures.py), kept in the test fixtures."""
+    fixtures = json.loads((HERE.parent / "tests" / "fixtures" / "kpl_aggregates.json").read_text())
+    return base64.b64decode(fixtures[name]["aggregate_base64"])
+
+
 def event(datas):
     return {"Records": [record(i, d) for i, d in enumerate(datas)]}
 
@@ -113,6 +120,8 @@ def main():
         js({"level": "info", "service": "search", "message": "query", "latency_ms": 9}),
         js({"event": "login", "player_id": 18, "latency_ms": 20}),
         js({"event": "login", "player_id": 19, "latency_ms": 22}),
+        kpl_aggregate("json_objects"),
+        b"\n".join(js({"@timestamp": f"2026-11-22T08:00:05.{n}00Z", "service": "agent", "message": f"line {n} of an NDJSON record", "latency_ms": n}) for n in range(3)) + b"\n",
     ]))
     write("plain.json", event([
         js({"@timestamp": f"2026-11-22T08:{i // 60:02d}:{i % 60:02d}.000Z", "level": "info", "service": "api", "message": f"request {i}", "status": 200, "latency_ms": i % 97})
