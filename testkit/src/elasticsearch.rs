@@ -4,7 +4,7 @@
 //! Answers use Elasticsearch 8's shapes: item `201 created`, `409 version_conflict_engine_exception` on a duplicate
 //! `create`, `400 document_parsing_exception` on a field type conflict, `429 es_rejected_execution_exception` when the
 //! write queue is full, and the `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request
-//! failures. `filter_path` is ignored: the full item shape is always sent, as some compatible engines do.
+//! failures. `filter_path` is honoured as Elasticsearch does (paths with `*`; empty objects dropped).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
@@ -246,7 +246,7 @@ impl EsDouble {
         self.state().aliases_without_write_index.insert(alias.to_owned());
     }
 
-    /// Requests with a larger body (as received) answer 413, as `http.max_content_length` does.
+    /// Requests whose body, decompressed, is larger answer 413, as `http.max_content_length` does.
     pub fn set_max_content_length(&self, bytes: Option<usize>) {
         self.state().max_content_length = bytes;
     }
@@ -513,8 +513,8 @@ async fn process_bulk(
         wire_bytes: wire.len(),
         ids: actions.iter().map(|a| a.id.clone().unwrap_or_default()).collect(),
     });
-    if state.max_content_length.is_some_and(|limit| wire.len() > limit) {
-        let reason = format!("Request entity too large: {} bytes", wire.len());
+    if state.max_content_length.is_some_and(|limit| body.len() > limit) {
+        let reason = format!("Request entity too large: {} bytes", body.len());
         return json_response(413, &error_body(413, "content_too_long_exception", &reason));
     }
     match &fault {
@@ -546,7 +546,75 @@ async fn process_bulk(
         Some(Fault::Garbage) => {
             Response::builder().status(200).body(server::full("<html>upstream says hi</html>")).expect("response")
         }
-        _ => json_response(200, &response),
+        _ => {
+            let filters = parts.uri.query().and_then(filter_path);
+            let response = match filters {
+                Some(filters) => apply_filter_path(&response, &filters).unwrap_or_else(|| json!({})),
+                None => response,
+            };
+            json_response(200, &response)
+        }
+    }
+}
+
+/// The `filter_path` of a query string: comma-separated dotted paths, `*` matching any one key.
+fn filter_path(query: &str) -> Option<Vec<Vec<String>>> {
+    let value = query.split('&').find_map(|pair| pair.strip_prefix("filter_path="))?;
+    let decoded = percent_decode(value);
+    Some(decoded.split(',').map(|path| path.split('.').map(str::to_owned).collect()).collect())
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What Elasticsearch keeps of a response under `filter_path`: the values at the paths, arrays filtered element by
+/// element, and objects or arrays left empty dropped.
+fn apply_filter_path(value: &Value, filters: &[Vec<String>]) -> Option<Value> {
+    if filters.iter().any(Vec::is_empty) {
+        return Some(value.clone());
+    }
+    match value {
+        Value::Object(map) => {
+            let kept: Map<String, Value> = map
+                .iter()
+                .filter_map(|(key, child)| {
+                    let rest: Vec<Vec<String>> = filters
+                        .iter()
+                        .filter(|path| path[0] == "*" || path[0] == *key)
+                        .map(|path| path[1..].to_vec())
+                        .collect();
+                    if rest.is_empty() {
+                        return None;
+                    }
+                    apply_filter_path(child, &rest).map(|child| (key.clone(), child))
+                })
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        Value::Array(items) => {
+            let kept: Vec<Value> = items.iter().filter_map(|item| apply_filter_path(item, filters)).collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        _ => None,
     }
 }
 
@@ -1093,6 +1161,27 @@ mod tests {
         assert_eq!(body["items"][2]["create"]["error"]["type"], "document_parsing_exception");
         assert_eq!(body["items"][3]["create"]["error"]["type"], "es_rejected_execution_exception");
         assert_eq!(double.attempts("1"), 2);
+    }
+
+    #[tokio::test]
+    async fn filter_path_keeps_only_what_was_asked_as_elasticsearch_does() {
+        let double = EsDouble::start().await;
+        double.set_write_queue(Some(1));
+        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"2\"}}\n{\"n\":2}\n";
+        let path = "/_bulk?filter_path=errors%2Citems.%2A.status%2Citems.%2A.error.type";
+        let (status, answer) = post(&double, path, "", body).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer,
+            json!({"errors": true, "items": [
+                {"create": {"status": 201}},
+                {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}}
+            ]})
+        );
+        let (_, only_errors) = post(&double, "/_bulk?filter_path=items.*.error", "", body).await;
+        assert_eq!(only_errors["items"].as_array().unwrap().len(), 2, "both 409s have an error");
+        let (_, nothing) = post(&double, "/_bulk?filter_path=nothing.here", "", body).await;
+        assert_eq!(nothing, json!({}));
     }
 
     #[tokio::test]
