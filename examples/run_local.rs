@@ -1,8 +1,9 @@
 //! `make run`'s runner: the real cold start and handler on a sample event file, printing where every record went.
 //!
 //! Configuration comes from the environment exactly as in Lambda. Without `ES_URL`, an in-process Elasticsearch
-//! double is started whose write queue takes `DOUBLE_WRITE_QUEUE` items per request (default 10), so that a busy
-//! cluster's 429s show up on the sample event.
+//! double is started whose indices have `DOUBLE_SHARDS` shards (default 3) and whose write queue takes
+//! `DOUBLE_WRITE_QUEUE` shard-level operations per request (default 2), so that a busy cluster's 429s show up on the
+//! sample event: the documents of one shard come back 429 together, as from Elasticsearch.
 
 use std::time::Duration;
 
@@ -21,9 +22,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(url) if !url.trim().is_empty() => None,
         _ => {
             let double = EsDouble::start().await;
-            let queue = std::env::var("DOUBLE_WRITE_QUEUE").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+            let setting =
+                |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+            let (shards, queue) = (setting("DOUBLE_SHARDS", 3), setting("DOUBLE_WRITE_QUEUE", 2));
+            double.set_shards(shards);
             double.set_write_queue(Some(queue));
-            println!("Elasticsearch double at {} (its write queue takes {queue} items per request)", double.url());
+            println!(
+                "Elasticsearch double at {} ({shards} shards per index; its write queue takes {queue} shard-level operations per request)",
+                double.url()
+            );
             Some(double)
         }
     };

@@ -45,6 +45,16 @@ impl Fault {
         }
     }
 
+    /// The top-level 429 a coordinating node answers when its indexing pressure limit is reached: the whole request
+    /// is refused, nothing written.
+    pub fn rejected_execution() -> Fault {
+        Fault::Reject {
+            status: 429,
+            error_type: "es_rejected_execution_exception".into(),
+            reason: "rejected execution of coordinating operation [coordinating_and_primary_bytes=104857600, replica_bytes=0, all_bytes=104857600, coordinating_operation_bytes=5242880, max_coordinating_and_primary_bytes=107374182]".into(),
+        }
+    }
+
     /// The 503 a load balancer answers while the cluster has no healthy node.
     pub fn unavailable() -> Fault {
         Fault::Reject { status: 503, error_type: "http_503".into(), reason: "Service Unavailable".into() }
@@ -121,6 +131,7 @@ struct Index {
 struct State {
     indices: HashMap<String, Index>,
     write_queue: Option<usize>,
+    shards: usize,
     faults: VecDeque<Fault>,
     index_faults: HashMap<String, IndexFault>,
     auto_create_index: bool,
@@ -176,6 +187,7 @@ impl EsDouble {
         let state = State {
             indices: HashMap::new(),
             write_queue: None,
+            shards: 1,
             faults: VecDeque::new(),
             index_faults: HashMap::new(),
             auto_create_index: true,
@@ -206,9 +218,17 @@ impl EsDouble {
         self.shared.lock()
     }
 
-    /// How many items one request may write; later items of the request answer 429 `es_rejected_execution_exception`.
+    /// How many shard-level operations of one request the node's write queue takes, as Elasticsearch splits a bulk
+    /// request: one operation per (index, shard) its items go to, in the order they first appear. Every item of a
+    /// later operation answers 429 `es_rejected_execution_exception` (`None`: no limit).
     pub fn set_write_queue(&self, capacity: Option<usize>) {
         self.state().write_queue = capacity;
+    }
+
+    /// How many primary shards every index has (1 unless set, as Elasticsearch 7 and later). A document goes to the
+    /// shard a stable hash of its `_id` names.
+    pub fn set_shards(&self, shards: usize) {
+        self.state().shards = shards.max(1);
     }
 
     /// Queues a fault for the next bulk request not yet faulted.
@@ -325,6 +345,7 @@ impl EsDouble {
         state.faults.clear();
         state.index_faults.clear();
         state.write_queue = None;
+        state.shards = 1;
         state.latency = Duration::ZERO;
         state.max_indices = None;
         state.refuse_ids = false;
@@ -527,8 +548,16 @@ async fn process_bulk(
 
     let started = std::time::Instant::now();
     let mut items: Vec<Value> = Vec::with_capacity(actions.len());
+    // The shard-level operations of this request, in the order their first item appears.
+    let mut operations: Vec<(String, u64)> = Vec::new();
     for (position, action) in actions.into_iter().enumerate() {
-        let queue_full = state.write_queue.is_some_and(|capacity| position >= capacity);
+        let routing = action.id.clone().unwrap_or_else(|| format!("auto-{}-{position}", state.generated_ids));
+        let operation = (action.index.clone(), stable_hash(&routing) % state.shards as u64);
+        let ordinal = operations.iter().position(|o| *o == operation).unwrap_or_else(|| {
+            operations.push(operation);
+            operations.len() - 1
+        });
+        let queue_full = state.write_queue.is_some_and(|capacity| ordinal >= capacity);
         items.push(state.apply(action, queue_full));
     }
     if matches!(fault, Some(Fault::DropLastItem)) {
@@ -874,6 +903,11 @@ impl State {
     }
 }
 
+/// FNV-1a: the same shard for the same `_id` in every run.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Why Elasticsearch refuses an index name, in its words.
 fn invalid_index_name(name: &str) -> Option<&'static str> {
     if name.chars().any(|c| c.is_uppercase()) {
@@ -1149,8 +1183,9 @@ mod tests {
     #[tokio::test]
     async fn answers_follow_elasticsearch_item_by_item() {
         let double = EsDouble::start().await;
-        double.set_write_queue(Some(3));
-        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"2\"}}\n{\"n\":\"x\"}\n{\"create\":{\"_index\":\"i\",\"_id\":\"3\"}}\n{\"n\":3}\n";
+        double.set_write_queue(Some(1));
+        // Index i's one shard takes the queue's one place; index j's operation is rejected whole.
+        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"2\"}}\n{\"n\":\"x\"}\n{\"create\":{\"_index\":\"j\",\"_id\":\"3\"}}\n{\"n\":3}\n";
         let (status, body) = post(&double, "/_bulk", "", body).await;
         assert_eq!(status, 200);
         assert_eq!(body["errors"], true);
@@ -1167,7 +1202,7 @@ mod tests {
     async fn filter_path_keeps_only_what_was_asked_as_elasticsearch_does() {
         let double = EsDouble::start().await;
         double.set_write_queue(Some(1));
-        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"i\",\"_id\":\"2\"}}\n{\"n\":2}\n";
+        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"n\":1}\n{\"create\":{\"_index\":\"j\",\"_id\":\"2\"}}\n{\"n\":2}\n";
         let path = "/_bulk?filter_path=errors%2Citems.%2A.status%2Citems.%2A.error.type";
         let (status, answer) = post(&double, path, "", body).await;
         assert_eq!(status, 200);
@@ -1182,6 +1217,27 @@ mod tests {
         assert_eq!(only_errors["items"].as_array().unwrap().len(), 2, "both 409s have an error");
         let (_, nothing) = post(&double, "/_bulk?filter_path=nothing.here", "", body).await;
         assert_eq!(nothing, json!({}));
+    }
+
+    #[tokio::test]
+    async fn write_queue_rejections_are_per_shard_not_per_position() {
+        let double = EsDouble::start().await;
+        double.set_shards(4);
+        double.set_write_queue(Some(2));
+        let mut body = String::new();
+        for id in 0..40 {
+            body.push_str(&format!("{{\"create\":{{\"_index\":\"i\",\"_id\":\"{id}\"}}}}\n{{\"n\":{id}}}\n"));
+        }
+        let (_, answer) = post(&double, "/_bulk", "", body.as_bytes()).await;
+        let mut status_by_shard: HashMap<u64, HashSet<u64>> = HashMap::new();
+        for (id, item) in answer["items"].as_array().unwrap().iter().enumerate() {
+            let status = item["create"]["status"].as_u64().unwrap();
+            status_by_shard.entry(stable_hash(&id.to_string()) % 4).or_default().insert(status);
+        }
+        assert_eq!(status_by_shard.len(), 4, "40 ids reach every shard");
+        let mut outcomes: Vec<Vec<u64>> = status_by_shard.into_values().map(|s| s.into_iter().collect()).collect();
+        outcomes.sort();
+        assert_eq!(outcomes, vec![vec![201], vec![201], vec![429], vec![429]], "each shard all or nothing");
     }
 
     #[tokio::test]

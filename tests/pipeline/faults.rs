@@ -18,11 +18,16 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn s01_mixed_item_statuses_are_judged_one_by_one() {
     let h = Harness::start(&[]).await;
-    let payloads =
-        json_payloads(&[json!({"count": 1}), json!({"count": 2}), json!({"count": "many"}), json!({"count": 4})]);
+    let payloads = json_payloads(&[
+        json!({"count": 1}),
+        json!({"count": 2}),
+        json!({"count": "many"}),
+        json!({"count": 4, "@timestamp": "2026-11-21T10:00:00Z"}),
+    ]);
     // Record 1 was written by an earlier delivery.
     h.deliver(&event(&payloads[..2])).await;
-    h.es.set_write_queue(Some(3));
+    // The write queue takes one shard-level operation: today's index's; yesterday's is rejected.
+    h.es.set_write_queue(Some(1));
 
     let report = h.deliver(&event(&payloads)).await;
 
@@ -52,8 +57,13 @@ async fn s02_an_item_count_mismatch_sends_the_chunk_back_and_redelivery_is_harml
 #[tokio::test]
 async fn s03_rejected_execution_parks_items_in_firehose_with_their_id_and_index() {
     let h = Harness::start(&[]).await;
+    // The first shard-level operation (yesterday's index) is taken, today's is rejected whole.
     h.es.set_write_queue(Some(1));
-    let event = event(&json_payloads(&[json!({"a": 1}), json!({"a": 2}), json!({"a": 3})]));
+    let event = event(&json_payloads(&[
+        json!({"a": 1, "@timestamp": "2026-11-21T10:00:00Z"}),
+        json!({"a": 2}),
+        json!({"a": 3}),
+    ]));
 
     let report = h.deliver(&event).await;
 
@@ -71,6 +81,19 @@ async fn s03_rejected_execution_parks_items_in_firehose_with_their_id_and_index(
     assert_eq!(parked[0]["a"], 2);
     assert_eq!(parked[0]["@timestamp"], "2026-11-22T08:00:00.250Z");
     assert_eq!(h.es.max_attempts_per_document(), 1, "no in-Lambda retry against a cluster that said 429");
+}
+
+#[tokio::test]
+async fn s03_a_whole_request_rejected_by_the_coordinating_node_is_parked_and_no_more_is_sent() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")]).await;
+    h.es.push_fault(Fault::rejected_execution());
+
+    let report = h.deliver(&event(&plain_payloads(4))).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose; 4]);
+    assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "es_rejected_execution_exception");
+    assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
+    assert_eq!(h.es.count(), 0);
 }
 
 #[tokio::test]
@@ -342,8 +365,9 @@ async fn s16_without_firehose_retry_later_goes_back_to_kinesis() {
     let h = Harness::start(&[]).await;
     let h = Harness { deps: deps(&h.es, None, &[]), ..h };
     h.es.set_write_queue(Some(1));
+    let payloads = json_payloads(&[json!({"@timestamp": "2026-11-21T10:00:00Z"}), json!({"n": 2})]);
 
-    let report = h.deliver(&event(&plain_payloads(2))).await;
+    let report = h.deliver(&event(&payloads)).await;
 
     assert_eq!(outcomes(&report), vec![Indexed, BackToKinesis]);
 }
@@ -442,10 +466,13 @@ async fn s18_redelivering_an_indexed_batch_writes_nothing_new() {
 
 #[tokio::test]
 async fn s19_a_struggling_cluster_gets_at_most_one_request_per_document() {
-    // Half of every request is rejected: each document is still sent once, and the rest waits in Firehose.
+    // Half of every request is rejected (documents alternate between two days' indices, and the write queue takes
+    // one of the two shard-level operations): each document is still sent once, and the rest waits in Firehose.
     let h = Harness::start(&[("BULK_MAX_DOCS", "10")]).await;
-    h.es.set_write_queue(Some(5));
-    let report = h.deliver(&event(&plain_payloads(100))).await;
+    h.es.set_write_queue(Some(1));
+    let alternating: Vec<serde_json::Value> =
+        (0..100).map(|i| json!({"n": i, "@timestamp": format!("2026-11-2{}T10:00:00Z", 1 + i % 2)})).collect();
+    let report = h.deliver(&event(&json_payloads(&alternating))).await;
     assert_eq!(h.es.requests().len(), 10);
     assert_eq!(h.es.max_attempts_per_document(), 1);
     assert_eq!((report.summary.count(Indexed), report.summary.count(ToFirehose)), (50, 50));
@@ -482,7 +509,9 @@ async fn records_that_kinesis_redelivers_anyway_are_not_also_sent_to_firehose() 
 async fn every_outcome_is_counted_in_one_summary_line() {
     let logs = Logs::capture();
     let h = Harness::start(&[]).await;
-    h.es.set_write_queue(Some(10));
+    // As `make run` does: three shards, a write queue that takes two shard-level operations per request.
+    h.es.set_shards(3);
+    h.es.set_write_queue(Some(2));
     let event = parse_event(include_str!("../../events/kinesis.json"));
 
     let report = h.deliver(&event).await;
@@ -501,7 +530,7 @@ async fn every_outcome_is_counted_in_one_summary_line() {
     assert!(line.get("es_ms").is_some() && line.get("firehose_ms").is_some());
     assert_eq!(
         tally(&report),
-        [("indexed", 7), ("to_firehose", 4), ("rejected", 2), ("skipped", 1)].into_iter().collect()
+        [("indexed", 8), ("to_firehose", 3), ("rejected", 2), ("skipped", 1)].into_iter().collect()
     );
 }
 

@@ -203,16 +203,17 @@ async fn s22_an_ndjson_record_becomes_one_document_per_line() {
 async fn s24_without_ids_a_timeseries_collection_takes_every_document() {
     let h = Harness::start(&[("ES_DOC_ID", "none")]).await;
     h.es.set_refuse_document_ids(true);
-    h.es.set_write_queue(Some(2));
+    h.es.set_write_queue(Some(1));
+    let payloads = json_payloads(&[json!({"n": 0}), json!({"n": 1}), json!({"@timestamp": "2026-11-21T10:00:00Z"})]);
 
-    let report = h.deliver(&event(&plain_payloads(3))).await;
+    let report = h.deliver(&event(&payloads)).await;
 
     assert_eq!(outcomes(&report), vec![Indexed, Indexed, ToFirehose]);
     assert_eq!(h.es.count(), 2);
     let requests = h.es.requests();
     assert!(requests[0].ids.iter().all(String::is_empty), "no _id is sent: {:?}", requests[0].ids);
     let parked = h.firehose.documents();
-    assert_eq!(parked[0]["es_target"], json!({"_index": "logs-2026.11.22"}), "Firehose's copy carries no _id either");
+    assert_eq!(parked[0]["es_target"], json!({"_index": "logs-2026.11.21"}), "Firehose's copy carries no _id either");
 }
 
 #[tokio::test]

@@ -144,7 +144,9 @@ fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
     h.es.clear_faults();
     h.firehose.clear_faults();
     if rng.u8(..100) < 30 {
-        h.es.set_write_queue(Some(rng.usize(..8)));
+        // Write-queue rejections, shard by shard: some of the request's shard-level operations are refused whole.
+        h.es.set_shards(rng.usize(1..5));
+        h.es.set_write_queue(Some(rng.usize(..4)));
     }
     if rng.u8(..100) < 15 {
         h.es.set_index_fault(INDICES[rng.usize(..2)], Some(IndexFault::UnavailableShards));
@@ -166,7 +168,8 @@ fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
         25..=29 => Some(Fault::ResetBeforeWrite),
         30..=34 => Some(Fault::Delay(Duration::from_millis(250))),
         35..=44 => Some(Fault::DropLastItem),
-        45..=49 => Some(Fault::circuit_breaker()),
+        45..=47 => Some(Fault::circuit_breaker()),
+        48..=49 => Some(Fault::rejected_execution()),
         50..=52 => Some(Fault::Garbage),
         _ => None,
     };

@@ -10,6 +10,9 @@ async fn main() {
     if let Some(queue) = std::env::var("DOUBLE_WRITE_QUEUE").ok().and_then(|v| v.parse().ok()) {
         es.set_write_queue(Some(queue));
     }
+    if let Some(shards) = std::env::var("DOUBLE_SHARDS").ok().and_then(|v| v.parse().ok()) {
+        es.set_shards(shards);
+    }
     let firehose = FirehoseDouble::start().await;
     println!("{}", serde_json::json!({"es_url": es.url(), "firehose_url": firehose.url()}));
     let mut sink = Vec::new();
