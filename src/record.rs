@@ -676,11 +676,15 @@ impl<'de> Visitor<'de> for ObjectScanSeed<'_> {
         while let Some(Text(key)) = map.next_key::<Text>()? {
             if key == self.timestamp_field {
                 scan.has_timestamp_field = true;
-                scan.timestamp = map.next_value::<TimestampValue>()?.0;
+                scan.timestamp = map.next_value::<Shape>()?.timestamp();
             } else if key == "messageType" {
-                scan.message_type = map.next_value::<StringOrOther>()?.0;
+                // Only a string `messageType` and an array `logEvents` make a CloudWatch Logs envelope.
+                scan.message_type = match map.next_value::<Shape>()? {
+                    Shape::Text(text) => Some(text.into_owned()),
+                    _ => None,
+                };
             } else if key == "logEvents" {
-                scan.has_log_events = map.next_value::<StringOrOther>()?.1;
+                scan.has_log_events = matches!(map.next_value::<Shape>()?, Shape::Array);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -689,90 +693,71 @@ impl<'de> Visitor<'de> for ObjectScanSeed<'_> {
     }
 }
 
-/// Any JSON value, read for what an envelope needs: the text when it is a string, and whether it is an array. Only a
-/// string `messageType` and an array `logEvents` make a CloudWatch Logs envelope; anything else is document content.
-struct StringOrOther(Option<String>, bool);
+/// The shape of any JSON value, read in one pass without building it: a string or number as it is, a container only
+/// as what it is. The scan reads the timestamp field and an envelope's `messageType` and `logEvents` through it.
+enum Shape<'a> {
+    Text(Cow<'a, str>),
+    Integer(i64),
+    Unsigned(u64),
+    Float(f64),
+    Array,
+    /// An object, a boolean or null.
+    Other,
+}
 
-impl<'de> Deserialize<'de> for StringOrOther {
+impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ValueVisitor;
-        impl<'de> Visitor<'de> for ValueVisitor {
-            type Value = StringOrOther;
+        struct ShapeVisitor;
+        impl<'de> Visitor<'de> for ShapeVisitor {
+            type Value = Shape<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringOrOther, E> {
-                Ok(StringOrOther(Some(value.to_owned()), false))
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Shape<'de>, E> {
+                Ok(Shape::Text(Cow::Borrowed(value)))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<StringOrOther, E> {
-                Ok(StringOrOther(None, false))
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Shape<'de>, E> {
+                Ok(Shape::Text(Cow::Owned(value.to_owned())))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<StringOrOther, E> {
-                Ok(StringOrOther(None, false))
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Shape<'de>, E> {
+                Ok(Shape::Integer(value))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<StringOrOther, E> {
-                Ok(StringOrOther(None, false))
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Shape<'de>, E> {
+                Ok(Shape::Unsigned(value))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<StringOrOther, E> {
-                Ok(StringOrOther(None, false))
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Shape<'de>, E> {
+                Ok(Shape::Float(value))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<StringOrOther, E> {
-                Ok(StringOrOther(None, false))
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape<'de>, E> {
+                Ok(Shape::Other)
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StringOrOther, A::Error> {
+            fn visit_unit<E: de::Error>(self) -> Result<Shape<'de>, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(StringOrOther(None, true))
+                Ok(Shape::Array)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringOrOther, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape<'de>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(StringOrOther(None, false))
+                Ok(Shape::Other)
             }
         }
-        deserializer.deserialize_any(ValueVisitor)
+        deserializer.deserialize_any(ShapeVisitor)
     }
 }
 
-/// A timestamp field's value, read as Elasticsearch would: a date string or epoch milliseconds; anything else is
-/// left for Elasticsearch to judge.
-struct TimestampValue(Option<DateTime<Utc>>);
-
-impl<'de> Deserialize<'de> for TimestampValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TimestampVisitor;
-        impl<'de> Visitor<'de> for TimestampVisitor {
-            type Value = TimestampValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<TimestampValue, E> {
-                Ok(TimestampValue(index::parse_timestamp(value)))
-            }
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<TimestampValue, E> {
-                Ok(TimestampValue(index::epoch_millis(value)))
-            }
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<TimestampValue, E> {
-                Ok(TimestampValue(i64::try_from(value).ok().and_then(index::epoch_millis)))
-            }
-            fn visit_f64<E: de::Error>(self, value: f64) -> Result<TimestampValue, E> {
-                let millis = value.is_finite().then(|| value.trunc() as i64);
-                Ok(TimestampValue(millis.and_then(index::epoch_millis)))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TimestampValue, E> {
-                Ok(TimestampValue(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<TimestampValue, E> {
-                Ok(TimestampValue(None))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<TimestampValue, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TimestampValue(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TimestampValue, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TimestampValue(None))
-            }
+impl Shape<'_> {
+    /// The instant a timestamp field holds, read as Elasticsearch would: a date string or epoch milliseconds;
+    /// anything else is left for Elasticsearch to judge.
+    fn timestamp(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Shape::Text(text) => index::parse_timestamp(text),
+            Shape::Integer(millis) => index::epoch_millis(*millis),
+            Shape::Unsigned(millis) => i64::try_from(*millis).ok().and_then(index::epoch_millis),
+            Shape::Float(millis) => millis.is_finite().then(|| millis.trunc() as i64).and_then(index::epoch_millis),
+            Shape::Array | Shape::Other => None,
         }
-        deserializer.deserialize_any(TimestampVisitor)
     }
 }
 
