@@ -116,21 +116,13 @@ impl DocOutcome {
     }
 }
 
-/// Whether later chunks of this invocation should still be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextChunks {
-    Send,
-    /// The cluster is throttling as a whole: documents not yet sent are "retry later", not sent now.
-    HoldAsRetryLater,
-    /// The cluster is down, unreachable or refusing us: documents not yet sent go back to Kinesis.
-    HoldAsBackToKinesis,
-}
-
 /// The decision for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkDecision {
-    /// One outcome per document sent, in request order.
-    PerDocument { outcomes: Vec<DocOutcome>, next: NextChunks },
+    /// One outcome per document sent, in request order. `hold`: the request failed as a whole, so later chunks of
+    /// this invocation are not sent, and their documents take this cause (the cluster is throttling: retry later;
+    /// down, unreachable or refusing us: back to Kinesis).
+    PerDocument { outcomes: Vec<DocOutcome>, hold: Option<Cause> },
     /// 413: the request was too large; send it again in halves (a single document is rejected instead).
     Split,
 }
@@ -138,20 +130,17 @@ pub enum ChunkDecision {
 /// Decides the outcome of every document of a request from the reply: the one place that judges statuses and
 /// error types. `sent` is how many documents the request carried.
 pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
-    let all = |failure: Failure, next: NextChunks| ChunkDecision::PerDocument {
+    let all = |failure: Failure, hold: bool| ChunkDecision::PerDocument {
+        hold: hold.then_some(failure.cause),
         outcomes: vec![DocOutcome::Failed(failure); sent],
-        next,
     };
     let (status, body) = match reply {
         BulkReply::TimedOut => {
             let reason = "no answer within ES_TIMEOUT_MS; the documents may or may not be written";
-            return all(Failure::ours(Cause::Unknown, "timeout", reason), NextChunks::HoldAsBackToKinesis);
+            return all(Failure::ours(Cause::Unknown, "timeout", reason), true);
         }
         BulkReply::Failed(why) => {
-            return all(
-                Failure::ours(Cause::Unknown, "connection_error", why.clone()),
-                NextChunks::HoldAsBackToKinesis,
-            );
+            return all(Failure::ours(Cause::Unknown, "connection_error", why.clone()), true);
         }
         BulkReply::Answered { status, body } => (*status, &body[..]),
     };
@@ -165,18 +154,18 @@ pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
         return match serde_json::from_slice::<BulkResponse>(body) {
             Ok(response) if response.items.len() == sent => {
                 let outcomes = response.items.into_iter().map(|item| item_outcome(item.status, item.error)).collect();
-                ChunkDecision::PerDocument { outcomes, next: NextChunks::Send }
+                ChunkDecision::PerDocument { outcomes, hold: None }
             }
             Ok(response) => {
                 let reason = format!(
                     "the response has {} items for {sent} documents sent; trusting none of it",
                     response.items.len()
                 );
-                all(unknown("item_count_mismatch", reason), NextChunks::Send)
+                all(unknown("item_count_mismatch", reason), false)
             }
             Err(error) => {
                 let reason = format!("the response is not a bulk response ({error})");
-                all(unknown("unreadable_response", reason), NextChunks::Send)
+                all(unknown("unreadable_response", reason), false)
             }
         };
     }
@@ -191,11 +180,7 @@ pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
         408 | 500..=599 => Cause::Unknown,
         _ => refusal_cause(status, &error_type, &reason),
     };
-    let next = match cause {
-        Cause::ClusterBusy => NextChunks::HoldAsRetryLater,
-        _ => NextChunks::HoldAsBackToKinesis,
-    };
-    all(Failure { cause, status: Some(status), error_type, reason }, next)
+    all(Failure { cause, status: Some(status), error_type, reason }, true)
 }
 
 /// One item's outcome from its status and error.
@@ -343,9 +328,10 @@ mod tests {
             .unwrap_or(3)
     }
 
-    fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, NextChunks) {
+    /// The outcomes, and where the rest of the batch goes when the decision holds later chunks.
+    fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, Option<Route>) {
         match decision {
-            ChunkDecision::PerDocument { outcomes, next } => (outcomes, next),
+            ChunkDecision::PerDocument { outcomes, hold } => (outcomes, hold.map(Cause::route)),
             ChunkDecision::Split => panic!("split"),
         }
     }
@@ -409,7 +395,7 @@ mod tests {
                 "back to kinesis"
             ]
         );
-        assert_eq!(next, NextChunks::Send);
+        assert_eq!(next, None);
         let failure = outcomes[3].failure().unwrap();
         assert_eq!(failure.cause, Cause::Document);
         assert_eq!(failure.status, Some(400));
@@ -448,7 +434,7 @@ mod tests {
                 "rejected"
             ]
         );
-        assert_eq!(next, NextChunks::Send, "item refusals do not stop later chunks");
+        assert_eq!(next, None, "item refusals do not stop later chunks");
     }
 
     #[test]
@@ -457,7 +443,7 @@ mod tests {
         let (outcomes, next) =
             outcomes(decide(&BulkReply::Answered { status: 400, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
         assert_eq!(outcomes[0].failure().unwrap().cause, Cause::Misconfigured(Fix::MissingPipeline));
-        assert_eq!(next, NextChunks::HoldAsBackToKinesis);
+        assert_eq!(next, Some(Route::BackToKinesis));
     }
 
     #[test]
@@ -474,7 +460,7 @@ mod tests {
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 3]);
         let failure = outcomes[0].failure().unwrap();
         assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::Unknown, "item_count_mismatch"));
-        assert_eq!(next, NextChunks::Send, "the cluster answered; later chunks may still go");
+        assert_eq!(next, None, "the cluster answered; later chunks may still go");
     }
 
     #[test]
@@ -485,7 +471,7 @@ mod tests {
         assert_eq!(kinds(&outcomes), vec!["retry later"; 2]);
         let failure = outcomes[0].failure().unwrap();
         assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::ClusterBusy, "circuit_breaking_exception"));
-        assert_eq!(next, NextChunks::HoldAsRetryLater);
+        assert_eq!(next, Some(Route::RetryLater));
     }
 
     #[test]
@@ -494,7 +480,7 @@ mod tests {
         let (outcomes, next) =
             outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 1));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
-        assert_eq!(next, NextChunks::HoldAsBackToKinesis);
+        assert_eq!(next, Some(Route::BackToKinesis));
     }
 
     #[test]
@@ -508,7 +494,7 @@ mod tests {
         ] {
             let (outcomes, next) = outcomes(decide(&reply, 2));
             assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 2], "{reply:?}");
-            assert_eq!(next, NextChunks::HoldAsBackToKinesis, "{reply:?}");
+            assert_eq!(next, Some(Route::BackToKinesis), "{reply:?}");
         }
         let (gateway, _) = outcomes(decide(
             &BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") },

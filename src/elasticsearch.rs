@@ -17,7 +17,7 @@ use elasticsearch::http::{Method, Url};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, NextChunks};
+use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome};
 use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
@@ -283,11 +283,8 @@ impl Stage<'_> {
                             .into(),
                     }),
                 ),
-                ChunkDecision::PerDocument { outcomes: part_outcomes, next } => {
-                    let stopped_by = part_outcomes.first().and_then(DocOutcome::failure).map(|failure| failure.cause);
-                    if let (NextChunks::HoldAsRetryLater | NextChunks::HoldAsBackToKinesis, Some(cause)) =
-                        (next, stopped_by)
-                    {
+                ChunkDecision::PerDocument { outcomes: part_outcomes, hold } => {
+                    if let Some(cause) = hold {
                         self.hold.lock().expect("hold lock").get_or_insert(cause);
                     }
                     for (slot, outcome) in outcomes[part.start - chunk.start..].iter_mut().zip(part_outcomes) {
