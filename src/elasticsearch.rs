@@ -192,16 +192,17 @@ pub struct IndexingStats {
 /// At most one request per document by default (a 413 split resends halves of a request the cluster refused
 /// unread). After a whole-request 429 no further chunk is sent and the rest is "retry later"; after a timeout,
 /// connection failure, 5xx or auth failure the rest goes back to Kinesis. No request starts with less than
-/// `DEADLINE_MARGIN_MS` left.
+/// `margin` left.
 pub async fn index_documents(
     client: &Elasticsearch,
     documents: &[Document],
     config: &Config,
     deadline: Instant,
+    margin: Duration,
 ) -> (Vec<DocOutcome>, IndexingStats) {
     let started = Instant::now();
     let chunks = bulk::plan_chunks(documents, config.bulk_max_bytes, config.bulk_max_docs);
-    let stage = Stage { client, documents, config, deadline, hold: Mutex::new(None) };
+    let stage = Stage { client, documents, config, deadline, margin, hold: Mutex::new(None) };
     let results: Vec<(Range<usize>, Vec<DocOutcome>, IndexingStats)> = futures_util::stream::iter(chunks)
         .map(|range| stage.send_chunk(range))
         .buffer_unordered(config.bulk_concurrency)
@@ -229,6 +230,8 @@ struct Stage<'a> {
     documents: &'a [Document],
     config: &'a Config,
     deadline: Instant,
+    /// No request starts with less than this left (the invocation's margin, see `handler`).
+    margin: Duration,
     /// Set by the first chunk that finds the cluster down, refusing or throttling, to its cause: later chunks are
     /// not sent.
     hold: Mutex<Option<Cause>>,
@@ -251,15 +254,16 @@ impl Stage<'_> {
                 continue;
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
-            if left <= self.config.deadline_margin {
+            if left <= self.margin {
                 let reason = format!(
-                    "less than DEADLINE_MARGIN_MS ({} ms) was left before the invocation's deadline",
-                    self.config.deadline_margin.as_millis()
+                    "less than the invocation's margin ({} ms: DEADLINE_MARGIN_MS, at most a quarter of the time \
+                     allowed) was left before its deadline",
+                    self.margin.as_millis()
                 );
                 fill(&mut outcomes, DocOutcome::Failed(Failure::ours(Cause::Deadline, "deadline", reason)));
                 continue;
             }
-            let timeout = self.config.es_timeout.min(left - self.config.deadline_margin);
+            let timeout = self.config.es_timeout.min(left - self.margin);
             let body = bulk::encode(&self.documents[part.clone()]);
             stats.body_bytes += body.len();
             let body = self.client.wire_body(body);

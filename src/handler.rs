@@ -1,6 +1,8 @@
 //! One invocation, top to bottom: decode → bulk-index → route → park in Firehose → log → respond.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
@@ -25,6 +27,30 @@ pub struct Deps {
     pub firehose: Option<Firehose>,
     /// Where the cluster's credentials live, with `ES_SECRET_ARN`.
     pub secret: Option<SecretCredentials>,
+    /// What one invocation leaves for the next ones of the same process.
+    pub warm: Arc<WarmState>,
+}
+
+/// State kept across the warm invocations of one process.
+#[derive(Debug, Default)]
+pub struct WarmState {
+    /// Whether a deadline too short for any request was reported at ERROR already (once per cold start).
+    short_deadline_reported: AtomicBool,
+}
+
+/// The least time a request can have (`ES_TIMEOUT_MS`'s own minimum).
+const MIN_REQUEST_TIME: Duration = Duration::from_millis(100);
+
+/// The margin an invocation keeps before its deadline: `DEADLINE_MARGIN_MS`, but never more than a quarter of the
+/// time it has, so that a short function timeout (Lambda's default is 3 s) still leaves most of it for the work.
+/// When what is left is too short for any request, the whole time is margin: nothing is sent, and the records go
+/// back to Kinesis.
+fn margin_for(configured: Duration, allowed: Duration) -> (Duration, bool) {
+    let margin = configured.min(allowed / 4);
+    match allowed.saturating_sub(margin) < MIN_REQUEST_TIME {
+        true => (allowed, true),
+        false => (margin, false),
+    }
 }
 
 impl Deps {
@@ -57,7 +83,7 @@ impl Deps {
             }
             _ => None,
         };
-        Ok(Deps { config, elasticsearch, firehose, secret })
+        Ok(Deps { config, elasticsearch, firehose, secret, warm: Arc::default() })
     }
 }
 
@@ -65,9 +91,20 @@ impl Deps {
 pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> Report {
     let started = Instant::now();
     let config = &deps.config;
+    let allowed = deadline.saturating_duration_since(started);
+    let (margin, too_short) = margin_for(config.deadline_margin, allowed);
+    if too_short && !deps.warm.short_deadline_reported.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            allowed_ms = allowed.as_millis() as u64,
+            deadline_margin_ms = config.deadline_margin.as_millis() as u64,
+            min_request_ms = MIN_REQUEST_TIME.as_millis() as u64,
+            "The invocation's time is too short for any request: every record goes back to Kinesis. Raise the \
+             function's timeout (a few seconds at least); reported once per cold start"
+        );
+    }
     let batch = record::decode_batch(event, config, Utc::now());
     let (doc_outcomes, indexing) =
-        elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline).await;
+        elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline, margin).await;
     if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
         // Those records go back to Kinesis; their redelivery should find the rotated credentials.
         match secret.apply(&deps.elasticsearch).await {
@@ -76,7 +113,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
         }
     }
     let mut routing = Routing::after_elasticsearch(&batch, &doc_outcomes, deps.firehose.is_some());
-    let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, deps).await;
+    let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, margin, deps).await;
     let fates = routing.finish();
     log_failures(&batch, &doc_outcomes, &fates, config.log_excerpt_bytes);
     let report = Report::new(batch, &doc_outcomes, fates, indexing, delivery, started.elapsed());
@@ -89,6 +126,7 @@ async fn park_in_firehose(
     batch: &Batch,
     doc_outcomes: &[DocOutcome],
     deadline: Instant,
+    margin: Duration,
     deps: &Deps,
 ) -> firehose::Delivery {
     let Some(firehose) = &deps.firehose else {
@@ -100,7 +138,7 @@ async fn park_in_firehose(
     }
     let target_field = &deps.config.firehose_target_field;
     let entries = documents.iter().map(|&doc| firehose::entry(doc, &batch.documents[doc], target_field)).collect();
-    let delivery = firehose.put(entries, deadline, deps.config.deadline_margin).await;
+    let delivery = firehose.put(entries, deadline, margin).await;
     routing.after_firehose(batch, &delivery.refused);
     delivery
 }
@@ -306,5 +344,20 @@ impl Report {
             })
             .collect();
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_margin_is_at_most_a_quarter_of_the_time_allowed() {
+        let ms = Duration::from_millis;
+        assert_eq!(margin_for(ms(2000), ms(60_000)), (ms(2000), false), "a long timeout keeps the setting");
+        assert_eq!(margin_for(ms(2000), ms(3000)), (ms(750), false), "Lambda's default 3 s timeout");
+        assert_eq!(margin_for(ms(2000), ms(2000)), (ms(500), false));
+        assert_eq!(margin_for(ms(0), ms(150)), (ms(0), false));
+        assert_eq!(margin_for(ms(2000), ms(120)), (ms(120), true), "too short for any request: all margin");
     }
 }

@@ -71,6 +71,28 @@ async fn the_binary_answers_lambda_with_the_sequence_numbers_to_redeliver() {
 }
 
 #[tokio::test]
+async fn s26_the_binary_with_lambdas_shortest_common_timeouts_indexes_normally() {
+    let es = EsDouble::start().await;
+    let api = LambdaApiDouble::start().await;
+    let _function = start_function(&api, &[("ES_URL", &es.url()), ("DEADLINE_MARGIN_MS", "2000")]);
+    let event = serde_json::json!({"Records": serde_json::from_str::<serde_json::Value>(&raw_records(&plain_payloads(3))).unwrap()});
+
+    // The deadline header says 2 s and then 3 s (Lambda's default timeout) from now.
+    let two = api.invoke(&event.to_string(), Duration::from_secs(2));
+    let three = api.invoke(&event.to_string(), Duration::from_secs(3));
+    let answers = api.answers(2, Duration::from_secs(30)).await;
+
+    assert_eq!(
+        answers,
+        vec![
+            Answer::Response { request_id: two, body: json!({"batchItemFailures": []}) },
+            Answer::Response { request_id: three, body: json!({"batchItemFailures": []}) },
+        ]
+    );
+    assert_eq!(es.count(), 3);
+}
+
+#[tokio::test]
 async fn a_missing_es_url_stops_the_cold_start_with_an_error_naming_it() {
     let api = LambdaApiDouble::start().await;
     let _function = start_function(&api, &[]);

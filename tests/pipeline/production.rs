@@ -306,3 +306,35 @@ async fn s29_a_json_object_with_a_messagetype_field_is_the_document_it_is() {
     assert_eq!(h.es.document("logs-2026.11.21", &doc_id(0, 0)).unwrap()["messageType"], 3);
     assert_eq!(h.es.document("logs-2026.11.22", &doc_id(1, 0)).unwrap()["logEvents"]["not"], "an array");
 }
+
+#[tokio::test]
+async fn s26_a_function_with_a_two_second_timeout_indexes_normally() {
+    // DEADLINE_MARGIN_MS' default is 2,000 ms: taken whole, it would leave no time at all.
+    let h = Harness::start(&[]).await;
+    let event = event(&plain_payloads(3));
+
+    let report = h.deliver_within(&event, std::time::Duration::from_secs(2)).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 3]);
+    assert_eq!(h.es.count(), 3);
+}
+
+#[tokio::test]
+async fn s26_a_deadline_too_short_for_any_request_is_an_error_once_per_cold_start() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let event = event(&plain_payloads(2));
+
+    let first = h.deliver_within(&event, std::time::Duration::from_millis(60)).await;
+    let second = h.deliver_within(&event, std::time::Duration::from_millis(60)).await;
+
+    for report in [&first, &second] {
+        assert_eq!(outcomes(report), vec![BackToKinesis; 2]);
+        assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "deadline");
+    }
+    assert!(h.es.requests().is_empty());
+    let errors = logs.matching("ERROR", "The invocation's time is too short");
+    assert_eq!(errors.len(), 1, "once per cold start, not once per invocation");
+    assert_eq!(errors[0]["allowed_ms"].as_u64().map(|ms| ms <= 60), Some(true), "{}", errors[0]);
+    assert!(errors[0]["message"].as_str().unwrap().contains("Raise the function's timeout"));
+}

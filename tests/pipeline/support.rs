@@ -88,7 +88,7 @@ pub fn deps_with_aws_credentials(
             .build();
         Firehose::new(aws_sdk_firehose::Client::from_conf(conf), STREAM.into(), config.firehose_max_attempts)
     });
-    Deps { config, elasticsearch, firehose, secret: None }
+    Deps { config, elasticsearch, firehose, secret: None, warm: Default::default() }
 }
 
 /// The sequence number of the `i`th record of a test batch: 56 digits, growing, as Kinesis makes them.
