@@ -70,6 +70,10 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// No new request starts when less than this is left before the invocation's deadline.
     pub deadline_margin: Duration,
+    /// The first wait of an invocation that found the cluster away, before answering Lambda.
+    pub pacing_base: Duration,
+    /// The longest such wait; zero turns pacing off.
+    pub pacing_max: Duration,
     /// Bytes of a document quoted in an error log line.
     pub log_excerpt_bytes: usize,
     /// Whether bulk bodies are gzip-compressed on the wire.
@@ -120,6 +124,9 @@ pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 2_000;
 pub const DEFAULT_FIREHOSE_MAX_ATTEMPTS: u32 = 4;
+pub const DEFAULT_PACING_BASE_MS: u64 = 250;
+/// 20 s: while the cluster is away a shard is retried every 10 s on average, not hundreds of times a second.
+pub const DEFAULT_PACING_MAX_MS: u64 = 20_000;
 pub const DEFAULT_FIREHOSE_TARGET_FIELD: &str = "es_target";
 pub const DEFAULT_LOG_EXCERPT_BYTES: usize = 256;
 /// Seven days: late data keeps its own day's index for a week; a date read in the wrong unit (1970) or typed wrong
@@ -191,6 +198,8 @@ impl Config {
                 0,
                 600_000,
             )?),
+            pacing_base: Duration::from_millis(number(&get, "PACING_BASE_MS", DEFAULT_PACING_BASE_MS, 1, 60_000)?),
+            pacing_max: Duration::from_millis(number(&get, "PACING_MAX_MS", DEFAULT_PACING_MAX_MS, 0, 900_000)?),
             log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
             ca_cert: get("ES_CA_CERT").map(std::path::PathBuf::from),
             tls_verify: match get("ES_TLS_VERIFY").as_deref().map(str::to_ascii_lowercase).as_deref() {

@@ -21,6 +21,7 @@ use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome};
 use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
+use crate::pacing;
 use crate::record::Document;
 use crate::sigv4::Signer;
 
@@ -184,6 +185,9 @@ pub struct IndexingStats {
     pub bytes_sent: usize,
     /// Whether the cluster answered a request 401 (the credentials may have been rotated).
     pub unauthorized: bool,
+    /// Whether the cluster answered a request normally: every item judged, none refused or unknown for a
+    /// cluster-level reason (the end of pacing).
+    pub answered_normally: bool,
     pub elapsed: Duration,
 }
 
@@ -192,22 +196,33 @@ pub struct IndexingStats {
 /// At most one request per document by default (a 413 split resends halves of a request the cluster refused
 /// unread). After a whole-request 429 no further chunk is sent and the rest is "retry later"; after a timeout,
 /// connection failure, 5xx or auth failure the rest goes back to Kinesis. No request starts with less than
-/// `margin` left.
+/// `margin` left. With `probe` (the cluster was away at the last invocations), one document is sent alone first, and
+/// the rest only if the cluster answers it.
 pub async fn index_documents(
     client: &Elasticsearch,
     documents: &[Document],
     config: &Config,
     deadline: Instant,
     margin: Duration,
+    probe: bool,
 ) -> (Vec<DocOutcome>, IndexingStats) {
     let started = Instant::now();
-    let chunks = bulk::plan_chunks(documents, config.bulk_max_bytes, config.bulk_max_docs);
+    let first = usize::from(probe && !documents.is_empty());
+    let chunks = bulk::plan_chunks(&documents[first..], config.bulk_max_bytes, config.bulk_max_docs)
+        .into_iter()
+        .map(|range| range.start + first..range.end + first);
     let stage = Stage { client, documents, config, deadline, margin, hold: Mutex::new(None) };
-    let results: Vec<(Range<usize>, Vec<DocOutcome>, IndexingStats)> = futures_util::stream::iter(chunks)
+    // A failed probe holds the stage: the chunks after it are not sent.
+    let mut results = Vec::with_capacity(documents.len() / config.bulk_max_docs + 2);
+    if first == 1 {
+        results.push(stage.send_chunk(0..1).await);
+    }
+    let rest: Vec<(Range<usize>, Vec<DocOutcome>, IndexingStats)> = futures_util::stream::iter(chunks)
         .map(|range| stage.send_chunk(range))
         .buffer_unordered(config.bulk_concurrency)
         .collect()
         .await;
+    results.extend(rest);
 
     let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
     let mut stats = IndexingStats::default();
@@ -219,6 +234,7 @@ pub async fn index_documents(
         stats.body_bytes += chunk_stats.body_bytes;
         stats.bytes_sent += chunk_stats.bytes_sent;
         stats.unauthorized |= chunk_stats.unauthorized;
+        stats.answered_normally |= chunk_stats.answered_normally;
     }
     stats.elapsed = started.elapsed();
     let outcomes = outcomes.into_iter().map(|o| o.expect("every chunk reports every document")).collect();
@@ -291,6 +307,10 @@ impl Stage<'_> {
                     if let Some(cause) = hold {
                         self.hold.lock().expect("hold lock").get_or_insert(cause);
                     }
+                    stats.answered_normally |= hold.is_none()
+                        && part_outcomes.iter().all(|outcome| {
+                            outcome.failure().is_none_or(|failure| !pacing::is_cluster_level(failure.cause))
+                        });
                     for (slot, outcome) in outcomes[part.start - chunk.start..].iter_mut().zip(part_outcomes) {
                         *slot = Some(outcome);
                     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::bulk;
 use crate::cause::{Cause, Failure, Fix};
+use crate::pacing;
 use crate::record::{self, Document};
 
 /// PutRecordBatch limits: records per call, bytes per call, bytes per record (1,000 KiB).
@@ -98,7 +99,7 @@ impl Firehose {
         let mut cause = Cause::FirehoseRefused;
         for attempt in 0..self.max_attempts {
             if attempt > 0 {
-                let pause = full_jitter(attempt);
+                let pause = pacing::full_jitter(attempt, FIRST_BACKOFF, MAX_BACKOFF);
                 if Instant::now() + pause + margin >= deadline {
                     last_error = format!("{last_error}; no time left for another attempt before the deadline");
                     break;
@@ -176,12 +177,6 @@ fn refused(cause: Cause, reason: String) -> Failure {
     Failure::ours(cause, error_type, reason)
 }
 
-/// "Full jitter" backoff: a random pause up to 100 ms × 2^(attempt-1), capped at 2 s.
-fn full_jitter(attempt: u32) -> Duration {
-    let ceiling = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
-    ceiling.mul_f64(fastrand::f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,14 +196,5 @@ mod tests {
             String::from_utf8(entry.data).unwrap(),
             "{\"es_target\":{\"_id\":\"s:1:0\",\"_index\":\"logs-2024.05.01\"},\"a\":1}\n"
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for _ in 0..100 {
-            assert!(full_jitter(1) <= FIRST_BACKOFF);
-            assert!(full_jitter(3) <= FIRST_BACKOFF * 4);
-            assert!(full_jitter(30) <= MAX_BACKOFF);
-        }
     }
 }

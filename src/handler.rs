@@ -15,6 +15,7 @@ use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
 use crate::firehose::{self, Firehose};
+use crate::pacing::{self, Pacing};
 use crate::record::{self, Batch, Decoded, KinesisEventIn, Provenance};
 use crate::route::{Outcome, RecordFate, Routing};
 use crate::secret::SecretCredentials;
@@ -36,6 +37,8 @@ pub struct Deps {
 pub struct WarmState {
     /// Whether a deadline too short for any request was reported at ERROR already (once per cold start).
     short_deadline_reported: AtomicBool,
+    /// How long to wait while the cluster is away.
+    pub pacing: Pacing,
 }
 
 /// The least time a request can have (`ES_TIMEOUT_MS`'s own minimum).
@@ -103,8 +106,12 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
         );
     }
     let batch = record::decode_batch(event, config, Utc::now());
+    let probe = deps.warm.pacing.probing();
     let (doc_outcomes, indexing) =
-        elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline, margin).await;
+        elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline, margin, probe).await;
+    if indexing.answered_normally {
+        deps.warm.pacing.cluster_answered();
+    }
     if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
         // Those records go back to Kinesis; their redelivery should find the rotated credentials.
         match secret.apply(&deps.elasticsearch).await {
@@ -116,9 +123,30 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, margin, deps).await;
     let fates = routing.finish();
     log_failures(&batch, &doc_outcomes, &fates, config.log_excerpt_bytes);
-    let report = Report::new(batch, &doc_outcomes, fates, indexing, delivery, started.elapsed());
+    let paced = pace(&fates, deadline, margin, deps).await;
+    let mut report = Report::new(batch, &doc_outcomes, fates, indexing, delivery, started.elapsed());
+    report.summary.probe = probe;
+    report.summary.paced = paced;
     report.summary.log();
     report
+}
+
+/// When records go back to Kinesis because the cluster is away or refusing, waits before answering (Lambda
+/// retries at once): exponential with full jitter across warm invocations, never past the margin before the
+/// deadline. Returns how long it waited.
+async fn pace(fates: &[RecordFate], deadline: Instant, margin: Duration, deps: &Deps) -> Duration {
+    let config = &deps.config;
+    let cluster_away = fates.iter().any(|fate| {
+        fate.outcome == Outcome::BackToKinesis
+            && fate.failure.as_ref().is_some_and(|failure| pacing::is_cluster_level(failure.cause))
+    });
+    if !cluster_away || config.pacing_max.is_zero() {
+        return Duration::ZERO;
+    }
+    let left = deadline.saturating_duration_since(Instant::now()).saturating_sub(margin);
+    let wait = deps.warm.pacing.cluster_away(config.pacing_base, config.pacing_max).min(left);
+    tokio::time::sleep(wait).await;
+    wait
 }
 
 async fn park_in_firehose(
@@ -241,6 +269,10 @@ pub struct Summary {
     pub firehose_failed_entries: usize,
     pub firehose_time: Duration,
     pub elapsed: Duration,
+    /// Whether the invocation began with a probe (the cluster was away at the last ones).
+    pub probe: bool,
+    /// How long the invocation waited before answering, the cluster being away.
+    pub paced: Duration,
 }
 
 impl Summary {
@@ -271,6 +303,8 @@ impl Summary {
             firehose_accepted = self.firehose_accepted,
             firehose_failed_entries = self.firehose_failed_entries,
             firehose_ms = self.firehose_time.as_millis() as u64,
+            probe = self.probe,
+            paced_ms = self.paced.as_millis() as u64,
             duration_ms = self.elapsed.as_millis() as u64,
             "Batch done"
         );
@@ -325,6 +359,9 @@ impl Report {
             firehose_failed_entries: delivery.failed_entries,
             firehose_time: delivery.elapsed,
             elapsed,
+            // Set by `handle`, which knows them.
+            probe: false,
+            paced: Duration::ZERO,
         };
         Report { records, summary }
     }

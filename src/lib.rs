@@ -15,6 +15,7 @@ pub mod handler;
 pub mod index;
 pub mod kpl;
 pub mod logging;
+pub mod pacing;
 pub mod record;
 pub mod route;
 pub mod secret;

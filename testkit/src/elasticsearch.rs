@@ -145,8 +145,12 @@ struct State {
     sigv4: Option<SigV4Check>,
     basic_auth: Option<String>,
     pipelines: HashMap<String, Vec<Processor>>,
+    /// Until then, every bulk request answers 503: the cluster is away.
+    outage_until: Option<std::time::Instant>,
     /// At most this many indices may exist (`cluster.max_shards_per_node` reached, two shards each).
     max_indices: Option<usize>,
+    /// Bulk requests answered 503 because of `set_outage`.
+    requests_during_outage: usize,
     /// Refuse any client `_id`, as OpenSearch Serverless TIMESERIES and VECTORSEARCH collections do.
     refuse_ids: bool,
     /// Aliases that point at indices without a write index.
@@ -202,7 +206,9 @@ impl EsDouble {
             basic_auth: None,
             pipelines: HashMap::new(),
             max_indices: None,
+            outage_until: None,
             refuse_ids: false,
+            requests_during_outage: 0,
             aliases_without_write_index: HashSet::new(),
             templates: Vec::new(),
         };
@@ -253,6 +259,12 @@ impl EsDouble {
     /// new index answers 400 `validation_exception`, item by item, as Elasticsearch does (`None` lifts the limit).
     pub fn set_max_indices(&self, indices: Option<usize>) {
         self.state().max_indices = indices;
+    }
+
+    /// For the next `duration`, every bulk request answers 503, as a cluster behind a load balancer does while no
+    /// node is up; then it is back, with what it held.
+    pub fn set_outage(&self, duration: Duration) {
+        self.state().outage_until = Some(std::time::Instant::now() + duration);
     }
 
     /// With `true`, every action with an `_id` answers 400 `illegal_argument_exception`, as an OpenSearch
@@ -375,6 +387,11 @@ impl EsDouble {
         all
     }
 
+    /// How many bulk requests reached the double during an outage.
+    pub fn requests_during_outage(&self) -> usize {
+        self.state().requests_during_outage
+    }
+
     /// How many indices exist.
     pub fn index_count(&self) -> usize {
         self.state().indices.len()
@@ -492,6 +509,11 @@ async fn process_bulk(
     fault: Option<Fault>,
 ) -> Response<Body> {
     let (parts, wire) = server::read_body(request).await;
+    let outage = state.lock().expect("state").outage_until.is_some_and(|until| std::time::Instant::now() < until);
+    if outage {
+        state.lock().expect("state").requests_during_outage += 1;
+        return json_response(503, &error_body(503, "http_503", "Service Unavailable"));
+    }
     let required = state.lock().expect("state").basic_auth.clone();
     if let Some(required) = required
         && parts.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(required.as_str())

@@ -338,3 +338,109 @@ async fn s26_a_deadline_too_short_for_any_request_is_an_error_once_per_cold_star
     assert_eq!(errors[0]["allowed_ms"].as_u64().map(|ms| ms <= 60), Some(true), "{}", errors[0]);
     assert!(errors[0]["message"].as_str().unwrap().contains("Raise the function's timeout"));
 }
+
+/// What a batch went through during an outage, redelivered as Lambda does: at once, while retries are left.
+#[derive(Debug)]
+struct OutageRun {
+    /// Invocations that found the cluster away (each one a retry Lambda counts).
+    retries: usize,
+    /// Bulk requests the cluster received while it was away.
+    requests: usize,
+    /// Whether the batch ran out of retries (its records would leave for the on-failure destination).
+    out_of_retries: bool,
+}
+
+/// Cuts the cluster for `outage` under a function with a 3 s timeout and drives a 40-record batch until nothing is
+/// reported back or `retry_budget` retries are spent (`MaximumRetryAttempts`).
+async fn through_an_outage(
+    overrides: &[(&str, &str)],
+    outage: std::time::Duration,
+    retry_budget: usize,
+) -> (OutageRun, Harness) {
+    let h = Harness::start(&[&[("BULK_MAX_DOCS", "10")], overrides].concat()).await;
+    let first = event(&plain_payloads(40));
+    h.es.set_outage(outage);
+    let mut batch = Some(first);
+    let mut run = OutageRun { retries: 0, requests: 0, out_of_retries: false };
+    while let Some(pending) = batch.take() {
+        let report = h.deliver_within(&pending, std::time::Duration::from_secs(3)).await;
+        assert_invariant(&pending, &report, &h.es, &h.firehose);
+        batch = redelivery(&pending, &report);
+        if batch.is_some() {
+            run.retries += 1;
+            if run.retries >= retry_budget {
+                run.out_of_retries = true;
+                break;
+            }
+        }
+    }
+    run.requests = h.es.requests_during_outage();
+    (run, h)
+}
+
+#[tokio::test]
+async fn s25_an_outage_is_paced_spends_few_retries_and_requests_and_loses_nothing() {
+    // 3 s in `make test`; `S25_OUTAGE_SECONDS=20 cargo test --test pipeline s25_an -- --nocapture` measures longer ones.
+    let seconds = std::env::var("S25_OUTAGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let outage = std::time::Duration::from_secs(seconds);
+    // Today's behaviour, for comparison: no pacing, Lambda's immediate retries (a budget large enough to see them all).
+    let (unpaced, _) = through_an_outage(&[("PACING_MAX_MS", "0")], outage, 1_000_000).await;
+    // Pacing at a test's scale: 100 ms doubling up to 1 s (the defaults are 250 ms and 20 s).
+    let (paced, h) = through_an_outage(&[("PACING_BASE_MS", "100"), ("PACING_MAX_MS", "1000")], outage, 100).await;
+    println!("outage of {outage:?}: unpaced {unpaced:?}; paced {paced:?}");
+
+    assert!(!paced.out_of_retries, "the outage does not spend a budget of 100 retries: {paced:?}");
+    assert!(paced.retries as u64 <= 4 + 8 * seconds, "{paced:?}");
+    assert!(paced.requests <= paced.retries + 1, "one probe per paced invocation, not the whole batch: {paced:?}");
+    assert!(
+        paced.retries * 5 <= unpaced.retries && paced.requests * 5 <= unpaced.requests,
+        "pacing spends a small fraction of the retries and requests: paced {paced:?}, unpaced {unpaced:?}"
+    );
+    assert_eq!(h.es.count(), 40, "after the outage every record is indexed");
+    for (index, id, _) in h.es.documents() {
+        assert_eq!(h.es.version(&index, &id), Some(1), "and none twice");
+    }
+}
+
+#[tokio::test]
+async fn s25_pacing_waits_within_the_deadline_and_says_so_in_the_summary() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[("PACING_BASE_MS", "400"), ("PACING_MAX_MS", "60000")]).await;
+    h.es.set_outage(std::time::Duration::from_secs(30));
+    let event = event(&plain_payloads(3));
+
+    let mut paced = Vec::new();
+    for _ in 0..6 {
+        let started = std::time::Instant::now();
+        let report = h.deliver_within(&event, std::time::Duration::from_millis(1200)).await;
+        assert!(started.elapsed() < std::time::Duration::from_millis(1200), "answered before the deadline");
+        assert_eq!(outcomes(&report), vec![BackToKinesis; 3]);
+        paced.push(report.summary.paced);
+    }
+
+    // 1.2 s allowed: a margin of 300 ms; the wait never goes past it, however long the backoff has grown.
+    assert!(paced.iter().all(|p| *p <= std::time::Duration::from_millis(900)), "{paced:?}");
+    assert!(paced.iter().any(|p| !p.is_zero()), "{paced:?}");
+    let summaries = logs.matching("INFO", "Batch done");
+    assert_eq!(summaries[0]["probe"], false);
+    assert_eq!(summaries[1]["probe"], true, "after an invocation that found the cluster away, one document goes first");
+    assert_eq!(summaries[1]["bulk_requests"], 1, "the probe failed: nothing more is sent");
+    assert!(summaries.iter().any(|s| s["paced_ms"].as_u64().unwrap() > 0));
+}
+
+#[tokio::test]
+async fn s25_pacing_ends_with_the_first_normal_answer() {
+    let h = Harness::start(&[("PACING_BASE_MS", "50"), ("PACING_MAX_MS", "100")]).await;
+    h.es.push_fault(testkit::Fault::unavailable());
+    let event = event(&plain_payloads(4));
+
+    let first = h.deliver(&event).await;
+    assert_eq!(outcomes(&first), vec![BackToKinesis; 4]);
+    let second = h.deliver(&redelivery(&event, &first).unwrap()).await;
+    assert!(second.summary.probe, "the redelivery probes first");
+    assert_eq!(outcomes(&second), vec![Indexed; 4]);
+    assert_eq!(second.summary.bulk_requests, 2, "the probe, then the rest");
+    assert_eq!(second.summary.paced, std::time::Duration::ZERO);
+    let third = h.deliver(&event).await;
+    assert!(!third.summary.probe, "pacing is over");
+}

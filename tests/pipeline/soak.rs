@@ -199,6 +199,9 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
         ("ES_TIMEOUT_MS", "100"),
         ("DEADLINE_MARGIN_MS", "20"),
         ("FIREHOSE_MAX_ATTEMPTS", "2"),
+        // Pacing and probing run, at a scale that keeps the soak fast.
+        ("PACING_BASE_MS", "1"),
+        ("PACING_MAX_MS", "8"),
     ])
     .await;
     let pipeline: Value = serde_json::from_str(include_str!("../../deploy/firehose-pipeline.json")).unwrap();
