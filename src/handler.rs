@@ -269,6 +269,8 @@ pub struct Summary {
     pub firehose_failed_entries: usize,
     pub firehose_time: Duration,
     pub elapsed: Duration,
+    /// Age of the batch's oldest record (from its arrival in the stream) when the invocation began.
+    pub oldest_record_age: Option<Duration>,
     /// Whether the invocation began with a probe (the cluster was away at the last ones).
     pub probe: bool,
     /// How long the invocation waited before answering, the cluster being away.
@@ -303,6 +305,7 @@ impl Summary {
             firehose_accepted = self.firehose_accepted,
             firehose_failed_entries = self.firehose_failed_entries,
             firehose_ms = self.firehose_time.as_millis() as u64,
+            oldest_record_age_ms = self.oldest_record_age.map(|age| age.as_millis() as u64),
             probe = self.probe,
             paced_ms = self.paced.as_millis() as u64,
             duration_ms = self.elapsed.as_millis() as u64,
@@ -359,6 +362,9 @@ impl Report {
             firehose_failed_entries: delivery.failed_entries,
             firehose_time: delivery.elapsed,
             elapsed,
+            oldest_record_age: batch
+                .oldest_arrival
+                .and_then(|arrival| (Utc::now() - arrival).to_std().ok().map(|age| age.saturating_sub(elapsed))),
             // Set by `handle`, which knows them.
             probe: false,
             paced: Duration::ZERO,

@@ -1,4 +1,6 @@
 //! Log setup: level from `RUST_LOG` (else `AWS_LAMBDA_LOG_LEVEL`, else INFO), JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`.
+//! Every line of an invocation carries its request id: the runtime wraps each invocation in a span
+//! (`Lambda runtime invoke`, field `requestId`), shown as `span` in JSON and as a prefix in text.
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +15,7 @@ pub fn init() {
     // Lambda stamps every line itself; no ANSI colours in CloudWatch.
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).without_time().with_target(false);
     if json {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
     } else {
         builder.init();
     }

@@ -142,6 +142,8 @@ pub struct Batch {
     /// Documents whose own timestamp was further than `TIMESTAMP_MAX_SKEW_SECONDS` from their record's arrival, and
     /// so were put in the index of the arrival time.
     pub timestamps_out_of_range: usize,
+    /// The earliest `approximateArrivalTimestamp` of the batch: how far behind the stream the function is.
+    pub oldest_arrival: Option<DateTime<Utc>>,
 }
 
 /// Reads and decodes every record of the event. `now` stamps documents of records that carry no arrival time.
@@ -151,6 +153,7 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
         decoded: Vec::with_capacity(event.records.len()),
         documents: Vec::with_capacity(event.records.len()),
         timestamps_out_of_range: 0,
+        oldest_arrival: None,
     };
     let mut namer = IndexNamer::new(&config.index);
     let mut streams = StreamTags::default();
@@ -161,6 +164,9 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
             Ok(record) => {
+                if let Some(arrival) = record.arrival {
+                    batch.oldest_arrival = Some(batch.oldest_arrival.map_or(arrival, |oldest| oldest.min(arrival)));
+                }
                 let id_prefix = match &config.doc_id {
                     DocIdMode::Kinesis => Some(id_prefix(streams.tag(record.stream.as_deref()), &record.provenance)),
                     DocIdMode::None | DocIdMode::Field(_) => None,

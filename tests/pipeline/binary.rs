@@ -9,17 +9,30 @@ use testkit::{Answer, EsDouble, LambdaApiDouble};
 
 use crate::support::*;
 
-/// The function process; killed when dropped.
-struct Function(Child);
+/// The function process, and the file its standard output (its log) goes to; killed when dropped.
+struct Function(Child, std::path::PathBuf);
+
+impl Function {
+    /// The log lines written so far, as JSON.
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.1).unwrap_or_default();
+        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    }
+}
 
 impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
     }
 }
 
 fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!("kinesis-es-indexer-function-{}-{n}.log", std::process::id()));
+    let stdout = std::fs::File::create(&log).expect("a log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     command
         .env_clear()
@@ -30,12 +43,12 @@ fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]test")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/kinesis-es-indexer")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::null());
     for (name, value) in env {
         command.env(name, value);
     }
-    Function(command.spawn().expect("the bootstrap binary starts"))
+    Function(command.spawn().expect("the bootstrap binary starts"), log)
 }
 
 #[tokio::test]
@@ -68,6 +81,35 @@ async fn the_binary_answers_lambda_with_the_sequence_numbers_to_redeliver() {
     );
     assert_eq!(es.count(), 1);
     assert_eq!(es.connections(), 1, "the connection opened at the first invocation is reused by the second");
+}
+
+#[tokio::test]
+async fn every_log_line_of_an_invocation_carries_its_request_id() {
+    let es = EsDouble::start().await;
+    es.set_index_fault("logs-2026.11.22", Some(testkit::IndexFault::FloodStage));
+    let api = LambdaApiDouble::start().await;
+    let function = start_function(&api, &[("ES_URL", &es.url())]);
+    let event = serde_json::json!({"Records": serde_json::from_str::<serde_json::Value>(&raw_records(&plain_payloads(2))).unwrap()});
+
+    let first = api.invoke(&event.to_string(), Duration::from_secs(30));
+    let second = api.invoke(&event.to_string(), Duration::from_secs(30));
+    api.answers(2, Duration::from_secs(30)).await;
+
+    let lines = function.log_lines();
+    let of = |request_id: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|line| line["span"]["requestId"] == request_id)
+            .map(|line| line["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for request_id in [&first, &second] {
+        let messages = of(request_id);
+        assert!(messages.iter().any(|m| m.starts_with("Records go back to Kinesis")), "{request_id}: {messages:?}");
+        assert!(messages.iter().any(|m| m == "Batch done"), "{request_id}: {messages:?}");
+    }
+    let ready = lines.iter().find(|line| line["message"] == "Ready").expect("the cold start's line");
+    assert!(ready.get("span").is_none(), "the cold start belongs to no invocation");
 }
 
 #[tokio::test]

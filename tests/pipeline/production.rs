@@ -444,3 +444,22 @@ async fn s25_pacing_ends_with_the_first_normal_answer() {
     let third = h.deliver(&event).await;
     assert!(!third.summary.probe, "pacing is over");
 }
+
+#[tokio::test]
+async fn the_summary_says_how_old_the_oldest_record_is() {
+    let logs = Logs::capture();
+    let h = Harness::start(&[]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut event = event(&plain_payloads(3));
+    for (raw, seconds_ago) in event.records.iter_mut().zip([90.0, 300.0, 5.0]) {
+        let mut record: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+        record["kinesis"]["approximateArrivalTimestamp"] = json!(now - seconds_ago);
+        *raw = serde_json::value::to_raw_value(&record).unwrap();
+    }
+
+    let report = h.deliver(&event).await;
+
+    let age = report.summary.oldest_record_age.expect("records carry arrival times");
+    assert!((299_000..=302_000).contains(&(age.as_millis() as u64)), "{age:?}");
+    assert_eq!(logs.matching("INFO", "Batch done")[0]["oldest_record_age_ms"], age.as_millis() as u64);
+}
