@@ -59,11 +59,10 @@ async fn the_binary_answers_lambda_with_the_sequence_numbers_to_redeliver() {
     let _function = start_function(&api, &[("ES_URL", &es.url())]);
     let payloads =
         json_payloads(&[json!({"@timestamp": "2026-11-21T10:00:00Z"}), json!({"@timestamp": "2026-11-22T10:00:00Z"})]);
-    let event =
-        serde_json::json!({"Records": serde_json::from_str::<serde_json::Value>(&raw_records(&payloads)).unwrap()});
+    let event = lambda_event(&payloads);
 
-    let first = api.invoke(&event.to_string(), Duration::from_secs(30));
-    let second = api.invoke(&event.to_string(), Duration::from_secs(30));
+    let first = api.invoke(&event, Duration::from_secs(30));
+    let second = api.invoke(&event, Duration::from_secs(30));
     let answers = api.answers(2, Duration::from_secs(30)).await;
 
     assert_eq!(
@@ -89,10 +88,10 @@ async fn every_log_line_of_an_invocation_carries_its_request_id() {
     es.set_index_fault("logs-2026.11.22", Some(testkit::IndexFault::FloodStage));
     let api = LambdaApiDouble::start().await;
     let function = start_function(&api, &[("ES_URL", &es.url())]);
-    let event = serde_json::json!({"Records": serde_json::from_str::<serde_json::Value>(&raw_records(&plain_payloads(2))).unwrap()});
+    let event = lambda_event(&plain_payloads(2));
 
-    let first = api.invoke(&event.to_string(), Duration::from_secs(30));
-    let second = api.invoke(&event.to_string(), Duration::from_secs(30));
+    let first = api.invoke(&event, Duration::from_secs(30));
+    let second = api.invoke(&event, Duration::from_secs(30));
     api.answers(2, Duration::from_secs(30)).await;
 
     let lines = function.log_lines();
@@ -117,11 +116,11 @@ async fn s26_the_binary_with_lambdas_shortest_common_timeouts_indexes_normally()
     let es = EsDouble::start().await;
     let api = LambdaApiDouble::start().await;
     let _function = start_function(&api, &[("ES_URL", &es.url()), ("DEADLINE_MARGIN_MS", "2000")]);
-    let event = serde_json::json!({"Records": serde_json::from_str::<serde_json::Value>(&raw_records(&plain_payloads(3))).unwrap()});
+    let event = lambda_event(&plain_payloads(3));
 
     // The deadline header says 2 s and then 3 s (Lambda's default timeout) from now.
-    let two = api.invoke(&event.to_string(), Duration::from_secs(2));
-    let three = api.invoke(&event.to_string(), Duration::from_secs(3));
+    let two = api.invoke(&event, Duration::from_secs(2));
+    let three = api.invoke(&event, Duration::from_secs(3));
     let answers = api.answers(2, Duration::from_secs(30)).await;
 
     assert_eq!(
@@ -146,8 +145,8 @@ async fn a_missing_es_url_stops_the_cold_start_with_an_error_naming_it() {
     assert!(body["errorMessage"].as_str().unwrap().contains("ES_URL: is required"), "{body}");
 }
 
-/// The `Records` array of a test event, as JSON text.
-fn raw_records(payloads: &[Vec<u8>]) -> String {
+/// A test event with these payloads, as the JSON text Lambda sends.
+fn lambda_event(payloads: &[Vec<u8>]) -> String {
     let event = event(payloads);
-    format!("[{}]", event.records.iter().map(|r| r.get()).collect::<Vec<_>>().join(","))
+    format!("{{\"Records\":[{}]}}", event.records.iter().map(|r| r.get()).collect::<Vec<_>>().join(","))
 }
