@@ -148,15 +148,19 @@ pub struct Batch {
 
 /// Reads and decodes every record of the event. `now` stamps documents of records that carry no arrival time.
 pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>) -> Batch {
-    let mut batch = Batch {
-        records: Vec::with_capacity(event.records.len()),
-        decoded: Vec::with_capacity(event.records.len()),
-        documents: Vec::with_capacity(event.records.len()),
-        timestamps_out_of_range: 0,
-        oldest_arrival: None,
+    let mut target = Target {
+        batch: Batch {
+            records: Vec::with_capacity(event.records.len()),
+            decoded: Vec::with_capacity(event.records.len()),
+            documents: Vec::with_capacity(event.records.len()),
+            timestamps_out_of_range: 0,
+            oldest_arrival: None,
+        },
+        namer: IndexNamer::new(&config.index),
+        config,
+        streams: StreamTags::default(),
+        id_prefix: String::new(),
     };
-    let mut namer = IndexNamer::new(&config.index);
-    let mut streams = StreamTags::default();
     for (position, raw) in event.records.iter().enumerate() {
         let (provenance, decoded) = match read_record(raw.get()) {
             Err((provenance, rejection)) => {
@@ -164,35 +168,36 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
             Ok(record) => {
-                if let Some(arrival) = record.arrival {
-                    batch.oldest_arrival = Some(batch.oldest_arrival.map_or(arrival, |oldest| oldest.min(arrival)));
-                }
-                let id_prefix = match &config.doc_id {
-                    DocIdMode::Kinesis => Some(id_prefix(streams.tag(record.stream.as_deref()), &record.provenance)),
-                    DocIdMode::None | DocIdMode::Field(_) => None,
-                };
-                let mut target = Target { batch: &mut batch, namer: &mut namer, config, id_prefix };
                 let decoded = target.decode(&record, now);
                 (record.provenance, decoded)
             }
         };
-        batch.records.push(provenance);
-        batch.decoded.push(decoded);
+        target.batch.records.push(provenance);
+        target.batch.decoded.push(decoded);
     }
-    batch
+    target.batch
 }
 
-/// Where one record's documents go, and how they are named.
-struct Target<'b, 'c> {
-    batch: &'b mut Batch,
-    namer: &'b mut IndexNamer<'c>,
+/// The batch being built, and what naming its documents needs across records.
+struct Target<'c> {
+    batch: Batch,
+    namer: IndexNamer<'c>,
     config: &'c Config,
-    /// `stream:shard:sequence:` in `ES_DOC_ID=kinesis` mode.
-    id_prefix: Option<String>,
+    streams: StreamTags,
+    /// `stream:shard:sequence:` of the record being decoded, in `ES_DOC_ID=kinesis` mode: one buffer for the batch.
+    id_prefix: String,
 }
 
-impl Target<'_, '_> {
+impl Target<'_> {
     fn decode(&mut self, record: &KinesisRecord, now: DateTime<Utc>) -> Decoded {
+        if let Some(arrival) = record.arrival {
+            let oldest = self.batch.oldest_arrival.get_or_insert(arrival);
+            *oldest = (*oldest).min(arrival);
+        }
+        if self.config.doc_id == DocIdMode::Kinesis {
+            self.id_prefix.clear();
+            write_id_prefix(&mut self.id_prefix, self.streams.tag(record.stream.as_deref()), &record.provenance);
+        }
         let config = self.config;
         let quote = |bytes: &[u8]| excerpt(bytes, config.log_excerpt_bytes);
         let raw = match decode_base64(&record.data) {
@@ -258,12 +263,13 @@ impl Target<'_, '_> {
     ) {
         let record = self.batch.records.len();
         for (position, source) in sources.into_iter().enumerate() {
-            let id = match (&self.config.doc_id, &self.id_prefix) {
-                (DocIdMode::Kinesis, Some(prefix)) => Some(match user_record {
+            let prefix = &self.id_prefix;
+            let id = match &self.config.doc_id {
+                DocIdMode::Kinesis => Some(match user_record {
                     None => format!("{prefix}{position}"),
                     Some(user_record) => format!("{prefix}{user_record}.{position}"),
                 }),
-                (DocIdMode::Field(path), _) => match field_id(&source.json, path) {
+                DocIdMode::Field(path) => match field_id(&source.json, path) {
                     Ok(id) => Some(id),
                     Err(rejection) => {
                         let part = match user_record {
@@ -275,7 +281,7 @@ impl Target<'_, '_> {
                         continue;
                     }
                 },
-                _ => None,
+                DocIdMode::None => None,
             };
             let arrival = context.default_timestamp;
             let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
@@ -299,8 +305,15 @@ fn unknown_provenance(position: usize) -> Provenance {
 /// The position follows: `3` for a record's fourth document, `2.0` for the first of a KPL aggregate's third user
 /// record. The same on every redelivery.
 pub fn id_prefix(stream_tag: &str, provenance: &Provenance) -> String {
+    let mut prefix = String::new();
+    write_id_prefix(&mut prefix, stream_tag, provenance);
+    prefix
+}
+
+fn write_id_prefix(out: &mut String, stream_tag: &str, provenance: &Provenance) {
+    use std::fmt::Write;
     let sequence = provenance.sequence_number.as_deref().unwrap_or("none");
-    format!("{stream_tag}:{}:{sequence}:", provenance.shard_id)
+    write!(out, "{stream_tag}:{}:{sequence}:", provenance.shard_id).expect("writing to a String cannot fail");
 }
 
 /// A short, stable name of a stream: the first 8 hex digits of the MD5 of its `eventSourceARN`, so that sequence
@@ -570,6 +583,10 @@ fn object_sources(
 /// Several lines of which at least one is a JSON object: one source per non-blank line. `None` when the text is
 /// not NDJSON (one line, or no line is an object).
 fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<Source>, Rejection>> {
+    // One line of text (the common case) is not NDJSON: no need to split it or scan it again.
+    if !text.trim().contains('\n') {
+        return None;
+    }
     let lines: Vec<(&str, Option<ObjectScan>)> = text
         .lines()
         .map(str::trim)
