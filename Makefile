@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak fuzz lint build invoke deploy events clean firehose-pipeline
+.PHONY: help run test soak fuzz lint build invoke deploy events clean firehose-pipeline replay
 
 EVENT ?= events/kinesis.json
 
@@ -13,8 +13,9 @@ run: ## Run the indexer end to end on EVENT (default events/kinesis.json) agains
 test: ## Unit, integration, soak and property tests; template.yaml checks; sample events; a local run without Firehose
 	python3 events/generate.py --check
 	python3 -c "import cfnlint, samtranslator" 2> /dev/null || python3 -m pip install --quiet cfn-lint aws-sam-translator
+	python3 -c "import moto.server, boto3, flask_cors" 2> /dev/null || python3 -m pip install --quiet "moto[server]>=5,<6" boto3
 	python3 -m unittest discover -s tests -p '*_test.py'
-	cargo test --workspace
+	REQUIRE_PYTHON_TOOLS=1 cargo test --workspace
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
 
 SOAK_SEEDS ?= 3000
@@ -57,6 +58,10 @@ events: ## Regenerate the sample events in events/
 clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 	cargo clean
 	rm -rf .aws-sam fuzz/target fuzz/corpus fuzz/artifacts
+
+replay: ## Run the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) through the handler again; FUNCTION=name copies its environment, REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
+	cargo build --release --quiet --bin replay
+	python3 scripts/replay.py --binary target/release/replay $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
 firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (needs ES_URL)
 	python3 scripts/firehose_pipeline.py

@@ -4,8 +4,16 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; call once, first thing at cold start.
+/// Installs the global subscriber writing to stdout, where Lambda reads it; call once, first thing at cold start.
 pub fn init() {
+    init_writing_to(std::io::stdout);
+}
+
+/// Installs the global subscriber writing to `writer` (the replay tool keeps stdout for its results).
+pub fn init_writing_to<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = std::env::var("RUST_LOG")
         .ok()
         .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|level| lambda_level_directive(&level)))
@@ -13,7 +21,12 @@ pub fn init() {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     // Lambda stamps every line itself; no ANSI colours in CloudWatch.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).without_time().with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false);
     if json {
         builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
     } else {

@@ -6,6 +6,7 @@ mod faults;
 mod firehose_mock;
 mod production;
 mod protocol;
+mod replay;
 mod soak;
 mod support;
 mod tls;

@@ -302,3 +302,16 @@ impl Drop for Logs {
 pub fn tally(report: &Report) -> BTreeMap<&'static str, usize> {
     report.summary.outcomes.iter().filter(|(_, n)| **n > 0).map(|(o, n)| (o.name(), *n)).collect()
 }
+
+/// Whether python3 can import `modules`. When it cannot, a test that needs them is skipped with a printed reason,
+/// unless `REQUIRE_PYTHON_TOOLS` is set (as `make test` sets it, after installing them): then it fails.
+pub fn python_has(modules: &[&str]) -> bool {
+    let imports = modules.iter().map(|m| format!("import {m}")).collect::<Vec<_>>().join("; ");
+    let found = std::process::Command::new("python3").args(["-c", &imports]).output().is_ok_and(|o| o.status.success());
+    if !found {
+        let why = format!("python3 cannot import {} (make test installs them)", modules.join(", "));
+        assert!(std::env::var_os("REQUIRE_PYTHON_TOOLS").is_none(), "{why}");
+        eprintln!("SKIPPED: {why}");
+    }
+    found
+}

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""`make replay`: brings back the Kinesis batches Lambda gave up on, through the function's own handler.
+
+Lambda writes one object per discarded batch to the event source mapping's S3 on-failure destination (the
+template's FailedBatchesBucket). The format is documented in "Retain discarded batch records for a Kinesis Data
+Streams event source in Lambda", https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html:
+the object key is `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`, and the object is
+the invocation record (requestContext, responseContext, version, timestamp, KinesisBatchInfo with shardId,
+startSequenceNumber, endSequenceNumber, approximateArrivalOfFirstRecord/LastRecord, batchSize, streamArn) plus, for
+S3 destinations only, `payload`: the whole invocation event. The payload is read whether it is the event's JSON
+text or the event itself; a record without one (an SQS or SNS record copied to S3) names its batch by shard and
+sequence range, and the records are read back from the stream with GetShardIterator AT_SEQUENCE_NUMBER and
+GetRecords while the stream still holds them.
+
+Each batch is handed to the `replay` binary (src/bin/replay.rs), which runs it through the same handler against the
+cluster and Firehose the environment configures (`--function NAME` copies the deployed function's environment).
+The `_id` of every document is derived from the record's stream, shard and sequence number, so replaying a batch
+twice writes nothing twice. The report says, per object, what was replayed and what could not be, and why; the
+exit status is 0 only when everything was replayed.
+
+    python3 scripts/replay.py --binary target/release/replay --bucket BUCKET [--prefix aws/lambda/] \\
+        [--function NAME] [--batch-timeout-seconds 300] [--delete-replayed] [--dry-run]
+"""
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+
+DOCS = "https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html"
+BATCH_INFO_FIELDS = ("shardId", "startSequenceNumber", "endSequenceNumber", "batchSize", "streamArn")
+
+
+class CannotReplay(Exception):
+    """Why an object's batch cannot be run again (the object is kept)."""
+
+
+def ensure_boto3():
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        print("Installing boto3 with pip (once)…", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "boto3"], check=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", required=True, help="the replay binary (cargo build --release --bin replay)")
+    parser.add_argument("--bucket", default=os.environ.get("REPLAY_BUCKET"), help="the on-failure S3 bucket")
+    parser.add_argument("--prefix", default="aws/lambda/", help="key prefix to replay (default aws/lambda/)")
+    parser.add_argument("--function", help="copy this deployed function's environment (explicit variables win)")
+    parser.add_argument("--batch-timeout-seconds", type=int, default=300, help="time allowed per batch (300)")
+    parser.add_argument("--delete-replayed", action="store_true", help="delete each object fully replayed")
+    parser.add_argument("--dry-run", action="store_true", help="read and check the objects; replay nothing")
+    args = parser.parse_args(argv)
+    if not args.bucket:
+        parser.error("--bucket (or REPLAY_BUCKET) is required: the stack's FailedBatchesBucket output")
+    return args
+
+
+def region_of(arn):
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "kinesis":
+        raise CannotReplay(f"streamArn {arn!r} is not a Kinesis stream ARN")
+    return parts[3]
+
+
+def stream_name_of(arn):
+    resource = arn.split(":", 5)[5]
+    if not resource.startswith("stream/"):
+        raise CannotReplay(f"streamArn {arn!r} does not name a stream")
+    return resource[len("stream/"):]
+
+
+def batch_info_of(record):
+    info = record.get("KinesisBatchInfo") if isinstance(record, dict) else None
+    if not isinstance(info, dict):
+        raise CannotReplay(f"not a Lambda on-failure record for Kinesis (no KinesisBatchInfo; see {DOCS})")
+    missing = [field for field in BATCH_INFO_FIELDS if info.get(field) in (None, "")]
+    if missing:
+        raise CannotReplay(f"KinesisBatchInfo lacks {', '.join(missing)}")
+    try:
+        int(info["startSequenceNumber"]), int(info["endSequenceNumber"]), int(info["batchSize"])
+    except (TypeError, ValueError):
+        raise CannotReplay("KinesisBatchInfo's sequence numbers and batchSize must be integers") from None
+    return info
+
+
+def event_from_payload(payload):
+    """The invocation event a failure record carries: its JSON text, or the event itself."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except json.JSONDecodeError as e:
+            raise CannotReplay(f"payload is not the event's JSON: {e}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("Records"), list):
+        raise CannotReplay("payload is not a Kinesis event (no Records list)")
+    return payload
+
+
+def lambda_record(info, region, got):
+    """One GetRecords record, shaped as Lambda delivers it to the function."""
+    arrival = got.get("ApproximateArrivalTimestamp")
+    kinesis = {
+        "kinesisSchemaVersion": "1.0",
+        "partitionKey": got["PartitionKey"],
+        "sequenceNumber": got["SequenceNumber"],
+        "data": base64.b64encode(got["Data"]).decode("ascii"),
+    }
+    if arrival is not None:
+        kinesis["approximateArrivalTimestamp"] = arrival.timestamp()
+    return {
+        "kinesis": kinesis,
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{info['shardId']}:{got['SequenceNumber']}",
+        "eventName": "aws:kinesis:record",
+        "awsRegion": region,
+        "eventSourceARN": info["streamArn"],
+    }
+
+
+def fetch_from_stream(info, session, max_empty_polls=20):
+    """The batch's records read back from the stream; raises when the stream no longer holds all of them."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    region = region_of(info["streamArn"])
+    kinesis = session.client("kinesis", region_name=region)
+    start, end, wanted = int(info["startSequenceNumber"]), int(info["endSequenceNumber"]), int(info["batchSize"])
+    records = []
+    try:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream_name_of(info["streamArn"]),
+            ShardId=info["shardId"],
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber=info["startSequenceNumber"],
+        )["ShardIterator"]
+        empty_polls = 0
+        while iterator and len(records) < wanted and empty_polls < max_empty_polls:
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=min(10_000, wanted - len(records)))
+            got = [r for r in answer["Records"] if int(r["SequenceNumber"]) <= end]
+            records.extend(lambda_record(info, region, r) for r in got)
+            if len(got) < len(answer["Records"]):
+                break
+            empty_polls = 0 if answer["Records"] else empty_polls + 1
+            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = answer.get("NextShardIterator")
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise CannotReplay(f"the stream has no {info['shardId']} ({e}): deleted, resharded away or another account") from None
+        raise CannotReplay(f"the stream could not be read ({e})") from None
+    except BotoCoreError as e:
+        raise CannotReplay(f"the stream could not be read ({e})") from None
+    if not records or int(records[0]["kinesis"]["sequenceNumber"]) != start:
+        raise CannotReplay(
+            f"the stream no longer holds the batch from sequence {start} on {info['shardId']} "
+            "(past the stream's retention, or a different stream)"
+        )
+    if len(records) < wanted:
+        raise CannotReplay(f"the stream holds {len(records)} of the batch's {wanted} records")
+    return records
+
+
+def read_batch(body, session):
+    """(event, how it was obtained) for one on-failure object's bytes."""
+    try:
+        record = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CannotReplay(f"not JSON: {e}") from None
+    info = batch_info_of(record)
+    if record.get("payload") is not None:
+        event = event_from_payload(record["payload"])
+        if len(event["Records"]) != int(info["batchSize"]):
+            raise CannotReplay(
+                f"payload holds {len(event['Records'])} records but KinesisBatchInfo says {info['batchSize']}"
+            )
+        return event, "payload"
+    return {"Records": fetch_from_stream(info, session)}, "stream"
+
+
+def function_environment(session, name):
+    config = session.client("lambda").get_function_configuration(FunctionName=name)
+    return config.get("Environment", {}).get("Variables", {})
+
+
+def list_keys(s3, bucket, prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def run_replay(binary, lines, env, timeout):
+    """Runs the batches through the replay binary; its result per source (stderr carries the handler's logs)."""
+    command = [binary, "--batch-timeout-seconds", str(timeout)]
+    done = subprocess.run(command, input="".join(lines), capture_output=True, text=True, env=env)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"replay: the replay binary failed (exit {done.returncode}); see its message above")
+    return {result["source"]: result for result in map(json.loads, done.stdout.splitlines())}
+
+
+def main(argv):
+    args = parse_args(argv)
+    ensure_boto3()
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = boto3.session.Session()
+    s3 = session.client("s3")
+    env = dict(os.environ)
+    if args.function:
+        env = {**function_environment(session, args.function), **env}
+
+    cannot, lines, sources = {}, [], {}
+    try:
+        keys = list(list_keys(s3, args.bucket, args.prefix))
+    except (BotoCoreError, ClientError) as e:
+        raise SystemExit(f"replay: cannot list s3://{args.bucket}/{args.prefix}: {e}") from None
+    for key in keys:
+        source = f"s3://{args.bucket}/{key}"
+        try:
+            body = s3.get_object(Bucket=args.bucket, Key=key)["Body"].read()
+            event, how = read_batch(body, session)
+        except (BotoCoreError, ClientError) as e:
+            cannot[source] = f"could not be read: {e}"
+            continue
+        except CannotReplay as why:
+            cannot[source] = str(why)
+            continue
+        sources[source] = (key, how, len(event["Records"]))
+        lines.append(json.dumps({"source": source, "event": event}) + "\n")
+
+    results = {} if args.dry_run or not lines else run_replay(args.binary, lines, env, args.batch_timeout_seconds)
+    replayed = report(sources, results, cannot, args.dry_run)
+    if args.delete_replayed and not args.dry_run:
+        for source in replayed:
+            s3.delete_object(Bucket=args.bucket, Key=sources[source][0])
+        print(f"Deleted the {len(replayed)} objects replayed in full.")
+    return 0 if len(replayed) == len(keys) or (args.dry_run and not cannot) else 1
+
+
+def report(sources, results, cannot, dry_run):
+    """Prints one line per object and the totals; returns the sources replayed in full."""
+    replayed, records_done, records_not = [], 0, 0
+    for source, (_, how, count) in sources.items():
+        if dry_run:
+            print(f"would replay  {source}: {count} records (from the {how})")
+            continue
+        result = results.get(source)
+        if result is None or "error" in result or "not_tried" in result:
+            why = "no result" if result is None else result.get("error") or result.get("not_tried")
+            print(f"NOT REPLAYED  {source}: {count} records: {why}")
+            records_not += count
+            continue
+        outcomes = ", ".join(f"{n} {name}" for name, n in result["outcomes"].items() if n)
+        outcomes = f"{result['records']} records ({outcomes}), {result['documents']} documents"
+        not_replayed = result["not_replayed"]
+        records_not += len(not_replayed)
+        records_done += result["records"] - len(not_replayed)
+        if not_replayed:
+            print(f"PARTLY        {source}: {outcomes} (from the {how})")
+            for item in not_replayed:
+                fix = f" Fix: {item['fix']}" if item.get("fix") else ""
+                print(f"    not replayed {item['shard_id']}:{item['sequence_number']}: {item['cause']}: {item['reason']}.{fix}")
+        else:
+            print(f"replayed      {source}: {outcomes} (from the {how})")
+            replayed.append(source)
+    for source, why in cannot.items():
+        print(f"CANNOT        {source}: {why}")
+    if not dry_run:
+        print(
+            f"\n{len(replayed)} of {len(sources) + len(cannot)} objects replayed in full; "
+            f"{records_done} records replayed, {records_not} not; {len(cannot)} objects cannot be replayed. "
+            "Objects not replayed in full are kept; run again once the cause is fixed (replaying twice writes "
+            "nothing twice)."
+        )
+    return replayed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,171 @@
+//! `make replay` end to end (FAULTS 25): Lambda's on-failure records in moto's S3 (and records in moto's Kinesis),
+//! read by scripts/replay.py and run through the `replay` binary's handler against the Elasticsearch double.
+//! Everything replayable is indexed exactly once, however often it is replayed; what cannot be replayed is named
+//! with its reason and kept; an outage stops the replay after one batch instead of hammering the cluster.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use testkit::EsDouble;
+
+use crate::support::python_has;
+
+/// The moto harness process (tests/pipeline/replay_moto.py): one replay per line written to it.
+struct Moto {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stream_records: Vec<Value>,
+}
+
+impl Moto {
+    fn start(es_url: &str) -> Moto {
+        let mut child = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pipeline/replay_moto.py"))
+            .arg(env!("CARGO_BIN_EXE_replay"))
+            .env("ES_URL", es_url)
+            .env("ES_INDEX", "logs-%Y.%m.%d")
+            .env_remove("FIREHOSE_STREAM_NAME")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the moto harness");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("the harness starts");
+        let ready: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("harness said {first:?}: {e}"));
+        Moto { child, stdin, stdout, stream_records: ready["stream_records"].as_array().unwrap().clone() }
+    }
+
+    /// Runs `make replay`'s script once with `extra` arguments: its exit status, report and the objects left.
+    fn replay(&mut self, extra: &[&str]) -> (i32, String, BTreeSet<String>) {
+        writeln!(self.stdin, "{}", serde_json::to_string(extra).unwrap()).unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("the harness answers");
+        let result: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
+        let keys = result["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+        let report = result["stdout"].as_str().unwrap().to_owned();
+        assert!(!report.is_empty(), "no report; stderr: {}", result["stderr"]);
+        (result["exit"].as_i64().unwrap() as i32, report, keys)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fixtures() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lambda_on_failure_s3.json"));
+    serde_json::from_str(&text.unwrap()).unwrap()
+}
+
+/// The `_id`s the fixtures' replayable batches must produce: one per JSON line of each record's data.
+fn fixture_ids(fixtures: &Value, tag: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for object in fixtures["objects"].as_array().unwrap().iter().filter(|o| o["expect"] == "replayed") {
+        let payload = &object["body"]["payload"];
+        let event: Value = match payload.as_str() {
+            Some(text) => serde_json::from_str(text).unwrap(),
+            None => payload.clone(),
+        };
+        for record in event["Records"].as_array().unwrap() {
+            let (shard, sequence) = record["eventID"].as_str().unwrap().split_once(':').unwrap();
+            let data = base64::engine::general_purpose::STANDARD.decode(record["kinesis"]["data"].as_str().unwrap());
+            let data = data.unwrap();
+            let documents = if data.starts_with(&[0x1f, 0x8b]) {
+                1
+            } else {
+                data.split(|&b| b == b'\n').filter(|line| !line.is_empty()).count()
+            };
+            ids.extend((0..documents).map(|position| format!("{tag}:{shard}:{sequence}:{position}")));
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s25_replay_brings_back_lambdas_failed_batches_once_and_names_what_it_cannot() {
+    if !python_has(&["moto.server", "boto3", "flask_cors"]) {
+        return;
+    }
+    let es = EsDouble::start().await;
+    let url = es.url();
+    let fixtures = fixtures();
+    let tag = kinesis_es_indexer::record::stream_tag(fixtures["stream_arn"].as_str().unwrap());
+    let mut expected = fixture_ids(&fixtures, &tag);
+    let (mut moto, expected) = tokio::task::spawn_blocking(move || {
+        let moto = Moto::start(&url);
+        for record in &moto.stream_records {
+            expected.insert(format!("{tag}:{}:{}:0", record["shard_id"].as_str().unwrap(), record["sequence_number"]));
+        }
+        (moto, expected)
+    })
+    .await
+    .unwrap();
+    let expected: BTreeSet<String> = expected.into_iter().map(|id| id.replace('"', "")).collect();
+    let stream_key = moto.stream_records[0]["key"].as_str().unwrap().to_owned();
+    let objects = fixtures["objects"].as_array().unwrap().clone();
+    let replayable: BTreeSet<String> = objects
+        .iter()
+        .filter(|o| o["expect"] == "replayed")
+        .map(|o| o["key"].as_str().unwrap().to_owned())
+        .chain([stream_key.clone()])
+        .collect();
+    let es_ids = |es: &EsDouble| -> Vec<String> { es.documents().into_iter().map(|(_, id, _)| id).collect() };
+
+    // A dry run reads and checks every object and sends nothing.
+    let (exit, report, _) = tokio::task::block_in_place(|| moto.replay(&["--dry-run"]));
+    assert_eq!((exit, report.lines().filter(|l| l.starts_with("would replay ")).count()), (1, replayable.len()));
+    assert_eq!(es.requests().len(), 0, "{report}");
+
+    // The cluster is there: every replayable batch is indexed, from its payload or from the stream.
+    let (exit, report, keys) = tokio::task::block_in_place(|| moto.replay(&[]));
+    assert_eq!(exit, 1, "objects that cannot be replayed make the exit status 1:\n{report}");
+    for key in &replayable {
+        let line = report.lines().find(|l| l.contains(key.as_str())).unwrap_or_else(|| panic!("{key}:\n{report}"));
+        assert!(line.starts_with("replayed "), "{line}");
+    }
+    assert!(report.lines().any(|l| l.contains(&stream_key) && l.ends_with("(from the stream)")), "{report}");
+    for object in objects.iter().filter(|o| o["expect"] == "cannot") {
+        let key = object["key"].as_str().unwrap();
+        let line = report.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("{key}:\n{report}"));
+        assert!(line.starts_with("CANNOT ") && line.contains(object["why"].as_str().unwrap()), "{line}");
+    }
+    let ids = es_ids(&es);
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected, "{report}");
+    assert_eq!(ids.len(), expected.len(), "each document once");
+    assert_eq!(keys.len(), objects.len() + 1, "nothing is deleted unless asked");
+
+    // The cluster goes away: the first batch's records are named with their cause, the rest are not even tried.
+    es.set_outage(Duration::from_secs(600));
+    let (exit, report, _) = tokio::task::block_in_place(|| moto.replay(&["--batch-timeout-seconds", "5"]));
+    assert_eq!(exit, 1, "{report}");
+    let not_replayed = report.lines().filter(|l| l.trim_start().starts_with("not replayed ")).count();
+    assert!(not_replayed >= 1, "{report}");
+    assert!(report.lines().filter(|l| l.starts_with("PARTLY ")).count() == 1, "one batch tried:\n{report}");
+    let not_tried = report.lines().filter(|l| l.starts_with("NOT REPLAYED ") && l.contains("earlier batch")).count();
+    assert_eq!(not_tried, replayable.len() - 1, "{report}");
+    assert!(es.requests_during_outage() <= 2, "{} requests to a cluster that is away", es.requests_during_outage());
+    assert_eq!(es_ids(&es).len(), expected.len());
+
+    // Back again, replayed twice: nothing written twice, and the replayed objects are deleted when asked.
+    es.set_outage(Duration::ZERO);
+    let (exit, report, keys) = tokio::task::block_in_place(|| moto.replay(&["--delete-replayed"]));
+    assert_eq!(exit, 1, "{report}");
+    assert!(report.contains("already_there"), "{report}");
+    assert_eq!(es_ids(&es).len(), expected.len(), "a replay writes nothing twice:\n{report}");
+    let cannot: BTreeSet<String> =
+        objects.iter().filter(|o| o["expect"] == "cannot").map(|o| o["key"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(keys, cannot, "only what could not be replayed is kept");
+}
