@@ -13,10 +13,6 @@ use crate::record::Document;
 
 /// Splits `documents` into consecutive ranges of at most `max_docs` documents and, where possible, `max_bytes` of
 /// request body. A document larger than `max_bytes` travels alone.
-pub fn plan_chunks(documents: &[Document], max_bytes: usize, max_docs: usize) -> Vec<Range<usize>> {
-    ranges_within(documents.iter().map(entry_size), max_bytes, max_docs)
-}
-
 /// Consecutive ranges over items of the given sizes, each holding at most `max_count` items and, unless one item
 /// alone is larger, at most `max_bytes`.
 pub fn ranges_within(sizes: impl IntoIterator<Item = usize>, max_bytes: usize, max_count: usize) -> Vec<Range<usize>> {
@@ -44,7 +40,7 @@ const ACTION_OVERHEAD: usize = r#"{"create":{"_index":"","_id":""}}"#.len() + 2;
 
 /// Bytes one document takes in a request body (action line, source, two newlines), before JSON escaping of the
 /// index and id, which never need it for ids we make and index names we validated.
-fn entry_size(document: &Document) -> usize {
+pub fn entry_size(document: &Document) -> usize {
     ACTION_OVERHEAD + document.index.len() + document.id.as_deref().map_or(0, str::len) + document.source.len()
 }
 
@@ -113,6 +109,14 @@ impl DocOutcome {
     /// Whether the document failed for a cause that routes this way.
     pub fn routes(&self, route: Route) -> bool {
         self.failure().is_some_and(|failure| failure.cause.route() == route)
+    }
+
+    /// Whether routing still needs the document's source and `_id` after this outcome: to park it in Firehose
+    /// ("retry later"), or to name and quote it in the log line of a document the cluster rejected. Every other
+    /// document's source and `_id` are released once its chunk is answered.
+    pub fn needs_source(&self) -> bool {
+        self.failure()
+            .is_some_and(|failure| failure.cause == Cause::Document || failure.cause.route() == Route::RetryLater)
     }
 }
 
@@ -366,14 +370,9 @@ mod tests {
     }
 
     #[test]
-    fn chunks_respect_the_document_and_byte_limits() {
+    fn the_size_estimate_is_exact_for_plain_ids() {
         let docs: Vec<Document> = (0..10).map(|i| doc(&i.to_string(), r#"{"payload":"0123456789"}"#)).collect();
-        assert_eq!(plan_chunks(&docs, 1 << 20, 4), vec![0..4, 4..8, 8..10]);
-        let one = encode(&docs[..1]).len();
-        assert_eq!(entry_size(&docs[0]), one, "the size estimate is exact for plain ids");
-        assert_eq!(plan_chunks(&docs, one * 3, 100), vec![0..3, 3..6, 6..9, 9..10]);
-        assert_eq!(plan_chunks(&docs, 10, 100).len(), 10, "an oversized document travels alone");
-        assert_eq!(plan_chunks(&[], 10, 10), Vec::<Range<usize>>::new());
+        assert_eq!(docs.iter().map(entry_size).sum::<usize>(), encode(&docs).len());
     }
 
     const MIXED: &str = include_str!("../tests/fixtures/bulk_mixed_errors.json");

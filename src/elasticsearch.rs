@@ -2,8 +2,8 @@
 //! sends a batch's chunks with bounded concurrency, within the invocation's deadline, stopping when the cluster is
 //! down or throttling.
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
 use crate::pacing;
-use crate::record::Document;
+use crate::record::{Batch, BatchDecoder, Document};
 use crate::sigv4::Signer;
 
 /// The bulk endpoint, relative to `ES_URL`, asking only for what the decision reads (statuses and errors), which
@@ -191,59 +191,121 @@ pub struct IndexingStats {
     pub elapsed: Duration,
 }
 
-/// Sends every document to the cluster in chunks and returns one outcome per document, in order.
+/// Decodes the batch and sends its documents to the cluster in chunks as they are decoded; returns the batch and
+/// one outcome per document, in order.
+///
+/// Memory follows the chunks, not the batch: a chunk's documents are decoded when a request slot is free (at most
+/// `BULK_CONCURRENCY` chunks and their bodies exist at once), and once a chunk is answered its documents keep their
+/// sources only where routing still needs them (for Firehose, or for the log line of a rejected document).
 ///
 /// At most one request per document by default (a 413 split resends halves of a request the cluster refused
 /// unread). After a whole-request 429 no further chunk is sent and the rest is "retry later"; after a timeout,
 /// connection failure, 5xx or auth failure the rest goes back to Kinesis. No request starts with less than
 /// `margin` left. With `probe` (the cluster was away at the last invocations), one document is sent alone first, and
 /// the rest only if the cluster answers it.
-pub async fn index_documents(
+pub async fn index_batch(
     client: &Elasticsearch,
-    documents: &[Document],
+    mut decoder: BatchDecoder<'_>,
     config: &Config,
     deadline: Instant,
     margin: Duration,
     probe: bool,
-) -> (Vec<DocOutcome>, IndexingStats) {
+) -> (Batch, Vec<DocOutcome>, IndexingStats) {
     let started = Instant::now();
-    let first = usize::from(probe && !documents.is_empty());
-    let chunks = bulk::plan_chunks(&documents[first..], config.bulk_max_bytes, config.bulk_max_docs)
-        .into_iter()
-        .map(|range| range.start + first..range.end + first);
-    let stage = Stage { client, documents, config, deadline, margin, hold: Mutex::new(None) };
+    let stage = Stage { client, config, deadline, margin, hold: Mutex::new(None) };
+    let mut feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending), config);
+    let mut answered = Vec::new();
     // A failed probe holds the stage: the chunks after it are not sent.
-    let mut results = Vec::with_capacity(documents.len() / config.bulk_max_docs + 2);
-    if first == 1 {
-        results.push(stage.send_chunk(0..1).await);
+    if let Some(chunk) = probe.then(|| feed.next_chunk(1)).flatten() {
+        answered.push(stage.send_chunk(chunk).await);
     }
-    let rest: Vec<(Range<usize>, Vec<DocOutcome>, IndexingStats)> = futures_util::stream::iter(chunks)
-        .map(|range| stage.send_chunk(range))
-        .buffer_unordered(config.bulk_concurrency)
-        .collect()
-        .await;
-    results.extend(rest);
+    let rest: Vec<AnsweredChunk> =
+        futures_util::stream::iter(std::iter::from_fn(|| feed.next_chunk(config.bulk_max_docs)))
+            .map(|chunk| stage.send_chunk(chunk))
+            .buffer_unordered(config.bulk_concurrency)
+            .collect()
+            .await;
+    answered.extend(rest);
+    answered.sort_unstable_by_key(|chunk| chunk.first);
 
-    let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
+    let decoded = feed.next;
+    drop(feed);
+    let mut documents = Vec::with_capacity(decoded);
+    let mut outcomes = Vec::with_capacity(decoded);
     let mut stats = IndexingStats::default();
-    for (range, chunk_outcomes, chunk_stats) in results {
-        for (slot, outcome) in outcomes[range].iter_mut().zip(chunk_outcomes) {
-            *slot = Some(outcome);
-        }
-        stats.requests += chunk_stats.requests;
-        stats.body_bytes += chunk_stats.body_bytes;
-        stats.bytes_sent += chunk_stats.bytes_sent;
-        stats.unauthorized |= chunk_stats.unauthorized;
-        stats.answered_normally |= chunk_stats.answered_normally;
+    for chunk in answered {
+        documents.extend(chunk.documents);
+        outcomes.extend(chunk.outcomes);
+        stats.requests += chunk.stats.requests;
+        stats.body_bytes += chunk.stats.body_bytes;
+        stats.bytes_sent += chunk.stats.bytes_sent;
+        stats.unauthorized |= chunk.stats.unauthorized;
+        stats.answered_normally |= chunk.stats.answered_normally;
     }
     stats.elapsed = started.elapsed();
-    let outcomes = outcomes.into_iter().map(|o| o.expect("every chunk reports every document")).collect();
-    (outcomes, stats)
+    (decoder.finish(documents), outcomes, stats)
+}
+
+/// Cuts decoded documents into chunks of at most `max_docs` documents and `BULK_MAX_BYTES` of body (a larger
+/// document travels alone), decoding records (`decode_next`: the next record's documents into the queue, false
+/// when there are no more) only as the next chunk needs them.
+struct ChunkFeed<D> {
+    decode_next: D,
+    /// Documents decoded but not yet in a chunk (the rest of the last record decoded).
+    pending: VecDeque<Document>,
+    /// The batch position of `pending`'s first document.
+    next: usize,
+    max_bytes: usize,
+}
+
+impl<D: FnMut(&mut VecDeque<Document>) -> bool> ChunkFeed<D> {
+    fn new(decode_next: D, config: &Config) -> ChunkFeed<D> {
+        ChunkFeed { decode_next, pending: VecDeque::new(), next: 0, max_bytes: config.bulk_max_bytes }
+    }
+
+    fn next_chunk(&mut self, max_docs: usize) -> Option<Chunk> {
+        let mut documents = Vec::new();
+        let mut bytes = 0;
+        while documents.len() < max_docs && bytes < self.max_bytes {
+            let Some(document) = self.pending.front() else {
+                if (self.decode_next)(&mut self.pending) {
+                    continue;
+                }
+                break;
+            };
+            let size = bulk::entry_size(document);
+            if !documents.is_empty() && bytes + size > self.max_bytes {
+                break;
+            }
+            bytes += size;
+            documents.extend(self.pending.pop_front());
+        }
+        if documents.is_empty() {
+            return None;
+        }
+        let first = self.next;
+        self.next += documents.len();
+        Some(Chunk { first, documents })
+    }
+}
+
+/// Consecutive documents of the batch sent in one request (or two halves after a 413), owned while in flight.
+struct Chunk {
+    /// The batch position of the first document.
+    first: usize,
+    documents: Vec<Document>,
+}
+
+/// A chunk after its answer: one outcome per document, and the documents with only the sources routing needs.
+struct AnsweredChunk {
+    first: usize,
+    documents: Vec<Document>,
+    outcomes: Vec<DocOutcome>,
+    stats: IndexingStats,
 }
 
 struct Stage<'a> {
     client: &'a Elasticsearch,
-    documents: &'a [Document],
     config: &'a Config,
     deadline: Instant,
     /// No request starts with less than this left (the invocation's margin, see `handler`).
@@ -254,14 +316,16 @@ struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    async fn send_chunk(&self, chunk: Range<usize>) -> (Range<usize>, Vec<DocOutcome>, IndexingStats) {
-        let mut outcomes: Vec<Option<DocOutcome>> = vec![None; chunk.len()];
+    async fn send_chunk(&self, chunk: Chunk) -> AnsweredChunk {
+        let Chunk { first, mut documents } = chunk;
+        let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
         let mut stats = IndexingStats::default();
         // A 413 replaces a request by its two halves, first half first.
-        let mut pending = vec![chunk.clone()];
+        let whole = 0..documents.len();
+        let mut pending = vec![whole];
         while let Some(part) = pending.pop() {
             let fill = |outcomes: &mut Vec<Option<DocOutcome>>, outcome: DocOutcome| {
-                for slot in &mut outcomes[part.start - chunk.start..part.end - chunk.start] {
+                for slot in &mut outcomes[part.clone()] {
                     *slot = Some(outcome.clone());
                 }
             };
@@ -280,7 +344,7 @@ impl Stage<'_> {
                 continue;
             }
             let timeout = self.config.es_timeout.min(left - self.margin);
-            let body = bulk::encode(&self.documents[part.clone()]);
+            let body = bulk::encode(&documents[part.clone()]);
             stats.body_bytes += body.len();
             let body = self.client.wire_body(body);
             stats.requests += 1;
@@ -311,14 +375,20 @@ impl Stage<'_> {
                         && part_outcomes.iter().all(|outcome| {
                             outcome.failure().is_none_or(|failure| !pacing::is_cluster_level(failure.cause))
                         });
-                    for (slot, outcome) in outcomes[part.start - chunk.start..].iter_mut().zip(part_outcomes) {
+                    for (slot, outcome) in outcomes[part.start..].iter_mut().zip(part_outcomes) {
                         *slot = Some(outcome);
                     }
                 }
             }
         }
-        let outcomes = outcomes.into_iter().map(|o| o.expect("every part is filled")).collect();
-        (chunk, outcomes, stats)
+        let outcomes: Vec<DocOutcome> = outcomes.into_iter().map(|o| o.expect("every part is filled")).collect();
+        for (document, outcome) in documents.iter_mut().zip(&outcomes) {
+            if !outcome.needs_source() {
+                document.source = Vec::new();
+                document.id = None;
+            }
+        }
+        AnsweredChunk { first, documents, outcomes, stats }
     }
 
     /// The outcome for documents not sent because an earlier answer stopped the stage.
@@ -337,5 +407,50 @@ impl Stage<'_> {
             ),
         };
         Some(DocOutcome::Failed(failure))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn doc(record: usize) -> Document {
+        Document {
+            record,
+            id: Some(format!("s:0:{record}")),
+            index: Arc::from("logs"),
+            source: br#"{"payload":"0123456789"}"#.to_vec(),
+        }
+    }
+
+    /// The chunks cut from `records` records of three documents each: (first position, documents) per chunk, and
+    /// how many records had been decoded when each chunk was cut.
+    fn chunks(records: usize, max_bytes: usize, max_docs: usize) -> Vec<(usize, usize, usize)> {
+        let decoded = std::cell::Cell::new(0);
+        let decode_next = |pending: &mut VecDeque<Document>| {
+            let record = decoded.get();
+            if record == records {
+                return false;
+            }
+            decoded.set(record + 1);
+            pending.extend((0..3).map(|_| doc(record)));
+            true
+        };
+        let config = Config::from_lookup(|name| (name == "ES_URL").then(|| "http://127.0.0.1:9".to_owned())).unwrap();
+        let mut feed = ChunkFeed::new(decode_next, &config);
+        feed.max_bytes = max_bytes;
+        std::iter::from_fn(|| feed.next_chunk(max_docs).map(|c| (c.first, c.documents.len(), decoded.get()))).collect()
+    }
+
+    #[test]
+    fn chunks_respect_the_document_and_byte_limits_and_decode_only_what_they_need() {
+        // 4 records of 3 documents, 4 per chunk: the first chunk needs two records, the second three, the last four.
+        assert_eq!(chunks(4, 1 << 20, 4), vec![(0, 4, 2), (4, 4, 3), (8, 4, 4)]);
+        let one = bulk::entry_size(&doc(0));
+        assert_eq!(chunks(3, one * 2, 100), vec![(0, 2, 1), (2, 2, 2), (4, 2, 2), (6, 2, 3), (8, 1, 3)]);
+        assert_eq!(chunks(2, 10, 100).len(), 6, "an oversized document travels alone");
+        assert_eq!(chunks(0, 10, 10), vec![]);
     }
 }

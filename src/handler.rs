@@ -105,10 +105,10 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
              function's timeout (a few seconds at least); reported once per cold start"
         );
     }
-    let batch = record::decode_batch(event, config, Utc::now());
+    let decoder = record::BatchDecoder::new(event, config, Utc::now());
     let probe = deps.warm.pacing.probing();
-    let (doc_outcomes, indexing) =
-        elasticsearch::index_documents(&deps.elasticsearch, &batch.documents, config, deadline, margin, probe).await;
+    let (batch, doc_outcomes, indexing) =
+        elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe).await;
     if indexing.answered_normally {
         deps.warm.pacing.cluster_answered();
     }

@@ -148,39 +148,84 @@ pub struct Batch {
 
 /// Reads and decodes every record of the event. `now` stamps documents of records that carry no arrival time.
 pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>) -> Batch {
-    let mut target = Target {
-        batch: Batch {
-            records: Vec::with_capacity(event.records.len()),
-            decoded: Vec::with_capacity(event.records.len()),
-            documents: Vec::with_capacity(event.records.len()),
-            timestamps_out_of_range: 0,
-            oldest_arrival: None,
-        },
-        namer: IndexNamer::new(&config.index),
-        config,
-        streams: StreamTags::default(),
-        id_prefix: String::new(),
-    };
-    for (position, raw) in event.records.iter().enumerate() {
+    let mut decoder = BatchDecoder::new(event, config, now);
+    let mut documents = Vec::new();
+    while decoder.decode_next_into(&mut documents) {}
+    decoder.finish(documents)
+}
+
+/// Decodes a batch one record at a time, handing each record's documents out as it goes: the indexer decodes a
+/// chunk's worth, sends it, and keeps of each document only what routing needs, so a batch that inflates (gzip,
+/// CloudWatch Logs) never has all its documents' sources in memory at once. Every record is decoded exactly once,
+/// in order; document positions (`Decoded::Documents::range`, `Document::record`) are the batch's, as if decoded
+/// at once.
+pub struct BatchDecoder<'a> {
+    event: &'a KinesisEventIn,
+    next_record: usize,
+    now: DateTime<Utc>,
+    target: Target<'a>,
+}
+
+impl<'a> BatchDecoder<'a> {
+    pub fn new(event: &'a KinesisEventIn, config: &'a Config, now: DateTime<Utc>) -> BatchDecoder<'a> {
+        let target = Target {
+            batch: Batch {
+                records: Vec::with_capacity(event.records.len()),
+                decoded: Vec::with_capacity(event.records.len()),
+                documents: Vec::new(),
+                timestamps_out_of_range: 0,
+                oldest_arrival: None,
+            },
+            handed_out: 0,
+            namer: IndexNamer::new(&config.index),
+            config,
+            streams: StreamTags::default(),
+            id_prefix: String::new(),
+        };
+        BatchDecoder { event, next_record: 0, now, target }
+    }
+
+    /// Decodes the next record and moves its documents (none when it is rejected or skipped) to the end of `out`.
+    /// False when every record has been decoded.
+    pub fn decode_next_into(&mut self, out: &mut impl Extend<Document>) -> bool {
+        let Some(raw) = self.event.records.get(self.next_record) else {
+            return false;
+        };
+        let position = self.next_record;
+        self.next_record += 1;
+        let target = &mut self.target;
         let (provenance, decoded) = match read_record(raw.get()) {
             Err((provenance, rejection)) => {
-                let excerpt = excerpt(raw.get().as_bytes(), config.log_excerpt_bytes);
+                let excerpt = excerpt(raw.get().as_bytes(), target.config.log_excerpt_bytes);
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
             Ok(record) => {
-                let decoded = target.decode(&record, now);
+                let decoded = target.decode(&record, self.now);
                 (record.provenance, decoded)
             }
         };
         target.batch.records.push(provenance);
         target.batch.decoded.push(decoded);
+        target.handed_out += target.batch.documents.len();
+        out.extend(target.batch.documents.drain(..));
+        true
     }
-    target.batch
+
+    /// The decoded batch once every record is decoded, given back every document handed out, in order (their
+    /// sources may have been released).
+    pub fn finish(mut self, documents: Vec<Document>) -> Batch {
+        assert_eq!(self.next_record, self.event.records.len(), "every record is decoded");
+        assert_eq!(documents.len(), self.target.handed_out, "every document handed out comes back");
+        self.target.batch.documents = documents;
+        self.target.batch
+    }
 }
 
 /// The batch being built, and what naming its documents needs across records.
 struct Target<'c> {
+    /// Holds the current record's documents until they are handed out; their positions start at `handed_out`.
     batch: Batch,
+    handed_out: usize,
     namer: IndexNamer<'c>,
     config: &'c Config,
     streams: StreamTags,
@@ -208,7 +253,7 @@ impl Target<'_> {
             timestamp_field: &config.timestamp_field,
             default_timestamp: record.arrival.unwrap_or(now),
         };
-        let first = self.batch.documents.len();
+        let first = self.handed_out + self.batch.documents.len();
         let mut rejected_parts = Vec::new();
         let mut skipped = None;
         if kpl::is_aggregate(&raw) {
@@ -244,7 +289,7 @@ impl Target<'_> {
                 Err((rejection, bytes)) => return Decoded::Rejected { rejection, excerpt: quote(&bytes) },
             }
         }
-        let range = first..self.batch.documents.len();
+        let range = first..self.handed_out + self.batch.documents.len();
         match (range.is_empty(), rejected_parts.is_empty(), skipped) {
             (true, true, Some(why)) => Decoded::Skipped(why),
             (true, true, None) => Decoded::Skipped("the record holds no documents".to_owned()),

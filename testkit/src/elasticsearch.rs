@@ -122,6 +122,7 @@ impl FieldKind {
 
 #[derive(Debug, Default)]
 struct Index {
+    /// `_id` → (version, source; `null` when the double keeps no sources).
     documents: HashMap<String, (u64, Value)>,
     mapping: HashMap<String, FieldKind>,
     seq_no: u64,
@@ -153,6 +154,8 @@ struct State {
     requests_during_outage: usize,
     /// Refuse any client `_id`, as OpenSearch Serverless TIMESERIES and VECTORSEARCH collections do.
     refuse_ids: bool,
+    /// Whether written documents keep their source (off for tests that measure the indexer's memory).
+    keep_sources: bool,
     /// Aliases that point at indices without a write index.
     aliases_without_write_index: HashSet<String>,
     /// (index name prefixes from `index_patterns` ending in `*`, or exact names; default pipeline)
@@ -209,6 +212,7 @@ impl EsDouble {
             outage_until: None,
             refuse_ids: false,
             requests_during_outage: 0,
+            keep_sources: true,
             aliases_without_write_index: HashSet::new(),
             templates: Vec::new(),
         };
@@ -296,6 +300,12 @@ impl EsDouble {
         self.state().basic_auth = credentials.map(|(user, password)| {
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
         });
+    }
+
+    /// Whether documents keep their source once written (`document` then answers `null`); ids and versions are
+    /// kept either way.
+    pub fn set_keep_sources(&self, keep: bool) {
+        self.state().keep_sources = keep;
     }
 
     /// Every bulk request takes at least this long to answer, as a loaded cluster does.
@@ -848,6 +858,7 @@ impl State {
         }
         let version = existing.map_or(1, |v| v + 1);
         index.seq_no += 1;
+        let source = if self.keep_sources { source } else { Value::Null };
         index.documents.insert(id.clone(), (version, source));
         let (status, result) = if existing.is_some() { (200, "updated") } else { (201, "created") };
         json!({ &action.kind: {

@@ -20,6 +20,15 @@ impl Function {
     }
 }
 
+impl Function {
+    /// The most resident memory the process has used (VmHWM), in bytes.
+    fn peak_rss(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).expect("/proc/<pid>/status");
+        let kb = status.lines().find_map(|line| line.strip_prefix("VmHWM:")).expect("VmHWM");
+        kb.trim().trim_end_matches("kB").trim().parse::<usize>().expect("VmHWM in kB") * 1024
+    }
+}
+
 impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -149,4 +158,61 @@ async fn a_missing_es_url_stops_the_cold_start_with_an_error_naming_it() {
 fn lambda_event(payloads: &[Vec<u8>]) -> String {
     let event = event(payloads);
     format!("{{\"Records\":[{}]}}", event.records.iter().map(|r| r.get()).collect::<Vec<_>>().join(","))
+}
+
+/// gzip'd CloudWatch Logs envelopes of `events` log events of 16 KiB each (repetitive, as logs are: they compress to
+/// a few percent of their size).
+fn inflating_payloads(records: usize, events: usize) -> (Vec<Vec<u8>>, usize) {
+    let message: String = "GET /api/orders/42 200 user=alice agent=okhttp ".chars().cycle().take(16 * 1024).collect();
+    let mut inflated = 0;
+    let payloads = (0..records)
+        .map(|r| {
+            let log_events: Vec<serde_json::Value> = (0..events)
+                .map(|e| json!({"id": format!("{r}{e:06}"), "timestamp": 1_795_400_000_000u64 + e as u64, "message": message}))
+                .collect();
+            let envelope = json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/app",
+                "logStream": "s", "subscriptionFilters": ["f"], "logEvents": log_events})
+            .to_string();
+            inflated += envelope.len();
+            gzip(envelope.as_bytes())
+        })
+        .collect();
+    (payloads, inflated)
+}
+
+/// FAULTS 30: the function's memory follows the chunks it sends, not the batch's inflated size. A batch of under
+/// 2 MB that inflates to 64 MB, sent in 1 MB requests: with every document decoded at once, or every source kept
+/// until the end, the process holds about 95 MB; decoding chunk by chunk and releasing what was sent, about 40 MB
+/// (its idle size, the event, one record inflating, a few chunks). Two worker threads, as on a small Lambda.
+#[tokio::test]
+async fn s30_a_batch_inflating_to_64_mb_needs_the_memory_of_a_few_chunks() {
+    let es = EsDouble::start().await;
+    es.set_keep_sources(false);
+    let api = LambdaApiDouble::start().await;
+    let (records, events) = (16, 256);
+    let (payloads, inflated) = inflating_payloads(records, events);
+    let event = lambda_event(&payloads);
+    assert!(inflated > 64 << 20 && event.len() < 2 << 20, "{inflated} bytes from {}", event.len());
+    let function = start_function(
+        &api,
+        &[
+            ("ES_URL", &es.url()),
+            ("ES_COMPRESSION", "none"),
+            ("BULK_MAX_BYTES", &(1 << 20).to_string()),
+            ("TOKIO_WORKER_THREADS", "2"),
+        ],
+    );
+
+    api.invoke(&event, Duration::from_secs(120));
+    let answers = api.answers(1, Duration::from_secs(120)).await;
+
+    assert!(matches!(&answers[..], [Answer::Response { body, .. }] if body == &json!({"batchItemFailures": []})));
+    assert_eq!(es.count(), records * events);
+    let peak = function.peak_rss();
+    assert!(
+        peak < inflated,
+        "{:.1} MB resident for a batch inflating to {} MB",
+        peak as f64 / 1_048_576.0,
+        inflated >> 20
+    );
 }

@@ -1,6 +1,5 @@
 //! The scenarios of FAULTS.md, one test each (named `sNN_…`), against the doubles.
 
-use std::io::Write;
 use std::time::Duration;
 
 use kinesis_es_indexer::Outcome::{self, *};
@@ -8,12 +7,6 @@ use serde_json::json;
 use testkit::{Fault, FirehoseFault, IndexFault};
 
 use crate::support::*;
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
 
 #[tokio::test]
 async fn s01_mixed_item_statuses_are_judged_one_by_one() {

@@ -11,7 +11,6 @@
 //! runs many more. A failure names its seed: replay it with `SOAK_FIRST_SEED=<seed> SOAK_SEEDS=1`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::time::Duration;
 
 use kinesis_es_indexer::Outcome;
@@ -56,12 +55,6 @@ impl SoakTally {
             *sum += n;
         }
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// A random batch of `n` records starting at record `first` of the shard, and what each must become.

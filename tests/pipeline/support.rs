@@ -135,6 +135,13 @@ pub fn json_payloads(values: &[Value]) -> Vec<Vec<u8>> {
     values.iter().map(|v| serde_json::to_vec(v).unwrap()).collect()
 }
 
+/// `bytes` gzip'd, as producers and CloudWatch Logs send them.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// `n` plain JSON payloads.
 pub fn plain_payloads(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| serde_json::to_vec(&json!({"message": format!("record {i}"), "n": i})).unwrap()).collect()
