@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak fuzz lint build invoke deploy events clean firehose-pipeline replay
+.PHONY: help run test soak bench fuzz lint build invoke deploy events clean firehose-pipeline replay
 
 EVENT ?= events/kinesis.json
 
@@ -22,6 +22,9 @@ SOAK_SEEDS ?= 3000
 SOAK_RECORDS ?= 100
 soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x SOAK_RECORDS (100); SOAK_FIRST_SEED replays one
 	SOAK_SEEDS=$(SOAK_SEEDS) SOAK_RECORDS=$(SOAK_RECORDS) cargo test --release --test pipeline soak -- --nocapture
+
+bench: ## CPU, wall time, peak RSS and bytes of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
+	cargo bench --bench bench
 
 FUZZ_SECONDS ?= 120
 fuzz: ## Fuzz record decoding with cargo-fuzz for FUZZ_SECONDS (120); installs cargo-fuzz, runs on stable via RUSTC_BOOTSTRAP
