@@ -528,7 +528,7 @@ pub fn inflate(raw: Vec<u8>, budget: &mut usize) -> Result<Vec<u8>, (Rejection, 
         *budget -= raw.len();
         return Ok(raw);
     }
-    let mut inflated = Vec::with_capacity((raw.len() * 4).min(limit));
+    let mut inflated = Vec::with_capacity(inflated_size_hint(&raw).min(limit));
     // MultiGzDecoder: CloudWatch Logs and `gzip -c a b` may concatenate members.
     let decoder = flate2::read::MultiGzDecoder::new(raw.as_slice());
     if let Err(error) = decoder.take(limit as u64 + 1).read_to_end(&mut inflated) {
@@ -542,6 +542,16 @@ pub fn inflate(raw: Vec<u8>, budget: &mut usize) -> Result<Vec<u8>, (Rejection, 
     }
     *budget -= inflated.len();
     Ok(inflated)
+}
+
+/// The size gzip data inflates to, as its trailer says (RFC 1952 ISIZE: the last member's size mod 2^32), and at
+/// least four times the compressed size when the trailer says less (a truncated or multi-member stream). Reserving
+/// it saves the copies, and the twice-the-size peak, of a buffer doubling up to a large record; the caller caps it
+/// by the record's budget, so a trailer that lies cannot reserve more than a record may hold.
+fn inflated_size_hint(gzip: &[u8]) -> usize {
+    let trailer =
+        gzip.len().checked_sub(4).map(|at| u32::from_le_bytes([gzip[at], gzip[at + 1], gzip[at + 2], gzip[at + 3]]));
+    (trailer.unwrap_or(0) as usize).max(gzip.len() * 4)
 }
 
 /// What one record's decoded data holds.
