@@ -3,6 +3,8 @@
 .PHONY: help run test soak bench fuzz lint build invoke deploy events clean firehose-pipeline replay
 
 EVENT ?= events/kinesis.json
+# The function's architecture, for make build and make deploy alike; the template's Architecture defaults to the same.
+ARCH ?= x86_64
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -14,8 +16,8 @@ test: ## Unit, integration, soak and property tests; template.yaml checks; sampl
 	python3 events/generate.py --check
 	python3 -c "import cfnlint, samtranslator" 2> /dev/null || python3 -m pip install --quiet cfn-lint aws-sam-translator
 	python3 -c "import moto.server, boto3, flask_cors" 2> /dev/null || python3 -m pip install --quiet "moto[server]>=5,<6" boto3
-	python3 -m unittest discover -s tests -p '*_test.py'
 	REQUIRE_PYTHON_TOOLS=1 cargo test --workspace
+	python3 -m unittest discover -s tests -p '*_test.py'
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
 
 SOAK_SEEDS ?= 3000
@@ -36,7 +38,6 @@ lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-ARCH ?= x86_64
 build: ## Build target/lambda/bootstrap/bootstrap with cargo-lambda for ARCH (x86_64; arm64 needs the aarch64 target and zig)
 	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
 ifeq ($(ARCH),arm64)
@@ -46,14 +47,20 @@ else
 	cargo lambda build --release --bin bootstrap --x86-64 --compiler cargo
 	python3 scripts/check_glibc.py target/lambda/bootstrap/bootstrap
 endif
+	python3 scripts/check_architecture.py target/lambda/bootstrap/bootstrap $(ARCH)
 
 invoke: ## Run the function under `cargo lambda watch` on 127.0.0.1 and invoke it with EVENT; prints the batch response
 	python3 scripts/invoke_local.py $(EVENT)
 
-deploy: ## sam build && sam deploy --guided (installs the SAM CLI with pip if missing; needs AWS credentials)
+deploy: ## sam build and sam deploy --guided for ARCH (x86_64, or arm64), checking the built binary's machine type in between (installs the SAM CLI with pip if missing; needs AWS credentials)
 	command -v sam > /dev/null || python3 -m pip install --quiet aws-sam-cli
 	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
-	sam build && sam deploy --guided
+ifeq ($(ARCH),arm64)
+	python3 -c "import ziglang" 2> /dev/null || python3 -m pip install --quiet ziglang
+endif
+	sam build --parameter-overrides Architecture=$(ARCH)
+	python3 scripts/check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)
+	sam deploy --guided --parameter-overrides Architecture=$(ARCH)
 
 events: ## Regenerate the sample events in events/
 	python3 events/generate.py

@@ -117,6 +117,15 @@ def actions(statement):
 
 
 class TemplateTest(unittest.TestCase):
+    def test_make_and_the_template_agree_on_the_architecture(self):
+        makefile = (ROOT / "Makefile").read_text()
+        (default,) = re.findall(r"^ARCH \?= (\S+)$", makefile, re.M)
+        template, _ = decode(str(TEMPLATE))
+        self.assertEqual(template["Parameters"]["Architecture"]["Default"], default)
+        for recipe in ["sam build --parameter-overrides Architecture=$(ARCH)", "sam deploy --guided --parameter-overrides Architecture=$(ARCH)",
+                       "check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)"]:
+            self.assertIn(recipe, makefile)
+
     def test_cfn_lint_finds_nothing_not_even_informational_notes(self):
         cfn_lint = shutil.which("cfn-lint") or str(pathlib.Path(sys.executable).parent / "cfn-lint")
         result = subprocess.run([cfn_lint, str(TEMPLATE), "--include-checks", "I"], capture_output=True, text=True)
