@@ -234,7 +234,12 @@ fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsA
             ));
         }
         if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
-            return Err(problem("ES_SECRET_ARN", format!("expects a Secrets Manager secret ARN, got {arn:?}")));
+            // Not quoted: a value that is not an ARN may be the secret itself, pasted in the wrong place.
+            return Err(problem(
+                "ES_SECRET_ARN",
+                "expects a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), got \
+                 something else (not shown: it may hold credentials)",
+            ));
         }
         return match get("ES_AUTH").map(|m| m.to_ascii_lowercase()).as_deref() {
             None | Some("basic") | Some("api-key") => Ok(EsAuth::Secret { arn }),
@@ -284,10 +289,18 @@ fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsA
             if service != "es" && service != "aoss" {
                 return Err(problem("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
             }
-            let region =
-                get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).or_else(|| region_of(&host)).ok_or_else(
-                    || problem("AWS_REGION", "is required to sign requests (Lambda sets it; set it for local runs)"),
-                )?;
+            // The domain's region signs its requests, wherever the function runs; the function's own region
+            // (AWS_REGION, which Lambda sets) only for an endpoint that does not name one.
+            let region = region_of(&host)
+                .or_else(|| get("AWS_REGION"))
+                .or_else(|| get("AWS_DEFAULT_REGION"))
+                .ok_or_else(|| {
+                    problem(
+                        "AWS_REGION",
+                        "is required to sign requests to an endpoint that does not name its region (Lambda sets \
+                             it; set it for local runs)",
+                    )
+                })?;
             Ok(EsAuth::SigV4 { region, service })
         }
         other => Err(problem("ES_AUTH", format!("expects none, basic, api-key or sigv4, got {other:?}"))),
@@ -315,29 +328,61 @@ fn host_of(url: &str) -> &str {
     authority.rsplit_once(':').map_or(authority, |(host, _)| host)
 }
 
-/// The region in an AWS endpoint: `search-logs-abc.eu-west-1.es.amazonaws.com` → `eu-west-1`.
+/// The region in an AWS endpoint, the label before `es.amazonaws.com` or `aoss.amazonaws.com` (or `.com.cn`):
+/// `search-<domain>-<id>.<region>.es…`, `vpc-<domain>-<id>.<region>.es…`, `<collection-id>.<region>.aoss…`. Only a
+/// label shaped like a region counts (`us-east-1`, `us-gov-west-1`, `cn-north-1`), so an endpoint written without
+/// its region (`search-logs.es.amazonaws.com`) yields none rather than `search-logs`.
 fn region_of(host: &str) -> Option<String> {
     let labels: Vec<&str> = host.split('.').collect();
-    let service_at = labels.iter().position(|l| *l == "es" || *l == "aoss")?;
-    labels.get(service_at.checked_sub(1)?).filter(|region| region.contains('-')).map(|r| r.to_string())
+    let service_at = labels
+        .iter()
+        .enumerate()
+        .position(|(i, l)| (*l == "es" || *l == "aoss") && labels.get(i + 1) == Some(&"amazonaws"))?;
+    let region = labels.get(service_at.checked_sub(1)?)?;
+    let parts: Vec<&str> = region.split('-').collect();
+    let shaped = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty();
+    shaped.then(|| region.to_string())
 }
 
 fn parse_url(text: &str) -> Result<String, ConfigError> {
+    let shown = redact_url(text);
     let rest = text
         .strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"))
-        .ok_or_else(|| problem("ES_URL", format!("must start with http:// or https://, got {text:?}")))?;
+        .ok_or_else(|| problem("ES_URL", format!("must start with http:// or https://, got {shown:?}")))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains('@') {
         return Err(problem(
             "ES_URL",
-            format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {text:?}"),
+            format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {shown:?}"),
         ));
     }
     if rest.contains(['?', '#']) {
-        return Err(problem("ES_URL", format!("must not carry a query or fragment, got {text:?}")));
+        return Err(problem("ES_URL", format!("must not carry a query or fragment, got {shown:?}")));
     }
     Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// A URL as it may be quoted: any `user:password@` part (anything before an `@` in the authority) as `***@`, and a
+/// query, which may carry a token, as `?***`.
+pub fn redact_url(text: &str) -> String {
+    let (scheme, rest) = text.split_once("://").map_or(("", text), |(scheme, rest)| (scheme, rest));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_owned(),
+    };
+    let path = match path.split_once('?') {
+        Some((path, _)) => format!("{path}?***"),
+        None => path.to_owned(),
+    };
+    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    format!("{scheme}{authority}{path}")
 }
 
 fn number<T>(
@@ -452,13 +497,52 @@ mod tests {
         let serverless =
             config(&[("ES_URL", "https://abc123.us-east-1.aoss.amazonaws.com"), ("AWS_REGION", "us-east-1")]).unwrap();
         assert_eq!(serverless.auth, EsAuth::SigV4 { region: "us-east-1".into(), service: "aoss".into() });
-        let region_from_env =
-            config(&[("ES_URL", "https://vpc-logs.eu-west-1.es.amazonaws.com"), ("AWS_REGION", "eu-central-1")])
+        // A domain in another region than the function is signed with its own region.
+        let cross_region =
+            config(&[("ES_URL", "https://vpc-logs-abc123.eu-west-1.es.amazonaws.com"), ("AWS_REGION", "eu-central-1")])
                 .unwrap();
+        assert_eq!(cross_region.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+        let region_from_env =
+            config(&[("ES_URL", "https://search-logs.es.amazonaws.com"), ("AWS_REGION", "eu-central-1")]).unwrap();
         assert_eq!(region_from_env.auth, EsAuth::SigV4 { region: "eu-central-1".into(), service: "es".into() });
         let explicit =
             config(&[("ES_URL", "http://127.0.0.1:9200"), ("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")]).unwrap();
         assert_eq!(explicit.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+    }
+
+    #[test]
+    fn the_signing_region_is_read_from_every_aws_endpoint_form() {
+        let cases = [
+            ("search-logs-abc123def456.eu-west-1.es.amazonaws.com", Some("eu-west-1")),
+            ("vpc-my-logs-2-abc123def456.us-gov-west-1.es.amazonaws.com", Some("us-gov-west-1")),
+            ("abc123def456ghi.us-east-1.aoss.amazonaws.com", Some("us-east-1")),
+            ("search-logs-abc.cn-north-1.es.amazonaws.com.cn", Some("cn-north-1")),
+            ("search-logs-abc.ap-southeast-4.es.amazonaws.com", Some("ap-southeast-4")),
+            ("search-foo.es.amazonaws.com", None),
+            ("vpc-logs.es.amazonaws.com", None),
+            ("logs.es.example.com", None),
+            ("es.amazonaws.com", None),
+            ("search-logs-abc.eu-west.es.amazonaws.com", None),
+        ];
+        for (host, region) in cases {
+            assert_eq!(region_of(host).as_deref(), region, "{host}");
+        }
+        let refused = config(&[("ES_URL", "https://search-foo.es.amazonaws.com")]).unwrap_err();
+        assert_eq!(refused.variable, "AWS_REGION", "no region is invented from the domain's name: {refused}");
+    }
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_quoting_them() {
+        let error =
+            config(&[("ES_URL", "https://indexer:Hunter2-pw@search-logs-abc.eu-west-1.es.amazonaws.com")]).unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains("Hunter2-pw") && !text.contains("indexer:"), "{text}");
+        assert!(text.contains("https://***@search-logs-abc.eu-west-1.es.amazonaws.com"), "{text}");
+        assert_eq!(redact_url("https://u:p@h:9200/prefix?token=t"), "https://***@h:9200/prefix?***");
+        assert_eq!(redact_url("https://h/prefix"), "https://h/prefix");
+        let secret_pasted =
+            config(&[("ES_URL", "https://h"), ("ES_SECRET_ARN", r#"{"username":"u","password":"Hunter2-pw"}"#)]);
+        assert!(!secret_pasted.unwrap_err().to_string().contains("Hunter2-pw"));
     }
 
     #[test]

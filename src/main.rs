@@ -17,7 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(error) => {
             tracing::error!(%error, "Cold start failed");
             report_init_error(&error).await;
-            return Err(error.into());
+            // Exits here rather than returning the error from `main`, which would print its `Debug` form last.
+            std::process::exit(1);
         }
     };
     tracing::info!(es_url = %deps.config.es_url, index = deps.config.index.as_str(), firehose_stream = ?deps.config.firehose_stream, "Ready");
@@ -33,6 +34,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 /// Tells Lambda why the cold start failed (`/runtime/init/error`), so the invocation shows the error's type and
 /// message rather than an unexplained exit. The batch stays in Kinesis and is retried with the next start.
 async fn report_init_error(error: &Error) {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        return; // Not under Lambda (a local run): the ERROR line is the report.
+    }
     let error_type = error.kind();
     let body = serde_json::json!({"errorType": error_type, "errorMessage": error.to_string()}).to_string();
     let client = lambda_runtime_api_client::PooledClient::builder().build();

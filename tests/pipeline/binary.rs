@@ -9,7 +9,8 @@ use testkit::{Answer, EsDouble, LambdaApiDouble};
 
 use crate::support::*;
 
-/// The function process, and the file its standard output (its log) goes to; killed when dropped.
+/// The function process, and the file its standard output (its log) goes to (standard error to the same path
+/// with `.err`); killed when dropped.
 struct Function(Child, std::path::PathBuf);
 
 impl Function {
@@ -17,6 +18,12 @@ impl Function {
     fn log_lines(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.1).unwrap_or_default();
         text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    }
+
+    /// Everything the process wrote so far, standard output then standard error.
+    fn output(&self) -> String {
+        let stdout = std::fs::read_to_string(&self.1).unwrap_or_default();
+        stdout + &std::fs::read_to_string(self.1.with_extension("err")).unwrap_or_default()
     }
 }
 
@@ -34,6 +41,7 @@ impl Drop for Function {
         let _ = self.0.kill();
         let _ = self.0.wait();
         let _ = std::fs::remove_file(&self.1);
+        let _ = std::fs::remove_file(self.1.with_extension("err"));
     }
 }
 
@@ -42,6 +50,7 @@ fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!("kinesis-es-indexer-function-{}-{n}.log", std::process::id()));
     let stdout = std::fs::File::create(&log).expect("a log file");
+    let stderr = std::fs::File::create(log.with_extension("err")).expect("an error file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     command
         .env_clear()
@@ -53,7 +62,7 @@ fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/kinesis-es-indexer")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .stdout(stdout)
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for (name, value) in env {
         command.env(name, value);
     }
@@ -215,4 +224,97 @@ async fn s30_a_batch_inflating_to_64_mb_needs_the_memory_of_a_few_chunks() {
         peak as f64 / 1_048_576.0,
         inflated >> 20
     );
+}
+
+/// Secrets no message may hold, in every credential-bearing setting: distinctive values, so that a leak anywhere
+/// (a log line at TRACE, an init error, a refusal) is found, as is their base64 (what an `Authorization` header
+/// carries).
+const URL_PASSWORD: &str = "Url-Pw-7f3a9c";
+const PASSWORD: &str = "Basic-Pw-51e0d2";
+const API_KEY: &str = "QXBpS2V5LTljNGIx";
+const SECRET_IN_THE_WRONG_PLACE: &str = "Pasted-Secret-2b8e77";
+const SECRET_ACCESS_KEY: &str = "Aws-Secret-Key-c61f04";
+const SESSION_TOKEN: &str = "Aws-Session-Token-93d2aa";
+
+fn assert_no_secret(what: &str, text: &str) {
+    use base64::Engine;
+    let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    for secret in [URL_PASSWORD, PASSWORD, API_KEY, SECRET_IN_THE_WRONG_PLACE, SECRET_ACCESS_KEY, SESSION_TOKEN] {
+        for form in [secret.to_owned(), encode(secret), encode(&format!("indexer:{secret}"))] {
+            assert!(!text.contains(&form), "{what} shows {form:?}:\n{text}");
+        }
+    }
+}
+
+/// Runs the function with `env` (at TRACE, JSON logs) on one batch, or until its cold start fails; returns all it
+/// wrote and every answer the Runtime API double received.
+async fn run_and_collect(es: &EsDouble, env: &[(&str, &str)]) -> (String, String) {
+    let api = LambdaApiDouble::start().await;
+    let url = es.url();
+    let mut all: Vec<(&str, &str)> = vec![("ES_URL", &url), ("RUST_LOG", "trace"), ("AWS_REGION", "eu-west-1")];
+    all.extend_from_slice(env);
+    let function = start_function(&api, &all);
+    let payloads = json_payloads(&[json!({"@timestamp": "2026-11-22T10:00:00Z", "n": 1})]);
+    api.invoke(&lambda_event(&payloads), Duration::from_secs(10));
+    let answers = api.answers(1, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (function.output(), format!("{answers:?}"))
+}
+
+/// No secret in any message (issue 10): every credential-bearing setting holds a distinctive value, every refusal
+/// and failure path is driven at TRACE level, and none of the values (nor their base64) appears in the function's
+/// output or in what it reports to Lambda. The cold start's last line is the error in its `Display` form.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_a_message_on_any_refusal_or_failure_path() {
+    let es = EsDouble::start().await;
+
+    // A URL with credentials: refused at cold start, quoted with `***@`.
+    let url_with_password = format!("https://indexer:{URL_PASSWORD}@search-logs-abc.eu-west-1.es.amazonaws.com");
+    let (output, answers) = run_and_collect(&es, &[("ES_URL", &url_with_password)]).await;
+    assert_no_secret("an ES_URL with credentials", &(output.clone() + &answers));
+    assert!(answers.contains("ConfigurationError") && answers.contains("***@search-logs"), "{answers}");
+    assert!(!output.contains("ConfigError {"), "no Debug form:\n{output}");
+    let (output, _) = run_and_collect(&es, &[("ES_URL", &url_with_password), ("RUST_LOG", "info")]).await;
+    let last = output.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+    assert!(last.contains("Cold start failed") && last.contains("ES_URL: needs a host"), "the last line: {last}");
+
+    // The secret pasted where its ARN belongs.
+    let pasted = format!(r#"{{"username":"indexer","password":"{SECRET_IN_THE_WRONG_PLACE}"}}"#);
+    let (output, answers) = run_and_collect(&es, &[("ES_SECRET_ARN", &pasted)]).await;
+    assert_no_secret("a secret in ES_SECRET_ARN", &(output + &answers));
+
+    // Basic credentials and an API key the cluster refuses (401), and the records going back.
+    es.require_basic_auth(Some(("someone", "else")));
+    let (output, answers) = run_and_collect(&es, &[("ES_USERNAME", "indexer"), ("ES_PASSWORD", PASSWORD)]).await;
+    assert!(output.contains("security_exception"), "the 401 path ran:\n{output}");
+    assert_no_secret("basic credentials refused", &(output + &answers));
+    let (output, answers) = run_and_collect(&es, &[("ES_API_KEY", API_KEY)]).await;
+    assert!(output.contains("security_exception"), "the 401 path ran:\n{output}");
+    assert_no_secret("an API key refused", &(output + &answers));
+    es.require_basic_auth(None);
+
+    // SigV4 with session credentials the cluster refuses (403), and Firehose unreachable for 429'd documents.
+    es.set_write_queue(Some(0));
+    let aws = [
+        ("ES_AUTH", "sigv4"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEINDEXER"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+        ("FIREHOSE_STREAM_NAME", "retry-later"),
+        ("AWS_ENDPOINT_URL_FIREHOSE", "http://127.0.0.1:9"),
+    ];
+    let (output, answers) = run_and_collect(&es, &aws).await;
+    assert!(output.contains("retry-later"), "the Firehose path ran:\n{output}");
+    assert_no_secret("SigV4 and Firehose failing", &(output + &answers));
+    if crate::support::python_has(&["botocore"]) {
+        es.set_write_queue(None);
+        es.require_sigv4(testkit::SigV4Check {
+            region: "eu-west-1".into(),
+            service: "es".into(),
+            credentials: vec![("AKIAOTHER".into(), "other-secret".into(), None)],
+        });
+        let (output, answers) = run_and_collect(&es, &aws).await;
+        assert!(output.contains("403") || output.contains("signature"), "the 403 path ran:\n{output}");
+        assert_no_secret("a signature refused", &(output + &answers));
+    }
 }
