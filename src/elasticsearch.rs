@@ -149,30 +149,15 @@ impl Elasticsearch {
         let response = match sent {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return BulkReply::TimedOut,
-            Err(error) => return BulkReply::Failed(error_chain(&error)),
+            Err(error) => return BulkReply::Failed(crate::error::error_chain(&error)),
         };
         let status = response.status_code().as_u16();
         match response.bytes().await {
             Ok(body) => BulkReply::Answered { status, body },
             Err(error) if error.is_timeout() => BulkReply::TimedOut,
-            Err(error) => BulkReply::Failed(format!("the answer broke off: {}", error_chain(&error))),
+            Err(error) => BulkReply::Failed(format!("the answer broke off: {}", crate::error::error_chain(&error))),
         }
     }
-}
-
-/// An error and its causes on one line: reqwest's own message rarely says what went wrong.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// What the indexing stage did, for the summary line.

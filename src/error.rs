@@ -26,3 +26,18 @@ impl From<Error> for lambda_runtime::Diagnostic {
         lambda_runtime::Diagnostic { error_type: error.kind().to_owned(), error_message: error.to_string() }
     }
 }
+
+/// An error and its causes on one line: reqwest's own message rarely says what went wrong.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_firehose::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchError;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
@@ -28,6 +29,8 @@ pub struct Firehose {
     client: aws_sdk_firehose::Client,
     stream: String,
     max_attempts: u32,
+    /// Where the calls go, for messages.
+    endpoint: String,
 }
 
 /// One document as Firehose receives it: its JSON with `{"_id","_index"}` in the target field, and a newline.
@@ -38,9 +41,18 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
-/// Error codes of PutRecordBatch that say the configuration, not the moment, is wrong: retrying cannot cure them.
-const NEEDS_FIXING: [&str; 4] =
-    ["ResourceNotFoundException", "AccessDeniedException", "InvalidKMSResourceException", "InvalidSourceException"];
+/// Error codes that say the function's credentials are missing, wrong, expired or not allowed the stream.
+const CREDENTIALS_REFUSED: [&str; 6] = [
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "MissingAuthenticationTokenException",
+    "IncompleteSignatureException",
+];
+/// Error codes that say the stream itself is wrong for us: missing, its KMS key unusable, not a direct-put stream.
+const STREAM_UNUSABLE: [&str; 3] =
+    ["ResourceNotFoundException", "InvalidKMSResourceException", "InvalidSourceException"];
 
 /// What the Firehose step did: which documents it could not park and why, and counters for the summary.
 #[derive(Debug, Default)]
@@ -71,8 +83,38 @@ pub fn entry(document_position: usize, document: &Document, target_field: &str) 
 }
 
 impl Firehose {
-    pub fn new(client: aws_sdk_firehose::Client, stream: String, max_attempts: u32) -> Firehose {
-        Firehose { client, stream, max_attempts }
+    /// `endpoint`: where the client sends calls, as messages name it (`endpoint_of` for a client from the SDK's
+    /// standard configuration).
+    pub fn new(client: aws_sdk_firehose::Client, stream: String, max_attempts: u32, endpoint: String) -> Firehose {
+        Firehose { client, stream, max_attempts, endpoint }
+    }
+
+    /// Why a whole PutRecordBatch call failed, naming the stream and the endpoint and saying whose it is to fix:
+    /// the network (Firehose cannot be reached), the credentials (none, or refused), the stream (missing, its key),
+    /// or the service (throttling, unavailable: worth another attempt). True when asking again cannot help.
+    fn call_failure<R: std::fmt::Debug>(&self, error: &SdkError<PutRecordBatchError, R>) -> (String, bool) {
+        let at = format!("Firehose stream {} at {}", self.stream, self.endpoint);
+        let chain = crate::error::error_chain(error);
+        match error {
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => (
+                format!("{at} cannot be reached (networking: a VPC needs a NAT or a firehose endpoint): {chain}"),
+                false,
+            ),
+            SdkError::TimeoutError(_) => (format!("{at} did not answer in time (networking): {chain}"), false),
+            SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if chain.contains("credential") => {
+                (format!("{at}: the function has no usable AWS credentials: {chain}"), true)
+            }
+            _ => match code_of(error) {
+                Some(code) if CREDENTIALS_REFUSED.contains(&code) => {
+                    (format!("{at} refuses the function's credentials ({code}: {})", message_of(error)), true)
+                }
+                Some(code) if STREAM_UNUSABLE.contains(&code) => {
+                    (format!("{at} cannot take records ({code}: {})", message_of(error)), true)
+                }
+                Some(code) => (format!("{at} answered {code}: {}", message_of(error)), false),
+                None => (format!("{at}: {chain}"), false),
+            },
+        }
     }
 
     /// Offers every entry to the stream; returns the ones it never accepted.
@@ -124,13 +166,17 @@ impl Firehose {
             delivery.calls += 1;
             let output = match tokio::time::timeout(left - margin, call).await {
                 Err(_) => {
-                    last_error = "PutRecordBatch did not answer before the deadline".into();
+                    last_error = format!(
+                        "Firehose stream {} at {} did not answer before the invocation's deadline",
+                        self.stream, self.endpoint
+                    );
                     continue;
                 }
                 Ok(Err(error)) => {
-                    last_error = format!("PutRecordBatch failed: {}", DisplayErrorContext(&error));
+                    let (why, needs_fixing) = self.call_failure(&error);
+                    last_error = why;
                     // Asking again cannot help when the stream is missing or forbidden to us.
-                    if error.code().is_some_and(|code| NEEDS_FIXING.contains(&code)) {
+                    if needs_fixing {
                         cause = Cause::Misconfigured(Fix::FirehoseStream);
                         break;
                     }
@@ -166,6 +212,44 @@ impl Firehose {
         for entry in pending {
             delivery.refused.insert(entry.document, refused(cause, last_error.clone()));
         }
+    }
+}
+
+/// The error code of a failed call: what the service said, or the modelled error's own name.
+fn code_of<R>(error: &SdkError<PutRecordBatchError, R>) -> Option<&str> {
+    error.code().or_else(|| match error.as_service_error()? {
+        PutRecordBatchError::ResourceNotFoundException(_) => Some("ResourceNotFoundException"),
+        PutRecordBatchError::InvalidKmsResourceException(_) => Some("InvalidKMSResourceException"),
+        PutRecordBatchError::InvalidSourceException(_) => Some("InvalidSourceException"),
+        PutRecordBatchError::InvalidArgumentException(_) => Some("InvalidArgumentException"),
+        PutRecordBatchError::ServiceUnavailableException(_) => Some("ServiceUnavailableException"),
+        _ => None,
+    })
+}
+
+/// The service's message for a failed call, or the modelled error's own.
+fn message_of<R>(error: &SdkError<PutRecordBatchError, R>) -> &str {
+    let modelled = match error.as_service_error() {
+        Some(PutRecordBatchError::ResourceNotFoundException(e)) => e.message(),
+        Some(PutRecordBatchError::InvalidKmsResourceException(e)) => e.message(),
+        Some(PutRecordBatchError::InvalidSourceException(e)) => e.message(),
+        Some(PutRecordBatchError::InvalidArgumentException(e)) => e.message(),
+        Some(PutRecordBatchError::ServiceUnavailableException(e)) => e.message(),
+        _ => None,
+    };
+    error.message().or(modelled).unwrap_or("no message")
+}
+
+/// Where a client from the SDK's standard configuration sends calls, for messages: the endpoint override the SDK
+/// reads (`AWS_ENDPOINT_URL_FIREHOSE`, then `AWS_ENDPOINT_URL`), else the region's public endpoint.
+pub fn endpoint_of(client: &aws_sdk_firehose::Client) -> String {
+    let overridden = ["AWS_ENDPOINT_URL_FIREHOSE", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|url| !url.trim().is_empty()));
+    match (overridden, client.config().region()) {
+        (Some(url), _) => crate::config::redact_url(&url),
+        (None, Some(region)) => format!("https://firehose.{region}.amazonaws.com"),
+        (None, None) => "no endpoint (no AWS region configured)".to_owned(),
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::bulk::DocOutcome;
-use crate::cause::{Cause, Failure, Route};
+use crate::cause::{Cause, Failure, Fix, Route};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
@@ -74,7 +74,8 @@ impl Deps {
                     .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
                     .build();
                 let client = aws_sdk_firehose::Client::from_conf(firehose_config);
-                Some(Firehose::new(client, stream.clone(), config.firehose_max_attempts))
+                let endpoint = firehose::endpoint_of(&client);
+                Some(Firehose::new(client, stream.clone(), config.firehose_max_attempts, endpoint))
             }
             _ => None,
         };
@@ -228,8 +229,12 @@ fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate]
         let sequence_number = first.sequence_number.as_deref().unwrap_or("none");
         let (status, cause) = (failure.status.unwrap_or_default(), failure.cause.name());
         match failure.cause.fix() {
+            // Whose refusal it is: the delivery stream's (missing, forbidden to us), or the cluster's.
+            Some(Fix::FirehoseStream) => {
+                tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, fix = Fix::FirehoseStream.hint(), "Records go back to Kinesis: Firehose cannot take their retry-later documents until this is fixed")
+            }
             Some(fix) => {
-                tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, fix = fix.hint(), "Records go back to Kinesis: they are refused until this is fixed")
+                tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, fix = fix.hint(), "Records go back to Kinesis: the cluster refuses them until this is fixed")
             }
             None => {
                 tracing::warn!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, "Records go back to Kinesis for redelivery")

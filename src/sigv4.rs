@@ -34,7 +34,7 @@ impl Signer {
             .credentials
             .provide_credentials()
             .await
-            .map_err(|e| format!("no AWS credentials to sign with: {}", crate::elasticsearch::error_chain(&e)))?;
+            .map_err(|e| format!("no AWS credentials to sign with: {}", crate::error::error_chain(&e)))?;
         let identity = credentials.into();
         let mut settings = SigningSettings::default();
         // Amazon OpenSearch Serverless requires the payload hash header; domains accept it.

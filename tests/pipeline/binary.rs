@@ -1,7 +1,7 @@
 //! The shipped `bootstrap` binary under the Lambda Runtime API, as Lambda runs it: cold start from the environment,
 //! the runtime loop, and the exact JSON of the partial batch response.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::json;

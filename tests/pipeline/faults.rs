@@ -383,6 +383,15 @@ async fn s16_a_missing_delivery_stream_sends_records_back_with_the_reason() {
     let line = &logs.matching("ERROR", "Records go back to Kinesis")[0];
     assert_eq!(line["error_type"], "firehose_misconfigured", "someone must fix it: ERROR, not WARN");
     assert!(line["reason"].as_str().unwrap().contains("ResourceNotFoundException"), "{line}");
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.contains("Firehose cannot take") && !message.contains("cluster"),
+        "Firehose's, not the cluster's: {line}"
+    );
+    assert!(
+        line["reason"].as_str().unwrap().starts_with(&format!("Firehose stream {STREAM} at http://127.0.0.1:")),
+        "{line}"
+    );
 }
 
 #[tokio::test]

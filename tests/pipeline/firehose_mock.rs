@@ -13,6 +13,9 @@ use kinesis_es_indexer::firehose::{self, Entry, Firehose};
 use kinesis_es_indexer::record::Document;
 use tokio::time::Instant;
 
+/// Where the mocked client "sends" its calls, as messages name it.
+const ENDPOINT: &str = "https://firehose.eu-west-1.amazonaws.com";
+
 fn entries(n: usize) -> Vec<Entry> {
     (0..n)
         .map(|i| {
@@ -58,7 +61,7 @@ async fn a_partial_failure_resends_only_the_failed_entries() {
         .match_requests(|input| numbers(input) == [1, 3])
         .then_output(|| answer(vec![accepted(), accepted()]));
     let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, &[&first, &second]);
-    let sink = Firehose::new(client, "retry-later".into(), 4);
+    let sink = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into());
 
     let delivery = sink.put(entries(4), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
 
@@ -76,7 +79,7 @@ async fn a_throttled_call_is_made_again() {
     });
     let fine = mock!(Client::put_record_batch).then_output(|| answer(vec![accepted(), accepted()]));
     let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, &[&throttled, &fine]);
-    let sink = Firehose::new(client, "retry-later".into(), 4);
+    let sink = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into());
 
     let delivery = sink.put(entries(2), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
 
@@ -93,7 +96,7 @@ async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
         .repeatedly()
         .build();
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&failing]);
-    let sink = Firehose::new(client, "retry-later".into(), 20);
+    let sink = Firehose::new(client, "retry-later".into(), 20, ENDPOINT.into());
     let started = Instant::now();
     let deadline = started + Duration::from_millis(1200);
 
@@ -124,10 +127,83 @@ async fn entries_are_split_within_firehose_limits() {
         .output(|| answer(vec![accepted(); 100]))
         .build();
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&calls]);
-    let sink = Firehose::new(client, "retry-later".into(), 1);
+    let sink = Firehose::new(client, "retry-later".into(), 1, ENDPOINT.into());
 
     let delivery = sink.put(entries(600), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
 
     assert!(delivery.refused.is_empty(), "{:?}", delivery.refused.values().next());
     assert_eq!((delivery.calls, delivery.accepted), (2, 600), "500 records per call at most");
+}
+
+/// Whole-call failures say whose they are to fix, and name the stream and the endpoint; no SDK dump.
+#[tokio::test]
+async fn a_failed_call_names_the_stream_and_the_endpoint_and_says_whose_it_is_to_fix() {
+    use aws_sdk_firehose::types::error::{InvalidKmsResourceException, ResourceNotFoundException};
+    let missing = mock!(Client::put_record_batch).then_error(|| {
+        PutRecordBatchError::ResourceNotFoundException(
+            ResourceNotFoundException::builder().message("Firehose retry-later under account 1 not found.").build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&missing]);
+    let delivery = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into())
+        .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+        .await;
+    let failure = &delivery.refused[&0];
+    assert_eq!(
+        failure.cause,
+        kinesis_es_indexer::cause::Cause::Misconfigured(kinesis_es_indexer::cause::Fix::FirehoseStream)
+    );
+    assert!(failure.reason.starts_with("Firehose stream retry-later at "), "{}", failure.reason);
+    assert!(failure.reason.contains("cannot take records (ResourceNotFoundException"), "{}", failure.reason);
+    assert_eq!(delivery.calls, 1, "a missing stream is not asked again");
+
+    let key = mock!(Client::put_record_batch).then_error(|| {
+        PutRecordBatchError::InvalidKmsResourceException(
+            InvalidKmsResourceException::builder().message("key disabled").build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&key]);
+    let delivery = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into())
+        .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+        .await;
+    assert!(
+        delivery.refused[&0].reason.contains("InvalidKMSResourceException: key disabled"),
+        "{}",
+        delivery.refused[&0].reason
+    );
+}
+
+fn real_client(endpoint: &str, credentials: bool) -> Client {
+    let mut config = aws_sdk_firehose::config::Builder::new()
+        .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())
+        .region(aws_sdk_firehose::config::Region::new("eu-west-1"))
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled());
+    if credentials {
+        config = config.credentials_provider(aws_sdk_firehose::config::Credentials::for_tests());
+    }
+    Client::from_conf(config.build())
+}
+
+#[tokio::test]
+async fn firehose_out_of_reach_is_networking_and_no_credentials_is_credentials() {
+    // Nothing listens on port 9 of 127.0.0.1.
+    let unreachable =
+        Firehose::new(real_client("http://127.0.0.1:9", true), "retry-later".into(), 1, "http://127.0.0.1:9".into())
+            .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+            .await;
+    let reason = &unreachable.refused[&0].reason;
+    assert!(
+        reason.starts_with("Firehose stream retry-later at ") && reason.contains("cannot be reached (networking"),
+        "{reason}"
+    );
+    assert!(reason.len() < 600, "one line, no SDK dump: {reason}");
+
+    let anonymous =
+        Firehose::new(real_client("http://127.0.0.1:9", false), "retry-later".into(), 4, "http://127.0.0.1:9".into())
+            .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+            .await;
+    let failure = &anonymous.refused[&0];
+    assert!(failure.reason.contains("no usable AWS credentials"), "{}", failure.reason);
+    assert_eq!((failure.cause.name(), anonymous.calls), ("firehose_misconfigured", 1), "not asked for again");
 }

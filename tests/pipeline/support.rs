@@ -86,7 +86,12 @@ pub fn deps_with_aws_credentials(
             .endpoint_url(double.url())
             .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
             .build();
-        Firehose::new(aws_sdk_firehose::Client::from_conf(conf), STREAM.into(), config.firehose_max_attempts)
+        Firehose::new(
+            aws_sdk_firehose::Client::from_conf(conf),
+            STREAM.into(),
+            config.firehose_max_attempts,
+            double.url(),
+        )
     });
     Deps { config, elasticsearch, firehose, secret: None, warm: Default::default() }
 }
