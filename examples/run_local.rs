@@ -11,10 +11,26 @@ use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, handle, logging}
 use testkit::EsDouble;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    if let Err(error) = run().await {
+        // In its `Display` form: what went wrong and what to do, not a `Debug` dump.
+        eprintln!("run_local: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     logging::init();
     let path = std::env::args().nth(1).unwrap_or_else(|| "events/kinesis.json".to_owned());
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let shape: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{path} is not JSON: {e}"))?;
+    if !shape.get("Records").is_some_and(serde_json::Value::is_array) {
+        return Err(format!(
+            "{path} is not a Kinesis event: Lambda's Kinesis event is an object with a \"Records\" array (see \
+             events/kinesis.json; make events writes the samples)"
+        )
+        .into());
+    }
     let event: KinesisEventIn =
         serde_json::from_str(&text).map_err(|e| format!("{path} is not a Lambda event: {e}"))?;
 

@@ -78,6 +78,11 @@ def main():
     profile = ["--release"] if "--release" in args else []
     args = [a for a in args if a != "--release"]
     event = args[0] if args else "events/kinesis.json"
+    # Built first, with cargo's progress shown: the first build takes a few minutes.
+    print("Building the indexer's local runner (cargo build --example run_local; the first build takes a few minutes)…", flush=True)
+    built = subprocess.run(["cargo", "build", *profile, "--example", "run_local"])
+    if built.returncode != 0:
+        sys.exit(built.returncode)
     env = dict(os.environ)
     server = session = endpoint = None
     try:
