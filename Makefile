@@ -74,5 +74,6 @@ replay: ## Run the batches Lambda gave up on (BUCKET: the stack's FailedBatchesB
 	cargo build --release --quiet --bin replay
 	python3 scripts/replay.py --binary target/release/replay $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
-firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (needs ES_URL)
+firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
+	python3 -c "import botocore" 2> /dev/null || python3 -m pip install --quiet botocore
 	python3 scripts/firehose_pipeline.py

@@ -343,6 +343,16 @@ impl EsDouble {
         self.state().put_pipeline(id, definition)
     }
 
+    /// The index templates installed: their index patterns and default pipeline.
+    pub fn index_templates(&self) -> Vec<(Vec<String>, String)> {
+        self.state().templates.clone()
+    }
+
+    /// Whether an ingest pipeline of this id is installed.
+    pub fn has_pipeline(&self, id: &str) -> bool {
+        self.state().pipelines.contains_key(id)
+    }
+
     /// Installs an index template's default pipeline, as `PUT /_index_template/{name}` does.
     pub fn install_index_template(&self, template: &Value) {
         self.state().put_index_template(template);
@@ -524,18 +534,8 @@ async fn process_bulk(
         state.lock().expect("state").requests_during_outage += 1;
         return json_response(503, &error_body(503, "http_503", "Service Unavailable"));
     }
-    let required = state.lock().expect("state").basic_auth.clone();
-    if let Some(required) = required
-        && parts.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(required.as_str())
-    {
-        let reason = "unable to authenticate user for REST request [/_bulk]";
-        return json_response(401, &error_body(401, "security_exception", reason));
-    }
-    let check = state.lock().expect("state").sigv4.clone();
-    if let Some(check) = check
-        && let Err(why) = verify_sigv4(&check, &parts, &wire).await
-    {
-        return json_response(403, &json!({ "message": why }));
+    if let Err(refused) = authenticate(&state, &parts, &wire).await {
+        return refused;
     }
     let gzip = parts.headers.get("content-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let body = if gzip {
@@ -1052,8 +1052,34 @@ impl State {
     }
 }
 
+/// The basic credentials or the SigV4 signature the double requires, checked on every request as a secured
+/// cluster does: 401 `security_exception`, or 403 with the reason (as Amazon OpenSearch Service answers).
+async fn authenticate(
+    state: &Mutex<State>,
+    parts: &hyper::http::request::Parts,
+    wire: &Bytes,
+) -> Result<(), Response<Body>> {
+    let required = state.lock().expect("state").basic_auth.clone();
+    if let Some(required) = required
+        && parts.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(required.as_str())
+    {
+        let reason = format!("unable to authenticate user for REST request [{}]", parts.uri.path());
+        return Err(json_response(401, &error_body(401, "security_exception", &reason)));
+    }
+    let check = state.lock().expect("state").sigv4.clone();
+    if let Some(check) = check
+        && let Err(why) = verify_sigv4(&check, parts, wire).await
+    {
+        return Err(json_response(403, &json!({ "message": why })));
+    }
+    Ok(())
+}
+
 async fn put_pipeline(state: Arc<Mutex<State>>, request: Request<Incoming>, id: String) -> Response<Body> {
-    let (_, body) = server::read_body(request).await;
+    let (parts, body) = server::read_body(request).await;
+    if let Err(refused) = authenticate(&state, &parts, &body).await {
+        return refused;
+    }
     let stored = serde_json::from_slice::<Value>(&body)
         .map_err(|e| e.to_string())
         .and_then(|definition| state.lock().expect("state").put_pipeline(&id, &definition));
@@ -1064,7 +1090,10 @@ async fn put_pipeline(state: Arc<Mutex<State>>, request: Request<Incoming>, id: 
 }
 
 async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
-    let (_, body) = server::read_body(request).await;
+    let (parts, body) = server::read_body(request).await;
+    if let Err(refused) = authenticate(&state, &parts, &body).await {
+        return refused;
+    }
     let Ok(template) = serde_json::from_slice::<Value>(&body) else {
         return json_response(400, &error_body(400, "parse_exception", "the template is not JSON"));
     };

@@ -189,3 +189,73 @@ mod secrets_manager {
         assert_eq!(logs.matching("INFO", "Credentials re-read from Secrets Manager").len(), 1);
     }
 }
+
+/// Runs `make firehose-pipeline`'s script with `env` (and nothing else of this process's AWS settings).
+async fn firehose_pipeline_script(env: Vec<(String, String)>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new("python3");
+        command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/firehose_pipeline.py"));
+        for name in ["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ES_AUTH"] {
+            command.env_remove(name);
+        }
+        command.env("AWS_CONFIG_FILE", "/nonexistent").env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+        command.envs(env).output().expect("python3 runs")
+    })
+    .await
+    .unwrap()
+}
+
+/// `make firehose-pipeline` on a domain behind IAM: signed with SigV4 from the default credential chain (here the
+/// environment), which botocore verifies in the double as the domain would; the index template follows the
+/// delivery stream's index name.
+#[tokio::test]
+async fn the_firehose_pipeline_is_installed_on_a_sigv4_domain_for_the_deployed_index_name() {
+    if !crate::support::python_has(&["botocore"]) {
+        return;
+    }
+    let es = testkit::EsDouble::start().await;
+    es.require_sigv4(SigV4Check {
+        region: "eu-west-1".into(),
+        service: "es".into(),
+        credentials: vec![("AKIDPIPELINE".into(), "pipeline-secret".into(), Some("pipeline-token".into()))],
+    });
+    let env = |secret: &str| {
+        [
+            ("ES_URL", es.url()),
+            ("ES_AUTH", "sigv4".to_owned()),
+            ("AWS_REGION", "eu-west-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "AKIDPIPELINE".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", secret.to_owned()),
+            ("AWS_SESSION_TOKEN", "pipeline-token".to_owned()),
+            ("FIREHOSE_INDEX_NAME", "audit-retry".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect::<Vec<_>>()
+    };
+
+    let refused = firehose_pipeline_script(env("a-wrong-secret")).await;
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.starts_with("firehose-pipeline: PUT /_ingest/pipeline/") && said.contains("403"), "{said}");
+    assert!(!es.has_pipeline("kinesis-es-indexer-firehose"));
+
+    let installed = firehose_pipeline_script(env("pipeline-secret")).await;
+    assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
+    assert!(es.has_pipeline("kinesis-es-indexer-firehose"));
+    assert_eq!(es.index_templates(), vec![(vec!["audit-retry*".to_owned()], "kinesis-es-indexer-firehose".to_owned())]);
+}
+
+#[tokio::test]
+async fn the_firehose_pipeline_script_says_in_one_line_that_the_cluster_cannot_be_reached() {
+    let env = vec![("ES_URL".to_owned(), "http://user:Pw-8c1e@127.0.0.1:9".to_owned())];
+    let output = firehose_pipeline_script(env).await;
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && said.lines().count() == 1, "{said}");
+    assert!(said.contains("must not carry user:password") && !said.contains("Pw-8c1e"), "{said}");
+    let env = vec![("ES_URL".to_owned(), "http://127.0.0.1:9".to_owned())];
+    let output = firehose_pipeline_script(env).await;
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && said.lines().count() == 1, "one line, no traceback: {said}");
+    assert!(said.starts_with("firehose-pipeline: cannot reach http://127.0.0.1:9"), "{said}");
+}
