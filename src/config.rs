@@ -148,6 +148,9 @@ impl Config {
         let es_url = parse_url(&es_url)?;
 
         let auth = parse_auth(&get, &es_url)?;
+        if let Some(arn) = get("ES_DOMAIN_ARN") {
+            check_domain(&arn, host_of(&es_url))?;
+        }
 
         let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
         let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
@@ -319,6 +322,51 @@ fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
             _ => Err(problem("ES_DOC_ID", format!("expects kinesis, none or field:<path>, got {value:?}"))),
         },
     }
+}
+
+/// `ES_DOMAIN_ARN` (the template's `DomainArn`, which grants the function and Firehose the domain) against
+/// `ES_URL`: an Amazon OpenSearch Service endpoint (`search-<name>-<id>.<region>.es…` or `vpc-…`) must be that
+/// domain's, in its region. Two inputs that name different domains would index into one and grant the other.
+fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let (region, name) = match fields.as_slice() {
+        ["arn", _, "es", region, _, resource] => match resource.strip_prefix("domain/") {
+            Some(name) if !name.is_empty() => (*region, name),
+            _ => {
+                return Err(problem(
+                    "ES_DOMAIN_ARN",
+                    format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}"),
+                ));
+            }
+        },
+        _ => {
+            return Err(problem("ES_DOMAIN_ARN", format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}")));
+        }
+    };
+    let host = host.to_ascii_lowercase();
+    let Some(endpoint_region) = region_of(&host) else {
+        return Ok(()); // A custom endpoint (a CNAME, a proxy) names no domain to compare.
+    };
+    if host.split('.').any(|label| label == "aoss") {
+        return Err(problem("ES_DOMAIN_ARN", "is for a domain, but ES_URL is an OpenSearch Serverless collection"));
+    }
+    let first = host.split('.').next().unwrap_or_default();
+    // `search-<name>-<id>`: the name is what lies between the prefix and the last dash (names may hold dashes).
+    let endpoint_name = first
+        .strip_prefix("search-")
+        .or_else(|| first.strip_prefix("vpc-"))
+        .and_then(|rest| rest.rsplit_once('-').map(|(name, _)| name));
+    if endpoint_region != region || endpoint_name.is_some_and(|endpoint_name| endpoint_name != name) {
+        return Err(problem(
+            "ES_DOMAIN_ARN",
+            format!(
+                "names domain {name} in {region}, but ES_URL is {} in {endpoint_region}: set DomainArn and EsUrl to \
+                 the same domain",
+                endpoint_name.unwrap_or(first)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The host of a URL that `parse_url` accepted.
@@ -529,6 +577,29 @@ mod tests {
         }
         let refused = config(&[("ES_URL", "https://search-foo.es.amazonaws.com")]).unwrap_err();
         assert_eq!(refused.variable, "AWS_REGION", "no region is invented from the domain's name: {refused}");
+    }
+
+    #[test]
+    fn the_domain_arn_and_the_url_must_name_the_same_domain() {
+        let url = ("ES_URL", "https://vpc-app-logs-abc123def456.eu-west-1.es.amazonaws.com");
+        let same = ("ES_DOMAIN_ARN", "arn:aws:es:eu-west-1:123456789012:domain/app-logs");
+        assert!(config(&[url, same]).is_ok());
+        for (arn, says) in [
+            (
+                "arn:aws:es:eu-west-1:123456789012:domain/app-metrics",
+                "names domain app-metrics in eu-west-1, but ES_URL is app-logs",
+            ),
+            ("arn:aws:es:us-east-1:123456789012:domain/app-logs", "in us-east-1, but ES_URL is app-logs in eu-west-1"),
+            ("arn:aws:es:eu-west-1:123456789012:collection/abc", "expects arn:aws:es:REGION:ACCOUNT:domain/NAME"),
+        ] {
+            let error = config(&[url, ("ES_DOMAIN_ARN", arn)]).unwrap_err();
+            assert!(error.variable == "ES_DOMAIN_ARN" && error.problem.contains(says), "{arn}: {error}");
+        }
+        let custom =
+            config(&[("ES_URL", "https://logs.example.com"), same, ("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")]);
+        assert!(custom.is_ok(), "a custom endpoint names no domain to compare");
+        let serverless = config(&[("ES_URL", "https://abc123.eu-west-1.aoss.amazonaws.com"), same]).unwrap_err();
+        assert!(serverless.problem.contains("Serverless"), "{serverless}");
     }
 
     #[test]
