@@ -340,7 +340,10 @@ fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
             }
         },
         _ => {
-            return Err(problem("ES_DOMAIN_ARN", format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}")));
+            return Err(problem(
+                "ES_DOMAIN_ARN",
+                format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}"),
+            ));
         }
     };
     let host = host.to_ascii_lowercase();

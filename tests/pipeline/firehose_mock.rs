@@ -135,19 +135,24 @@ async fn entries_are_split_within_firehose_limits() {
     assert_eq!((delivery.calls, delivery.accepted), (2, 600), "500 records per call at most");
 }
 
+/// One entry offered to a stream whose every call fails with `error`.
+async fn put_one_failing_with(error: fn() -> PutRecordBatchError) -> kinesis_es_indexer::firehose::Delivery {
+    let failing = mock!(Client::put_record_batch).then_error(error);
+    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&failing]);
+    Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into())
+        .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+        .await
+}
+
 /// Whole-call failures say whose they are to fix, and name the stream and the endpoint; no SDK dump.
 #[tokio::test]
 async fn a_failed_call_names_the_stream_and_the_endpoint_and_says_whose_it_is_to_fix() {
     use aws_sdk_firehose::types::error::{InvalidKmsResourceException, ResourceNotFoundException};
-    let missing = mock!(Client::put_record_batch).then_error(|| {
-        PutRecordBatchError::ResourceNotFoundException(
-            ResourceNotFoundException::builder().message("Firehose retry-later under account 1 not found.").build(),
-        )
-    });
-    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&missing]);
-    let delivery = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into())
-        .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
-        .await;
+    let delivery = put_one_failing_with(|| {
+        let missing = ResourceNotFoundException::builder().message("Firehose retry-later under account 1 not found.");
+        PutRecordBatchError::ResourceNotFoundException(missing.build())
+    })
+    .await;
     let failure = &delivery.refused[&0];
     assert_eq!(
         failure.cause,
@@ -157,20 +162,14 @@ async fn a_failed_call_names_the_stream_and_the_endpoint_and_says_whose_it_is_to
     assert!(failure.reason.contains("cannot take records (ResourceNotFoundException"), "{}", failure.reason);
     assert_eq!(delivery.calls, 1, "a missing stream is not asked again");
 
-    let key = mock!(Client::put_record_batch).then_error(|| {
+    let delivery = put_one_failing_with(|| {
         PutRecordBatchError::InvalidKmsResourceException(
             InvalidKmsResourceException::builder().message("key disabled").build(),
         )
-    });
-    let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&key]);
-    let delivery = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into())
-        .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
-        .await;
-    assert!(
-        delivery.refused[&0].reason.contains("InvalidKMSResourceException: key disabled"),
-        "{}",
-        delivery.refused[&0].reason
-    );
+    })
+    .await;
+    let reason = &delivery.refused[&0].reason;
+    assert!(reason.contains("InvalidKMSResourceException: key disabled"), "{reason}");
 }
 
 fn real_client(endpoint: &str, credentials: bool) -> Client {
