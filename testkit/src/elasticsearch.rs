@@ -534,7 +534,7 @@ async fn process_bulk(
         state.lock().expect("state").requests_during_outage += 1;
         return json_response(503, &error_body(503, "http_503", "Service Unavailable"));
     }
-    if let Err(refused) = authenticate(&state, &parts, &wire).await {
+    if let Err(refused) = authenticate(state, &parts, &wire).await {
         return refused;
     }
     let gzip = parts.headers.get("content-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
