@@ -20,13 +20,14 @@ test: ## Unit, integration, soak and property tests; template.yaml checks; sampl
 	python3 -m unittest discover -s tests -p '*_test.py'
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
 	cargo run --quiet --example run_local -- tests/fixtures/kpl_aggregates.json 2>&1 | grep -q "is not a Kinesis event"
+	BENCH_SMALL=1 BENCH_RUNS=1 cargo test --quiet --bench bench > /dev/null
 
 SOAK_SEEDS ?= 3000
 SOAK_RECORDS ?= 100
 soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x SOAK_RECORDS (100); SOAK_FIRST_SEED replays one
 	SOAK_SEEDS=$(SOAK_SEEDS) SOAK_RECORDS=$(SOAK_RECORDS) cargo test --release --test pipeline soak -- --nocapture
 
-bench: ## CPU, wall time, peak RSS and bytes of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
+bench: ## CPU per record (and × an empty handler's), wall, peak RSS, bytes, cold start of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
 	cargo bench --bench bench
 
 FUZZ_SECONDS ?= 120

@@ -1,9 +1,13 @@
 //! `make bench`: the real `bootstrap` (release) under the Runtime API double, against the Elasticsearch double
 //! answering at once, on generated batches; per batch kind: CPU time of the function process per record and per
-//! document, wall time, peak RSS (VmHWM), requests and bytes sent. Not a timed test: it prints figures.
+//! document (mean over the runs after a warm-up), wall time (median), peak RSS (VmHWM), requests and bytes sent,
+//! and cold start (exec to the first poll of the Runtime API). The same batches go through the floor, an empty
+//! handler on `lambda_runtime` + `aws_lambda_events` (`benches/floor/empty_handler.rs`), and the indexer's CPU is
+//! also quoted as a ratio to it, which holds on a noisy machine. Not a timed test: it prints figures.
 //!
 //! `BENCH_RUNS` (default 5) invocations per kind after one warm-up; `BENCH_KINDS` (comma-separated names) selects
-//! kinds. Each kind gets a fresh process, so its peak RSS is that kind's.
+//! kinds; `BENCH_SMALL=1` makes every batch small (`make test` runs it so, in the debug profile, to keep it
+//! working). Each kind gets fresh processes, so a peak RSS is that kind's.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -13,16 +17,24 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use testkit::{Answer, EsDouble, LambdaApiDouble};
 
-/// One batch kind: a Lambda event (with `{run}` where each run's stream name goes, so every run writes new ids).
+/// One batch kind: a Lambda event (with `{run}` where each run's stream name goes, so every run writes new ids),
+/// and the function's settings for it beyond `ES_URL`.
 struct Kind {
     name: &'static str,
     event: String,
     records: usize,
     documents: usize,
+    env: &'static [(&'static str, &'static str)],
 }
 
-/// Lambda's limit for a synchronous invocation's payload is 6 MB (6,291,456 bytes); stay just under it.
-const PAYLOAD_LIMIT: usize = 6_000_000;
+/// Lambda's limit for a synchronous invocation's payload is 6 MB (6,291,456 bytes); stay just under it, or make
+/// small batches for the quick run in `make test`.
+fn payload_limit() -> usize {
+    if std::env::var_os("BENCH_SMALL").is_some() { 200_000 } else { 6_000_000 }
+}
+
+/// What a record's JSON adds to its base64 data in the event `lambda_event` writes (measured, rounded up).
+const RECORD_OVERHEAD: usize = 560;
 
 fn lambda_event(datas: &[Vec<u8>]) -> String {
     let mut event = String::from(r#"{"Records":["#);
@@ -85,15 +97,21 @@ fn cloudwatch_logs() -> Kind {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(envelope.to_string().as_bytes()).unwrap();
         let data = gz.finish().unwrap();
-        let size = data.len() * 4 / 3 + 420;
-        if payload + size > PAYLOAD_LIMIT {
+        let size = data.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
+        if payload + size > payload_limit() {
             break;
         }
         payload += size;
         events += 100;
         datas.push(data);
     }
-    Kind { name: "cloudwatch_logs_gzip", event: lambda_event(&datas), records: datas.len(), documents: events }
+    Kind {
+        name: "cloudwatch_logs_gzip",
+        event: lambda_event(&datas),
+        records: datas.len(),
+        documents: events,
+        env: &[],
+    }
 }
 
 /// 1 KiB JSON documents, up to Lambda's payload limit.
@@ -107,15 +125,67 @@ fn json_1k() -> Kind {
         let pad = 1024usize.saturating_sub(document.len() + 14);
         let filler: String = (0..pad).map(|_| char::from(b'a' + rng.u8(..26))).collect();
         document.push_str(&format!(",\"note\":\"{filler}\"}}"));
-        let size = document.len() * 4 / 3 + 420;
-        if payload + size > PAYLOAD_LIMIT {
+        let size = document.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
+        if payload + size > payload_limit() {
             break;
         }
         payload += size;
         datas.push(document.into_bytes());
     }
     let records = datas.len();
-    Kind { name: "json_1k", event: lambda_event(&datas), records, documents: records }
+    Kind { name: "json_1k", event: lambda_event(&datas), records, documents: records, env: &[] }
+}
+
+/// The same 1 KiB JSON batch sent without compression: the difference to `json_1k` is gzip's share.
+fn json_1k_uncompressed() -> Kind {
+    Kind { name: "json_1k_uncompressed", env: &[("ES_COMPRESSION", "none")], ..json_1k() }
+}
+
+/// KPL aggregates of 20 user records (log lines as JSON, about 280 bytes each), up to the payload limit.
+fn kpl_aggregates() -> Kind {
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut datas = Vec::new();
+    let mut payload = 0;
+    loop {
+        let lines: Vec<(String, String)> = (0..20).map(|i| (format!("pk-{i}"), log_line(&mut rng))).collect();
+        let user_records: Vec<(&str, &[u8])> = lines.iter().map(|(k, l)| (k.as_str(), l.as_bytes())).collect();
+        let data = kinesis_es_indexer::kpl::aggregate(&user_records);
+        let size = data.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
+        if payload + size > payload_limit() {
+            break;
+        }
+        payload += size;
+        datas.push(data);
+    }
+    let records = datas.len();
+    Kind { name: "kpl_aggregates", event: lambda_event(&datas), records, documents: records * 20, env: &[] }
+}
+
+/// Plain text lines (about 200 bytes), each a `{"message": …}` document.
+fn plain_text() -> Kind {
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut datas = Vec::new();
+    let mut payload = 0;
+    loop {
+        let line = format!(
+            "2026-11-23T10:{:02}:{:02}.{:03}Z INFO checkout-{} GET /api/orders/{} 200 {}ms user=u{} agent=okhttp/4.12.0",
+            rng.u8(..60),
+            rng.u8(..60),
+            rng.u16(..1000),
+            rng.u8(..8),
+            rng.u32(..100_000),
+            rng.u32(1..2_000),
+            rng.u32(..5_000)
+        );
+        let size = line.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
+        if payload + size > payload_limit() {
+            break;
+        }
+        payload += size;
+        datas.push(line.into_bytes());
+    }
+    let records = datas.len();
+    Kind { name: "plain_text", event: lambda_event(&datas), records, documents: records, env: &[] }
 }
 
 /// The function process; killed when dropped.
@@ -129,41 +199,40 @@ impl Drop for Function {
 }
 
 impl Function {
-    fn start(api: &LambdaApiDouble, es_url: &str) -> Function {
-        let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+    fn start(binary: &str, api: &LambdaApiDouble, es_url: &str, env: &[(&str, &str)]) -> Function {
+        let log = std::env::var("BENCH_LOG").ok();
+        let child = Command::new(binary)
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", api.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", "kinesis-es-indexer")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("ES_URL", es_url)
-            .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(if std::env::var_os("BENCH_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .env("RUST_LOG", log.as_deref().unwrap_or("warn"))
+            .envs(env.iter().copied())
+            .stdout(if log.is_some() { Stdio::inherit() } else { Stdio::null() })
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("the bootstrap binary starts");
+            .expect("the function binary starts");
         Function(child)
     }
 
-    /// (user + system CPU time, peak RSS in bytes) of the process so far, from /proc.
-    fn usage(&self) -> (Duration, usize) {
-        let pid = self.0.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
-        let hwm_kb: usize = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM");
-        (Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()), hwm_kb * 1024)
+    /// CPU time of every thread of the process so far (nanoseconds from /proc/<pid>/task/*/schedstat).
+    fn cpu(&self) -> Duration {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.0.id())).expect("/proc/<pid>/task");
+        let nanos: u64 = tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(nanos)
     }
-}
 
-fn clock_ticks_per_second() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().ok();
-    out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+    /// The most resident memory the process has used (VmHWM), in bytes.
+    fn peak_rss(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).expect("/proc/<pid>/status");
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).expect("VmHWM");
+        kb.trim().trim_end_matches("kB").trim().parse::<usize>().expect("VmHWM in kB") * 1024
+    }
 }
 
 struct Figures {
@@ -171,6 +240,7 @@ struct Figures {
     cpu_per_document: Duration,
     wall: Duration,
     peak_rss: usize,
+    cold_start: Duration,
     requests: usize,
     bytes_sent: usize,
 }
@@ -180,13 +250,16 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values[values.len() / 2]
 }
 
-async fn measure(kind: &Kind, runs: usize) -> Figures {
+/// Runs `binary` on `kind`'s batch `runs` times after a warm-up, in a fresh process.
+async fn measure(binary: &str, kind: &Kind, runs: usize, indexer: bool) -> Figures {
     let es = EsDouble::start().await;
+    es.set_keep_sources(false);
     let api = LambdaApiDouble::start().await;
-    let function = Function::start(&api, &es.url());
+    let spawned = std::time::Instant::now();
+    let function = Function::start(binary, &api, &es.url(), kind.env);
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
     for run in 0..=runs {
-        let before = function.usage().0;
+        let before = function.cpu();
         let started = Instant::now();
         api.invoke(&kind.event.replace("{run}", &run.to_string()), Duration::from_secs(120));
         let answers = api.answers(run + 1, Duration::from_secs(120)).await;
@@ -196,18 +269,21 @@ async fn measure(kind: &Kind, runs: usize) -> Figures {
             other => panic!("{}: run {run} answered {other:?}", kind.name),
         }
         if run > 0 {
-            cpu.push(function.usage().0 - before);
+            cpu.push(function.cpu() - before);
             wall.push(elapsed);
         }
     }
-    assert_eq!(es.count(), kind.documents * (runs + 1), "{}: every document indexed", kind.name);
+    if indexer {
+        assert_eq!(es.count(), kind.documents * (runs + 1), "{}: every document indexed", kind.name);
+    }
     let requests = es.requests();
-    let cpu = median(cpu);
+    let mean_cpu = cpu.iter().sum::<Duration>() / cpu.len() as u32;
     Figures {
-        cpu_per_record: cpu / kind.records as u32,
-        cpu_per_document: cpu / kind.documents as u32,
+        cpu_per_record: mean_cpu / kind.records as u32,
+        cpu_per_document: mean_cpu / kind.documents as u32,
         wall: median(wall),
-        peak_rss: function.usage().1,
+        peak_rss: function.peak_rss(),
+        cold_start: api.first_poll().map_or(Duration::ZERO, |polled| polled.duration_since(spawned)),
         requests: requests.len() / (runs + 1),
         bytes_sent: requests.iter().map(|r| r.wire_bytes).sum::<usize>() / (runs + 1),
     }
@@ -215,32 +291,56 @@ async fn measure(kind: &Kind, runs: usize) -> Figures {
 
 #[tokio::main]
 async fn main() {
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let selected = std::env::var("BENCH_KINDS").ok();
     let wanted = |name: &str| selected.as_deref().is_none_or(|s| s.split(',').any(|k| k.trim() == name));
-    let kinds: Vec<fn() -> Kind> = vec![json_1k, cloudwatch_logs];
+    let kinds: Vec<fn() -> Kind> = vec![json_1k, json_1k_uncompressed, cloudwatch_logs, kpl_aggregates, plain_text];
     println!(
-        "{:<22} {:>7} {:>7} {:>8} {:>10} {:>10} {:>9} {:>9} {:>5} {:>9}",
-        "batch", "records", "docs", "payload", "cpu/rec", "cpu/doc", "wall", "peak RSS", "reqs", "sent"
+        "{:<22} {:>6} {:>6} {:>7} | {:>8} {:>8} {:>7} {:>7} {:>8} {:>5} {:>7} | {:>8} {:>7} {:>7}",
+        "batch",
+        "recs",
+        "docs",
+        "payload",
+        "cpu/rec",
+        "cpu/doc",
+        "× floor",
+        "wall",
+        "peak RSS",
+        "reqs",
+        "sent",
+        "floor/rec",
+        "floor RSS",
+        "cold"
     );
     for make in kinds {
         let kind = make();
         if !wanted(kind.name) {
             continue;
         }
-        let f = measure(&kind, runs).await;
+        let indexer = measure(env!("CARGO_BIN_EXE_bootstrap"), &kind, runs, true).await;
+        let floor = measure(env!("CARGO_BIN_EXE_empty_handler"), &kind, runs, false).await;
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let mb = |bytes: usize| bytes as f64 / 1_048_576.0;
         println!(
-            "{:<22} {:>7} {:>7} {:>6.2}MB {:>8.2}µs {:>8.2}µs {:>7.0}ms {:>7.1}MB {:>5} {:>7.2}MB",
+            "{:<22} {:>6} {:>6} {:>5.2}MB | {:>6.2}µs {:>6.2}µs {:>7.2} {:>5.0}ms {:>6.1}MB {:>5} {:>5.2}MB | {:>6.2}µs {:>5.1}MB {:>5.1}ms",
             kind.name,
             kind.records,
             kind.documents,
             kind.event.len() as f64 / 1e6,
-            f.cpu_per_record.as_secs_f64() * 1e6,
-            f.cpu_per_document.as_secs_f64() * 1e6,
-            f.wall.as_secs_f64() * 1e3,
-            f.peak_rss as f64 / 1_048_576.0,
-            f.requests,
-            f.bytes_sent as f64 / 1e6,
+            us(indexer.cpu_per_record),
+            us(indexer.cpu_per_document),
+            us(indexer.cpu_per_record) / us(floor.cpu_per_record).max(f64::MIN_POSITIVE),
+            indexer.wall.as_secs_f64() * 1e3,
+            mb(indexer.peak_rss),
+            indexer.requests,
+            indexer.bytes_sent as f64 / 1e6,
+            us(floor.cpu_per_record),
+            mb(floor.peak_rss),
+            indexer.cold_start.as_secs_f64() * 1e3,
         );
     }
+    println!(
+        "\ncpu: mean process CPU (all threads) per invocation over {runs} runs after a warm-up; wall: median; cold: exec \
+         to the first poll of the Runtime API; floor: an empty lambda_runtime + aws_lambda_events handler on the same batch"
+    );
 }

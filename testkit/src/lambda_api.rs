@@ -25,6 +25,8 @@ pub enum Answer {
 struct State {
     queue: VecDeque<(String, String, u64)>,
     answers: Vec<Answer>,
+    /// When the function first asked for an invocation: the end of its cold start.
+    first_poll: Option<std::time::Instant>,
 }
 
 /// The running double. Dropping it stops the server.
@@ -66,6 +68,11 @@ impl LambdaApiDouble {
         request_id
     }
 
+    /// When the function first asked for an invocation (`GET …/invocation/next`), if it has.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        self.state.lock().expect("state").first_poll
+    }
+
     /// Waits until `count` answers have arrived, or `wait` passes; returns what arrived.
     pub async fn answers(&self, count: usize, wait: Duration) -> Vec<Answer> {
         let until = tokio::time::Instant::now() + wait;
@@ -92,6 +99,7 @@ async fn answer(
     let method = request.method().clone();
     let parts: Vec<String> = path.trim_start_matches("/2018-06-01/runtime/").split('/').map(str::to_owned).collect();
     if method == Method::GET && parts == ["invocation", "next"] {
+        state.lock().expect("state").first_poll.get_or_insert_with(std::time::Instant::now);
         loop {
             let ready = event_ready.notified();
             if let Some((request_id, event, deadline)) = state.lock().expect("state").queue.pop_front() {
