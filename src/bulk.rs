@@ -48,18 +48,44 @@ pub fn entry_size(document: &Document) -> usize {
 /// then the source, each on its line.
 pub fn encode(documents: &[Document]) -> Vec<u8> {
     let mut body = Vec::with_capacity(documents.iter().map(entry_size).sum());
-    for document in documents {
-        body.extend_from_slice(br#"{"create":{"_index":"#);
-        serde_json::to_writer(&mut body, &*document.index).expect("writing to a Vec cannot fail");
-        if let Some(id) = &document.id {
-            body.extend_from_slice(br#","_id":"#);
-            serde_json::to_writer(&mut body, id).expect("writing to a Vec cannot fail");
-        }
-        body.extend_from_slice(b"}}\n");
-        body.extend_from_slice(&document.source);
-        body.push(b'\n');
-    }
+    encode_into(&mut body, documents).expect("writing to a Vec cannot fail");
     body
+}
+
+/// Writes `encode`'s body to `out` (a compressor, so that the plain body never exists whole); returns its length.
+pub fn encode_into(out: &mut impl std::io::Write, documents: &[Document]) -> std::io::Result<usize> {
+    use std::io::Write;
+    let mut out = Counted { inner: out, written: 0 };
+    for document in documents {
+        out.write_all(br#"{"create":{"_index":"#)?;
+        serde_json::to_writer(&mut out, &*document.index)?;
+        if let Some(id) = &document.id {
+            out.write_all(br#","_id":"#)?;
+            serde_json::to_writer(&mut out, id)?;
+        }
+        out.write_all(b"}}\n")?;
+        out.write_all(&document.source)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(out.written)
+}
+
+/// A writer that counts what passes through it.
+struct Counted<'w, W> {
+    inner: &'w mut W,
+    written: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.written += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// What came back for one `_bulk` request.

@@ -3,7 +3,6 @@
 //! down or throttling.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -105,18 +104,27 @@ impl Elasticsearch {
         self.transport.set_auth(credentials);
     }
 
-    /// The bytes that go on the wire for a body: gzip-compressed (level 1: most of the gain for little CPU) or as is.
-    pub fn wire_body(&self, body: Vec<u8>) -> Bytes {
+    /// The body of a `_bulk` request for `documents` as it goes on the wire, and its size before compression:
+    /// gzip-compressed (level 1: most of the gain for little CPU) while it is encoded, so that a chunk needs one
+    /// buffer and not a plain copy beside the compressed one; or as is.
+    pub fn wire_body(&self, documents: &[Document]) -> (Bytes, usize) {
         match self.compression {
-            Compression::None => Bytes::from(body),
+            Compression::None => {
+                let body = bulk::encode(documents);
+                let plain = body.len();
+                (Bytes::from(body), plain)
+            }
             Compression::Gzip => {
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
-                encoder
-                    .write_all(&body)
-                    .and_then(|_| encoder.finish())
-                    .map(Bytes::from)
-                    .expect("compressing into memory cannot fail")
+                let estimate: usize = documents.iter().map(bulk::entry_size).sum();
+                let encoder =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(estimate / 4), flate2::Compression::fast());
+                // Whole action lines and sources reach the compressor, not the small writes of encoding.
+                let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, encoder);
+                let compressed = bulk::encode_into(&mut buffered, documents).and_then(|plain| {
+                    let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
+                    Ok((Bytes::from(encoder.finish()?), plain))
+                });
+                compressed.expect("compressing into memory cannot fail")
             }
         }
     }
@@ -329,9 +337,8 @@ impl Stage<'_> {
                 continue;
             }
             let timeout = self.config.es_timeout.min(left - self.margin);
-            let body = bulk::encode(&documents[part.clone()]);
-            stats.body_bytes += body.len();
-            let body = self.client.wire_body(body);
+            let (body, plain) = self.client.wire_body(&documents[part.clone()]);
+            stats.body_bytes += plain;
             stats.requests += 1;
             stats.bytes_sent += body.len();
             let reply = self.client.bulk(body, timeout).await;
