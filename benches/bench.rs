@@ -77,16 +77,34 @@ fn log_line(rng: &mut fastrand::Rng) -> String {
     )
 }
 
+/// Records made by `next` (the `n`th record's data from `n`) while the event stays within the payload limit.
+fn up_to_the_limit(mut next: impl FnMut(usize) -> Vec<u8>) -> Vec<Vec<u8>> {
+    let mut datas = Vec::new();
+    let mut payload = 0;
+    loop {
+        let data = next(datas.len());
+        payload += data.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
+        if payload > payload_limit() {
+            return datas;
+        }
+        datas.push(data);
+    }
+}
+
+fn kind(name: &'static str, datas: &[Vec<u8>], documents_per_record: usize) -> Kind {
+    let records = datas.len();
+    Kind { name, event: lambda_event(datas), records, documents: records * documents_per_record, env: &[] }
+}
+
 /// gzip'd CloudWatch Logs subscription envelopes of 100 log events each, up to Lambda's payload limit.
 fn cloudwatch_logs() -> Kind {
     let mut rng = fastrand::Rng::with_seed(30);
-    let mut datas = Vec::new();
-    let mut payload = 0;
-    let mut events = 0;
-    loop {
-        let log_events: Vec<serde_json::Value> = (0..100)
-            .map(|i| {
-                serde_json::json!({"id": format!("{}", 37_000_000_000_000_000_000_000_000_000_000_000_000u128 + (events + i) as u128), "timestamp": 1_795_400_000_000u64 + (events + i) as u64, "message": log_line(&mut rng)})
+    let datas = up_to_the_limit(|record| {
+        let first = record * 100;
+        let log_events: Vec<serde_json::Value> = (first..first + 100)
+            .map(|event| {
+                let id = 37_000_000_000_000_000_000_000_000_000_000_000_000u128 + event as u128;
+                serde_json::json!({"id": id.to_string(), "timestamp": 1_795_400_000_000u64 + event as u64, "message": log_line(&mut rng)})
             })
             .collect();
         let envelope = serde_json::json!({
@@ -96,44 +114,23 @@ fn cloudwatch_logs() -> Kind {
         });
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(envelope.to_string().as_bytes()).unwrap();
-        let data = gz.finish().unwrap();
-        let size = data.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
-        if payload + size > payload_limit() {
-            break;
-        }
-        payload += size;
-        events += 100;
-        datas.push(data);
-    }
-    Kind {
-        name: "cloudwatch_logs_gzip",
-        event: lambda_event(&datas),
-        records: datas.len(),
-        documents: events,
-        env: &[],
-    }
+        gz.finish().unwrap()
+    });
+    kind("cloudwatch_logs_gzip", &datas, 100)
 }
 
 /// 1 KiB JSON documents, up to Lambda's payload limit.
 fn json_1k() -> Kind {
     let mut rng = fastrand::Rng::with_seed(11);
-    let mut datas = Vec::new();
-    let mut payload = 0;
-    loop {
+    let datas = up_to_the_limit(|_| {
         let mut document = log_line(&mut rng);
         document.truncate(document.len() - 1);
         let pad = 1024usize.saturating_sub(document.len() + 14);
         let filler: String = (0..pad).map(|_| char::from(b'a' + rng.u8(..26))).collect();
         document.push_str(&format!(",\"note\":\"{filler}\"}}"));
-        let size = document.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
-        if payload + size > payload_limit() {
-            break;
-        }
-        payload += size;
-        datas.push(document.into_bytes());
-    }
-    let records = datas.len();
-    Kind { name: "json_1k", event: lambda_event(&datas), records, documents: records, env: &[] }
+        document.into_bytes()
+    });
+    kind("json_1k", &datas, 1)
 }
 
 /// The same 1 KiB JSON batch sent without compression: the difference to `json_1k` is gzip's share.
@@ -144,30 +141,19 @@ fn json_1k_uncompressed() -> Kind {
 /// KPL aggregates of 20 user records (log lines as JSON, about 280 bytes each), up to the payload limit.
 fn kpl_aggregates() -> Kind {
     let mut rng = fastrand::Rng::with_seed(21);
-    let mut datas = Vec::new();
-    let mut payload = 0;
-    loop {
+    let datas = up_to_the_limit(|_| {
         let lines: Vec<(String, String)> = (0..20).map(|i| (format!("pk-{i}"), log_line(&mut rng))).collect();
         let user_records: Vec<(&str, &[u8])> = lines.iter().map(|(k, l)| (k.as_str(), l.as_bytes())).collect();
-        let data = kinesis_es_indexer::kpl::aggregate(&user_records);
-        let size = data.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
-        if payload + size > payload_limit() {
-            break;
-        }
-        payload += size;
-        datas.push(data);
-    }
-    let records = datas.len();
-    Kind { name: "kpl_aggregates", event: lambda_event(&datas), records, documents: records * 20, env: &[] }
+        kinesis_es_indexer::kpl::aggregate(&user_records)
+    });
+    kind("kpl_aggregates", &datas, 20)
 }
 
 /// Plain text lines (about 200 bytes), each a `{"message": …}` document.
 fn plain_text() -> Kind {
     let mut rng = fastrand::Rng::with_seed(5);
-    let mut datas = Vec::new();
-    let mut payload = 0;
-    loop {
-        let line = format!(
+    let datas = up_to_the_limit(|_| {
+        format!(
             "2026-11-23T10:{:02}:{:02}.{:03}Z INFO checkout-{} GET /api/orders/{} 200 {}ms user=u{} agent=okhttp/4.12.0",
             rng.u8(..60),
             rng.u8(..60),
@@ -176,16 +162,10 @@ fn plain_text() -> Kind {
             rng.u32(..100_000),
             rng.u32(1..2_000),
             rng.u32(..5_000)
-        );
-        let size = line.len().div_ceil(3) * 4 + RECORD_OVERHEAD;
-        if payload + size > payload_limit() {
-            break;
-        }
-        payload += size;
-        datas.push(line.into_bytes());
-    }
-    let records = datas.len();
-    Kind { name: "plain_text", event: lambda_event(&datas), records, documents: records, env: &[] }
+        )
+        .into_bytes()
+    });
+    kind("plain_text", &datas, 1)
 }
 
 /// The function process; killed when dropped.
