@@ -329,22 +329,12 @@ fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
 /// domain's, in its region. Two inputs that name different domains would index into one and grant the other.
 fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
     let fields: Vec<&str> = arn.splitn(6, ':').collect();
-    let (region, name) = match fields.as_slice() {
-        ["arn", _, "es", region, _, resource] => match resource.strip_prefix("domain/") {
-            Some(name) if !name.is_empty() => (*region, name),
-            _ => {
-                return Err(problem(
-                    "ES_DOMAIN_ARN",
-                    format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}"),
-                ));
-            }
-        },
-        _ => {
-            return Err(problem(
-                "ES_DOMAIN_ARN",
-                format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}"),
-            ));
-        }
+    let domain = match fields.as_slice() {
+        ["arn", _, "es", region, _, resource] => resource.strip_prefix("domain/").map(|name| (*region, name)),
+        _ => None,
+    };
+    let Some((region, name)) = domain.filter(|(_, name)| !name.is_empty()) else {
+        return Err(problem("ES_DOMAIN_ARN", format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}")));
     };
     let host = host.to_ascii_lowercase();
     let Some(endpoint_region) = region_of(&host) else {

@@ -217,27 +217,25 @@ impl Firehose {
 
 /// The error code of a failed call: what the service said, or the modelled error's own name.
 fn code_of<R>(error: &SdkError<PutRecordBatchError, R>) -> Option<&str> {
-    error.code().or_else(|| match error.as_service_error()? {
-        PutRecordBatchError::ResourceNotFoundException(_) => Some("ResourceNotFoundException"),
-        PutRecordBatchError::InvalidKmsResourceException(_) => Some("InvalidKMSResourceException"),
-        PutRecordBatchError::InvalidSourceException(_) => Some("InvalidSourceException"),
-        PutRecordBatchError::InvalidArgumentException(_) => Some("InvalidArgumentException"),
-        PutRecordBatchError::ServiceUnavailableException(_) => Some("ServiceUnavailableException"),
-        _ => None,
-    })
+    error.code().or_else(|| modelled(error).map(|(code, _)| code))
 }
 
 /// The service's message for a failed call, or the modelled error's own.
 fn message_of<R>(error: &SdkError<PutRecordBatchError, R>) -> &str {
-    let modelled = match error.as_service_error() {
-        Some(PutRecordBatchError::ResourceNotFoundException(e)) => e.message(),
-        Some(PutRecordBatchError::InvalidKmsResourceException(e)) => e.message(),
-        Some(PutRecordBatchError::InvalidSourceException(e)) => e.message(),
-        Some(PutRecordBatchError::InvalidArgumentException(e)) => e.message(),
-        Some(PutRecordBatchError::ServiceUnavailableException(e)) => e.message(),
-        _ => None,
-    };
-    error.message().or(modelled).unwrap_or("no message")
+    error.message().or_else(|| modelled(error).and_then(|(_, message)| message)).unwrap_or("no message")
+}
+
+/// The name and message of a modelled PutRecordBatch error (one built without the service's metadata has them
+/// only here).
+fn modelled<R>(error: &SdkError<PutRecordBatchError, R>) -> Option<(&'static str, Option<&str>)> {
+    Some(match error.as_service_error()? {
+        PutRecordBatchError::ResourceNotFoundException(e) => ("ResourceNotFoundException", e.message()),
+        PutRecordBatchError::InvalidKmsResourceException(e) => ("InvalidKMSResourceException", e.message()),
+        PutRecordBatchError::InvalidSourceException(e) => ("InvalidSourceException", e.message()),
+        PutRecordBatchError::InvalidArgumentException(e) => ("InvalidArgumentException", e.message()),
+        PutRecordBatchError::ServiceUnavailableException(e) => ("ServiceUnavailableException", e.message()),
+        _ => return None,
+    })
 }
 
 /// Where a client from the SDK's standard configuration sends calls, for messages: the endpoint override the SDK
