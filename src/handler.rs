@@ -14,9 +14,10 @@ use crate::cause::{Cause, Failure, Fix, Route};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
+use crate::event::KinesisEventIn;
 use crate::firehose::{self, Firehose};
 use crate::pacing::{self, Pacing};
-use crate::record::{self, Batch, Decoded, KinesisEventIn, Provenance};
+use crate::record::{self, Batch, Decoded, Provenance};
 use crate::route::{Outcome, RecordFate, Routing};
 use crate::secret::SecretCredentials;
 

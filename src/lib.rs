@@ -1,7 +1,7 @@
 //! kinesis-es-indexer: a Lambda function that indexes Kinesis batches into Elasticsearch/OpenSearch.
 //!
 //! The pipeline, one module per stage:
-//! `record` (event → documents) → `bulk` (documents → `_bulk` bodies; replies → outcomes) → `elasticsearch`
+//! `event` (the invocation's body, read once) → `record` (records → documents) → `bulk` (documents → `_bulk` bodies; replies → outcomes) → `elasticsearch`
 //! (send chunks) → `route` (outcomes → one fate per record) → `firehose` (park "retry later") → `handler`
 //! (the whole invocation, and the partial batch response).
 
@@ -10,9 +10,11 @@ pub mod cause;
 pub mod config;
 pub mod elasticsearch;
 pub mod error;
+pub mod event;
 pub mod firehose;
 pub mod handler;
 pub mod index;
+pub mod invocation;
 pub mod kpl;
 pub mod logging;
 pub mod pacing;
@@ -23,6 +25,6 @@ pub mod sigv4;
 
 pub use config::Config;
 pub use error::Error;
+pub use event::KinesisEventIn;
 pub use handler::{Deps, Report, handle};
-pub use record::KinesisEventIn;
 pub use route::Outcome;

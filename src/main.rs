@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kinesis_es_indexer::invocation::{Bodies, TakeBody};
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -23,12 +24,30 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     tracing::info!(es_url = %deps.config.es_url, index = deps.config.index.as_str(), firehose_stream = ?deps.config.firehose_stream, "Ready");
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEventIn>| async move {
-        let deadline = invocation_deadline(event.context.deadline, SystemTime::now());
-        let report = handle(&event.payload, deadline, deps).await;
-        Ok::<_, Diagnostic>(report.response())
-    }))
-    .await
+    let bodies = Bodies::default();
+    let taken = bodies.clone();
+    let handler = service_fn(move |event: LambdaEvent<()>| {
+        let body = taken.take(&event.context.request_id).unwrap_or_default();
+        handle_body(body, event.context.deadline, deps)
+    });
+    // As `lambda_runtime::run`, with the body taken as bytes (`invocation`) inside the request's span.
+    Runtime::new(handler).layer(TakeBody(bodies)).layer(TracingLayer::new()).run().await
+}
+
+/// One invocation: the event read from the body Lambda sent, handled, answered with the partial batch response.
+async fn handle_body(
+    body: Vec<u8>,
+    deadline_ms: u64,
+    deps: &Deps,
+) -> Result<aws_lambda_events::streams::KinesisEventResponse, Diagnostic> {
+    let deadline = invocation_deadline(deadline_ms, SystemTime::now());
+    let event = KinesisEventIn::from_body(body).map_err(|error| {
+        // Lambda retries the whole batch; nothing of it was indexed.
+        tracing::error!(%error, "The invocation's event cannot be read: nothing of it is indexed");
+        Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error.to_string() }
+    })?;
+    let report = handle(&event, deadline, deps).await;
+    Ok(report.response())
 }
 
 /// Tells Lambda why the cold start failed (`/runtime/init/error`), so the invocation shows the error's type and

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 use kinesis_es_indexer::Config;
-use kinesis_es_indexer::record::{Decoded, KinesisEventIn, decode_batch};
+use kinesis_es_indexer::KinesisEventIn;
+use kinesis_es_indexer::record::{Decoded, decode_batch};
 use proptest::prelude::*;
 
 struct Counting;

@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 
 use base64::Engine;
 use kinesis_es_indexer::Config;
-use kinesis_es_indexer::record::{Decoded, KinesisEventIn, decode_batch};
+use kinesis_es_indexer::KinesisEventIn;
+use kinesis_es_indexer::record::{Decoded, decode_batch};
 use libfuzzer_sys::fuzz_target;
 
 static CONFIG: LazyLock<Config> = LazyLock::new(|| {
@@ -21,7 +22,7 @@ static CONFIG: LazyLock<Config> = LazyLock::new(|| {
 
 fn check(event: &KinesisEventIn) {
     let batch = decode_batch(event, &CONFIG, chrono::DateTime::UNIX_EPOCH);
-    assert_eq!(batch.decoded.len(), event.records.len(), "one outcome per record");
+    assert_eq!(batch.decoded.len(), event.len(), "one outcome per record");
     let mut next = 0;
     for decoded in &batch.decoded {
         if let Decoded::Documents { range, rejected_parts } = decoded {

@@ -130,6 +130,33 @@ async fn every_log_line_of_an_invocation_carries_its_request_id() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_a_kinesis_event_fails_that_invocation_with_its_reason_and_the_next_one_is_handled() {
+    let es = EsDouble::start().await;
+    let api = LambdaApiDouble::start().await;
+    let function = start_function(&api, &[("ES_URL", &es.url())]);
+    let sqs = r#"{"Records":{"messageId":"1"}}"#;
+
+    let refused = api.invoke(sqs, Duration::from_secs(30));
+    let handled = api.invoke(&lambda_event(&plain_payloads(2)), Duration::from_secs(30));
+    let answers = api.answers(2, Duration::from_secs(30)).await;
+
+    let Answer::InvocationError { request_id, body } = &answers[0] else { panic!("{answers:?}") };
+    assert_eq!(request_id, &refused);
+    assert_eq!(body["errorType"], "InvalidEvent");
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("not a Kinesis event") && message.contains("invalid type: map"), "{message}");
+    assert_eq!(answers[1], Answer::Response { request_id: handled, body: json!({"batchItemFailures": []}) });
+    assert_eq!(es.count(), 2, "the body of the refused invocation is not mistaken for the next one's");
+    let lines = function.log_lines();
+    let error = lines.iter().find(|l| {
+        l["level"] == "ERROR" && l["message"].as_str().unwrap().starts_with("The invocation's event cannot be read")
+    });
+    let error = error.unwrap_or_else(|| panic!("an ERROR line says why: {lines:?}"));
+    assert!(error["error"].as_str().unwrap().contains("invalid type: map"), "{error}");
+    assert_eq!(error["span"]["requestId"], refused.as_str(), "the ERROR line names the invocation");
+}
+
+#[tokio::test]
 async fn s26_the_binary_with_lambdas_shortest_common_timeouts_indexes_normally() {
     let es = EsDouble::start().await;
     let api = LambdaApiDouble::start().await;
@@ -165,8 +192,7 @@ async fn a_missing_es_url_stops_the_cold_start_with_an_error_naming_it() {
 
 /// A test event with these payloads, as the JSON text Lambda sends.
 fn lambda_event(payloads: &[Vec<u8>]) -> String {
-    let event = event(payloads);
-    format!("{{\"Records\":[{}]}}", event.records.iter().map(|r| r.get()).collect::<Vec<_>>().join(","))
+    event(payloads).as_json().to_owned()
 }
 
 /// gzip'd CloudWatch Logs envelopes of `events` log events of 16 KiB each (repetitive, as logs are: they compress to

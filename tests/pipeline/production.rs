@@ -274,12 +274,9 @@ async fn s27_absurd_timestamps_keep_their_value_but_name_the_arrival_index() {
 async fn s28_two_streams_with_the_same_shard_and_sequence_numbers_never_collide() {
     let h = Harness::start(&[]).await;
     let first = event(&plain_payloads(2));
-    let mut second = event(&plain_payloads(2));
-    for raw in second.records.iter_mut() {
-        let mut record: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+    let second = edit_records(&event(&plain_payloads(2)), |_, record| {
         record["eventSourceARN"] = json!("arn:aws:kinesis:eu-west-1:123456789012:stream/billing-logs");
-        *raw = serde_json::value::to_raw_value(&record).unwrap();
-    }
+    });
 
     let a = h.deliver(&first).await;
     let b =
@@ -450,12 +447,9 @@ async fn the_summary_says_how_old_the_oldest_record_is() {
     let logs = Logs::capture();
     let h = Harness::start(&[]).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let mut event = event(&plain_payloads(3));
-    for (raw, seconds_ago) in event.records.iter_mut().zip([90.0, 300.0, 5.0]) {
-        let mut record: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
-        record["kinesis"]["approximateArrivalTimestamp"] = json!(now - seconds_ago);
-        *raw = serde_json::value::to_raw_value(&record).unwrap();
-    }
+    let event = edit_records(&event(&plain_payloads(3)), |i, record| {
+        record["kinesis"]["approximateArrivalTimestamp"] = json!(now - [90.0, 300.0, 5.0][i]);
+    });
 
     let report = h.deliver(&event).await;
 

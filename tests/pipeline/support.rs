@@ -161,7 +161,17 @@ pub fn redelivery(event: &KinesisEventIn, report: &Report) -> Option<KinesisEven
         .filter_map(|f| f.item_identifier.clone())
         .min_by(|a, b| kinesis_es_indexer::route::compare_sequence_numbers(a, b))?;
     let start = report.records.iter().position(|r| r.provenance.sequence_number.as_deref() == Some(lowest.as_str()))?;
-    Some(KinesisEventIn { records: event.records[start..].to_vec() })
+    Some(KinesisEventIn::from_records(event.records().skip(start)).expect("records of an event"))
+}
+
+/// `event` with each record (its position, its JSON) changed by `edit`.
+pub fn edit_records(event: &KinesisEventIn, mut edit: impl FnMut(usize, &mut Value)) -> KinesisEventIn {
+    let records = event.records().enumerate().map(|(i, raw)| {
+        let mut record: Value = serde_json::from_str(raw).expect("a record of JSON");
+        edit(i, &mut record);
+        record.to_string()
+    });
+    KinesisEventIn::from_records(records).expect("records of JSON")
 }
 
 /// The outcome of every record, in order.
@@ -189,9 +199,9 @@ pub fn check_invariant(
     firehose: &FirehoseDouble,
     kinesis_ids: bool,
 ) {
-    assert_eq!(report.records.len(), event.records.len(), "one outcome per record");
+    assert_eq!(report.records.len(), event.len(), "one outcome per record");
     let counted: usize = report.summary.outcomes.values().sum();
-    assert_eq!(counted, event.records.len(), "the summary counts every record once");
+    assert_eq!(counted, event.len(), "the summary counts every record once");
 
     let reported: Vec<String> =
         report.response().batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
