@@ -4,18 +4,19 @@
 //! own later (`record::read_record`), so one malformed record cannot fail the batch and no record is copied.
 //! (`aws_lambda_events`' own type fails the whole event on one bad base64 string, and copies every field.)
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-/// A Kinesis event: its JSON text and the position of each element of its `Records` array.
+/// A Kinesis event: its JSON text, and what one pass over it read of each element of its `Records` array.
 #[derive(Debug, Clone, Default)]
 pub struct KinesisEventIn {
     body: String,
-    records: Vec<Range<usize>>,
+    records: Vec<RecordIn>,
 }
 
 /// Why the invocation's body is not a Kinesis event at all (each record's own problems are outcomes, not this).
@@ -23,22 +24,50 @@ pub struct KinesisEventIn {
 #[error("the invocation's event is not a Kinesis event (an object with a \"Records\" array): {0}")]
 pub struct EventError(String);
 
+/// One record as the scan read it: each field the indexer needs, as a place in the body.
+#[derive(Debug, Clone, Default)]
+struct RecordIn {
+    event_id: Option<Text>,
+    event_source_arn: Option<Text>,
+    sequence_number: Option<Text>,
+    data: Option<Text>,
+    arrival_seconds: Option<f64>,
+    /// What makes the record something other than a Kinesis record, when something does.
+    malformed: Option<String>,
+}
+
+/// A string of the event: where it lies in the body, or its text when it had escapes to resolve.
+#[derive(Debug, Clone)]
+enum Text {
+    At(Range<usize>),
+    Unescaped(Box<str>),
+}
+
+/// One record of the event, its strings borrowed from the body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordView<'a> {
+    pub event_id: Option<&'a str>,
+    pub event_source_arn: Option<&'a str>,
+    pub sequence_number: Option<&'a str>,
+    pub data: Option<&'a str>,
+    /// `approximateArrivalTimestamp`: seconds since the epoch, with a fraction.
+    pub arrival_seconds: Option<f64>,
+    /// Why this is not a Kinesis record (not an object, no `kinesis` object, no `sequenceNumber` or `data`
+    /// string, a field of the wrong type), when it is not.
+    pub malformed: Option<&'a str>,
+}
+
 impl KinesisEventIn {
     /// Reads the body Lambda sent: valid UTF-8, one JSON object whose `Records`, when present, is an array. Takes
-    /// the bytes as they are (no copy when the buffer is the body's own).
+    /// the bytes as they are (no copy when the buffer is the body's own) and reads every record in the same pass.
     pub fn from_body(body: Vec<u8>) -> Result<KinesisEventIn, EventError> {
         let body = String::from_utf8(body).map_err(|e| EventError(format!("not UTF-8: {}", e.utf8_error())))?;
         let records = {
             let mut deserializer = serde_json::Deserializer::from_str(&body);
-            let raws = deserializer.deserialize_map(RecordsVisitor).map_err(|e| EventError(e.to_string()))?;
+            let scan = EventScan { body: &body };
+            let records = deserializer.deserialize_map(scan).map_err(|e| EventError(e.to_string()))?;
             deserializer.end().map_err(|e| EventError(e.to_string()))?;
-            let start = body.as_ptr() as usize;
-            raws.iter()
-                .map(|raw| {
-                    let at = raw.get().as_ptr() as usize - start;
-                    at..at + raw.get().len()
-                })
-                .collect()
+            records
         };
         Ok(KinesisEventIn { body, records })
     }
@@ -64,13 +93,32 @@ impl KinesisEventIn {
         self.records.is_empty()
     }
 
-    /// The JSON text of the record at `position`.
-    pub fn record(&self, position: usize) -> Option<&str> {
-        self.records.get(position).map(|range| &self.body[range.clone()])
+    /// The record at `position`, as the scan read it.
+    pub fn record(&self, position: usize) -> Option<RecordView<'_>> {
+        let record = self.records.get(position)?;
+        Some(RecordView {
+            event_id: self.text(&record.event_id),
+            event_source_arn: self.text(&record.event_source_arn),
+            sequence_number: self.text(&record.sequence_number),
+            data: self.text(&record.data),
+            arrival_seconds: record.arrival_seconds,
+            malformed: record.malformed.as_deref(),
+        })
     }
 
-    pub fn records(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.records.iter().map(|range| &self.body[range.clone()])
+    fn text<'a>(&'a self, text: &'a Option<Text>) -> Option<&'a str> {
+        text.as_ref().map(|text| match text {
+            Text::At(range) => &self.body[range.clone()],
+            Text::Unescaped(text) => &**text,
+        })
+    }
+
+    /// The JSON text of every record, in order: found by a second pass over the body, which only the quotes of
+    /// malformed records and rebuilt events need.
+    pub fn records_json(&self) -> Vec<&str> {
+        let mut deserializer = serde_json::Deserializer::from_str(&self.body);
+        let raws = deserializer.deserialize_map(RawRecords).expect("the body was read as an event already");
+        raws.into_iter().map(RawValue::get).collect()
     }
 
     /// The event as it came.
@@ -87,11 +135,13 @@ impl<'de> Deserialize<'de> for KinesisEventIn {
     }
 }
 
-/// The top-level object: each element of `Records` borrowed as raw JSON (checked, not built), the rest skipped.
-struct RecordsVisitor;
+/// The top-level object: `Records` read record by record, the rest skipped.
+struct EventScan<'b> {
+    body: &'b str,
+}
 
-impl<'de> Visitor<'de> for RecordsVisitor {
-    type Value = Vec<&'de RawValue>;
+impl<'de> Visitor<'de> for EventScan<'_> {
+    type Value = Vec<RecordIn>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with a \"Records\" array")
@@ -99,17 +149,243 @@ impl<'de> Visitor<'de> for RecordsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut records = None;
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == "Records" {
                 if records.is_some() {
                     return Err(de::Error::duplicate_field("Records"));
                 }
-                records = Some(map.next_value::<Vec<&'de RawValue>>()?);
+                records = Some(map.next_value_seed(RecordsScan { body: self.body })?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(records.unwrap_or_default())
+    }
+}
+
+/// The `Records` array.
+struct RecordsScan<'b> {
+    body: &'b str,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsScan<'_> {
+    type Value = Vec<RecordIn>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<RecordIn>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsScan<'_> {
+    type Value = Vec<RecordIn>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<RecordIn>, A::Error> {
+        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(record) = seq.next_element_seed(Scan { body: self.body, part: Part::Record })? {
+            records.push(record.into_record());
+        }
+        Ok(records)
+    }
+}
+
+/// Which part of a record a value is: the record, its `kinesis` object, or a field the indexer reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Part {
+    Record,
+    Kinesis,
+    Field,
+}
+
+/// Any JSON value where a record, its `kinesis` object or one of their fields belongs: read leniently (a value of
+/// the wrong type is noted, never an error), so that only broken JSON syntax can fail the event.
+struct Scan<'b> {
+    body: &'b str,
+    part: Part,
+}
+
+/// What a `Scan` found.
+enum Scanned {
+    /// A record or `kinesis` object, as far as it goes.
+    Object(RecordIn),
+    Text(Text),
+    Number(f64),
+    Null,
+    /// A value of another kind: a boolean, an array, or an object where a field belongs.
+    Other(&'static str),
+}
+
+impl Scanned {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scanned::Object(_) => "an object",
+            Scanned::Text(_) => "a string",
+            Scanned::Number(_) => "a number",
+            Scanned::Null => "null",
+            Scanned::Other(kind) => kind,
+        }
+    }
+
+    fn into_record(self) -> RecordIn {
+        match self {
+            Scanned::Object(record) => record,
+            other => RecordIn {
+                malformed: Some(format!("the record is {}, not an object", other.kind())),
+                ..RecordIn::default()
+            },
+        }
+    }
+}
+
+impl Scan<'_> {
+    fn text(&self, text: &str, borrowed: bool) -> Scanned {
+        let start = text.as_ptr() as usize;
+        let body = self.body.as_ptr() as usize;
+        Scanned::Text(match borrowed && start >= body && start + text.len() <= body + self.body.len() {
+            true => Text::At(start - body..start - body + text.len()),
+            false => Text::Unescaped(text.into()),
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
+    type Value = Scanned;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Scanned, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Scan<'_> {
+    type Value = Scanned;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Scanned, E> {
+        Ok(self.text(value, true))
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Scanned, E> {
+        Ok(self.text(value, false))
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Scanned, E> {
+        Ok(Scanned::Number(value as f64))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Scanned, E> {
+        Ok(Scanned::Number(value as f64))
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Scanned, E> {
+        Ok(Scanned::Number(value))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scanned, E> {
+        Ok(Scanned::Other("a boolean"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scanned, E> {
+        Ok(Scanned::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scanned, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scanned::Other("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scanned, A::Error> {
+        if self.part == Part::Field {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Scanned::Other("an object"));
+        }
+        let mut record = RecordIn::default();
+        // The first problem found makes the record malformed; reading goes on to the end of its JSON.
+        let mut malformed: Option<String> = None;
+        let mut note = |why: String| {
+            malformed.get_or_insert(why);
+        };
+        let mut kinesis_seen = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let field = |part| Scan { body: self.body, part };
+            match (self.part, &*key) {
+                (Part::Record, "kinesis") => {
+                    if std::mem::replace(&mut kinesis_seen, true) {
+                        note("duplicate field `kinesis`".to_owned());
+                    }
+                    match map.next_value_seed(field(Part::Kinesis))? {
+                        Scanned::Object(kinesis) => {
+                            record.sequence_number = kinesis.sequence_number;
+                            record.data = kinesis.data;
+                            record.arrival_seconds = kinesis.arrival_seconds;
+                            if let Some(why) = kinesis.malformed {
+                                note(why);
+                            }
+                        }
+                        other => note(format!("`kinesis` is {}, not an object", other.kind())),
+                    }
+                }
+                (Part::Record, name @ ("eventID" | "eventSourceARN"))
+                | (Part::Kinesis, name @ ("sequenceNumber" | "data")) => {
+                    let value = map.next_value_seed(field(Part::Field))?;
+                    let slot = match name {
+                        "eventID" => &mut record.event_id,
+                        "eventSourceARN" => &mut record.event_source_arn,
+                        "sequenceNumber" => &mut record.sequence_number,
+                        _ => &mut record.data,
+                    };
+                    if slot.is_some() {
+                        note(format!("duplicate field `{name}`"));
+                    }
+                    match value {
+                        Scanned::Text(text) => *slot = Some(text),
+                        // Optional fields may be null; a required one that is null is missing below.
+                        Scanned::Null => {}
+                        other => note(format!("`{name}` is {}, not a string", other.kind())),
+                    }
+                }
+                (Part::Kinesis, "approximateArrivalTimestamp") => match map.next_value_seed(field(Part::Field))? {
+                    Scanned::Number(seconds) => record.arrival_seconds = Some(seconds),
+                    Scanned::Null => {}
+                    other => note(format!("`approximateArrivalTimestamp` is {}, not a number", other.kind())),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match self.part {
+            Part::Record if !kinesis_seen => note("missing field `kinesis`".to_owned()),
+            Part::Kinesis => {
+                if record.sequence_number.is_none() {
+                    note("missing field `sequenceNumber`".to_owned());
+                }
+                if record.data.is_none() {
+                    note("missing field `data`".to_owned());
+                }
+            }
+            _ => {}
+        }
+        record.malformed = malformed;
+        Ok(Scanned::Object(record))
+    }
+}
+
+/// The top-level object again, each element of `Records` borrowed as raw JSON (checked, not built).
+struct RawRecords;
+
+impl<'de> Visitor<'de> for RawRecords {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with a \"Records\" array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut records = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key == "Records" {
+                true => records = map.next_value::<Vec<&'de RawValue>>()?,
+                false => map.next_value::<IgnoredAny>().map(drop)?,
+            }
+        }
+        Ok(records)
     }
 }
 
@@ -122,8 +398,9 @@ mod tests {
         let body =
             r#" {"eventSource":"aws:kinesis", "Records" : [ {"a":1} ,{"b":[2,"]"]}, "text" ], "x": {"Records":5}} "#;
         let event = KinesisEventIn::from_body(body.as_bytes().to_vec()).unwrap();
-        assert_eq!(event.records().collect::<Vec<_>>(), [r#"{"a":1}"#, r#"{"b":[2,"]"]}"#, r#""text""#]);
-        assert_eq!(event.record(1), Some(r#"{"b":[2,"]"]}"#));
+        assert_eq!(event.records_json(), [r#"{"a":1}"#, r#"{"b":[2,"]"]}"#, r#""text""#]);
+        assert_eq!(event.len(), 3);
+        assert_eq!(event.record(2).unwrap().malformed, Some("the record is a string, not an object"));
         assert_eq!(event.record(3), None);
         assert_eq!(event.as_json(), body);
     }
@@ -148,10 +425,28 @@ mod tests {
     }
 
     #[test]
+    fn a_records_fields_are_read_where_they_lie_in_the_body_in_any_order() {
+        let record = r#"{"kinesis":{"approximateArrivalTimestamp":1.5,"data":"aGk=","partitionKey":"p","sequenceNumber":"49"},"eventSourceARN":"arn:s","eventID":"shard-1:49"}"#;
+        let event = KinesisEventIn::from_records([record]).unwrap();
+        let view = event.record(0).unwrap();
+        let expected = RecordView {
+            event_id: Some("shard-1:49"),
+            event_source_arn: Some("arn:s"),
+            sequence_number: Some("49"),
+            data: Some("aGk="),
+            arrival_seconds: Some(1.5),
+            malformed: None,
+        };
+        assert_eq!(view, expected);
+        let body = event.as_json().as_bytes().as_ptr_range();
+        assert!(body.contains(&view.data.unwrap().as_ptr()), "the data is borrowed from the body, not copied");
+    }
+
+    #[test]
     fn an_event_built_from_records_and_one_read_through_serde_are_the_same() {
         let built = KinesisEventIn::from_records([r#"{"a":1}"#, "2"]).unwrap();
         let read: KinesisEventIn = serde_json::from_str(built.as_json()).unwrap();
-        assert_eq!(read.records().collect::<Vec<_>>(), ["{\"a\":1}", "2"]);
+        assert_eq!(read.records_json(), ["{\"a\":1}", "2"]);
         assert!(KinesisEventIn::from_records(["{"]).is_err(), "a record that is not JSON makes no event");
     }
 }

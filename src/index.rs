@@ -182,7 +182,40 @@ pub fn epoch_millis(millis: i64) -> Option<DateTime<Utc>> {
 
 /// RFC 3339 in UTC with milliseconds, as Elasticsearch prints dates: `2024-05-01T12:00:00.250Z`.
 pub fn format_timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    let mut text = Vec::with_capacity(24);
+    write_timestamp(&mut text, at);
+    String::from_utf8(text).expect("digits and punctuation")
+}
+
+/// `format_timestamp` appended to `out`: one per document, so written digit by digit rather than through a
+/// formatter (years outside 0–9999, which chrono writes with a sign, and leap seconds go through chrono).
+pub fn write_timestamp(out: &mut Vec<u8>, at: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let year = at.year();
+    if !(0..=9999).contains(&year) || at.nanosecond() >= 1_000_000_000 {
+        out.extend_from_slice(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).as_bytes());
+        return;
+    }
+    let millis = at.timestamp_subsec_millis();
+    let fields: [(u32, usize, u8); 7] = [
+        (year as u32, 4, b'-'),
+        (at.month(), 2, b'-'),
+        (at.day(), 2, b'T'),
+        (at.hour(), 2, b':'),
+        (at.minute(), 2, b':'),
+        (at.second(), 2, b'.'),
+        (millis, 3, b'Z'),
+    ];
+    for (value, width, then) in fields {
+        let mut buffer = [b'0'; 4];
+        let mut rest = value;
+        for slot in buffer[..width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend_from_slice(&buffer[..width]);
+        out.push(then);
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +276,19 @@ mod tests {
         assert_eq!(format_timestamp(at("2024-05-01T12:00:00")), "2024-05-01T12:00:00.000Z");
         assert_eq!(format_timestamp(at("2024-05-01")), "2024-05-01T00:00:00.000Z");
         assert_eq!(format_timestamp(at("1714564800123")), "2024-05-01T12:00:00.123Z");
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(3339);
+        let bounds = [i64::MIN, -62_167_219_200_001, -62_167_219_200_000, 0, 253_402_300_799_999, 253_402_300_800_000];
+        let mut millis: Vec<i64> = bounds.to_vec();
+        millis.extend((0..20_000).map(|_| rng.i64(-70_000_000_000_000..300_000_000_000_000)));
+        for millis in millis {
+            let Some(at) = epoch_millis(millis) else { continue };
+            assert_eq!(format_timestamp(at), at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "{millis}");
+        }
+        assert_eq!(format_timestamp(at("2016-12-31T23:59:60.5Z")), "2016-12-31T23:59:60.500Z", "a leap second");
         assert_eq!(parse_timestamp("yesterday"), None);
         assert_eq!(parse_timestamp(""), None);
     }

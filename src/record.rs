@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::config::{Config, DocIdMode};
-use crate::event::KinesisEventIn;
+use crate::event::{KinesisEventIn, RecordView};
 use crate::index::{self, IndexNamer};
 use crate::kpl;
 
@@ -33,8 +33,8 @@ pub struct Provenance {
 pub struct KinesisRecord<'a> {
     pub provenance: Provenance,
     /// `eventSourceARN`: which stream the record came from.
-    pub stream: Option<Cow<'a, str>>,
-    pub data: Cow<'a, str>,
+    pub stream: Option<&'a str>,
+    pub data: &'a str,
     pub arrival: Option<DateTime<Utc>>,
 }
 
@@ -153,6 +153,8 @@ pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>)
 /// at once.
 pub struct BatchDecoder<'a> {
     event: &'a KinesisEventIn,
+    /// The JSON text of each record, found when a malformed record is to be quoted.
+    records_json: Option<Vec<&'a str>>,
     next_record: usize,
     now: DateTime<Utc>,
     target: Target<'a>,
@@ -174,21 +176,24 @@ impl<'a> BatchDecoder<'a> {
             streams: StreamTags::default(),
             id_prefix: String::new(),
         };
-        BatchDecoder { event, next_record: 0, now, target }
+        BatchDecoder { event, records_json: None, next_record: 0, now, target }
     }
 
     /// Decodes the next record and moves its documents (none when it is rejected or skipped) to the end of `out`.
     /// False when every record has been decoded.
     pub fn decode_next_into(&mut self, out: &mut impl Extend<Document>) -> bool {
-        let Some(raw) = self.event.record(self.next_record) else {
+        let Some(record) = self.event.record(self.next_record) else {
             return false;
         };
         let position = self.next_record;
         self.next_record += 1;
         let target = &mut self.target;
-        let (provenance, decoded) = match read_record(raw) {
+        let (provenance, decoded) = match read_record(record) {
             Err((provenance, rejection)) => {
-                let excerpt = excerpt(raw.as_bytes(), target.config.log_excerpt_bytes);
+                // The record's own JSON is quoted; finding it takes a second pass over the event, once per batch.
+                let event = self.event;
+                let records_json = self.records_json.get_or_insert_with(|| event.records_json());
+                let excerpt = excerpt(records_json[position].as_bytes(), target.config.log_excerpt_bytes);
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
             Ok(record) => {
@@ -233,11 +238,11 @@ impl Target<'_> {
         }
         if self.config.doc_id == DocIdMode::Kinesis {
             self.id_prefix.clear();
-            write_id_prefix(&mut self.id_prefix, self.streams.tag(record.stream.as_deref()), &record.provenance);
+            write_id_prefix(&mut self.id_prefix, self.streams.tag(record.stream), &record.provenance);
         }
         let config = self.config;
         let quote = |bytes: &[u8]| excerpt(bytes, config.log_excerpt_bytes);
-        let raw = match decode_base64(&record.data) {
+        let raw = match decode_base64(record.data) {
             Ok(raw) => raw,
             Err(rejection) => return Decoded::Rejected { rejection, excerpt: quote(record.data.as_bytes()) },
         };
@@ -436,45 +441,24 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-#[derive(Deserialize)]
-struct RawRecord<'a> {
-    #[serde(rename = "eventID", borrow, default)]
-    event_id: Option<Text<'a>>,
-    #[serde(rename = "eventSourceARN", borrow, default)]
-    event_source_arn: Option<Text<'a>>,
-    #[serde(borrow)]
-    kinesis: RawKinesis<'a>,
-}
-
-#[derive(Deserialize)]
-struct RawKinesis<'a> {
-    #[serde(rename = "sequenceNumber", borrow)]
-    sequence_number: Text<'a>,
-    #[serde(borrow)]
-    data: Text<'a>,
-    #[serde(rename = "approximateArrivalTimestamp", default)]
-    approximate_arrival_timestamp: Option<f64>,
-}
-
-/// Reads one record of the event. On failure, returns whatever provenance could still be found.
-pub fn read_record(raw: &str) -> Result<KinesisRecord<'_>, (Option<Provenance>, Rejection)> {
-    match serde_json::from_str::<RawRecord>(raw) {
-        Ok(record) => {
-            let event_id = record.event_id.map(|t| t.0);
-            let provenance = Provenance {
-                shard_id: shard_of(event_id.as_deref()),
-                sequence_number: Some(record.kinesis.sequence_number.0.into_owned()),
-            };
+/// Reads one record of the event as the event's scan found it. On failure, returns whatever provenance it has.
+pub fn read_record(record: RecordView<'_>) -> Result<KinesisRecord<'_>, (Option<Provenance>, Rejection)> {
+    let sequence_number = record.sequence_number.map(str::to_owned);
+    let provenance = Provenance { shard_id: shard_of(record.event_id), sequence_number };
+    match (record.malformed, record.data) {
+        (Some(why), _) => {
+            let provenance = provenance.sequence_number.is_some().then_some(provenance);
+            Err((provenance, Rejection::MalformedRecord(why.to_owned())))
+        }
+        (None, Some(data)) => {
             // Seconds with a fraction: `.5` is 500 ms (`aws_lambda_events` 1.2.1 reads it as 5 ms).
             let arrival = record
-                .kinesis
-                .approximate_arrival_timestamp
+                .arrival_seconds
                 .filter(|seconds| seconds.is_finite())
                 .and_then(|seconds| index::epoch_millis((seconds * 1000.0).round() as i64));
-            let stream = record.event_source_arn.map(|t| t.0);
-            Ok(KinesisRecord { provenance, stream, data: record.kinesis.data.0, arrival })
+            Ok(KinesisRecord { provenance, stream: record.event_source_arn, data, arrival })
         }
-        Err(error) => Err((salvage_provenance(raw), Rejection::MalformedRecord(error.to_string()))),
+        (None, None) => unreachable!("the event's scan notes a record without data as malformed"),
     }
 }
 
@@ -484,13 +468,6 @@ fn shard_of(event_id: Option<&str>) -> String {
         Some((shard, _)) if !shard.is_empty() => shard.to_owned(),
         _ => "unknown-shard".to_owned(),
     }
-}
-
-fn salvage_provenance(raw: &str) -> Option<Provenance> {
-    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-    let sequence_number = value.get("kinesis")?.get("sequenceNumber")?.as_str()?.to_owned();
-    let shard_id = shard_of(value.get("eventID").and_then(|id| id.as_str()));
-    Some(Provenance { shard_id, sequence_number: Some(sequence_number) })
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -627,8 +604,7 @@ fn object_sources(
         // The document passes through as it came: the decoded buffer itself becomes the source.
         one_line(object)
     } else {
-        let stamp = quoted(&index::format_timestamp(timestamp));
-        prepend_field(context.timestamp_field, &stamp, &object)
+        prepend_field(context.timestamp_field, &quoted_timestamp(timestamp), &object)
     };
     Ok(Content::Sources(vec![Source { json, timestamp }]))
 }
@@ -671,18 +647,24 @@ fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<So
 fn message_source(text: &str, context: &DocumentContext) -> Source {
     let message = text.trim_end_matches(['\n', '\r']);
     let timestamp = context.default_timestamp;
-    let json = format!(
-        "{{{}:{},\"message\":{}}}",
-        quoted(context.timestamp_field),
-        quoted(&index::format_timestamp(timestamp)),
-        quoted(message)
-    );
-    Source { json: json.into_bytes(), timestamp }
+    let mut json = Vec::with_capacity(context.timestamp_field.len() + message.len() + 48);
+    json.push(b'{');
+    serde_json::to_writer(&mut json, context.timestamp_field).expect("writing a str to a Vec cannot fail");
+    json.extend_from_slice(b":\"");
+    index::write_timestamp(&mut json, timestamp);
+    json.extend_from_slice(br#"","message":"#);
+    serde_json::to_writer(&mut json, message).expect("writing a str to a Vec cannot fail");
+    json.push(b'}');
+    Source { json, timestamp }
 }
 
-/// A JSON string literal.
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("a str always serialises")
+/// An instant as a JSON string.
+fn quoted_timestamp(at: DateTime<Utc>) -> String {
+    let mut json = Vec::with_capacity(26);
+    json.push(b'"');
+    index::write_timestamp(&mut json, at);
+    json.push(b'"');
+    String::from_utf8(json).expect("digits and punctuation")
 }
 
 /// `{"field":value,` + the rest of `object` after its opening brace (`object` is a valid JSON object on one line
@@ -865,38 +847,6 @@ struct CloudWatchEvent<'a> {
     message: Text<'a>,
 }
 
-/// The fields of a CloudWatch Logs document after the timestamp, named as Elastic's ECS does.
-#[derive(serde::Serialize)]
-struct CloudWatchDocument<'a> {
-    message: &'a str,
-    aws: AwsFields<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cloud: Option<CloudFields<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct AwsFields<'a> {
-    cloudwatch: CloudWatchFields<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct CloudWatchFields<'a> {
-    log_group: &'a str,
-    log_stream: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-struct CloudFields<'a> {
-    account: AccountFields<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct AccountFields<'a> {
-    id: &'a str,
-}
-
 fn cloudwatch_sources(text: &str, message_type: &str, context: &DocumentContext) -> Result<Content, Rejection> {
     if message_type == "CONTROL_MESSAGE" {
         return Ok(Content::Skipped("CloudWatch Logs control message".to_owned()));
@@ -906,22 +856,40 @@ fn cloudwatch_sources(text: &str, message_type: &str, context: &DocumentContext)
     if envelope.log_events.is_empty() {
         return Ok(Content::Skipped("CloudWatch Logs message without log events".to_owned()));
     }
+    // Each document is `{"<timestamp field>":"…","message":…` and then fields named as Elastic's ECS does:
+    // `"aws":{"cloudwatch":{"log_group":…,"log_stream":…,"event_id":…}},"cloud":{"account":{"id":…}}}`. What the
+    // envelope's documents share is written once; each document is then written in one buffer.
+    let to_json = |text: &str| serde_json::to_vec(text).expect("a str always serialises");
+    let timestamp_field = to_json(context.timestamp_field);
+    let mut group_and_stream = br#","aws":{"cloudwatch":{"log_group":"#.to_vec();
+    group_and_stream.extend(to_json(&envelope.log_group.0));
+    group_and_stream.extend(br#","log_stream":"#);
+    group_and_stream.extend(to_json(&envelope.log_stream.0));
+    let mut account = b"}}".to_vec();
+    if let Some(owner) = &envelope.owner {
+        account.extend(br#","cloud":{"account":{"id":"#);
+        account.extend(to_json(&owner.0));
+        account.extend(b"}}");
+    }
+    account.push(b'}');
     let mut sources = Vec::with_capacity(envelope.log_events.len());
     for event in &envelope.log_events {
         let timestamp = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
-        let fields = CloudWatchDocument {
-            message: &event.message.0,
-            aws: AwsFields {
-                cloudwatch: CloudWatchFields {
-                    log_group: &envelope.log_group.0,
-                    log_stream: &envelope.log_stream.0,
-                    event_id: event.id.as_ref().map(|id| &*id.0),
-                },
-            },
-            cloud: envelope.owner.as_ref().map(|owner| CloudFields { account: AccountFields { id: &owner.0 } }),
-        };
-        let rest = serde_json::to_vec(&fields).expect("plain fields always serialise");
-        let json = prepend_field(context.timestamp_field, &quoted(&index::format_timestamp(timestamp)), &rest);
+        let id = event.id.as_ref().map(|id| &*id.0);
+        let size = timestamp_field.len() + event.message.0.len() + group_and_stream.len() + account.len();
+        let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 48);
+        json.push(b'{');
+        json.extend_from_slice(&timestamp_field);
+        json.extend_from_slice(b":\"");
+        index::write_timestamp(&mut json, timestamp);
+        json.extend_from_slice(br#"","message":"#);
+        serde_json::to_writer(&mut json, &*event.message.0).expect("writing a str to a Vec cannot fail");
+        json.extend_from_slice(&group_and_stream);
+        if let Some(id) = id {
+            json.extend_from_slice(br#","event_id":"#);
+            serde_json::to_writer(&mut json, id).expect("writing a str to a Vec cannot fail");
+        }
+        json.extend_from_slice(&account);
         sources.push(Source { json, timestamp });
     }
     Ok(Content::Sources(sources))
@@ -1130,6 +1098,14 @@ mod tests {
             r#"{"@timestamp":"2024-05-01T12:00:00.000Z","message":"first","aws":{"cloudwatch":{"log_group":"/aws/lambda/app","log_stream":"2024/05/01/[$LATEST]abc","event_id":"1"}},"cloud":{"account":{"id":"123456789012"}}}"#
         );
         assert!(out[1].starts_with(r#"{"@timestamp":"2024-05-01T12:00:01.000Z","message":"{\"k\":1}""#), "{}", out[1]);
+        let bare = r#"{"messageType":"DATA_MESSAGE","logGroup":"g\"1","logStream":"s","logEvents":[{"timestamp":0,"message":"m"}]}"#;
+        assert_eq!(
+            sources(bare.as_bytes()),
+            [
+                r#"{"@timestamp":"1970-01-01T00:00:00.000Z","message":"m","aws":{"cloudwatch":{"log_group":"g\"1","log_stream":"s"}}}"#
+            ],
+            "no owner, no event id"
+        );
     }
 
     #[test]
@@ -1173,30 +1149,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_record_reads_its_shard_sequence_and_arrival_time() {
-        let raw = r#"{"eventID":"shardId-000000000006:4959","kinesis":{"sequenceNumber":"4959","data":"aGk=","approximateArrivalTimestamp":1545084650.5,"partitionKey":"p"}}"#;
-        let record = read_record(raw).unwrap();
-        assert_eq!(
-            record.provenance,
-            Provenance { shard_id: "shardId-000000000006".into(), sequence_number: Some("4959".into()) }
-        );
-        assert_eq!(record.data, "aGk=");
-        assert_eq!(index::format_timestamp(record.arrival.unwrap()), "2018-12-17T22:10:50.500Z");
-        let precise = raw.replace("1545084650.5", "1545084650.98765");
-        assert_eq!(
-            index::format_timestamp(read_record(&precise).unwrap().arrival.unwrap()),
-            "2018-12-17T22:10:50.988Z"
-        );
+    /// `read_record` on an event of this one record: its provenance and arrival time, or the rejection.
+    fn read(raw: &str) -> Result<(Provenance, String, Option<DateTime<Utc>>), (Option<Provenance>, Rejection)> {
+        let event = KinesisEventIn::from_records([raw]).unwrap();
+        read_record(event.record(0).unwrap()).map(|r| (r.provenance, r.data.to_owned(), r.arrival))
     }
 
     #[test]
-    fn a_malformed_record_keeps_what_provenance_it_has() {
+    fn a_record_reads_its_shard_sequence_and_arrival_time() {
+        let raw = r#"{"eventID":"shardId-000000000006:4959","kinesis":{"sequenceNumber":"4959","data":"aGk=","approximateArrivalTimestamp":1545084650.5,"partitionKey":"p"}}"#;
+        let (provenance, data, arrival) = read(raw).unwrap();
+        assert_eq!(
+            provenance,
+            Provenance { shard_id: "shardId-000000000006".into(), sequence_number: Some("4959".into()) }
+        );
+        assert_eq!(data, "aGk=");
+        assert_eq!(index::format_timestamp(arrival.unwrap()), "2018-12-17T22:10:50.500Z");
+        let precise = raw.replace("1545084650.5", "1545084650.98765");
+        assert_eq!(index::format_timestamp(read(&precise).unwrap().2.unwrap()), "2018-12-17T22:10:50.988Z");
+        let escaped = raw
+            .replace(r#""data":"aGk=""#, r#""data":"aG\u006b=""#)
+            .replace(r#""eventID":"#, r#""x":{"eventID":1},"eventID":"#);
+        assert_eq!(read(&escaped).unwrap().1, "aGk=", "an escaped string is read as its text");
+        let without =
+            r#"{"kinesis":{"data":"aGk=","sequenceNumber":"1","approximateArrivalTimestamp":null},"eventID":null}"#;
+        let (provenance, _, arrival) = read(without).unwrap();
+        assert_eq!((provenance.shard_id.as_str(), arrival), ("unknown-shard", None), "optional fields may be null");
+    }
+
+    #[test]
+    fn a_malformed_record_says_what_is_wrong_and_keeps_what_provenance_it_has() {
         let (provenance, rejection) =
-            read_record(r#"{"eventID":"shardId-1:77","kinesis":{"sequenceNumber":"77","data":5}}"#).unwrap_err();
-        assert_eq!(provenance.unwrap().sequence_number.as_deref(), Some("77"));
-        assert_eq!(rejection.kind(), "malformed_record");
-        assert_eq!(read_record(r#"{"nothing":true}"#).unwrap_err().0, None);
+            read(r#"{"eventID":"shardId-1:77","kinesis":{"sequenceNumber":"77","data":5}}"#).unwrap_err();
+        assert_eq!(
+            provenance.unwrap(),
+            Provenance { shard_id: "shardId-1".into(), sequence_number: Some("77".into()) }
+        );
+        assert_eq!(rejection, Rejection::MalformedRecord("`data` is a number, not a string".into()));
+        for (raw, why) in [
+            (r#"{"nothing":true}"#, "missing field `kinesis`"),
+            (r#"[1]"#, "the record is an array, not an object"),
+            (r#""text""#, "the record is a string, not an object"),
+            (r#"{"kinesis":true}"#, "`kinesis` is a boolean, not an object"),
+            (r#"{"kinesis":{"data":"aGk="}}"#, "missing field `sequenceNumber`"),
+            (r#"{"kinesis":{"sequenceNumber":null,"data":"aGk="}}"#, "missing field `sequenceNumber`"),
+            (
+                r#"{"kinesis":{"sequenceNumber":"1","data":"aGk=","approximateArrivalTimestamp":"x"}}"#,
+                "`approximateArrivalTimestamp` is a string, not a number",
+            ),
+            (
+                r#"{"kinesis":{"sequenceNumber":"1","data":"aGk="},"eventSourceARN":{}}"#,
+                "`eventSourceARN` is an object, not a string",
+            ),
+            (r#"{"kinesis":{"sequenceNumber":"1","data":"aGk=","data":"aGk="}}"#, "duplicate field `data`"),
+            (
+                r#"{"kinesis":{"sequenceNumber":"1","data":"aGk="},"kinesis":{"sequenceNumber":"2","data":"aGk="}}"#,
+                "duplicate field `kinesis`",
+            ),
+        ] {
+            assert_eq!(read(raw).unwrap_err().1, Rejection::MalformedRecord(why.into()), "{raw}");
+        }
+        assert_eq!(read(r#"{"kinesis":{"data":5}}"#).unwrap_err().0, None, "no sequence number, no provenance");
     }
 
     #[test]

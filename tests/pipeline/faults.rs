@@ -422,12 +422,12 @@ async fn s17_bad_records_never_fail_the_batch() {
     payloads.push(b"{\"message\":\"last\"}".to_vec());
     let event = event(&payloads);
     // A record whose data is not base64, and one without data at all.
-    let mut bad_base64: serde_json::Value = serde_json::from_str(event.record(0).unwrap()).unwrap();
+    let mut bad_base64: serde_json::Value = serde_json::from_str(event.records_json()[0]).unwrap();
     bad_base64["kinesis"]["data"] = json!("%%% not base64 %%%");
     bad_base64["kinesis"]["sequenceNumber"] = json!(sequence(8));
     let no_data = json!({"eventID": format!("{SHARD}:{}", sequence(9)), "kinesis": {"sequenceNumber": sequence(9)}});
     let (bad_base64, no_data) = (bad_base64.to_string(), no_data.to_string());
-    let records = event.records().chain([bad_base64.as_str(), no_data.as_str()]);
+    let records = event.records_json().into_iter().chain([bad_base64.as_str(), no_data.as_str()]);
     let event = kinesis_es_indexer::KinesisEventIn::from_records(records).unwrap();
 
     let report = h.deliver(&event).await;

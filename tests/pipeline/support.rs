@@ -161,12 +161,12 @@ pub fn redelivery(event: &KinesisEventIn, report: &Report) -> Option<KinesisEven
         .filter_map(|f| f.item_identifier.clone())
         .min_by(|a, b| kinesis_es_indexer::route::compare_sequence_numbers(a, b))?;
     let start = report.records.iter().position(|r| r.provenance.sequence_number.as_deref() == Some(lowest.as_str()))?;
-    Some(KinesisEventIn::from_records(event.records().skip(start)).expect("records of an event"))
+    Some(KinesisEventIn::from_records(event.records_json().into_iter().skip(start)).expect("records of an event"))
 }
 
 /// `event` with each record (its position, its JSON) changed by `edit`.
 pub fn edit_records(event: &KinesisEventIn, mut edit: impl FnMut(usize, &mut Value)) -> KinesisEventIn {
-    let records = event.records().enumerate().map(|(i, raw)| {
+    let records = event.records_json().into_iter().enumerate().map(|(i, raw)| {
         let mut record: Value = serde_json::from_str(raw).expect("a record of JSON");
         edit(i, &mut record);
         record.to_string()
