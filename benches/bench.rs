@@ -1,9 +1,10 @@
 //! `make bench`: the real `bootstrap` (release) under the Runtime API double, against the Elasticsearch double
 //! answering at once, on generated batches; per batch kind: CPU time of the function process per record and per
-//! document (mean over the runs after a warm-up), wall time (median), peak RSS (VmHWM), requests and bytes sent,
-//! and cold start (exec to the first poll of the Runtime API). The same batches go through the floor, an empty
-//! handler on `lambda_runtime` + `aws_lambda_events` (`benches/floor/empty_handler.rs`), and the indexer's CPU is
-//! also quoted as a ratio to it, which holds on a noisy machine. Not a timed test: it prints figures.
+//! document (mean over the runs after a warm-up), wall time (median), peak RSS (VmHWM) and the RSS the process had
+//! when ready, requests and bytes sent, and cold start (exec to the first poll of the Runtime API). The same
+//! batches go through the floor, an empty handler on `lambda_runtime` + `aws_lambda_events`
+//! (`benches/floor/empty_handler.rs`), and the indexer's CPU is also quoted as a ratio to it, which holds on a noisy
+//! machine. Not a timed test: it prints figures.
 //!
 //! `BENCH_RUNS` (default 5) invocations per kind after one warm-up; `BENCH_KINDS` (comma-separated names) selects
 //! kinds; `BENCH_SMALL=1` makes every batch small (`make test` runs it so, in the debug profile, to keep it
@@ -220,6 +221,8 @@ struct Figures {
     cpu_per_document: Duration,
     wall: Duration,
     peak_rss: usize,
+    /// The peak RSS at the end of the cold start, before any batch: what the process needs to exist.
+    ready_rss: usize,
     cold_start: Duration,
     requests: usize,
     bytes_sent: usize,
@@ -237,6 +240,10 @@ async fn measure(binary: &str, kind: &Kind, runs: usize, indexer: bool) -> Figur
     let api = LambdaApiDouble::start().await;
     let spawned = std::time::Instant::now();
     let function = Function::start(binary, &api, &es.url(), kind.env);
+    while api.first_poll().is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ready_rss = function.peak_rss();
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
     for run in 0..=runs {
         let before = function.cpu();
@@ -263,6 +270,7 @@ async fn measure(binary: &str, kind: &Kind, runs: usize, indexer: bool) -> Figur
         cpu_per_document: mean_cpu / kind.documents as u32,
         wall: median(wall),
         peak_rss: function.peak_rss(),
+        ready_rss,
         cold_start: api.first_poll().map_or(Duration::ZERO, |polled| polled.duration_since(spawned)),
         requests: requests.len() / (runs + 1),
         bytes_sent: requests.iter().map(|r| r.wire_bytes).sum::<usize>() / (runs + 1),
@@ -276,7 +284,7 @@ async fn main() {
     let wanted = |name: &str| selected.as_deref().is_none_or(|s| s.split(',').any(|k| k.trim() == name));
     let kinds: Vec<fn() -> Kind> = vec![json_1k, json_1k_uncompressed, cloudwatch_logs, kpl_aggregates, plain_text];
     println!(
-        "{:<22} {:>6} {:>6} {:>7} | {:>8} {:>8} {:>7} {:>7} {:>8} {:>5} {:>7} | {:>8} {:>7} {:>7}",
+        "{:<22} {:>6} {:>6} {:>7} | {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} | {:>8} {:>7} {:>7}",
         "batch",
         "recs",
         "docs",
@@ -286,6 +294,7 @@ async fn main() {
         "× floor",
         "wall",
         "peak RSS",
+        "ready RSS",
         "reqs",
         "sent",
         "floor/rec",
@@ -302,7 +311,7 @@ async fn main() {
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         let mb = |bytes: usize| bytes as f64 / 1_048_576.0;
         println!(
-            "{:<22} {:>6} {:>6} {:>5.2}MB | {:>6.2}µs {:>6.2}µs {:>7.2} {:>5.0}ms {:>6.1}MB {:>5} {:>5.2}MB | {:>6.2}µs {:>5.1}MB {:>5.1}ms",
+            "{:<22} {:>6} {:>6} {:>5.2}MB | {:>6.2}µs {:>6.2}µs {:>7.2} {:>5.0}ms {:>6.1}MB {:>7.1}MB {:>5} {:>5.2}MB | {:>6.2}µs {:>5.1}MB {:>5.1}ms",
             kind.name,
             kind.records,
             kind.documents,
@@ -312,6 +321,7 @@ async fn main() {
             us(indexer.cpu_per_record) / us(floor.cpu_per_record).max(f64::MIN_POSITIVE),
             indexer.wall.as_secs_f64() * 1e3,
             mb(indexer.peak_rss),
+            mb(indexer.ready_rss),
             indexer.requests,
             indexer.bytes_sent as f64 / 1e6,
             us(floor.cpu_per_record),
@@ -320,7 +330,7 @@ async fn main() {
         );
     }
     println!(
-        "\ncpu: mean process CPU (all threads) per invocation over {runs} runs after a warm-up; wall: median; cold: exec \
-         to the first poll of the Runtime API; floor: an empty lambda_runtime + aws_lambda_events handler on the same batch"
+        "\ncpu: mean process CPU (all threads) per invocation over {runs} runs after a warm-up; wall: median; ready RSS: \
+         peak RSS at the end of the cold start; cold: exec to the first poll of the Runtime API; floor: an empty lambda_runtime + aws_lambda_events handler on the same batch"
     );
 }

@@ -116,8 +116,10 @@ impl Elasticsearch {
             }
             Compression::Gzip => {
                 let estimate: usize = documents.iter().map(bulk::entry_size).sum();
+                // Room for a body that compresses to half (high-entropy logs do); pages never written are never
+                // resident, and a body that outgrows it is not copied while it grows from a quarter.
                 let encoder =
-                    flate2::write::GzEncoder::new(Vec::with_capacity(estimate / 4), flate2::Compression::fast());
+                    flate2::write::GzEncoder::new(Vec::with_capacity(estimate / 2 + 64), flate2::Compression::fast());
                 // Whole action lines and sources reach the compressor, not the small writes of encoding.
                 let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, encoder);
                 let compressed = bulk::encode_into(&mut buffered, documents).and_then(|plain| {
