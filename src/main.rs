@@ -6,7 +6,10 @@ use kinesis_es_indexer::invocation::{Bodies, TakeBody};
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
 use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 
-#[tokio::main]
+// One thread: Lambda runs one invocation at a time and gives most functions one vCPU or less; the chunks in flight
+// are concurrent on it. Fewer threads means fewer malloc arenas: the 1 KiB JSON bench's peak RSS fell from 34.5 to
+// 30.8 MB, the CloudWatch Logs batch's from 49.8 to 39.1 MB, CPU unchanged.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
     let deps = match Config::from_env() {
