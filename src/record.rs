@@ -1150,7 +1150,9 @@ mod tests {
     }
 
     /// `read_record` on an event of this one record: its provenance and arrival time, or the rejection.
-    fn read(raw: &str) -> Result<(Provenance, String, Option<DateTime<Utc>>), (Option<Provenance>, Rejection)> {
+    type ReadRecord = (Provenance, String, Option<DateTime<Utc>>);
+
+    fn read(raw: &str) -> Result<ReadRecord, (Option<Provenance>, Rejection)> {
         let event = KinesisEventIn::from_records([raw]).unwrap();
         read_record(event.record(0).unwrap()).map(|r| (r.provenance, r.data.to_owned(), r.arrival))
     }
