@@ -573,6 +573,15 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     if trimmed.is_empty() {
         return Err((Rejection::Empty, bytes));
     }
+    // A CloudWatch Logs envelope, what a subscription writes, is read in one pass; when the text is anything else
+    // (even an envelope that turns out broken), it is scanned, and judged, as every object is.
+    if trimmed.starts_with('{')
+        && memchr::memmem::find(trimmed.as_bytes(), b"\"logEvents\"").is_some()
+        && let Ok(envelope) = serde_json::from_str::<CloudWatchEnvelope>(trimmed)
+        && let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = envelope.message_type.as_ref().map(|t| &*t.0)
+    {
+        return Ok(cloudwatch_content(&envelope, kind, context));
+    }
     let scan = if trimmed.starts_with('{') { scan_object(trimmed, context.timestamp_field) } else { None };
     if let Some(scan) = scan {
         let (start, end) = (text.len() - text.trim_start().len(), text.trim_end().len());
@@ -828,6 +837,8 @@ impl Shape<'_> {
 
 #[derive(Deserialize)]
 struct CloudWatchEnvelope<'a> {
+    #[serde(rename = "messageType", borrow, default)]
+    message_type: Option<Text<'a>>,
     #[serde(borrow, default)]
     owner: Option<Text<'a>>,
     #[serde(rename = "logGroup", borrow)]
@@ -853,8 +864,16 @@ fn cloudwatch_sources(text: &str, message_type: &str, context: &DocumentContext)
     }
     let envelope: CloudWatchEnvelope =
         serde_json::from_str(text).map_err(|error| Rejection::BadCloudWatchEnvelope(error.to_string()))?;
+    Ok(cloudwatch_content(&envelope, message_type, context))
+}
+
+/// One document per log event of a well-formed envelope; nothing for a control message or an empty one.
+fn cloudwatch_content(envelope: &CloudWatchEnvelope, message_type: &str, context: &DocumentContext) -> Content {
+    if message_type == "CONTROL_MESSAGE" {
+        return Content::Skipped("CloudWatch Logs control message".to_owned());
+    }
     if envelope.log_events.is_empty() {
-        return Ok(Content::Skipped("CloudWatch Logs message without log events".to_owned()));
+        return Content::Skipped("CloudWatch Logs message without log events".to_owned());
     }
     // Each document is `{"<timestamp field>":"…","message":…` and then fields named as Elastic's ECS does:
     // `"aws":{"cloudwatch":{"log_group":…,"log_stream":…,"event_id":…}},"cloud":{"account":{"id":…}}}`. What the
@@ -892,7 +911,7 @@ fn cloudwatch_sources(text: &str, message_type: &str, context: &DocumentContext)
         json.extend_from_slice(&account);
         sources.push(Source { json, timestamp });
     }
-    Ok(Content::Sources(sources))
+    Content::Sources(sources)
 }
 
 /// At most `limit` bytes of `bytes` as text (lossy UTF-8, cut on a character boundary), marked when cut.
