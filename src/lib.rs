@@ -1,9 +1,10 @@
 //! kinesis-es-indexer: a Lambda function that indexes Kinesis batches into Elasticsearch/OpenSearch.
 //!
 //! The pipeline, one module per stage:
-//! `event` (the invocation's body, read once) → `record` (records → documents) → `bulk` (documents → `_bulk` bodies; replies → outcomes) → `elasticsearch`
-//! (send chunks) → `route` (outcomes → one fate per record) → `firehose` (park "retry later") → `handler`
-//! (the whole invocation, and the partial batch response).
+//! `event` (the invocation's body, read once) → `record` (records → documents) → `bulk` (documents → `_bulk`
+//! bodies; replies → outcomes) → `elasticsearch` (send chunks) → `route` (outcomes → one fate per record) →
+//! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
+//! `invocation` hands the handler the body as Lambda sent it.
 
 pub mod bulk;
 pub mod cause;

@@ -446,10 +446,6 @@ pub fn read_record(record: RecordView<'_>) -> Result<KinesisRecord<'_>, (Option<
     let sequence_number = record.sequence_number.map(str::to_owned);
     let provenance = Provenance { shard_id: shard_of(record.event_id), sequence_number };
     match (record.malformed, record.data) {
-        (Some(why), _) => {
-            let provenance = provenance.sequence_number.is_some().then_some(provenance);
-            Err((provenance, Rejection::MalformedRecord(why.to_owned())))
-        }
         (None, Some(data)) => {
             // Seconds with a fraction: `.5` is 500 ms (`aws_lambda_events` 1.2.1 reads it as 5 ms).
             let arrival = record
@@ -458,7 +454,11 @@ pub fn read_record(record: RecordView<'_>) -> Result<KinesisRecord<'_>, (Option<
                 .and_then(|seconds| index::epoch_millis((seconds * 1000.0).round() as i64));
             Ok(KinesisRecord { provenance, stream: record.event_source_arn, data, arrival })
         }
-        (None, None) => unreachable!("the event's scan notes a record without data as malformed"),
+        (why, _) => {
+            let provenance = provenance.sequence_number.is_some().then_some(provenance);
+            let why = why.unwrap_or("missing field `data`").to_owned();
+            Err((provenance, Rejection::MalformedRecord(why)))
+        }
     }
 }
 
