@@ -1090,6 +1090,7 @@ mod tests {
             r#"{"messageType":"DATA_MESSAGE","logEvents":"none","logGroup":"g","logStream":"s"}"#,
             r#"{"messageType":{"nested":true},"logEvents":[]}"#,
             r#"{"messageType":"order_created","logEvents":[]}"#,
+            r#"{"messageType":"order_created","logEvents":[{"timestamp":1,"message":"x"}],"logGroup":"g","logStream":"s"}"#,
         ] {
             let out = sources(doc.as_bytes());
             assert_eq!(out.len(), 1, "{doc}");
