@@ -476,13 +476,13 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// accepts exactly the same strings (padded, canonical), says what is wrong with one that is refused.
 fn decode_base64(base64_text: &str) -> Result<Vec<u8>, Rejection> {
     let text = base64_text.trim();
-    let raw = match base64_simd::STANDARD.decode_to_vec(text) {
-        Ok(raw) => raw,
-        Err(_) => match base64::engine::general_purpose::STANDARD.decode(text) {
+    let mut raw = Vec::with_capacity(text.len() / 4 * 3 + STAMP_ROOM);
+    if base64_simd::STANDARD.decode_append(text, &mut raw).is_err() {
+        raw = match base64::engine::general_purpose::STANDARD.decode(text) {
             Err(error) => return Err(Rejection::InvalidBase64(error.to_string())),
             Ok(raw) => raw,
-        },
-    };
+        };
+    }
     if raw.is_empty() {
         return Err(Rejection::Empty);
     }
@@ -503,7 +503,7 @@ pub fn inflate(raw: Vec<u8>, budget: &mut usize) -> Result<Vec<u8>, (Rejection, 
         *budget -= raw.len();
         return Ok(raw);
     }
-    let mut inflated = Vec::with_capacity(inflated_size_hint(&raw).min(limit));
+    let mut inflated = Vec::with_capacity(inflated_size_hint(&raw).min(limit) + STAMP_ROOM);
     // MultiGzDecoder: CloudWatch Logs and `gzip -c a b` may concatenate members.
     let decoder = flate2::read::MultiGzDecoder::new(raw.as_slice());
     if let Err(error) = decoder.take(limit as u64 + 1).read_to_end(&mut inflated) {
@@ -613,7 +613,9 @@ fn object_sources(
         // The document passes through as it came: the decoded buffer itself becomes the source.
         one_line(object)
     } else {
-        prepend_field(context.timestamp_field, &quoted_timestamp(timestamp), &object)
+        let mut object = object;
+        prepend_field_in_place(context.timestamp_field, &quoted_timestamp(timestamp), &mut object);
+        object
     };
     Ok(Content::Sources(vec![Source { json, timestamp }]))
 }
@@ -677,22 +679,35 @@ fn quoted_timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// `{"field":value,` + the rest of `object` after its opening brace (`object` is a valid JSON object on one line
-/// or not: newlines are folded).
+/// or not: newlines are folded), in a new buffer with room for a newline after it.
 pub fn prepend_field(field: &str, value_json: &str, object: &[u8]) -> Vec<u8> {
-    let after_brace = &object[object.iter().position(|&b| b == b'{').expect("a JSON object") + 1..];
-    let is_empty = after_brace.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
     let mut out = Vec::with_capacity(object.len() + field.len() + value_json.len() + 8);
-    out.push(b'{');
-    serde_json::to_writer(&mut out, field).expect("writing a str to a Vec cannot fail");
-    out.push(b':');
-    out.extend_from_slice(value_json.as_bytes());
-    if !is_empty {
-        out.push(b',');
-    }
-    let rest = out.len();
-    out.extend_from_slice(after_brace);
-    fold_newlines(&mut out[rest..]);
+    out.extend_from_slice(object);
+    prepend_field_in_place(field, value_json, &mut out);
     out
+}
+
+/// What `decode_base64` and `inflate` leave free after the data: room for the timestamp field a document may gain
+/// (`"@timestamp":"2026-11-23T10:00:00.000Z",` is 40 bytes), so that stamping it moves the document within its
+/// own buffer instead of copying it into a new one.
+const STAMP_ROOM: usize = 96;
+
+/// `prepend_field` within `object`'s own buffer: the document moves up by what is inserted (one memmove, and no
+/// new buffer while the capacity holds it).
+fn prepend_field_in_place(field: &str, value_json: &str, object: &mut Vec<u8>) {
+    let brace = object.iter().position(|&b| b == b'{').expect("a JSON object");
+    let is_empty = object[brace + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let mut head = Vec::with_capacity(field.len() + value_json.len() + 8);
+    head.push(b'{');
+    serde_json::to_writer(&mut head, field).expect("writing a str to a Vec cannot fail");
+    head.push(b':');
+    head.extend_from_slice(value_json.as_bytes());
+    if !is_empty {
+        head.push(b',');
+    }
+    let rest = head.len();
+    object.splice(..=brace, head);
+    fold_newlines(&mut object[rest..]);
 }
 
 /// Valid JSON has newlines only as whitespace between tokens (strings escape theirs), so folding them into spaces
@@ -976,6 +991,25 @@ mod tests {
             agreed[usize::from(expected.is_some())] += 1;
         }
         assert!(agreed[0] > 5_000 && agreed[1] > 5_000, "both accepted and refused texts are compared: {agreed:?}");
+    }
+
+    #[test]
+    fn a_document_is_stamped_within_the_buffer_its_data_was_decoded_into() {
+        for (data, stamped) in [
+            (&br#"{"a":1}"#[..], r#"{"@timestamp":"2024-05-01T12:00:00.500Z","a":1}"#),
+            (b"{ }", r#"{"@timestamp":"2024-05-01T12:00:00.500Z" }"#),
+            (b"{\n\"a\":\n[1,\r\n2]}", r#"{"@timestamp":"2024-05-01T12:00:00.500Z", "a": [1,  2]}"#),
+        ] {
+            let decoded = decode_base64(&b64(data)).unwrap();
+            let buffer = decoded.as_ptr();
+            let Ok(Content::Sources(sources)) = into_sources(decoded, &context()) else { panic!("a document") };
+            assert_eq!(String::from_utf8(sources[0].json.clone()).unwrap(), stamped);
+            assert_eq!(sources[0].json.as_ptr(), buffer, "no new buffer for {stamped}");
+        }
+        let gzipped = inflate(gzip(br#"{"b":2}"#), &mut 1024).unwrap();
+        let buffer = gzipped.as_ptr();
+        let Ok(Content::Sources(sources)) = into_sources(gzipped, &context()) else { panic!("a document") };
+        assert_eq!(sources[0].json.as_ptr(), buffer, "inflated data leaves the same room");
     }
 
     #[test]
