@@ -212,9 +212,7 @@ impl Function {
 
     /// The most resident memory the process has used (VmHWM), in bytes.
     fn peak_rss(&self) -> usize {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).expect("/proc/<pid>/status");
-        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).expect("VmHWM");
-        kb.trim().trim_end_matches("kB").trim().parse::<usize>().expect("VmHWM in kB") * 1024
+        testkit::peak_rss(self.0.id())
     }
 }
 

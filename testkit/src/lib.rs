@@ -2,7 +2,8 @@
 //! Amazon Data Firehose `PutRecordBatch` endpoint and the Lambda Runtime API, each on 127.0.0.1 at a port chosen at run time, stopped on drop.
 //!
 //! They answer with the real response shapes (taken from Elasticsearch's and Firehose's API references) and can be
-//! told to misbehave the way production clusters do. Test tools, not products: small and honest.
+//! told to misbehave the way production clusters do. Test tools, not products: small and honest. Beside them,
+//! `peak_rss`: how much memory a function process has needed.
 
 pub mod elasticsearch;
 pub mod firehose;
@@ -12,3 +13,11 @@ mod server;
 pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check};
 pub use firehose::{FirehoseDouble, FirehoseFault};
 pub use lambda_api::{Answer, LambdaApiDouble};
+
+/// The most resident memory process `pid` has used (VmHWM from `/proc/<pid>/status`), in bytes: what the function
+/// process needs, for the memory tests and the bench.
+pub fn peak_rss(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    let kb = status.lines().find_map(|line| line.strip_prefix("VmHWM:")).expect("VmHWM");
+    kb.trim().trim_end_matches("kB").trim().parse::<usize>().expect("VmHWM in kB") * 1024
+}
