@@ -207,16 +207,16 @@ pub async fn index_batch(
     probe: bool,
 ) -> (Batch, Vec<DocOutcome>, IndexingStats) {
     let started = Instant::now();
-    let stage = Stage { client, config, deadline, margin, hold: Mutex::new(None) };
+    let sender = Sender { client, config, deadline, margin, hold: Mutex::new(None) };
     let mut feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending), config);
     let mut answered = Vec::new();
     // A failed probe holds the stage: the chunks after it are not sent.
     if let Some(chunk) = probe.then(|| feed.next_chunk(1)).flatten() {
-        answered.push(stage.send_chunk(chunk).await);
+        answered.push(sender.send_chunk(chunk).await);
     }
     let rest: Vec<AnsweredChunk> =
         futures_util::stream::iter(std::iter::from_fn(|| feed.next_chunk(config.bulk_max_docs)))
-            .map(|chunk| stage.send_chunk(chunk))
+            .map(|chunk| sender.send_chunk(chunk))
             .buffer_unordered(config.bulk_concurrency)
             .collect()
             .await;
@@ -299,7 +299,8 @@ struct AnsweredChunk {
     stats: IndexingStats,
 }
 
-struct Stage<'a> {
+/// What sending one batch's chunks shares: the client, the deadline, and whether the cluster said to hold off.
+struct Sender<'a> {
     client: &'a Elasticsearch,
     config: &'a Config,
     deadline: Instant,
@@ -310,7 +311,7 @@ struct Stage<'a> {
     hold: Mutex<Option<Cause>>,
 }
 
-impl Stage<'_> {
+impl Sender<'_> {
     async fn send_chunk(&self, chunk: Chunk) -> AnsweredChunk {
         let Chunk { first, mut documents } = chunk;
         let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];

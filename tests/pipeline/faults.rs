@@ -553,8 +553,6 @@ async fn install_firehose_pipeline(es: &testkit::EsDouble) {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
-const FIREHOSE_INDEX: &str = "kinesis-es-indexer-firehose-2026-11-22";
-
 #[tokio::test]
 async fn s20_a_document_parked_in_firehose_and_then_redelivered_exists_once() {
     let h = Harness::start(&[]).await;

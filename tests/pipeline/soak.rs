@@ -24,7 +24,6 @@ const BATCHES_PER_SEED: usize = 3;
 /// Invocations of a batch with faults; later ones find the cluster and Firehose recovered.
 const FAULTY_ROUNDS: usize = 10;
 const MAX_ROUNDS: usize = 40;
-const FIREHOSE_INDEX: &str = "kinesis-es-indexer-firehose-2026-11-22";
 const INDICES: [&str; 2] = ["logs-2026.11.21", "logs-2026.11.22"];
 
 /// What a seed's batch holds, and what the end state must be.

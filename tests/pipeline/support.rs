@@ -16,6 +16,8 @@ use testkit::{EsDouble, FirehoseDouble};
 pub const SHARD: &str = "shardId-000000000000";
 pub const STREAM_ARN: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs";
 pub const STREAM: &str = "retry-later";
+/// The index the Firehose tier writes to on the tests' day (`FIREHOSE_INDEX_NAME`'s default, rotated daily).
+pub const FIREHOSE_INDEX: &str = "kinesis-es-indexer-firehose-2026-11-22";
 
 /// Both doubles and the dependencies of a handler wired to them.
 pub struct Harness {
