@@ -659,14 +659,20 @@ fn message_source(text: &str, context: &DocumentContext) -> Source {
     let message = text.trim_end_matches(['\n', '\r']);
     let timestamp = context.default_timestamp;
     let mut json = Vec::with_capacity(context.timestamp_field.len() + message.len() + 48);
-    json.push(b'{');
-    serde_json::to_writer(&mut json, context.timestamp_field).expect("writing a str to a Vec cannot fail");
-    json.extend_from_slice(b":\"");
-    index::write_timestamp(&mut json, timestamp);
-    json.extend_from_slice(br#"","message":"#);
-    serde_json::to_writer(&mut json, message).expect("writing a str to a Vec cannot fail");
+    write_stamped_message(&mut json, context.timestamp_field, timestamp, message);
     json.push(b'}');
     Source { json, timestamp }
+}
+
+/// The start of a document made from a message, `{"<timestamp field>":"…","message":"…"`, for its caller to close
+/// or to go on with more fields.
+fn write_stamped_message(out: &mut Vec<u8>, timestamp_field: &str, at: DateTime<Utc>, message: &str) {
+    out.push(b'{');
+    serde_json::to_writer(&mut *out, timestamp_field).expect("writing a str to a Vec cannot fail");
+    out.extend_from_slice(b":\"");
+    index::write_timestamp(out, at);
+    out.extend_from_slice(br#"","message":"#);
+    serde_json::to_writer(out, message).expect("writing a str to a Vec cannot fail");
 }
 
 /// An instant as a JSON string.
@@ -894,7 +900,6 @@ fn cloudwatch_content(envelope: &CloudWatchEnvelope, message_type: &str, context
     // `"aws":{"cloudwatch":{"log_group":…,"log_stream":…,"event_id":…}},"cloud":{"account":{"id":…}}}`. What the
     // envelope's documents share is written once; each document is then written in one buffer.
     let to_json = |text: &str| serde_json::to_vec(text).expect("a str always serialises");
-    let timestamp_field = to_json(context.timestamp_field);
     let mut group_and_stream = br#","aws":{"cloudwatch":{"log_group":"#.to_vec();
     group_and_stream.extend(to_json(&envelope.log_group.0));
     group_and_stream.extend(br#","log_stream":"#);
@@ -910,14 +915,9 @@ fn cloudwatch_content(envelope: &CloudWatchEnvelope, message_type: &str, context
     for event in &envelope.log_events {
         let timestamp = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
         let id = event.id.as_ref().map(|id| &*id.0);
-        let size = timestamp_field.len() + event.message.0.len() + group_and_stream.len() + account.len();
+        let size = context.timestamp_field.len() + event.message.0.len() + group_and_stream.len() + account.len();
         let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 48);
-        json.push(b'{');
-        json.extend_from_slice(&timestamp_field);
-        json.extend_from_slice(b":\"");
-        index::write_timestamp(&mut json, timestamp);
-        json.extend_from_slice(br#"","message":"#);
-        serde_json::to_writer(&mut json, &*event.message.0).expect("writing a str to a Vec cannot fail");
+        write_stamped_message(&mut json, context.timestamp_field, timestamp, &event.message.0);
         json.extend_from_slice(&group_and_stream);
         if let Some(id) = id {
             json.extend_from_slice(br#","event_id":"#);
