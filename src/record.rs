@@ -265,7 +265,10 @@ impl Target<'_> {
             let mut budget = config.max_record_bytes;
             for (user_record, data) in user_records.iter().enumerate() {
                 let part = format!("user record {user_record}");
-                match inflate(data.to_vec(), &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
+                // Copied with the room a document's timestamp field takes, as `decode_base64` leaves it.
+                let mut bytes = Vec::with_capacity(data.len() + STAMP_ROOM);
+                bytes.extend_from_slice(data);
+                match inflate(bytes, &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
                     Ok(Content::Sources(sources)) => {
                         self.push(sources, Some(user_record), &context, &mut rejected_parts)
                     }
