@@ -99,6 +99,14 @@ pub enum BulkReply {
     Failed(String),
 }
 
+/// A document after the cluster's answer (or the decision not to send it): its source and `_id` are kept only
+/// where routing still needs them (`DocOutcome::needs_source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedDocument {
+    pub document: Document,
+    pub outcome: DocOutcome,
+}
+
 /// The fate of one document, as decided from Elasticsearch's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DocOutcome {

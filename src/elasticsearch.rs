@@ -16,12 +16,12 @@ use elasticsearch::http::{Method, Url};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome};
+use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument};
 use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
 use crate::pacing;
-use crate::record::{Batch, BatchDecoder, Document};
+use crate::record::{Batch, BatchDecoder, Document, Record};
 use crate::sigv4::Signer;
 
 /// The bulk endpoint, relative to `ES_URL`, asking only for what the decision reads (statuses and errors), which
@@ -186,8 +186,8 @@ pub struct IndexingStats {
     pub elapsed: Duration,
 }
 
-/// Decodes the batch and sends its documents to the cluster in chunks as they are decoded; returns the batch and
-/// one outcome per document, in order.
+/// Decodes the batch and sends its documents to the cluster in chunks as they are decoded; returns the batch, each
+/// document with its outcome.
 ///
 /// Memory follows the chunks, not the batch: a chunk's documents are decoded when a request slot is free (at most
 /// `BULK_CONCURRENCY` chunks and their bodies exist at once), and once a chunk is answered its documents keep their
@@ -205,7 +205,7 @@ pub async fn index_batch(
     deadline: Instant,
     margin: Duration,
     probe: bool,
-) -> (Batch, Vec<DocOutcome>, IndexingStats) {
+) -> (Batch<Record, IndexedDocument>, IndexingStats) {
     let started = Instant::now();
     let sender = Sender { client, config, deadline, margin, hold: Mutex::new(None) };
     let mut feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending), config);
@@ -226,11 +226,9 @@ pub async fn index_batch(
     let decoded = feed.next;
     drop(feed);
     let mut documents = Vec::with_capacity(decoded);
-    let mut outcomes = Vec::with_capacity(decoded);
     let mut stats = IndexingStats::default();
     for chunk in answered {
         documents.extend(chunk.documents);
-        outcomes.extend(chunk.outcomes);
         stats.requests += chunk.stats.requests;
         stats.body_bytes += chunk.stats.body_bytes;
         stats.bytes_sent += chunk.stats.bytes_sent;
@@ -238,7 +236,7 @@ pub async fn index_batch(
         stats.answered_normally |= chunk.stats.answered_normally;
     }
     stats.elapsed = started.elapsed();
-    (decoder.finish(documents), outcomes, stats)
+    (decoder.finish(documents), stats)
 }
 
 /// Cuts decoded documents into chunks of at most `max_docs` documents and `BULK_MAX_BYTES` of body (a larger
@@ -291,11 +289,10 @@ struct Chunk {
     documents: Vec<Document>,
 }
 
-/// A chunk after its answer: one outcome per document, and the documents with only the sources routing needs.
+/// A chunk after its answer: each document with its outcome, and only the sources routing needs.
 struct AnsweredChunk {
     first: usize,
-    documents: Vec<Document>,
-    outcomes: Vec<DocOutcome>,
+    documents: Vec<IndexedDocument>,
     stats: IndexingStats,
 }
 
@@ -313,7 +310,7 @@ struct Sender<'a> {
 
 impl Sender<'_> {
     async fn send_chunk(&self, chunk: Chunk) -> AnsweredChunk {
-        let Chunk { first, mut documents } = chunk;
+        let Chunk { first, documents } = chunk;
         let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
         let mut stats = IndexingStats::default();
         // A 413 replaces a request by its two halves, first half first.
@@ -376,14 +373,19 @@ impl Sender<'_> {
                 }
             }
         }
-        let outcomes: Vec<DocOutcome> = outcomes.into_iter().map(|o| o.expect("every part is filled")).collect();
-        for (document, outcome) in documents.iter_mut().zip(&outcomes) {
-            if !outcome.needs_source() {
-                document.source = Vec::new();
-                document.id = None;
-            }
-        }
-        AnsweredChunk { first, documents, outcomes, stats }
+        let documents = documents
+            .into_iter()
+            .zip(outcomes)
+            .map(|(mut document, outcome)| {
+                let outcome = outcome.expect("every part is filled");
+                if !outcome.needs_source() {
+                    document.source = Vec::new();
+                    document.id = None;
+                }
+                IndexedDocument { document, outcome }
+            })
+            .collect();
+        AnsweredChunk { first, documents, stats }
     }
 
     /// The outcome for documents not sent because an earlier answer stopped the stage.

@@ -9,7 +9,7 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use chrono::Utc;
 use tokio::time::Instant;
 
-use crate::bulk::DocOutcome;
+use crate::bulk::IndexedDocument;
 use crate::cause::{Cause, Failure, Fix, Route};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
@@ -17,8 +17,8 @@ use crate::error::Error;
 use crate::event::KinesisEventIn;
 use crate::firehose::{self, Firehose};
 use crate::pacing::{self, Pacing};
-use crate::record::{self, Batch, Decoded, Provenance};
-use crate::route::{Outcome, RecordFate, Routing};
+use crate::record::{self, Batch, Decoded, Provenance, Record};
+use crate::route::{self, FirehoseAnswer, Outcome, SettledRecord};
 use crate::secret::SecretCredentials;
 
 /// Everything an invocation needs, built once at cold start and passed in by reference.
@@ -109,7 +109,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     }
     let decoder = record::BatchDecoder::new(event, config, Utc::now());
     let probe = deps.warm.pacing.probing();
-    let (batch, doc_outcomes, indexing) =
+    let (batch, indexing) =
         elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe).await;
     if indexing.answered_normally {
         deps.warm.pacing.cluster_answered();
@@ -121,12 +121,15 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
             Err(error) => tracing::error!(%error, "Credentials could not be re-read after a 401"),
         }
     }
-    let mut routing = Routing::after_elasticsearch(&batch, &doc_outcomes, deps.firehose.is_some());
-    let delivery = park_in_firehose(&mut routing, &batch, &doc_outcomes, deadline, margin, deps).await;
-    let fates = routing.finish();
-    log_failures(&batch, &doc_outcomes, &fates, config.log_excerpt_bytes);
-    let paced = pace(&fates, deadline, margin, deps).await;
-    let mut report = Report::new(batch, &doc_outcomes, fates, indexing, delivery, started.elapsed());
+    let delivery = park_in_firehose(&batch, deadline, margin, deps).await;
+    let firehose_answer = match deps.firehose {
+        None => FirehoseAnswer::NotConfigured,
+        Some(_) => FirehoseAnswer::Answered { refused: &delivery.refused },
+    };
+    let batch = route::settle(batch, firehose_answer);
+    log_failures(&batch, config.log_excerpt_bytes);
+    let paced = pace(&batch.records, deadline, margin, deps).await;
+    let mut report = Report::new(batch, indexing, delivery, started.elapsed());
     report.summary.probe = probe;
     report.summary.paced = paced;
     report.summary.log();
@@ -136,9 +139,9 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
 /// When records go back to Kinesis because the cluster is away or refusing, waits before answering (Lambda
 /// retries at once): exponential with full jitter across warm invocations, never past the margin before the
 /// deadline. Returns how long it waited.
-async fn pace(fates: &[RecordFate], deadline: Instant, margin: Duration, deps: &Deps) -> Duration {
+async fn pace(records: &[SettledRecord], deadline: Instant, margin: Duration, deps: &Deps) -> Duration {
     let config = &deps.config;
-    let cluster_away = fates.iter().any(|fate| {
+    let cluster_away = records.iter().any(|SettledRecord { fate, .. }| {
         fate.outcome == Outcome::BackToKinesis
             && fate.failure.as_ref().is_some_and(|failure| pacing::is_cluster_level(failure.cause))
     });
@@ -151,10 +154,9 @@ async fn pace(fates: &[RecordFate], deadline: Instant, margin: Duration, deps: &
     wait
 }
 
+/// Offers Firehose the documents routing parks there; what it refused is in the delivery.
 async fn park_in_firehose(
-    routing: &mut Routing,
-    batch: &Batch,
-    doc_outcomes: &[DocOutcome],
+    batch: &Batch<Record, IndexedDocument>,
     deadline: Instant,
     margin: Duration,
     deps: &Deps,
@@ -162,22 +164,21 @@ async fn park_in_firehose(
     let Some(firehose) = &deps.firehose else {
         return firehose::Delivery::default();
     };
-    let documents = routing.firehose_documents(batch, doc_outcomes);
+    let documents = route::to_park(batch);
     if documents.is_empty() {
         return firehose::Delivery::default();
     }
     let target_field = &deps.config.firehose_target_field;
-    let entries = documents.iter().map(|&doc| firehose::entry(doc, &batch.documents[doc], target_field)).collect();
-    let delivery = firehose.put(entries, deadline, margin).await;
-    routing.after_firehose(batch, &delivery.refused);
-    delivery
+    let entries =
+        documents.iter().map(|&doc| firehose::entry(doc, &batch.documents[doc].document, target_field)).collect();
+    firehose.put(entries, deadline, margin).await
 }
 
 /// One ERROR line per rejected document or record, with everything needed to find and fix it; one line per
 /// distinct reason for records going back to Kinesis: ERROR with what to fix when someone must act, else WARN.
-fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate], excerpt_bytes: usize) {
+fn log_failures(batch: &Batch<SettledRecord, IndexedDocument>, excerpt_bytes: usize) {
     let mut back: BTreeMap<(Cause, &str, &str), (usize, &Provenance, &Failure)> = BTreeMap::new();
-    for ((provenance, decoded), fate) in batch.records.iter().zip(&batch.decoded).zip(fates) {
+    for SettledRecord { record: Record { provenance, decoded }, fate } in &batch.records {
         let sequence_number = provenance.sequence_number.as_deref().unwrap_or("none");
         match (fate.outcome, decoded) {
             (Outcome::Rejected, Decoded::Rejected { rejection, excerpt }) => tracing::error!(
@@ -200,11 +201,10 @@ fn log_failures(batch: &Batch, doc_outcomes: &[DocOutcome], fates: &[RecordFate]
                         "Record part rejected: it cannot be indexed and will not be retried"
                     );
                 }
-                for doc in range.clone() {
-                    let Some(failure) = doc_outcomes[doc].failure().filter(|f| f.cause == Cause::Document) else {
+                for IndexedDocument { document, outcome } in &batch.documents[range.clone()] {
+                    let Some(failure) = outcome.failure().filter(|f| f.cause == Cause::Document) else {
                         continue;
                     };
-                    let document = &batch.documents[doc];
                     tracing::error!(
                         shard_id = %provenance.shard_id,
                         sequence_number,
@@ -329,35 +329,29 @@ pub struct Report {
 
 impl Report {
     fn new(
-        batch: Batch,
-        doc_outcomes: &[DocOutcome],
-        fates: Vec<RecordFate>,
+        batch: Batch<SettledRecord, IndexedDocument>,
         indexing: elasticsearch::IndexingStats,
         delivery: firehose::Delivery,
         elapsed: Duration,
     ) -> Report {
         let mut outcomes: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|&o| (o, 0)).collect();
+        let doc_outcomes = || batch.documents.iter().map(|document| &document.outcome);
         let records: Vec<RecordReport> = batch
             .records
             .into_iter()
-            .zip(&batch.decoded)
-            .zip(fates)
-            .map(|((provenance, decoded), fate)| {
+            .map(|SettledRecord { record, fate }| {
                 *outcomes.entry(fate.outcome).or_default() += 1;
-                let documents = if let Decoded::Documents { range, .. } = decoded { range.len() } else { 0 };
-                RecordReport { provenance, outcome: fate.outcome, failure: fate.failure, documents }
+                let documents = record.documents().len();
+                RecordReport { provenance: record.provenance, outcome: fate.outcome, failure: fate.failure, documents }
             })
             .collect();
         let summary = Summary {
             records: records.len(),
             outcomes,
             documents: batch.documents.len(),
-            documents_retry_later: doc_outcomes.iter().filter(|o| o.routes(Route::RetryLater)).count(),
-            documents_rejected: doc_outcomes.iter().filter(|o| o.routes(Route::Rejected)).count(),
-            documents_refused: doc_outcomes
-                .iter()
-                .filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some()))
-                .count(),
+            documents_retry_later: doc_outcomes().filter(|o| o.routes(Route::RetryLater)).count(),
+            documents_rejected: doc_outcomes().filter(|o| o.routes(Route::Rejected)).count(),
+            documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
             timestamps_out_of_range: batch.timestamps_out_of_range,
             bulk_requests: indexing.requests,
             body_bytes: indexing.body_bytes,

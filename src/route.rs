@@ -1,4 +1,8 @@
-//! Pure policy: document outcomes → one outcome per record, and what Firehose's answer changes.
+//! Pure policy: from each document's outcome and Firehose's answer, one fate per record.
+//!
+//! A record takes the outcome of its least finished document. One whose least finished documents are "retry
+//! later" is headed for Firehose: `to_park` says which documents to offer it, and `settle` decides every record's
+//! fate from what Firehose answered.
 //!
 //! Lambda checkpoints a shard at the lowest sequence number reported back and redelivers everything after it, so a
 //! record at or after that point that is not already written is left to the redelivery: it is not also parked in
@@ -7,9 +11,9 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::bulk::DocOutcome;
+use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::cause::{Cause, Failure, Route};
-use crate::record::{Batch, Decoded};
+use crate::record::{Batch, Decoded, Record};
 
 /// Where a record ended, as FAULTS.md names the places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,160 +55,150 @@ pub struct RecordFate {
     pub failure: Option<Failure>,
 }
 
+fn fate(outcome: Outcome, failure: Option<Failure>) -> RecordFate {
+    RecordFate { outcome, failure }
+}
+
+/// A record with its fate: what the batch holds once routed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Stage {
-    Settled(RecordFate),
-    /// Some documents came back "retry later" (this is why); they wait for Firehose.
-    AwaitingFirehose(Failure),
+pub struct SettledRecord {
+    pub record: Record,
+    pub fate: RecordFate,
 }
 
-/// The routing of one batch between Elasticsearch's answer and the response to Lambda.
-#[derive(Debug)]
-pub struct Routing {
-    stages: Vec<Stage>,
+/// What Firehose made of the documents `to_park` chose.
+#[derive(Debug, Clone, Copy)]
+pub enum FirehoseAnswer<'a> {
+    /// No delivery stream is configured (`FIREHOSE_STREAM_NAME` is not set): "retry later" goes back to Kinesis.
+    NotConfigured,
+    /// The documents offered that Firehose did not take, by batch position, and why; it took every other one.
+    Answered { refused: &'a HashMap<usize, Failure> },
 }
 
-fn settled(outcome: Outcome, failure: Option<Failure>) -> Stage {
-    Stage::Settled(RecordFate { outcome, failure })
+/// The documents to offer Firehose: the "retry later" documents of the records headed for it, in batch order.
+pub fn to_park(batch: &Batch<Record, IndexedDocument>) -> Vec<usize> {
+    let headed = headed_for_firehose(batch, true);
+    batch
+        .records
+        .iter()
+        .zip(headed)
+        .filter(|(_, fate)| fate.outcome == Outcome::ToFirehose)
+        .flat_map(|(record, _)| record.documents())
+        .filter(|&doc| batch.documents[doc].outcome.routes(Route::RetryLater))
+        .collect()
 }
 
-impl Routing {
-    /// Every record's outcome from its documents' outcomes (`doc_outcomes[i]` is `batch.documents[i]`'s).
-    pub fn after_elasticsearch(batch: &Batch, doc_outcomes: &[DocOutcome], firehose_enabled: bool) -> Routing {
-        assert_eq!(batch.documents.len(), doc_outcomes.len(), "one outcome per document");
-        let stages = batch
-            .decoded
-            .iter()
-            .map(|decoded| match decoded {
-                Decoded::Skipped(why) => {
-                    settled(Outcome::Skipped, Some(Failure::ours(Cause::NothingToIndex, "skipped", why.clone())))
-                }
-                Decoded::Rejected { rejection, .. } => settled(
-                    Outcome::Rejected,
-                    Some(Failure::ours(Cause::Document, rejection.kind(), rejection.to_string())),
-                ),
-                Decoded::Documents { range, rejected_parts } => {
-                    // A rejected part counts as a rejected document of the record.
-                    let part_rejection = rejected_parts.first().map(|part| {
-                        let reason = format!("{}: {}", part.part, part.rejection);
-                        DocOutcome::Failed(Failure::ours(Cause::Document, part.rejection.kind(), reason))
-                    });
-                    let least = doc_outcomes[range.clone()]
-                        .iter()
-                        .chain(part_rejection.as_ref())
-                        .min_by_key(|o| o.rank())
-                        .expect("a record with documents or rejected parts");
-                    let failure = match least {
-                        DocOutcome::Indexed => return settled(Outcome::Indexed, None),
-                        DocOutcome::AlreadyThere => return settled(Outcome::AlreadyThere, None),
-                        DocOutcome::Failed(failure) => failure,
-                    };
-                    match failure.cause.route() {
-                        Route::Rejected | Route::Skipped => settled(Outcome::Rejected, Some(failure.clone())),
-                        Route::BackToKinesis => settled(Outcome::BackToKinesis, Some(failure.clone())),
-                        Route::RetryLater if firehose_enabled => Stage::AwaitingFirehose(failure.clone()),
-                        Route::RetryLater => settled(
-                            Outcome::BackToKinesis,
-                            Some(Failure {
-                                reason: format!(
-                                    "{} (FIREHOSE_STREAM_NAME is not set, so Kinesis redelivers it)",
-                                    failure.reason
-                                ),
-                                ..failure.clone()
-                            }),
-                        ),
-                    }
-                }
-            })
-            .collect();
-        let mut routing = Routing { stages };
-        routing.leave_to_redelivery(batch);
-        routing
-    }
+/// Every record with its fate, given what Firehose answered for the documents `to_park` chose.
+pub fn settle(
+    batch: Batch<Record, IndexedDocument>,
+    firehose: FirehoseAnswer,
+) -> Batch<SettledRecord, IndexedDocument> {
+    let fates = fates(&batch, firehose);
+    let Batch { records, documents, timestamps_out_of_range, oldest_arrival } = batch;
+    let records = records.into_iter().zip(fates).map(|(record, fate)| SettledRecord { record, fate }).collect();
+    Batch { records, documents, timestamps_out_of_range, oldest_arrival }
+}
 
-    /// The documents to park in Firehose: the "retry later" documents of records waiting for it.
-    pub fn firehose_documents(&self, batch: &Batch, doc_outcomes: &[DocOutcome]) -> Vec<usize> {
-        let mut documents = Vec::new();
-        for (record, stage) in self.stages.iter().enumerate() {
-            if let (Stage::AwaitingFirehose(_), Decoded::Documents { range, .. }) = (stage, &batch.decoded[record]) {
-                documents.extend(range.clone().filter(|&doc| doc_outcomes[doc].routes(Route::RetryLater)));
-            }
-        }
-        documents
-    }
-
-    /// Settles the records that waited for Firehose: to Firehose when every one of their documents was accepted,
-    /// else back to Kinesis with Firehose's reason. `refused` maps a document to why Firehose did not take it.
-    pub fn after_firehose(&mut self, batch: &Batch, refused: &HashMap<usize, Failure>) {
-        for (record, stage) in self.stages.iter_mut().enumerate() {
-            let Stage::AwaitingFirehose(retry_later) = stage else { continue };
-            let Decoded::Documents { range, .. } = &batch.decoded[record] else {
-                unreachable!("only records with documents wait")
-            };
-            *stage = match range.clone().find_map(|doc| refused.get(&doc)) {
-                None => settled(Outcome::ToFirehose, Some(retry_later.clone())),
-                Some(refusal) => settled(Outcome::BackToKinesis, Some(refusal.clone())),
-            };
-        }
-        self.leave_to_redelivery(batch);
-    }
-
-    /// The final fate of every record, in batch order. A record still waiting (Firehose never asked) goes back.
-    pub fn finish(self) -> Vec<RecordFate> {
-        self.stages
-            .into_iter()
-            .map(|stage| match stage {
-                Stage::Settled(fate) => fate,
-                Stage::AwaitingFirehose(_) => RecordFate {
-                    outcome: Outcome::BackToKinesis,
-                    failure: Some(Failure::ours(
-                        Cause::FirehoseRefused,
-                        "firehose_not_called",
-                        "the Firehose step did not run",
-                    )),
-                },
-            })
-            .collect()
-    }
-
-    /// Records at or after the lowest sequence number going back to Kinesis in their shard will be redelivered:
-    /// unless already written (or skipped), they are left to that redelivery.
-    fn leave_to_redelivery(&mut self, batch: &Batch) {
-        let mut lowest: HashMap<&str, &str> = HashMap::new();
-        for (record, stage) in self.stages.iter().enumerate() {
-            if let (Stage::Settled(RecordFate { outcome: Outcome::BackToKinesis, .. }), Some(sequence)) =
-                (stage, batch.records[record].sequence_number.as_deref())
-            {
-                let entry = lowest.entry(&batch.records[record].shard_id).or_insert(sequence);
-                if compare_sequence_numbers(sequence, entry) == Ordering::Less {
-                    *entry = sequence;
-                }
-            }
-        }
-        for (record, stage) in self.stages.iter_mut().enumerate() {
-            let provenance = &batch.records[record];
-            let (Some(sequence), Some(first_back)) =
-                (provenance.sequence_number.as_deref(), lowest.get(provenance.shard_id.as_str()))
-            else {
+/// One fate per record, in batch order (see `settle`).
+pub fn fates(batch: &Batch<Record, IndexedDocument>, firehose: FirehoseAnswer) -> Vec<RecordFate> {
+    let mut fates = headed_for_firehose(batch, !matches!(firehose, FirehoseAnswer::NotConfigured));
+    if let FirehoseAnswer::Answered { refused } = firehose {
+        for (record, fate) in batch.records.iter().zip(&mut fates) {
+            if fate.outcome != Outcome::ToFirehose {
                 continue;
-            };
-            let pending = matches!(
-                stage,
-                Stage::AwaitingFirehose(_) | Stage::Settled(RecordFate { outcome: Outcome::Rejected, .. })
-            );
-            if pending && compare_sequence_numbers(sequence, first_back) != Ordering::Less {
-                *stage = settled(
-                    Outcome::BackToKinesis,
-                    Some(Failure::ours(
-                        Cause::RedeliveredAnyway,
-                        "redelivered_anyway",
-                        format!(
-                            "Lambda redelivers {} from sequence number {first_back} on; this record is settled then",
-                            provenance.shard_id
-                        ),
-                    )),
-                );
             }
+            // Every one of its documents offered must have been taken; one refusal sends the record back.
+            if let Some(refusal) = record.documents().find_map(|doc| refused.get(&doc)) {
+                *fate = RecordFate { outcome: Outcome::BackToKinesis, failure: Some(refusal.clone()) };
+            }
+        }
+        // A record parked in Firehose stays there (it cannot be taken back); a rejected one after a record now
+        // going back is left to the redelivery.
+        leave_to_redelivery(&mut fates, &batch.records, &[Outcome::Rejected]);
+    }
+    fates
+}
+
+/// Each record's fate from its documents' outcomes alone, "retry later" headed for Firehose when one is configured
+/// (else back to Kinesis), and the records that Kinesis will redeliver anyway left to that redelivery.
+fn headed_for_firehose(batch: &Batch<Record, IndexedDocument>, firehose_configured: bool) -> Vec<RecordFate> {
+    let mut fates: Vec<RecordFate> = batch
+        .records
+        .iter()
+        .map(|record| from_documents(record, &batch.documents[record.documents()], firehose_configured))
+        .collect();
+    leave_to_redelivery(&mut fates, &batch.records, &[Outcome::ToFirehose, Outcome::Rejected]);
+    fates
+}
+
+/// A record's fate from what decoding made of it and its documents' outcomes.
+fn from_documents(record: &Record, documents: &[IndexedDocument], firehose_configured: bool) -> RecordFate {
+    let rejected_parts = match &record.decoded {
+        Decoded::Skipped(why) => {
+            return fate(Outcome::Skipped, Some(Failure::ours(Cause::NothingToIndex, "skipped", why.clone())));
+        }
+        Decoded::Rejected { rejection, .. } => {
+            let failure = Failure::ours(Cause::Document, rejection.kind(), rejection.to_string());
+            return fate(Outcome::Rejected, Some(failure));
+        }
+        Decoded::Documents { rejected_parts, .. } => rejected_parts,
+    };
+    // A rejected part counts as a rejected document of the record.
+    let part_rejection = rejected_parts.first().map(|part| {
+        let reason = format!("{}: {}", part.part, part.rejection);
+        DocOutcome::Failed(Failure::ours(Cause::Document, part.rejection.kind(), reason))
+    });
+    let least = documents
+        .iter()
+        .map(|document| &document.outcome)
+        .chain(part_rejection.as_ref())
+        .min_by_key(|outcome| outcome.rank())
+        .expect("a record with documents or rejected parts");
+    let failure = match least {
+        DocOutcome::Indexed => return fate(Outcome::Indexed, None),
+        DocOutcome::AlreadyThere => return fate(Outcome::AlreadyThere, None),
+        DocOutcome::Failed(failure) => failure.clone(),
+    };
+    match failure.cause.route() {
+        Route::Rejected | Route::Skipped => fate(Outcome::Rejected, Some(failure)),
+        Route::BackToKinesis => fate(Outcome::BackToKinesis, Some(failure)),
+        Route::RetryLater if firehose_configured => fate(Outcome::ToFirehose, Some(failure)),
+        Route::RetryLater => {
+            let reason = format!("{} (FIREHOSE_STREAM_NAME is not set, so Kinesis redelivers it)", failure.reason);
+            fate(Outcome::BackToKinesis, Some(Failure { reason, ..failure }))
+        }
+    }
+}
+
+/// Records at or after the lowest sequence number going back to Kinesis in their shard will be redelivered: those
+/// whose outcome is one of `pulled` (not yet written) are left to that redelivery.
+fn leave_to_redelivery(fates: &mut [RecordFate], records: &[Record], pulled: &[Outcome]) {
+    let mut lowest: HashMap<&str, &str> = HashMap::new();
+    for (record, fate) in records.iter().zip(fates.iter()) {
+        let Some(sequence) = record.provenance.sequence_number.as_deref() else { continue };
+        if fate.outcome == Outcome::BackToKinesis {
+            let entry = lowest.entry(&record.provenance.shard_id).or_insert(sequence);
+            if compare_sequence_numbers(sequence, entry) == Ordering::Less {
+                *entry = sequence;
+            }
+        }
+    }
+    for (record, fate) in records.iter().zip(fates.iter_mut()) {
+        let provenance = &record.provenance;
+        let (Some(sequence), Some(first_back)) =
+            (provenance.sequence_number.as_deref(), lowest.get(provenance.shard_id.as_str()))
+        else {
+            continue;
+        };
+        if pulled.contains(&fate.outcome) && compare_sequence_numbers(sequence, first_back) != Ordering::Less {
+            let reason = format!(
+                "Lambda redelivers {} from sequence number {first_back} on; this record is settled then",
+                provenance.shard_id
+            );
+            *fate = RecordFate {
+                outcome: Outcome::BackToKinesis,
+                failure: Some(Failure::ours(Cause::RedeliveredAnyway, "redelivered_anyway", reason)),
+            };
         }
     }
 }
@@ -233,28 +227,36 @@ mod tests {
         failed(Cause::Document, 400, "document_parsing_exception")
     }
 
-    /// A batch from (sequence number, documents per record; 0 means a rejected record).
-    fn batch(records: &[(&str, usize)]) -> Batch {
+    fn provenance(sequence: &str) -> Provenance {
+        Provenance { shard_id: "shardId-0".into(), sequence_number: Some(sequence.to_owned()) }
+    }
+
+    /// A batch from (sequence number, documents per record; 0 means a rejected record), its documents answered
+    /// with `outcomes` in order.
+    fn batch(records: &[(&str, usize)], outcomes: Vec<DocOutcome>) -> Batch<Record, IndexedDocument> {
         let mut batch = Batch::default();
+        let mut outcomes = outcomes.into_iter();
         for (record, (sequence, docs)) in records.iter().enumerate() {
-            batch
-                .records
-                .push(Provenance { shard_id: "shardId-0".into(), sequence_number: Some(sequence.to_string()) });
             if *docs == 0 {
-                batch.decoded.push(Decoded::Rejected { rejection: Rejection::Empty, excerpt: String::new() });
+                let decoded = Decoded::Rejected { rejection: Rejection::Empty, excerpt: String::new() };
+                batch.records.push(Record { provenance: provenance(sequence), decoded });
                 continue;
             }
             let first = batch.documents.len();
             for position in 0..*docs {
-                batch.documents.push(Document {
+                let document = Document {
                     record,
                     id: Some(format!("{sequence}:{position}")),
                     index: Arc::from("i"),
                     source: b"{}".to_vec(),
-                });
+                };
+                let outcome = outcomes.next().expect("an outcome per document");
+                batch.documents.push(IndexedDocument { document, outcome });
             }
-            batch.decoded.push(Decoded::Documents { range: first..batch.documents.len(), rejected_parts: Vec::new() });
+            let decoded = Decoded::Documents { range: first..batch.documents.len(), rejected_parts: Vec::new() };
+            batch.records.push(Record { provenance: provenance(sequence), decoded });
         }
+        assert_eq!(outcomes.next(), None, "one outcome per document");
         batch
     }
 
@@ -262,9 +264,12 @@ mod tests {
         fates.iter().map(|f| f.outcome).collect()
     }
 
+    fn answered(refused: &HashMap<usize, Failure>) -> FirehoseAnswer<'_> {
+        FirehoseAnswer::Answered { refused }
+    }
+
     #[test]
     fn a_record_takes_the_outcome_of_its_least_finished_document() {
-        let batch = batch(&[("1", 3), ("2", 2), ("3", 2)]);
         let docs = vec![
             DocOutcome::Indexed,
             DocOutcome::AlreadyThere,
@@ -274,28 +279,34 @@ mod tests {
             DocOutcome::Indexed,
             retry_later(),
         ];
-        let mut routing = Routing::after_elasticsearch(&batch, &docs, true);
-        assert_eq!(routing.firehose_documents(&batch, &docs), vec![6]);
-        routing.after_firehose(&batch, &HashMap::new());
-        assert_eq!(outcomes(&routing.finish()), vec![Outcome::AlreadyThere, Outcome::Rejected, Outcome::ToFirehose]);
+        let batch = batch(&[("1", 3), ("2", 2), ("3", 2)], docs);
+        assert_eq!(to_park(&batch), vec![6]);
+        let fates = fates(&batch, answered(&HashMap::new()));
+        assert_eq!(outcomes(&fates), vec![Outcome::AlreadyThere, Outcome::Rejected, Outcome::ToFirehose]);
+        let settled = settle(batch, answered(&HashMap::new()));
+        let settled: Vec<(&str, Outcome)> = settled
+            .records
+            .iter()
+            .map(|r| (r.record.provenance.sequence_number.as_deref().unwrap(), r.fate.outcome))
+            .collect();
+        assert_eq!(settled, vec![("1", Outcome::AlreadyThere), ("2", Outcome::Rejected), ("3", Outcome::ToFirehose)]);
     }
 
     #[test]
     fn records_after_the_first_one_back_to_kinesis_are_left_to_the_redelivery() {
-        let batch = batch(&[("10", 1), ("11", 1), ("12", 1), ("13", 1), ("14", 0)]);
         let docs = vec![
             retry_later(),
             failed(Cause::Misconfigured(crate::cause::Fix::IndexMissing), 404, "index_not_found_exception"),
             retry_later(),
             rejected(),
         ];
-        let routing = Routing::after_elasticsearch(&batch, &docs, true);
-        assert_eq!(routing.firehose_documents(&batch, &docs), vec![0], "only the record before the failure is parked");
-        let fates = routing.finish();
+        let batch = batch(&[("10", 1), ("11", 1), ("12", 1), ("13", 1), ("14", 0)], docs);
+        assert_eq!(to_park(&batch), vec![0], "only the record before the failure is parked");
+        let fates = fates(&batch, answered(&HashMap::new()));
         assert_eq!(
             outcomes(&fates),
             vec![
-                Outcome::BackToKinesis,
+                Outcome::ToFirehose,
                 Outcome::BackToKinesis,
                 Outcome::BackToKinesis,
                 Outcome::BackToKinesis,
@@ -307,15 +318,20 @@ mod tests {
             "redelivered_anyway",
             "its rejection is logged on the delivery that settles it"
         );
+        let refused = HashMap::from([(0, Failure::ours(Cause::FirehoseRefused, "firehose_refused", "no"))]);
+        assert_eq!(
+            outcomes(&super::fates(&batch, answered(&refused))),
+            vec![Outcome::BackToKinesis; 5],
+            "refused by Firehose too, the first record goes back with the rest"
+        );
     }
 
     #[test]
     fn written_and_skipped_records_stay_so_after_a_failure() {
-        let mut batch = batch(&[("1", 1), ("2", 1), ("3", 1)]);
-        batch.decoded.push(Decoded::Skipped("control".into()));
-        batch.records.push(Provenance { shard_id: "shardId-0".into(), sequence_number: Some("4".into()) });
         let docs = vec![failed(Cause::Unknown, 503, "http_503"), DocOutcome::Indexed, DocOutcome::AlreadyThere];
-        let fates = Routing::after_elasticsearch(&batch, &docs, true).finish();
+        let mut batch = batch(&[("1", 1), ("2", 1), ("3", 1)], docs);
+        batch.records.push(Record { provenance: provenance("4"), decoded: Decoded::Skipped("control".into()) });
+        let fates = fates(&batch, answered(&HashMap::new()));
         assert_eq!(
             outcomes(&fates),
             vec![Outcome::BackToKinesis, Outcome::Indexed, Outcome::AlreadyThere, Outcome::Skipped]
@@ -324,25 +340,24 @@ mod tests {
 
     #[test]
     fn firehose_refusals_go_back_and_pull_later_rejections_with_them() {
-        let batch = batch(&[("1", 1), ("2", 2), ("3", 1), ("4", 1)]);
         let docs = vec![retry_later(), retry_later(), retry_later(), rejected(), retry_later()];
-        let mut routing = Routing::after_elasticsearch(&batch, &docs, true);
-        assert_eq!(routing.firehose_documents(&batch, &docs), vec![0, 1, 2, 4]);
+        let batch = batch(&[("1", 1), ("2", 2), ("3", 1), ("4", 1)], docs);
+        assert_eq!(to_park(&batch), vec![0, 1, 2, 4]);
         let slow_down =
             Failure::ours(Cause::FirehoseRefused, "firehose_refused", "ServiceUnavailableException: Slow down.");
-        routing.after_firehose(&batch, &HashMap::from([(2, slow_down)]));
-        let fates = routing.finish();
+        let fates = fates(&batch, answered(&HashMap::from([(2, slow_down)])));
         assert_eq!(
             outcomes(&fates),
             vec![Outcome::ToFirehose, Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::ToFirehose]
         );
         assert_eq!(fates[1].failure.as_ref().unwrap().reason, "ServiceUnavailableException: Slow down.");
+        assert_eq!(fates[2].failure.as_ref().unwrap().error_type, "redelivered_anyway");
     }
 
     #[test]
     fn without_firehose_retry_later_goes_back_to_kinesis() {
-        let batch = batch(&[("1", 1)]);
-        let fates = Routing::after_elasticsearch(&batch, &[retry_later()], false).finish();
+        let batch = batch(&[("1", 1)], vec![retry_later()]);
+        let fates = fates(&batch, FirehoseAnswer::NotConfigured);
         assert_eq!(outcomes(&fates), vec![Outcome::BackToKinesis]);
         assert!(fates[0].failure.as_ref().unwrap().reason.contains("FIREHOSE_STREAM_NAME"));
     }

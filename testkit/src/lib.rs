@@ -3,7 +3,7 @@
 //!
 //! They answer with the real response shapes (taken from Elasticsearch's and Firehose's API references) and can be
 //! told to misbehave the way production clusters do. Test tools, not products: small and honest. Beside them,
-//! `peak_rss`: how much memory a function process has needed.
+//! `peak_rss`: how much memory a function process has needed; `gzip`: data as a producer compresses it.
 
 pub mod elasticsearch;
 pub mod firehose;
@@ -20,4 +20,13 @@ pub fn peak_rss(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
     let kb = status.lines().find_map(|line| line.strip_prefix("VmHWM:")).expect("VmHWM");
     kb.trim().trim_end_matches("kB").trim().parse::<usize>().expect("VmHWM in kB") * 1024
+}
+
+/// `bytes` as one gzip member, as producers and CloudWatch Logs compress record data (the default level: a test of
+/// a gzip bomb needs its ratio).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("writing to memory cannot fail");
+    encoder.finish().expect("writing to memory cannot fail")
 }

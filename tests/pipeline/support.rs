@@ -11,6 +11,7 @@ use kinesis_es_indexer::firehose::Firehose;
 use kinesis_es_indexer::handler::Report;
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome};
 use serde_json::{Value, json};
+pub use testkit::gzip;
 use testkit::{EsDouble, FirehoseDouble};
 
 pub const SHARD: &str = "shardId-000000000000";
@@ -140,13 +141,6 @@ pub fn parse_event(text: &str) -> KinesisEventIn {
 /// JSON payloads from values.
 pub fn json_payloads(values: &[Value]) -> Vec<Vec<u8>> {
     values.iter().map(|v| serde_json::to_vec(v).unwrap()).collect()
-}
-
-/// `bytes` gzip'd, as producers and CloudWatch Logs send them.
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// `n` plain JSON payloads.

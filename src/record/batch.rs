@@ -1,0 +1,232 @@
+//! The whole batch, record by record: each record read, decoded and named into documents as the indexer asks.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::data::{STAMP_ROOM, decode_base64, inflate};
+use super::ids::{StreamTags, field_id, write_id_prefix};
+use super::read::{KinesisRecord, read_record};
+use super::sources::{Content, DocumentContext, Source, into_sources};
+use super::{Batch, Decoded, Document, Provenance, Record, RejectedPart, Rejection, excerpt};
+use crate::config::{Config, DocIdMode};
+use crate::event::KinesisEventIn;
+use crate::index::IndexNamer;
+use crate::kpl;
+
+/// Reads and decodes every record of the event. `now` stamps documents of records that carry no arrival time.
+pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>) -> Batch {
+    let mut decoder = BatchDecoder::new(event, config, now);
+    let mut documents = Vec::new();
+    while decoder.decode_next_into(&mut documents) {}
+    decoder.finish(documents)
+}
+
+/// Decodes a batch one record at a time, handing each record's documents out as it goes: the indexer decodes a
+/// chunk's worth, sends it, and keeps of each document only what routing needs, so a batch that inflates (gzip,
+/// CloudWatch Logs) never has all its documents' sources in memory at once. Every record is decoded exactly once,
+/// in order; document positions (`Decoded::Documents::range`, `Document::record`) are the batch's, as if decoded
+/// at once.
+pub struct BatchDecoder<'a> {
+    event: &'a KinesisEventIn,
+    /// The JSON text of each record, found when a malformed record is to be quoted.
+    records_json: Option<Vec<&'a str>>,
+    next_record: usize,
+    now: DateTime<Utc>,
+    target: Target<'a>,
+}
+
+impl<'a> BatchDecoder<'a> {
+    pub fn new(event: &'a KinesisEventIn, config: &'a Config, now: DateTime<Utc>) -> BatchDecoder<'a> {
+        let target = Target {
+            batch: Batch { records: Vec::with_capacity(event.len()), ..Batch::default() },
+            handed_out: 0,
+            namer: IndexNamer::new(&config.index),
+            config,
+            streams: StreamTags::default(),
+            id_prefix: String::new(),
+        };
+        BatchDecoder { event, records_json: None, next_record: 0, now, target }
+    }
+
+    /// Decodes the next record and moves its documents (none when it is rejected or skipped) to the end of `out`.
+    /// False when every record has been decoded.
+    pub fn decode_next_into(&mut self, out: &mut impl Extend<Document>) -> bool {
+        let Some(record) = self.event.record(self.next_record) else {
+            return false;
+        };
+        let position = self.next_record;
+        self.next_record += 1;
+        let target = &mut self.target;
+        let (provenance, decoded) = match read_record(record) {
+            Err((provenance, rejection)) => {
+                // The record's own JSON is quoted; finding it takes a second pass over the event, once per batch.
+                let event = self.event;
+                let records_json = self.records_json.get_or_insert_with(|| event.records_json());
+                let excerpt = excerpt(records_json[position].as_bytes(), target.config.log_excerpt_bytes);
+                (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
+            }
+            Ok(record) => {
+                let decoded = target.decode(&record, self.now);
+                (record.provenance, decoded)
+            }
+        };
+        target.batch.records.push(Record { provenance, decoded });
+        target.handed_out += target.batch.documents.len();
+        out.extend(target.batch.documents.drain(..));
+        true
+    }
+
+    /// The decoded batch once every record is decoded, given back every document handed out, in order, as what
+    /// the caller made of them (indexed, their sources released where nothing needs them any more).
+    pub fn finish<D>(self, documents: Vec<D>) -> Batch<Record, D> {
+        assert_eq!(self.next_record, self.event.len(), "every record is decoded");
+        assert_eq!(documents.len(), self.target.handed_out, "every document handed out comes back");
+        let Batch { records, timestamps_out_of_range, oldest_arrival, .. } = self.target.batch;
+        Batch { records, documents, timestamps_out_of_range, oldest_arrival }
+    }
+}
+
+/// The batch being built, and what naming its documents needs across records.
+struct Target<'c> {
+    /// Holds the current record's documents until they are handed out; their positions start at `handed_out`.
+    batch: Batch,
+    handed_out: usize,
+    namer: IndexNamer<'c>,
+    config: &'c Config,
+    streams: StreamTags,
+    /// `stream:shard:sequence:` of the record being decoded, in `ES_DOC_ID=kinesis` mode: one buffer for the batch.
+    id_prefix: String,
+}
+
+impl Target<'_> {
+    fn decode(&mut self, record: &KinesisRecord, now: DateTime<Utc>) -> Decoded {
+        if let Some(arrival) = record.arrival {
+            let oldest = self.batch.oldest_arrival.get_or_insert(arrival);
+            *oldest = (*oldest).min(arrival);
+        }
+        if self.config.doc_id == DocIdMode::Kinesis {
+            self.id_prefix.clear();
+            write_id_prefix(&mut self.id_prefix, self.streams.tag(record.stream), &record.provenance);
+        }
+        let config = self.config;
+        let quote = |bytes: &[u8]| excerpt(bytes, config.log_excerpt_bytes);
+        let raw = match decode_base64(record.data) {
+            Ok(raw) => raw,
+            Err(rejection) => return Decoded::Rejected { rejection, excerpt: quote(record.data.as_bytes()) },
+        };
+        let context = DocumentContext {
+            timestamp_field: &config.timestamp_field,
+            default_timestamp: record.arrival.unwrap_or(now),
+        };
+        let first = self.handed_out + self.batch.documents.len();
+        let mut rejected_parts = Vec::new();
+        let mut budget = config.max_record_bytes;
+        let skipped = match kpl::is_aggregate(&raw) {
+            true => match self.decode_aggregate(raw, &context, &mut rejected_parts) {
+                Ok(skipped) => skipped,
+                Err(rejected) => return rejected,
+            },
+            false => match inflate(raw, &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
+                Ok(Content::Sources(sources)) => {
+                    self.push(sources, None, &context, &mut rejected_parts);
+                    None
+                }
+                Ok(Content::Skipped(why)) => return Decoded::Skipped(why),
+                Err((rejection, bytes)) => return Decoded::Rejected { rejection, excerpt: quote(&bytes) },
+            },
+        };
+        let range = first..self.handed_out + self.batch.documents.len();
+        match (range.is_empty(), rejected_parts.is_empty(), skipped) {
+            (true, true, Some(why)) => Decoded::Skipped(why),
+            (true, true, None) => Decoded::Skipped("the record holds no documents".to_owned()),
+            _ => Decoded::Documents { range, rejected_parts },
+        }
+    }
+
+    /// A KPL aggregate's user records, each decoded as a record's data is, within one budget for them all. A user
+    /// record that cannot be decoded is a rejected part; the others are indexed. Returns why nothing is indexed
+    /// when a user record is skipped by design or there is none, or the whole record's rejection when the
+    /// aggregate itself is corrupt.
+    fn decode_aggregate(
+        &mut self,
+        raw: Vec<u8>,
+        context: &DocumentContext,
+        rejected_parts: &mut Vec<RejectedPart>,
+    ) -> Result<Option<String>, Decoded> {
+        let quote = |bytes: &[u8]| excerpt(bytes, self.config.log_excerpt_bytes);
+        let raw = bytes::Bytes::from(raw);
+        let user_records = kpl::deaggregate(raw.clone()).map_err(|corrupt| Decoded::Rejected {
+            rejection: Rejection::CorruptAggregate(corrupt.to_string()),
+            excerpt: quote(&raw),
+        })?;
+        if user_records.is_empty() {
+            return Ok(Some("KPL aggregate without user records".to_owned()));
+        }
+        let mut budget = self.config.max_record_bytes;
+        let mut skipped = None;
+        for (user_record, data) in user_records.iter().enumerate() {
+            // Copied with the room a document's timestamp field takes, as `decode_base64` leaves it.
+            let mut bytes = Vec::with_capacity(data.len() + STAMP_ROOM);
+            bytes.extend_from_slice(data);
+            match inflate(bytes, &mut budget).and_then(|bytes| into_sources(bytes, context)) {
+                Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), context, rejected_parts),
+                Ok(Content::Skipped(why)) => skipped = Some(why),
+                Err((rejection, bytes)) => rejected_parts.push(RejectedPart {
+                    part: format!("user record {user_record}"),
+                    rejection,
+                    excerpt: quote(&bytes),
+                }),
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// Adds a record's (or user record's) sources as documents: index from their timestamp within the skew bound,
+    /// `_id` as `ES_DOC_ID` says.
+    fn push(
+        &mut self,
+        sources: Vec<Source>,
+        user_record: Option<usize>,
+        context: &DocumentContext,
+        rejected_parts: &mut Vec<RejectedPart>,
+    ) {
+        let record = self.batch.records.len();
+        for (position, source) in sources.into_iter().enumerate() {
+            let prefix = &self.id_prefix;
+            let id = match &self.config.doc_id {
+                DocIdMode::Kinesis => Some(match user_record {
+                    None => format!("{prefix}{position}"),
+                    Some(user_record) => format!("{prefix}{user_record}.{position}"),
+                }),
+                DocIdMode::Field(path) => match field_id(&source.json, path) {
+                    Ok(id) => Some(id),
+                    Err(rejection) => {
+                        let part = match user_record {
+                            None => format!("document {position}"),
+                            Some(user_record) => format!("user record {user_record}, document {position}"),
+                        };
+                        let excerpt = excerpt(&source.json, self.config.log_excerpt_bytes);
+                        rejected_parts.push(RejectedPart { part, rejection, excerpt });
+                        continue;
+                    }
+                },
+                DocIdMode::None => None,
+            };
+            let arrival = context.default_timestamp;
+            let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
+            let named_by = if skew > self.config.timestamp_max_skew {
+                self.batch.timestamps_out_of_range += 1;
+                arrival
+            } else {
+                source.timestamp
+            };
+            let index = self.namer.name(named_by);
+            self.batch.documents.push(Document { record, id, index, source: source.json });
+        }
+    }
+}
+
+fn unknown_provenance(position: usize) -> Provenance {
+    Provenance { shard_id: format!("unknown(record {position} of the event)"), sequence_number: None }
+}
