@@ -1,5 +1,6 @@
 //! The whole batch, record by record: each record read, decoded and named into documents as the indexer asks.
 
+use std::fmt::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -195,10 +196,17 @@ impl Target<'_> {
         for (position, source) in sources.into_iter().enumerate() {
             let prefix = &self.id_prefix;
             let id = match &self.config.doc_id {
-                DocIdMode::Kinesis => Some(match user_record {
-                    None => format!("{prefix}{position}"),
-                    Some(user_record) => format!("{prefix}{user_record}.{position}"),
-                }),
+                DocIdMode::Kinesis => {
+                    // Sized once: `format!` guesses too small for a 100-byte prefix and grows the string.
+                    let mut id = String::with_capacity(prefix.len() + 24);
+                    id.push_str(prefix);
+                    let written = match user_record {
+                        None => write!(id, "{position}"),
+                        Some(user_record) => write!(id, "{user_record}.{position}"),
+                    };
+                    written.expect("writing to a String cannot fail");
+                    Some(id)
+                }
                 DocIdMode::Field(path) => match field_id(&source.json, path) {
                     Ok(id) => Some(id),
                     Err(rejection) => {
