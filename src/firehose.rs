@@ -125,7 +125,7 @@ impl Firehose {
             entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
         for entry in too_large {
             let reason = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
-            delivery.refused.insert(entry.document, refused(Cause::FirehoseRefused, reason));
+            delivery.refused.insert(entry.document, Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason));
         }
         let calls = bulk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL);
         for call in calls {
@@ -137,24 +137,20 @@ impl Firehose {
 
     async fn put_with_retries(&self, entries: &[Entry], deadline: Instant, margin: Duration, delivery: &mut Delivery) {
         let mut pending: Vec<&Entry> = entries.iter().collect();
-        let mut last_error = String::new();
-        let mut cause = Cause::FirehoseRefused;
+        let mut last_failure = None;
+        let mut out_of_time = false;
         for attempt in 0..self.max_attempts {
             if attempt > 0 {
                 let pause = pacing::full_jitter(attempt, FIRST_BACKOFF, MAX_BACKOFF);
                 if Instant::now() + pause + margin >= deadline {
-                    last_error = format!("{last_error}; no time left for another attempt before the deadline");
+                    out_of_time = true;
                     break;
                 }
                 tokio::time::sleep(pause).await;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left <= margin {
-                last_error = if last_error.is_empty() {
-                    "the deadline came before Firehose was asked".into()
-                } else {
-                    last_error
-                };
+                out_of_time = true;
                 break;
             }
             let records: Vec<Record> = pending
@@ -166,18 +162,14 @@ impl Firehose {
             delivery.calls += 1;
             let output = match tokio::time::timeout(left - margin, call).await {
                 Err(_) => {
-                    last_error = format!(
-                        "Firehose stream {} at {} did not answer before the invocation's deadline",
-                        self.stream, self.endpoint
-                    );
+                    last_failure = Some(AttemptFailure::NoAnswer);
                     continue;
                 }
                 Ok(Err(error)) => {
                     let (why, needs_fixing) = self.call_failure(&error);
-                    last_error = why;
+                    last_failure = Some(AttemptFailure::Call { why, needs_fixing });
                     // Asking again cannot help when the stream is missing or forbidden to us.
                     if needs_fixing {
-                        cause = Cause::Misconfigured(Fix::FirehoseStream);
                         break;
                     }
                     continue;
@@ -187,7 +179,7 @@ impl Firehose {
             let responses = output.request_responses();
             if responses.len() != pending.len() {
                 // Cannot tell which entries got in; resending them all is safe, the target field keeps `_id`.
-                last_error = format!("PutRecordBatch answered {} entries for {} sent", responses.len(), pending.len());
+                last_failure = Some(AttemptFailure::Miscounted { answered: responses.len(), sent: pending.len() });
                 continue;
             }
             let mut still_failing = Vec::new();
@@ -196,7 +188,8 @@ impl Firehose {
                     None => delivery.accepted += 1,
                     Some(code) => {
                         delivery.failed_entries += 1;
-                        last_error = format!("{code}: {}", response.error_message().unwrap_or("no message"));
+                        let message = response.error_message().unwrap_or("no message");
+                        last_failure = Some(AttemptFailure::Entries(format!("{code}: {message}")));
                         still_failing.push(entry);
                     }
                 }
@@ -206,13 +199,50 @@ impl Firehose {
                 return;
             }
         }
-        if !pending.is_empty() && last_error.is_empty() {
-            last_error = "FIREHOSE_MAX_ATTEMPTS reached".into();
-        }
+        let failure = self.never_accepted(last_failure, out_of_time);
         for entry in pending {
-            delivery.refused.insert(entry.document, refused(cause, last_error.clone()));
+            delivery.refused.insert(entry.document, failure.clone());
         }
     }
+
+    /// Why entries were never accepted: the last attempt's failure, and whether time ran out for another one.
+    fn never_accepted(&self, last_failure: Option<AttemptFailure>, out_of_time: bool) -> Failure {
+        let reason = match &last_failure {
+            None if out_of_time => "the deadline came before Firehose was asked".to_owned(),
+            None => "FIREHOSE_MAX_ATTEMPTS reached".to_owned(),
+            Some(AttemptFailure::NoAnswer) => format!(
+                "Firehose stream {} at {} did not answer before the invocation's deadline",
+                self.stream, self.endpoint
+            ),
+            Some(AttemptFailure::Call { why, .. }) | Some(AttemptFailure::Entries(why)) => why.clone(),
+            Some(AttemptFailure::Miscounted { answered, sent }) => {
+                format!("PutRecordBatch answered {answered} entries for {sent} sent")
+            }
+        };
+        let reason = match (&last_failure, out_of_time) {
+            (Some(_), true) => format!("{reason}; no time left for another attempt before the deadline"),
+            _ => reason,
+        };
+        match last_failure {
+            Some(AttemptFailure::Call { needs_fixing: true, .. }) => {
+                Failure::ours(Cause::Misconfigured(Fix::FirehoseStream), "firehose_misconfigured", reason)
+            }
+            _ => Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason),
+        }
+    }
+}
+
+/// How one PutRecordBatch attempt left entries unaccepted.
+#[derive(Debug)]
+enum AttemptFailure {
+    /// No answer before the invocation's deadline.
+    NoAnswer,
+    /// The whole call failed (`call_failure`'s reason); `needs_fixing` when asking again cannot help.
+    Call { why: String, needs_fixing: bool },
+    /// An answer with another number of entries than were sent: which got in is unknown.
+    Miscounted { answered: usize, sent: usize },
+    /// Entries answered with an error code: the last one's `code: message`.
+    Entries(String),
 }
 
 /// The error code of a failed call: what the service said, or the modelled error's own name.
@@ -251,14 +281,6 @@ pub fn endpoint_of(client: &aws_sdk_firehose::Client) -> String {
     }
 }
 
-fn refused(cause: Cause, reason: String) -> Failure {
-    let error_type = match cause {
-        Cause::Misconfigured(_) => "firehose_misconfigured",
-        _ => "firehose_refused",
-    };
-    Failure::ours(cause, error_type, reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +300,54 @@ mod tests {
             String::from_utf8(entry.data).unwrap(),
             "{\"es_target\":{\"_id\":\"s:1:0\",\"_index\":\"logs-2024.05.01\"},\"a\":1}\n"
         );
+    }
+
+    fn firehose() -> Firehose {
+        let config = aws_sdk_firehose::Config::builder()
+            .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())
+            .region(aws_sdk_firehose::config::Region::new("eu-west-1"))
+            .build();
+        let client = aws_sdk_firehose::Client::from_conf(config);
+        Firehose::new(client, "parked".into(), 4, "https://firehose.eu-west-1.amazonaws.com".into())
+    }
+
+    #[test]
+    fn entries_never_accepted_say_why_and_whose_it_is_to_fix() {
+        let firehose = firehose();
+        let why = |last, out_of_time| {
+            let failure = firehose.never_accepted(last, out_of_time);
+            (failure.cause, failure.error_type, failure.reason)
+        };
+        let refused = |reason: &str| (Cause::FirehoseRefused, "firehose_refused".to_owned(), reason.to_owned());
+        assert_eq!(why(None, true), refused("the deadline came before Firehose was asked"));
+        assert_eq!(
+            why(Some(AttemptFailure::NoAnswer), false),
+            refused(
+                "Firehose stream parked at https://firehose.eu-west-1.amazonaws.com did not answer before the \
+                 invocation's deadline"
+            )
+        );
+        assert_eq!(
+            why(Some(AttemptFailure::Miscounted { answered: 2, sent: 3 }), true),
+            refused(
+                "PutRecordBatch answered 2 entries for 3 sent; no time left for another attempt before the deadline"
+            )
+        );
+        assert_eq!(
+            why(Some(AttemptFailure::Entries("ServiceUnavailableException: Slow down.".into())), false),
+            refused("ServiceUnavailableException: Slow down.")
+        );
+        let missing = AttemptFailure::Call { why: "the stream is missing".into(), needs_fixing: true };
+        assert_eq!(
+            why(Some(missing), false),
+            (
+                Cause::Misconfigured(Fix::FirehoseStream),
+                "firehose_misconfigured".to_owned(),
+                "the stream is missing".to_owned()
+            ),
+            "a stream that cannot take records is for someone to fix"
+        );
+        let throttled = AttemptFailure::Call { why: "throttled".into(), needs_fixing: false };
+        assert_eq!(why(Some(throttled), false), refused("throttled"));
     }
 }
