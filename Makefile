@@ -15,7 +15,7 @@ run: ## Run the indexer end to end on EVENT (default events/kinesis.json) agains
 test: ## Unit, integration, soak and property tests; template.yaml checks; sample events; a local run without Firehose
 	python3 events/generate.py --check
 	python3 -c "import cfnlint, samtranslator" 2> /dev/null || python3 -m pip install --quiet cfn-lint aws-sam-translator
-	python3 -c "import moto.server, boto3, flask_cors" 2> /dev/null || python3 -m pip install --quiet "moto[server]>=5,<6" boto3
+	python3 -c "import moto.server, boto3, botocore, flask_cors" 2> /dev/null || python3 -m pip install --quiet "moto[server]>=5,<6" boto3 botocore
 	REQUIRE_PYTHON_TOOLS=1 cargo test --workspace
 	python3 -m unittest discover -s tests -p '*_test.py'
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
