@@ -141,6 +141,10 @@ struct State {
     attempts: HashMap<String, usize>,
     generated_ids: u64,
     latency: Duration,
+    /// While set, a bulk request is answered only once the test releases it (`release_answers`).
+    answers_held: Option<Arc<tokio::sync::Semaphore>>,
+    /// Bulk requests received so far, answered or not.
+    arrived: usize,
     in_flight: usize,
     max_in_flight: usize,
     sigv4: Option<SigV4Check>,
@@ -203,6 +207,8 @@ impl EsDouble {
             attempts: HashMap::new(),
             generated_ids: 0,
             latency: Duration::ZERO,
+            answers_held: None,
+            arrived: 0,
             in_flight: 0,
             max_in_flight: 0,
             sigv4: None,
@@ -311,6 +317,22 @@ impl EsDouble {
     /// Every bulk request takes at least this long to answer, as a loaded cluster does.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
+    }
+
+    /// From now on, every bulk request waits to be answered until `release_answers` lets it: a test sees exactly
+    /// how many requests the indexer has outstanding, with no timing involved.
+    pub fn hold_answers(&self) {
+        self.state().answers_held = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Lets `count` held bulk requests be answered, in the order they arrived.
+    pub fn release_answers(&self, count: usize) {
+        self.state().answers_held.as_ref().expect("hold_answers first").add_permits(count);
+    }
+
+    /// How many bulk requests have arrived so far, answered or not.
+    pub fn bulk_requests_arrived(&self) -> usize {
+        self.state().arrived
     }
 
     /// The most bulk requests that were being answered at the same moment.
@@ -496,14 +518,18 @@ fn error_body(status: u16, error_type: &str, reason: &str) -> Value {
 }
 
 async fn bulk(state: Arc<Mutex<State>>, request: Request<Incoming>, path_index: Option<String>) -> Response<Body> {
-    let (fault, latency) = {
+    let (fault, latency, answers_held) = {
         let mut state = state.lock().expect("state");
+        state.arrived += 1;
         state.in_flight += 1;
         state.max_in_flight = state.max_in_flight.max(state.in_flight);
-        (state.faults.pop_front(), state.latency)
+        (state.faults.pop_front(), state.latency, state.answers_held.clone())
     };
     // Also counts down when the client gives up and the request is dropped mid-way.
     let _in_flight = InFlight(state.clone());
+    if let Some(gate) = answers_held {
+        gate.acquire().await.expect("the gate is never closed").forget();
+    }
     let pause = match &fault {
         Some(Fault::Delay(pause)) => *pause,
         _ => latency,

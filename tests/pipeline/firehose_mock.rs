@@ -87,7 +87,8 @@ async fn a_throttled_call_is_made_again() {
     assert_eq!(delivery.calls, 2);
 }
 
-#[tokio::test]
+/// On tokio's paused clock: the backoff pauses and the deadline are exact, however loaded the machine is.
+#[tokio::test(start_paused = true)]
 async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
     let failing = mock!(Client::put_record_batch)
         .match_requests(|input| input.records().len() == 3)

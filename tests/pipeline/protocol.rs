@@ -53,15 +53,35 @@ async fn documents_are_stored_as_sent_with_the_arrival_time_added() {
     );
 }
 
+/// The double answers one request at a time, and only once the indexer has as many outstanding as it may: with no
+/// timing involved, fewer at a time never lets the test go on (it fails on its guard), more shows in the count.
 #[tokio::test]
 async fn chunks_go_out_at_most_bulk_concurrency_at_a_time() {
+    const REQUESTS: usize = 9;
+    const CONCURRENCY: usize = 3;
     let h = Harness::start(&[("BULK_MAX_DOCS", "1"), ("BULK_CONCURRENCY", "3")]).await;
-    h.es.set_latency(std::time::Duration::from_millis(50));
+    h.es.hold_answers();
+    let event = event(&plain_payloads(REQUESTS));
 
-    let report = h.deliver(&event(&plain_payloads(9))).await;
+    let answer_one_at_a_time = async {
+        for answered in 0..REQUESTS {
+            let outstanding = CONCURRENCY.min(REQUESTS - answered);
+            let all_sent = async {
+                while h.es.bulk_requests_arrived() < answered + outstanding {
+                    tokio::task::yield_now().await;
+                }
+            };
+            let guard = std::time::Duration::from_secs(20);
+            tokio::time::timeout(guard, all_sent).await.unwrap_or_else(|_| {
+                panic!("{answered} answered: the indexer never had {outstanding} requests outstanding at once")
+            });
+            h.es.release_answers(1);
+        }
+    };
+    let (report, ()) = tokio::join!(h.deliver(&event), answer_one_at_a_time);
 
-    assert_eq!(report.summary.bulk_requests, 9);
-    assert_eq!(h.es.max_in_flight(), 3, "three at a time, never more");
+    assert_eq!(report.summary.bulk_requests, REQUESTS);
+    assert_eq!(h.es.max_in_flight(), CONCURRENCY, "three at a time, never more");
 }
 
 #[tokio::test]
