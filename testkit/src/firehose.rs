@@ -28,6 +28,8 @@ pub enum FirehoseFault {
 struct State {
     streams: Option<HashSet<String>>,
     records: Vec<(String, Vec<u8>)>,
+    /// Every entry of every call that reached a stream, accepted or not, in arrival order.
+    offered: Vec<Vec<u8>>,
     calls: Vec<usize>,
     faults: VecDeque<FirehoseFault>,
     fail_every_entry: bool,
@@ -87,6 +89,11 @@ impl FirehoseDouble {
             .iter()
             .map(|data| serde_json::from_slice(data).expect("a Firehose record holds one JSON document"))
             .collect()
+    }
+
+    /// Every entry offered to a stream that exists, accepted or refused (a resent entry once per call), in order.
+    pub fn offered(&self) -> Vec<Vec<u8>> {
+        self.state().offered.clone()
     }
 
     /// How many entries each call carried, in order.
@@ -152,6 +159,12 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
         return error(400, "ResourceNotFoundException", &message);
     }
     state.calls.push(input.records.len());
+    let offered: Vec<Vec<u8>> = input
+        .records
+        .iter()
+        .filter_map(|record| base64::engine::general_purpose::STANDARD.decode(&record.data).ok())
+        .collect();
+    state.offered.extend(offered);
     let failing: HashSet<usize> = match state.faults.pop_front() {
         Some(FirehoseFault::Throttle) => return error(503, "ServiceUnavailableException", "Slow down."),
         Some(FirehoseFault::FailEntries(positions)) => positions.into_iter().collect(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use kinesis_es_indexer::firehose::Firehose;
 use kinesis_es_indexer::handler::Report;
+use kinesis_es_indexer::route::compare_sequence_numbers;
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome};
 use serde_json::{Value, json};
 pub use testkit::gzip;
@@ -43,10 +44,18 @@ impl Harness {
 
     /// Handles `event` with a generous deadline and checks the invariant.
     pub async fn deliver(&self, event: &KinesisEventIn) -> Report {
-        let report = self.deliver_within(event, Duration::from_secs(60)).await;
+        self.deliver_checked(event, Duration::from_secs(60)).await.unwrap_or_else(|broken| panic!("{broken}"))
+    }
+
+    /// Handles `event` with a deadline `budget` from now and checks the invariant on what the invocation left in
+    /// the doubles, its response and its log lines: the report, or what the invariant found broken.
+    pub async fn deliver_checked(&self, event: &KinesisEventIn, budget: Duration) -> Result<Report, String> {
+        let before = Before { parked: self.firehose.records().len(), offered: self.firehose.offered().len() };
+        let (report, log) = logged_during(self.deliver_within(event, budget)).await;
         let kinesis_ids = self.deps.config.doc_id == kinesis_es_indexer::config::DocIdMode::Kinesis;
-        check_invariant(event, &report, &self.es, &self.firehose, kinesis_ids);
-        report
+        let seen = Seen { es: &self.es, firehose: &self.firehose, before, log: &log };
+        check_invariant(event, &report, &seen, kinesis_ids)?;
+        Ok(report)
     }
 }
 
@@ -155,7 +164,7 @@ pub fn redelivery(event: &KinesisEventIn, report: &Report) -> Option<KinesisEven
         .batch_item_failures
         .iter()
         .filter_map(|f| f.item_identifier.clone())
-        .min_by(|a, b| kinesis_es_indexer::route::compare_sequence_numbers(a, b))?;
+        .min_by(|a, b| compare_sequence_numbers(a, b))?;
     let start = report.records.iter().position(|r| r.provenance.sequence_number.as_deref() == Some(lowest.as_str()))?;
     Some(KinesisEventIn::from_records(event.records_json().into_iter().skip(start)).expect("records of an event"))
 }
@@ -180,39 +189,91 @@ pub fn doc_id(i: usize, position: impl std::fmt::Display) -> String {
     format!("{}:{SHARD}:{}:{position}", kinesis_es_indexer::record::stream_tag(STREAM_ARN), sequence(i))
 }
 
-/// Every record ends in exactly one place, and that place holds it: written records are in the double, records
-/// parked in Firehose are there with their `_id`, records going back are in the response, and nothing else is.
-pub fn assert_invariant(event: &KinesisEventIn, report: &Report, es: &EsDouble, firehose: &FirehoseDouble) {
-    check_invariant(event, report, es, firehose, true)
+/// Where the Firehose double stood before an invocation: what it holds beyond that is the invocation's doing.
+pub struct Before {
+    parked: usize,
+    offered: usize,
 }
 
-/// `assert_invariant`; where `kinesis_ids` is false (`ES_DOC_ID` none or a field), `_id`s cannot be traced to their
-/// records and only the counts and the response are checked.
-pub fn check_invariant(
-    event: &KinesisEventIn,
-    report: &Report,
-    es: &EsDouble,
-    firehose: &FirehoseDouble,
-    kinesis_ids: bool,
-) {
-    assert_eq!(report.records.len(), event.len(), "one outcome per record");
+/// What an invocation left behind, as the doubles hold it and its log says it.
+pub struct Seen<'a> {
+    pub es: &'a EsDouble,
+    pub firehose: &'a FirehoseDouble,
+    pub before: Before,
+    pub log: &'a [Value],
+}
+
+/// Returns `Err` with the formatted message when the condition does not hold.
+macro_rules! check {
+    ($condition:expr, $($why:tt)+) => {
+        if !$condition {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+/// The log lines that say a record, a part of it or one of its documents is rejected, by sequence number.
+const REJECTION_LINES: [&str; 3] = ["Record rejected", "Record part rejected", "Document rejected"];
+
+/// Every record ends in exactly one place, and that place holds it — judged from what the doubles hold, what the
+/// response tells Lambda and what the log says, not from the report's own bookkeeping:
+///
+/// - the response names only records of the batch, each once; Lambda redelivers a shard from the lowest one;
+/// - a record Lambda will redeliver is not also parked in Firehose by this invocation, unless Firehose refused
+///   something this invocation offered it (README: "explained twice by design"), and is not rejected (its
+///   rejection is logged on the delivery that settles it);
+/// - a record not redelivered is settled: written (as many documents as it has, for indexed and already there),
+///   parked (its documents in Elasticsearch or Firehose), rejected with its ERROR line, or skipped;
+/// - a skipped record has no documents anywhere.
+///
+/// Where `kinesis_ids` is false (`ES_DOC_ID` none or a field), `_id`s cannot be traced to their records: only the
+/// response and the log are checked.
+pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, kinesis_ids: bool) -> Result<(), String> {
+    check!(report.records.len() == event.len(), "{} outcomes for {} records", report.records.len(), event.len());
     let counted: usize = report.summary.outcomes.values().sum();
-    assert_eq!(counted, event.len(), "the summary counts every record once");
+    check!(counted == event.len(), "the summary counts {counted} records of {}", event.len());
 
-    let reported: Vec<String> =
-        report.response().batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
-    let expected_back: Vec<String> = report
-        .records
-        .iter()
-        .filter(|r| r.outcome == Outcome::BackToKinesis)
-        .filter_map(|r| r.provenance.sequence_number.clone())
+    // The batch as Kinesis sent it: each record's shard, sequence number and stream.
+    let sent: Vec<(String, Option<String>, String)> = event
+        .records_json()
+        .into_iter()
+        .map(|raw| {
+            let record: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+            let shard = record["eventID"].as_str().and_then(|id| id.split_once(':')).map_or("", |(s, _)| s);
+            let sequence = record["kinesis"]["sequenceNumber"].as_str().map(str::to_owned);
+            (shard.to_owned(), sequence, record["eventSourceARN"].as_str().unwrap_or_default().to_owned())
+        })
         .collect();
-    assert_eq!(reported, expected_back, "exactly the records going back are reported");
-    if !kinesis_ids {
-        return;
-    }
 
-    // `_id`s by the record they name (`stream:shard:sequence:`), for stored and for parked documents.
+    // What Lambda redelivers: each shard from the lowest sequence number the response names.
+    let named: Vec<String> =
+        report.response().batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
+    let mut redelivered_from: HashMap<&str, &str> = HashMap::new();
+    for (position, sequence) in named.iter().enumerate() {
+        check!(!named[..position].contains(sequence), "the response names {sequence} twice");
+        let shard = sent.iter().find(|(_, s, _)| s.as_deref() == Some(sequence)).map(|(shard, _, _)| shard.as_str());
+        let Some(shard) = shard else {
+            return Err(format!("the response names {sequence}, not a record of the batch"));
+        };
+        let from = redelivered_from.entry(shard).or_insert(sequence);
+        if compare_sequence_numbers(sequence, from).is_lt() {
+            *from = sequence;
+        }
+    }
+    let redelivered = |shard: &str, sequence: &str| {
+        redelivered_from.get(shard).is_some_and(|from| compare_sequence_numbers(sequence, from).is_ge())
+    };
+
+    // The rejections this invocation logged, by sequence number.
+    let rejections_logged: HashSet<&str> = seen
+        .log
+        .iter()
+        .filter(|line| line["level"] == "ERROR")
+        .filter(|line| line["message"].as_str().is_some_and(|m| REJECTION_LINES.iter().any(|r| m.starts_with(r))))
+        .filter_map(|line| line["sequence_number"].as_str())
+        .collect();
+
+    // `_id`s by the record they name (`stream:shard:sequence:`).
     let by_record = |ids: Vec<String>| {
         let mut map: HashMap<String, HashSet<String>> = HashMap::new();
         for id in ids {
@@ -222,35 +283,101 @@ pub fn check_invariant(
         }
         map
     };
-    let stored = by_record(es.documents().into_iter().map(|(_, id, _)| id).collect());
-    let parked = by_record(
-        firehose.documents().iter().filter_map(|d| d["es_target"]["_id"].as_str().map(str::to_owned)).collect(),
-    );
-    let tag = kinesis_es_indexer::record::stream_tag(STREAM_ARN);
+    let target_id = |data: &[u8]| {
+        let document: Value = serde_json::from_slice(data).ok()?;
+        document["es_target"]["_id"].as_str().map(str::to_owned)
+    };
+    let parked_records = seen.firehose.records();
+    let offered_now: HashSet<String> =
+        seen.firehose.offered()[seen.before.offered..].iter().filter_map(|data| target_id(data)).collect();
+    let parked_now_ids: Vec<String> =
+        parked_records[seen.before.parked..].iter().filter_map(|data| target_id(data)).collect();
+    // Firehose refused something this invocation offered it: a record parked before that refusal may be redelivered.
+    let firehose_refused_now = offered_now.iter().any(|id| !parked_now_ids.contains(id));
+    let stored = by_record(seen.es.documents().into_iter().map(|(_, id, _)| id).collect());
+    let parked = by_record(parked_records.iter().filter_map(|data| target_id(data)).collect());
+    let parked_now = by_record(parked_now_ids);
+
     let empty = HashSet::new();
-    for record in &report.records {
-        if record.provenance.sequence_number.is_none() {
+    for (position, (claim, (shard, sequence, stream))) in report.records.iter().zip(&sent).enumerate() {
+        let Some(sequence) = sequence.as_deref() else {
+            // Too malformed to carry a sequence number: it cannot be reported back, only rejected.
+            check!(
+                claim.outcome == Outcome::Rejected,
+                "record {position} has no sequence number yet is {:?}",
+                claim.outcome
+            );
+            continue;
+        };
+        let again = redelivered(shard, sequence);
+        let logged = rejections_logged.contains(sequence);
+        check!(
+            !(claim.outcome == Outcome::Rejected && again),
+            "record {position} ({sequence}) is rejected, yet Lambda redelivers it: its rejection would be logged twice"
+        );
+        check!(
+            claim.outcome != Outcome::Rejected || logged,
+            "record {position} ({sequence}) is rejected without an ERROR line saying why"
+        );
+        if !kinesis_ids {
             continue;
         }
-        let prefix = kinesis_es_indexer::record::id_prefix(&tag, &record.provenance);
-        let stored_ids = stored.get(&prefix).unwrap_or(&empty);
-        match record.outcome {
-            Outcome::Indexed | Outcome::AlreadyThere => assert_eq!(
-                stored_ids.len(),
-                record.documents,
-                "{prefix}… is {:?} with {} documents, {} in Elasticsearch",
-                record.outcome,
-                record.documents,
-                stored_ids.len()
+        let prefix = format!("{}:{shard}:{sequence}:", kinesis_es_indexer::record::stream_tag(stream));
+        let [stored, parked, parked_now] = [&stored, &parked, &parked_now].map(|by| by.get(&prefix).unwrap_or(&empty));
+        check!(
+            !again || parked_now.is_empty() || firehose_refused_now,
+            "record {position} ({sequence}) goes back to Kinesis, yet this invocation parked {} of its documents in \
+             Firehose, which took everything it was offered",
+            parked_now.len()
+        );
+        match claim.outcome {
+            Outcome::Indexed | Outcome::AlreadyThere => check!(
+                stored.len() == claim.documents,
+                "record {position} ({sequence}) is {:?} with {} documents, {} in Elasticsearch",
+                claim.outcome,
+                claim.documents,
+                stored.len()
             ),
-            Outcome::ToFirehose => {
-                let held = stored_ids.union(parked.get(&prefix).unwrap_or(&empty)).count();
-                assert!(held >= record.documents, "{prefix}… went to Firehose but is in neither place");
-            }
-            Outcome::Skipped => assert_eq!(record.documents, 0),
+            Outcome::ToFirehose => check!(
+                stored.union(parked).count() >= claim.documents,
+                "record {position} ({sequence}) went to Firehose with {} documents, {} in Elasticsearch or Firehose",
+                claim.documents,
+                stored.union(parked).count()
+            ),
+            Outcome::Skipped => check!(
+                stored.is_empty() && parked.is_empty(),
+                "record {position} ({sequence}) is skipped, yet has {} documents in Elasticsearch and {} in Firehose",
+                stored.len(),
+                parked.len()
+            ),
             Outcome::Rejected | Outcome::BackToKinesis => {}
         }
+        let settled = !stored.is_empty() || !parked.is_empty() || logged || claim.outcome == Outcome::Skipped;
+        check!(
+            again || settled,
+            "record {position} ({sequence}) is lost: not redelivered, and neither written, parked, rejected with its \
+             ERROR line nor skipped ({:?})",
+            claim.outcome
+        );
     }
+    Ok(())
+}
+
+/// The log lines `invocation` writes (the handler's, on this thread), whether or not the test captures logs itself.
+pub async fn logged_during<T>(invocation: impl std::future::Future<Output = T>) -> (T, Vec<Value>) {
+    install_log_capture();
+    let captured = CAPTURE.with(|capture| capture.borrow().clone());
+    let buffer = captured.clone().unwrap_or_default();
+    let mark = buffer.lock().unwrap().len();
+    if captured.is_none() {
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(buffer.clone()));
+    }
+    let output = invocation.await;
+    if captured.is_none() {
+        CAPTURE.with(|capture| *capture.borrow_mut() = None);
+    }
+    let text = String::from_utf8(buffer.lock().unwrap()[mark..].to_vec()).unwrap();
+    (output, text.lines().map(|line| serde_json::from_str(line).expect("a JSON log line")).collect())
 }
 
 /// Log lines captured on this thread while the value lives, as JSON objects. One global subscriber routes each
@@ -280,17 +407,22 @@ impl Write for ThreadWriter {
     }
 }
 
+/// The one global subscriber that routes each line to the capturing buffer of the thread that logged it.
+fn install_log_capture() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(|| ThreadWriter)
+            .init();
+    });
+}
+
 impl Logs {
     pub fn capture() -> Logs {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        INSTALL.call_once(|| {
-            tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_max_level(tracing::Level::INFO)
-                .with_writer(|| ThreadWriter)
-                .init();
-        });
+        install_log_capture();
         let buffer = Arc::new(Mutex::new(Vec::new()));
         CAPTURE.with(|capture| *capture.borrow_mut() = Some(buffer.clone()));
         Logs { buffer }
