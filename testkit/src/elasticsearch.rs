@@ -1035,29 +1035,12 @@ fn remove_path(source: &mut Map<String, Value>, path: &str) -> Option<Value> {
 
 impl State {
     /// Stores a pipeline definition (`{"processors": [...]}`), refusing processors the double does not run.
+    /// Stores an ingest pipeline, refusing what Elasticsearch refuses (an unknown processor, an option a processor
+    /// does not document, a required option missing or of the wrong type), and also what the double cannot run
+    /// faithfully (a documented option it does not emulate, such as `if` or `on_failure`), so that a pipeline the
+    /// tests pass is one a cluster accepts and runs the same way.
     fn put_pipeline(&mut self, id: &str, definition: &Value) -> Result<(), String> {
-        let mut processors = Vec::new();
-        for processor in definition["processors"].as_array().cloned().unwrap_or_default() {
-            let Some((kind, options)) = processor.as_object().and_then(|o| o.iter().next()) else {
-                return Err("a processor must be an object".into());
-            };
-            let field = options["field"].as_str().unwrap_or_default().to_owned();
-            let flag = |name: &str| options[name].as_bool().unwrap_or(false);
-            processors.push(match kind.as_str() {
-                "set" => Processor::Set {
-                    field,
-                    value: options["value"].as_str().unwrap_or_default().to_owned(),
-                    ignore_empty_value: flag("ignore_empty_value"),
-                },
-                "remove" => Processor::Remove { field, ignore_missing: flag("ignore_missing") },
-                other => {
-                    return Err(format!(
-                        "No processor type exists with name [{other}] (the double runs set and remove)"
-                    ));
-                }
-            });
-        }
-        self.pipelines.insert(id.to_owned(), processors);
+        self.pipelines.insert(id.to_owned(), parse_pipeline(definition)?);
         Ok(())
     }
 
@@ -1076,6 +1059,86 @@ impl State {
             self.templates.push((patterns, pipeline.to_owned()));
         }
     }
+}
+
+/// The options every processor takes (Elasticsearch's "common processor options").
+const COMMON_PROCESSOR_OPTIONS: [&str; 5] = ["description", "if", "ignore_failure", "on_failure", "tag"];
+
+/// Each processor the double runs: the options Elasticsearch documents for it (besides the common ones), and those
+/// the double runs as Elasticsearch does (the others are refused, not ignored).
+const PROCESSORS: [(&str, &[&str], &[&str]); 2] = [
+    (
+        "set",
+        &["field", "value", "copy_from", "override", "ignore_empty_value", "media_type"],
+        &["field", "value", "ignore_empty_value", "description", "tag"],
+    ),
+    ("remove", &["field", "ignore_missing", "keep"], &["field", "ignore_missing", "description", "tag"]),
+];
+
+/// A pipeline definition as `PUT _ingest/pipeline/<id>` takes it, into the processors the double runs.
+fn parse_pipeline(definition: &Value) -> Result<Vec<Processor>, String> {
+    let Some(definition) = definition.as_object() else { return Err("a pipeline must be a JSON object".into()) };
+    for key in definition.keys() {
+        match key.as_str() {
+            "description" | "processors" | "version" | "_meta" | "deprecated" => {}
+            "on_failure" => return Err("the double does not run a pipeline's on_failure".into()),
+            other => return Err(format!("pipeline doesn't support the parameter [{other}]")),
+        }
+    }
+    let Some(processors) = definition.get("processors").and_then(Value::as_array) else {
+        return Err("[processors] required property is missing".into());
+    };
+    processors.iter().map(parse_processor).collect()
+}
+
+fn parse_processor(processor: &Value) -> Result<Processor, String> {
+    let entry = processor.as_object().filter(|entry| entry.len() == 1).and_then(|entry| entry.iter().next());
+    let Some((kind, options)) = entry else {
+        return Err(format!("a processor is an object with one key, its type: {processor}"));
+    };
+    let Some((_, documented, emulated)) = PROCESSORS.iter().find(|(name, _, _)| name == kind) else {
+        return Err(format!("No processor type exists with name [{kind}] (the double runs set and remove)"));
+    };
+    let Some(options) = options.as_object() else { return Err(format!("[{kind}]'s options must be an object")) };
+    let unknown: Vec<&str> = options
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !documented.contains(key) && !COMMON_PROCESSOR_OPTIONS.contains(key))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "processor [{kind}] doesn't support one or more provided configuration parameters {unknown:?}"
+        ));
+    }
+    if let Some(key) = options.keys().find(|key| !emulated.contains(&key.as_str())) {
+        return Err(format!("the double does not run [{kind}]'s [{key}]"));
+    }
+    let field = match options.get("field") {
+        Some(Value::String(field)) if !field.is_empty() => field.clone(),
+        Some(other) => return Err(format!("[{kind}] [field] must be a string, not {other}")),
+        None => return Err(format!("[{kind}] [field] required property is missing")),
+    };
+    let flag = |name: &str| match options.get(name) {
+        None => Ok(false),
+        Some(Value::Bool(value)) => Ok(*value),
+        Some(other) => Err(format!("[{kind}] [{name}] must be a boolean, not {other}")),
+    };
+    for text in ["description", "tag"] {
+        if options.get(text).is_some_and(|value| !value.is_string()) {
+            return Err(format!("[{kind}] [{text}] must be a string"));
+        }
+    }
+    Ok(match kind.as_str() {
+        "set" => {
+            let value = match options.get("value") {
+                Some(Value::String(value)) => value.clone(),
+                Some(other) => return Err(format!("the double runs [set] with a string [value] only, not {other}")),
+                None => return Err("[set] [value] required property is missing".into()),
+            };
+            Processor::Set { field, value, ignore_empty_value: flag("ignore_empty_value")? }
+        }
+        _ => Processor::Remove { field, ignore_missing: flag("ignore_missing")? },
+    })
 }
 
 /// The basic credentials or the SigV4 signature the double requires, checked on every request as a secured

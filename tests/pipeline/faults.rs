@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kinesis_es_indexer::Outcome::{self, *};
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::{Fault, FirehoseFault, IndexFault};
 
 use crate::support::*;
@@ -556,6 +556,50 @@ async fn install_firehose_pipeline(es: &testkit::EsDouble) {
     .await
     .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// s20's exactly-once runs on the double's emulation of ingest pipelines: `deploy/firehose-pipeline.json` must be
+/// a pipeline Elasticsearch accepts, written only with what the double runs as Elasticsearch does. The double
+/// refuses what a cluster refuses, and what it would not run faithfully.
+#[tokio::test]
+async fn the_deployed_firehose_pipeline_uses_only_documented_processor_options() {
+    let es = testkit::EsDouble::start().await;
+    let deployed: Value = serde_json::from_str(include_str!("../../deploy/firehose-pipeline.json")).unwrap();
+    assert_eq!(es.install_pipeline("kinesis-es-indexer-firehose", &deployed), Ok(()));
+
+    let with = |processor: Value| json!({"description": "d", "processors": [processor]});
+    for (pipeline, refusal) in [
+        (with(json!({"rename": {"field": "a", "target_field": "b"}})), "No processor type exists with name [rename]"),
+        (
+            with(json!({"set": {"field": "_id", "value": "{{es_target._id}}", "ignore_empty": true}})),
+            "processor [set] doesn't support one or more provided configuration parameters [\"ignore_empty\"]",
+        ),
+        (
+            with(json!({"set": {"field": "_id", "value": "x", "if": "ctx.a != null"}})),
+            "the double does not run [set]'s [if]",
+        ),
+        (
+            with(json!({"set": {"field": "_id", "value": "x", "override": false}})),
+            "the double does not run [set]'s [override]",
+        ),
+        (with(json!({"set": {"field": "_id"}})), "[set] [value] required property is missing"),
+        (with(json!({"set": {"field": ["_id"], "value": "x"}})), "[set] [field] must be a string"),
+        (
+            with(json!({"remove": {"field": "es_target", "ignore_missing": "yes"}})),
+            "[remove] [ignore_missing] must be a boolean",
+        ),
+        (with(json!({"remove": {"keep": ["a"]}})), "the double does not run [remove]'s [keep]"),
+        (
+            with(json!({"set": {"field": "a", "value": "b"}, "remove": {"field": "c"}})),
+            "a processor is an object with one key",
+        ),
+        (json!({"processors": [], "on_failure": []}), "the double does not run a pipeline's on_failure"),
+        (json!({"processor": []}), "pipeline doesn't support the parameter [processor]"),
+        (json!({"description": "no processors"}), "[processors] required property is missing"),
+    ] {
+        let refused = es.install_pipeline("p", &pipeline).expect_err(&pipeline.to_string());
+        assert!(refused.starts_with(refusal), "{pipeline}: {refused}");
+    }
 }
 
 #[tokio::test]
