@@ -22,9 +22,9 @@ static CONFIG: LazyLock<Config> = LazyLock::new(|| {
 
 fn check(event: &KinesisEventIn) {
     let batch = decode_batch(event, &CONFIG, chrono::DateTime::UNIX_EPOCH);
-    assert_eq!(batch.decoded.len(), event.len(), "one outcome per record");
+    assert_eq!(batch.records.len(), event.len(), "one outcome per record");
     let mut next = 0;
-    for decoded in &batch.decoded {
+    for decoded in batch.records.iter().map(|record| &record.decoded) {
         if let Decoded::Documents { range, rejected_parts } = decoded {
             assert_eq!(range.start, next);
             assert!(!range.is_empty() || !rejected_parts.is_empty(), "something to settle");
