@@ -124,7 +124,7 @@ impl Target<'_> {
         let mut rejected_parts = Vec::new();
         let mut budget = config.max_record_bytes;
         let skipped = match kpl::is_aggregate(&raw) {
-            true => match self.decode_aggregate(raw, &context, &mut rejected_parts) {
+            true => match self.decode_aggregate(raw, &context, &mut budget, &mut rejected_parts) {
                 Ok(skipped) => skipped,
                 Err(rejected) => return rejected,
             },
@@ -145,7 +145,7 @@ impl Target<'_> {
         }
     }
 
-    /// A KPL aggregate's user records, each decoded as a record's data is, within one budget for them all. A user
+    /// A KPL aggregate's user records, each decoded as a record's data is, within the record's `budget`. A user
     /// record that cannot be decoded is a rejected part; the others are indexed. Returns why nothing is indexed
     /// when a user record is skipped by design or there is none, or the whole record's rejection when the
     /// aggregate itself is corrupt.
@@ -153,6 +153,7 @@ impl Target<'_> {
         &mut self,
         raw: Vec<u8>,
         context: &DocumentContext,
+        budget: &mut usize,
         rejected_parts: &mut Vec<RejectedPart>,
     ) -> Result<Option<String>, Decoded> {
         let quote = |bytes: &[u8]| excerpt(bytes, self.config.log_excerpt_bytes);
@@ -164,13 +165,12 @@ impl Target<'_> {
         if user_records.is_empty() {
             return Ok(Some("KPL aggregate without user records".to_owned()));
         }
-        let mut budget = self.config.max_record_bytes;
         let mut skipped = None;
         for (user_record, data) in user_records.iter().enumerate() {
             // Copied with the room a document's timestamp field takes, as `decode_base64` leaves it.
             let mut bytes = Vec::with_capacity(data.len() + STAMP_ROOM);
             bytes.extend_from_slice(data);
-            match inflate(bytes, &mut budget).and_then(|bytes| into_sources(bytes, context)) {
+            match inflate(bytes, budget).and_then(|bytes| into_sources(bytes, context)) {
                 Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), context, rejected_parts),
                 Ok(Content::Skipped(why)) => skipped = Some(why),
                 Err((rejection, bytes)) => rejected_parts.push(RejectedPart {
