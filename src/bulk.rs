@@ -95,8 +95,29 @@ pub enum BulkReply {
     Answered { status: u16, body: Bytes },
     /// No complete answer within the request timeout.
     TimedOut,
-    /// Connection refused, reset, or the answer broke off: whether anything was written is unknown.
-    Failed(String),
+    /// Nothing was sent: the connection could not be made (refused, DNS, TLS), or the request could not be signed.
+    NotSent(String),
+    /// The connection was lost after it was made: whether anything was written is unknown. `while_sending`: before
+    /// any answer came, as when a proxy refuses a body over its limit and closes the connection without reading it;
+    /// otherwise the answer broke off.
+    Lost { why: String, while_sending: bool },
+}
+
+/// What a request carried, as the decision needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub documents: usize,
+    /// Its body before compression.
+    pub body_bytes: usize,
+    /// Whether a lost connection may mean the body was refused for its size (`adapt::Load::may_be_too_large`).
+    pub may_be_too_large: bool,
+}
+
+impl Sent {
+    /// A request of `documents` documents that no refusal could be blamed on its size.
+    pub fn documents(documents: usize) -> Sent {
+        Sent { documents, body_bytes: 0, may_be_too_large: false }
+    }
 }
 
 /// A document after the cluster's answer (or the decision not to send it): its source and `_id` are kept only
@@ -140,6 +161,11 @@ impl DocOutcome {
         }
     }
 
+    /// Whether the document failed for this cause.
+    pub fn caused_by(&self, cause: Cause) -> bool {
+        self.failure().is_some_and(|failure| failure.cause == cause)
+    }
+
     /// Whether the document failed for a cause that routes this way.
     pub fn routes(&self, route: Route) -> bool {
         self.failure().is_some_and(|failure| failure.cause.route() == route)
@@ -161,27 +187,73 @@ pub enum ChunkDecision {
     /// this invocation are not sent, and their documents take this cause (the cluster is throttling: retry later;
     /// down, unreachable or refusing us: back to Kinesis).
     PerDocument { outcomes: Vec<DocOutcome>, hold: Option<Cause> },
-    /// 413: the request was too large; send it again in halves (a single document is rejected instead).
-    Split,
+    /// The request was too large: send it again in halves (a single document is rejected instead). `unread`: no
+    /// 413 came back, the connection was lost while a body larger than any known to get through was being sent;
+    /// a single document is then rejected only if the cluster answers other requests.
+    Split { unread: bool },
+}
+
+impl ChunkDecision {
+    /// Whether the cluster said "later" (`ClusterBusy`) to the whole request or to more than half of its items: it
+    /// is saturated, not unlucky.
+    pub fn saturated(&self) -> bool {
+        match self {
+            ChunkDecision::PerDocument { outcomes, .. } => asked_later_for_most(outcomes),
+            ChunkDecision::Split { .. } => false,
+        }
+    }
+
+    /// The decision when the instance adapts its load: after a saturated request, the chunks not yet sent stay in
+    /// the stream (`ClusterSaturated`: back to Kinesis, paced) instead of being sent into the saturated cluster or
+    /// parked unsent. The request's own "retry later" documents go to Firehose as any 429'd item does.
+    pub fn holding_after_saturation(self) -> ChunkDecision {
+        match self {
+            ChunkDecision::PerDocument { outcomes, .. } if asked_later_for_most(&outcomes) => {
+                ChunkDecision::PerDocument { outcomes, hold: Some(Cause::ClusterSaturated) }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the cluster answered every document and asked for none later, nor is away: the end of pacing, and one
+    /// more request in flight in time.
+    pub fn answered_normally(&self) -> bool {
+        match self {
+            ChunkDecision::PerDocument { outcomes, hold: None } => {
+                outcomes.iter().all(|outcome| outcome.failure().is_none_or(|failure| failure.cause.paces().is_none()))
+            }
+            ChunkDecision::PerDocument { .. } | ChunkDecision::Split { .. } => false,
+        }
+    }
+}
+
+/// Whether more than half of a request's documents were asked for later.
+fn asked_later_for_most(outcomes: &[DocOutcome]) -> bool {
+    let later = outcomes.iter().filter(|outcome| outcome.caused_by(Cause::ClusterBusy)).count();
+    later * 2 > outcomes.len()
 }
 
 /// Decides the outcome of every document of a request from the reply: the one place that judges statuses and
-/// error types. `sent` is how many documents the request carried.
-pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
+/// error types. `sent` is what the request carried.
+pub fn decide(reply: &BulkReply, sent: &Sent) -> ChunkDecision {
     let all = |failure: Failure, hold: bool| ChunkDecision::PerDocument {
         hold: hold.then_some(failure.cause),
-        outcomes: vec![DocOutcome::Failed(failure); sent],
+        outcomes: vec![DocOutcome::Failed(failure); sent.documents],
     };
     let (status, body) = match reply {
         BulkReply::TimedOut => {
             let reason = "no answer within ES_TIMEOUT_MS; the documents may or may not be written";
             return all(Failure::ours(Cause::Unknown, "timeout", reason), true);
         }
-        BulkReply::Failed(why) => {
+        BulkReply::Lost { while_sending: true, .. } if sent.may_be_too_large => {
+            return ChunkDecision::Split { unread: true };
+        }
+        BulkReply::NotSent(why) | BulkReply::Lost { why, .. } => {
             return all(Failure::ours(Cause::Unknown, "connection_error", why.clone()), true);
         }
         BulkReply::Answered { status, body } => (*status, &body[..]),
     };
+    let sent = sent.documents;
     let unknown = |error_type: &str, reason: String| Failure {
         cause: Cause::Unknown,
         status: Some(status),
@@ -208,7 +280,7 @@ pub fn decide(reply: &BulkReply, sent: usize) -> ChunkDecision {
         };
     }
     if status == 413 {
-        return ChunkDecision::Split;
+        return ChunkDecision::Split { unread: false };
     }
     let (error_type, reason) = request_error(status, body);
     let cause = match status {
@@ -356,7 +428,10 @@ mod tests {
     use std::sync::Arc;
 
     fn answered(status: u16, body: &str) -> ChunkDecision {
-        decide(&BulkReply::Answered { status, body: Bytes::copy_from_slice(body.as_bytes()) }, count_items(body))
+        decide(
+            &BulkReply::Answered { status, body: Bytes::copy_from_slice(body.as_bytes()) },
+            &Sent::documents(count_items(body)),
+        )
     }
 
     fn count_items(body: &str) -> usize {
@@ -370,7 +445,7 @@ mod tests {
     fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, Option<Route>) {
         match decision {
             ChunkDecision::PerDocument { outcomes, hold } => (outcomes, hold.map(Cause::route)),
-            ChunkDecision::Split => panic!("split"),
+            ChunkDecision::Split { .. } => panic!("split"),
         }
     }
 
@@ -473,8 +548,10 @@ mod tests {
     #[test]
     fn a_whole_request_refused_for_the_clusters_configuration_goes_back_and_holds_the_rest() {
         let body = r#"{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"pipeline with id [enrich-geo] does not exist"}],"type":"illegal_argument_exception","reason":"pipeline with id [enrich-geo] does not exist"},"status":400}"#;
-        let (outcomes, next) =
-            outcomes(decide(&BulkReply::Answered { status: 400, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
+        let (outcomes, next) = outcomes(decide(
+            &BulkReply::Answered { status: 400, body: Bytes::copy_from_slice(body.as_bytes()) },
+            &Sent::documents(2),
+        ));
         assert_eq!(outcomes[0].failure().unwrap().cause, Cause::Misconfigured(Fix::MissingPipeline));
         assert_eq!(next, Some(Route::BackToKinesis));
     }
@@ -488,8 +565,10 @@ mod tests {
     #[test]
     fn an_item_count_that_differs_from_what_was_sent_trusts_none_of_it() {
         let body = r#"{"took":1,"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#;
-        let (outcomes, next) =
-            outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::copy_from_slice(body.as_bytes()) }, 3));
+        let (outcomes, next) = outcomes(decide(
+            &BulkReply::Answered { status: 200, body: Bytes::copy_from_slice(body.as_bytes()) },
+            &Sent::documents(3),
+        ));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 3]);
         let failure = outcomes[0].failure().unwrap();
         assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::Unknown, "item_count_mismatch"));
@@ -499,8 +578,10 @@ mod tests {
     #[test]
     fn a_top_level_circuit_breaker_makes_every_item_retry_later_and_holds_later_chunks() {
         let body = include_str!("../tests/fixtures/bulk_circuit_breaking_429.json");
-        let (outcomes, next) =
-            outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 2));
+        let (outcomes, next) = outcomes(decide(
+            &BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) },
+            &Sent::documents(2),
+        ));
         assert_eq!(kinds(&outcomes), vec!["retry later"; 2]);
         let failure = outcomes[0].failure().unwrap();
         assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::ClusterBusy, "circuit_breaking_exception"));
@@ -510,8 +591,10 @@ mod tests {
     #[test]
     fn a_top_level_cluster_block_is_not_retry_later() {
         let body = r#"{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"}],"type":"cluster_block_exception","reason":"index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"},"status":429}"#;
-        let (outcomes, next) =
-            outcomes(decide(&BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) }, 1));
+        let (outcomes, next) = outcomes(decide(
+            &BulkReply::Answered { status: 429, body: Bytes::copy_from_slice(body.as_bytes()) },
+            &Sent::documents(1),
+        ));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
         assert_eq!(next, Some(Route::BackToKinesis));
     }
@@ -523,15 +606,17 @@ mod tests {
             BulkReply::Answered { status: 503, body: Bytes::from_static(br#"{"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"},"status":503}"#) },
             BulkReply::Answered { status: 401, body: Bytes::from_static(br#"{"error":{"type":"security_exception","reason":"unable to authenticate user"},"status":401}"#) },
             BulkReply::TimedOut,
-            BulkReply::Failed("connection reset by peer".into()),
+            BulkReply::NotSent("error trying to connect: Connection refused".into()),
+            BulkReply::Lost { why: "connection reset by peer".into(), while_sending: true },
+            BulkReply::Lost { why: "the answer broke off".into(), while_sending: false },
         ] {
-            let (outcomes, next) = outcomes(decide(&reply, 2));
+            let (outcomes, next) = outcomes(decide(&reply, &Sent::documents(2)));
             assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 2], "{reply:?}");
             assert_eq!(next, Some(Route::BackToKinesis), "{reply:?}");
         }
         let (gateway, _) = outcomes(decide(
             &BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") },
-            1,
+            &Sent::documents(1),
         ));
         let failure = gateway[0].failure().unwrap();
         assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::Unknown, "http_502"));
@@ -541,17 +626,66 @@ mod tests {
     #[test]
     fn request_too_large_asks_for_a_split() {
         assert_eq!(
-            decide(&BulkReply::Answered { status: 413, body: Bytes::from_static(b"") }, 5),
-            ChunkDecision::Split
+            decide(&BulkReply::Answered { status: 413, body: Bytes::from_static(b"") }, &Sent::documents(5)),
+            ChunkDecision::Split { unread: false }
         );
     }
 
     #[test]
+    fn a_connection_lost_while_sending_a_body_that_may_be_too_large_asks_for_a_split() {
+        let lost = |while_sending| BulkReply::Lost { why: "connection reset by peer".into(), while_sending };
+        let large = Sent { documents: 4, body_bytes: 1 << 20, may_be_too_large: true };
+        assert_eq!(decide(&lost(true), &large), ChunkDecision::Split { unread: true });
+        let (outcomes, next) = outcomes(decide(&lost(false), &large));
+        assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Route::BackToKinesis)), "it answered");
+        let known_size = Sent { may_be_too_large: false, ..large };
+        let (outcomes, next) = super::tests::outcomes(decide(&lost(true), &known_size));
+        assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Route::BackToKinesis)), "away");
+        let refused = BulkReply::NotSent("error trying to connect: Connection refused".into());
+        assert!(matches!(decide(&refused, &large), ChunkDecision::PerDocument { .. }), "nothing was sent");
+    }
+
+    #[test]
+    fn after_a_request_refused_wholesale_or_mostly_the_rest_of_the_batch_stays_in_the_stream() {
+        let item = |status: u16| match status {
+            429 => r#"{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"full"}}}"#,
+            _ => r#"{"create":{"status":201}}"#,
+        };
+        let body = |statuses: &[u16]| {
+            let items: Vec<&str> = statuses.iter().map(|&s| item(s)).collect();
+            format!(r#"{{"errors":true,"items":[{}]}}"#, items.join(","))
+        };
+        let mostly = answered(200, &body(&[429, 201, 429]));
+        assert!(mostly.saturated());
+        let (outcomes, next) = super::tests::outcomes(mostly.holding_after_saturation());
+        assert_eq!(kinds(&outcomes), vec!["retry later", "indexed", "retry later"], "its own 429s are parked");
+        assert_eq!(next, Some(Route::BackToKinesis), "the chunks after it stay in the stream");
+
+        let unlucky = answered(200, &body(&[429, 201, 201, 429]));
+        assert!(!unlucky.saturated(), "half is not most");
+        let (outcomes, next) = super::tests::outcomes(unlucky.holding_after_saturation());
+        assert_eq!(kinds(&outcomes), vec!["retry later", "indexed", "indexed", "retry later"]);
+        assert_eq!(next, None);
+
+        let wholesale = answered(429, include_str!("../tests/fixtures/bulk_circuit_breaking_429.json"));
+        assert!(wholesale.saturated());
+        let (outcomes, next) = super::tests::outcomes(wholesale.holding_after_saturation());
+        assert_eq!(kinds(&outcomes), vec!["retry later"; 3]);
+        assert_eq!(next, Some(Route::BackToKinesis), "not parked unsent, as without adapting");
+        assert!(!answered(200, &body(&[201, 201])).saturated());
+    }
+
+    #[test]
     fn a_body_that_is_not_a_bulk_response_is_unknown() {
-        let (not_json, _) = outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(b"OK") }, 1));
+        let (not_json, _) = outcomes(decide(
+            &BulkReply::Answered { status: 200, body: Bytes::from_static(b"OK") },
+            &Sent::documents(1),
+        ));
         assert_eq!(kinds(&not_json), vec!["back to kinesis"]);
-        let (outcomes, _) =
-            outcomes(decide(&BulkReply::Answered { status: 200, body: Bytes::from_static(br#"{"items":[[]]}"#) }, 1));
+        let (outcomes, _) = outcomes(decide(
+            &BulkReply::Answered { status: 200, body: Bytes::from_static(br#"{"items":[[]]}"#) },
+            &Sent::documents(1),
+        ));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
     }
 

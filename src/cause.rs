@@ -13,6 +13,11 @@ pub enum Cause {
     /// The cluster asks for later: its write queue is full, a circuit breaker tripped, a shard is unavailable.
     /// Parked in Firehose, which retries for hours.
     ClusterBusy,
+    /// Not sent: the cluster said "later" to a whole earlier request of the batch, or to most of its items. It is
+    /// saturated, not unlucky: the rest of the batch stays in the stream (back to Kinesis, paced) while the instance
+    /// sends fewer requests at once, rather than being shed into Firehose, which would deliver it into the same
+    /// cluster later.
+    ClusterSaturated,
     /// The cluster (or the delivery stream) refuses until someone acts; the `Fix` says what. Back to Kinesis, ERROR.
     Misconfigured(Fix),
     /// No usable answer (down, timed out, reset, unreadable, the wrong number of items): written or not is unknown.
@@ -44,7 +49,8 @@ impl Cause {
             Cause::Document => Route::Rejected,
             Cause::ClusterBusy => Route::RetryLater,
             Cause::NothingToIndex => Route::Skipped,
-            Cause::Misconfigured(_)
+            Cause::ClusterSaturated
+            | Cause::Misconfigured(_)
             | Cause::Unknown
             | Cause::Deadline
             | Cause::FirehoseRefused
@@ -57,6 +63,7 @@ impl Cause {
         match self {
             Cause::Document => "document",
             Cause::ClusterBusy => "cluster_busy",
+            Cause::ClusterSaturated => "cluster_saturated",
             Cause::Misconfigured(fix) => fix.name(),
             Cause::Unknown => "outcome_unknown",
             Cause::Deadline => "deadline",
@@ -66,11 +73,45 @@ impl Cause {
         }
     }
 
+    /// Whether a record that goes back to Kinesis for this cause makes the invocation wait before answering (Lambda
+    /// redelivers at once), and why: the cluster asked for later (busy), or is away or refusing us (away). Not a
+    /// document's fault, the deadline, Firehose's own trouble, or a redelivery that settles the record anyway.
+    pub fn paces(self) -> Option<Pace> {
+        match self {
+            Cause::ClusterBusy | Cause::ClusterSaturated => Some(Pace::Busy),
+            Cause::Unknown => Some(Pace::Away),
+            Cause::Misconfigured(Fix::FirehoseStream) => None,
+            Cause::Misconfigured(_) => Some(Pace::Away),
+            Cause::Document
+            | Cause::Deadline
+            | Cause::FirehoseRefused
+            | Cause::RedeliveredAnyway
+            | Cause::NothingToIndex => None,
+        }
+    }
+
     /// What someone must do, when redelivery alone will not cure it.
     pub fn fix(self) -> Option<Fix> {
         match self {
             Cause::Misconfigured(fix) => Some(fix),
             _ => None,
+        }
+    }
+}
+
+/// Why an invocation paced: the cluster asked for later, or was away or refusing. When both, away: it is the
+/// graver, and the one that needs someone's attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pace {
+    Busy,
+    Away,
+}
+
+impl Pace {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pace::Busy => "busy",
+            Pace::Away => "away",
         }
     }
 }
@@ -324,6 +365,26 @@ mod tests {
         assert_eq!(Cause::Misconfigured(Fix::ShardLimit).route(), Route::BackToKinesis);
         assert_eq!(Cause::Unknown.route(), Route::BackToKinesis);
         assert_eq!(Cause::NothingToIndex.route(), Route::Skipped);
+        assert_eq!(Cause::ClusterSaturated.route(), Route::BackToKinesis);
         assert!(Fix::DocumentIdRefused.hint().contains("ES_DOC_ID=none"));
+    }
+
+    #[test]
+    fn the_cluster_asking_for_later_paces_as_busy_and_the_cluster_away_as_away() {
+        assert_eq!(Cause::ClusterBusy.paces(), Some(Pace::Busy));
+        assert_eq!(Cause::ClusterSaturated.paces(), Some(Pace::Busy));
+        assert_eq!(Cause::Unknown.paces(), Some(Pace::Away));
+        assert_eq!(Cause::Misconfigured(Fix::ShardLimit).paces(), Some(Pace::Away));
+        for cause in [
+            Cause::Misconfigured(Fix::FirehoseStream),
+            Cause::FirehoseRefused,
+            Cause::Document,
+            Cause::Deadline,
+            Cause::RedeliveredAnyway,
+            Cause::NothingToIndex,
+        ] {
+            assert_eq!(cause.paces(), None, "{cause:?}");
+        }
+        assert!(Pace::Away > Pace::Busy, "away is the graver reason");
     }
 }

@@ -60,6 +60,10 @@ pub struct Config {
     pub bulk_max_bytes: usize,
     pub bulk_max_docs: usize,
     pub bulk_concurrency: usize,
+    /// Whether the requests in flight adapt to the cluster's answers within 1..=`bulk_concurrency`, and a request
+    /// the cluster is saturated by keeps its documents in the stream (`BULK_CONCURRENCY_MODE=adaptive`, the
+    /// default); `fixed`: always `bulk_concurrency` in flight, and every "retry later" to Firehose.
+    pub adaptive_concurrency: bool,
     pub es_timeout: Duration,
     /// Name of the timestamp field: kept when present, else set from the record's arrival time.
     pub timestamp_field: String,
@@ -183,6 +187,14 @@ impl Config {
             bulk_max_bytes: number(&get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
             bulk_max_docs: number(&get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
             bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
+            adaptive_concurrency: match get("BULK_CONCURRENCY_MODE").as_deref().map(str::to_ascii_lowercase).as_deref()
+            {
+                None | Some("adaptive") => true,
+                Some("fixed") => false,
+                Some(other) => {
+                    return Err(problem("BULK_CONCURRENCY_MODE", format!("expects adaptive or fixed, got {other:?}")));
+                }
+            },
             es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
             timestamp_field,
             timestamp_max_skew: Duration::from_secs(number(

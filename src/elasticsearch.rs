@@ -14,13 +14,14 @@ use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, He
 use elasticsearch::http::transport::{Connection, SingleNodeConnectionPool, Transport, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument};
+use crate::adapt::{Load, Signal};
+use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument, Sent};
 use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
 use crate::error::Error;
-use crate::pacing;
 use crate::record::{Batch, BatchDecoder, Document, Record};
 use crate::sigv4::Signer;
 
@@ -146,12 +147,14 @@ impl Elasticsearch {
                     for (name, value) in signature {
                         match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
                             (Ok(name), Ok(value)) => headers.insert(name, value),
-                            _ => return BulkReply::Failed(format!("the signature produced an invalid header {name}")),
+                            _ => {
+                                return BulkReply::NotSent(format!("the signature produced an invalid header {name}"));
+                            }
                         };
                     }
                 }
                 // Nothing was sent: like a refused connection, the rest of the batch goes back to Kinesis.
-                Err(why) => return BulkReply::Failed(why),
+                Err(why) => return BulkReply::NotSent(why),
             }
         }
         let sent =
@@ -159,15 +162,33 @@ impl Elasticsearch {
         let response = match sent {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return BulkReply::TimedOut,
-            Err(error) => return BulkReply::Failed(crate::error::error_chain(&error)),
+            Err(error) if never_connected(&error) => return BulkReply::NotSent(crate::error::error_chain(&error)),
+            Err(error) => {
+                return BulkReply::Lost { why: crate::error::error_chain(&error), while_sending: true };
+            }
         };
         let status = response.status_code().as_u16();
         match response.bytes().await {
             Ok(body) => BulkReply::Answered { status, body },
             Err(error) if error.is_timeout() => BulkReply::TimedOut,
-            Err(error) => BulkReply::Failed(format!("the answer broke off: {}", crate::error::error_chain(&error))),
+            Err(error) => BulkReply::Lost {
+                why: format!("the answer broke off: {}", crate::error::error_chain(&error)),
+                while_sending: false,
+            },
         }
     }
+}
+
+/// Whether a request failed before its connection was made (refused, DNS, TLS handshake): nothing of it was sent.
+fn never_connected(error: &elasticsearch::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(http) = cause.downcast_ref::<reqwest::Error>() {
+            return http.is_connect();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// What the indexing stage did, for the summary line.
@@ -180,10 +201,24 @@ pub struct IndexingStats {
     pub bytes_sent: usize,
     /// Whether the cluster answered a request 401 (the credentials may have been rotated).
     pub unauthorized: bool,
-    /// Whether the cluster answered a request normally: every item judged, none refused or unknown for a
-    /// cluster-level reason (the end of pacing).
+    /// Whether the cluster answered a request normally: every item judged, none asked for later, refused or unknown
+    /// for a reason of the cluster's (the end of pacing).
     pub answered_normally: bool,
+    /// Requests allowed in flight when the stage ended (`BULK_CONCURRENCY` unless adapting brought it down).
+    pub concurrency: usize,
+    /// The body size learned from a refusal, when one was learned (`BULK_MAX_BYTES` otherwise).
+    pub body_limit: Option<usize>,
     pub elapsed: Duration,
+}
+
+impl IndexingStats {
+    fn add(&mut self, other: &IndexingStats) {
+        self.requests += other.requests;
+        self.body_bytes += other.body_bytes;
+        self.bytes_sent += other.bytes_sent;
+        self.unauthorized |= other.unauthorized;
+        self.answered_normally |= other.answered_normally;
+    }
 }
 
 /// Decodes the batch and sends its documents to the cluster in chunks as they are decoded; returns the batch, each
@@ -193,11 +228,14 @@ pub struct IndexingStats {
 /// `BULK_CONCURRENCY` chunks and their bodies exist at once), and once a chunk is answered its documents keep their
 /// sources only where routing still needs them (for Firehose, or for the log line of a rejected document).
 ///
-/// At most one request per document by default (a 413 split resends halves of a request the cluster refused
-/// unread). After a whole-request 429 no further chunk is sent and the rest is "retry later"; after a timeout,
-/// connection failure, 5xx or auth failure the rest goes back to Kinesis. No request starts with less than
-/// `margin` left. With `probe` (the cluster was away at the last invocations), one document is sent alone first, and
-/// the rest only if the cluster answers it.
+/// How many requests are in flight follows `load` (`BULK_CONCURRENCY_MODE=adaptive`): halved when the cluster says
+/// "later" to most of a request, one more after clean answers; with `fixed`, always `BULK_CONCURRENCY`.
+///
+/// At most one request per document, but for a request refused for its size (a 413, or a connection lost while a
+/// body larger than any known to get through was being sent), resent in halves. After a request the cluster is
+/// saturated by (adaptive) or refuses whole (a 429, timeout, connection failure, 5xx, auth failure), no further
+/// chunk is sent. No request starts with less than `margin` left. With `probe` (the last invocations paced), one
+/// document is sent alone first, and the rest only if the cluster answers it.
 pub async fn index_batch(
     client: &Elasticsearch,
     mut decoder: BatchDecoder<'_>,
@@ -205,61 +243,108 @@ pub async fn index_batch(
     deadline: Instant,
     margin: Duration,
     probe: bool,
+    load: &Load,
 ) -> (Batch<Record, IndexedDocument>, IndexingStats) {
     let started = Instant::now();
-    let sender = Sender { client, config, deadline, margin, hold: Mutex::new(None) };
-    let mut feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending), config);
+    let sender = Sender { client, config, deadline, margin, load, shared: Mutex::default() };
+    let mut feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending));
     let mut answered = Vec::new();
-    // A failed probe holds the stage: the chunks after it are not sent.
-    if let Some(chunk) = probe.then(|| feed.next_chunk(1)).flatten() {
-        answered.push(sender.send_chunk(chunk).await);
+    // A probe that is not answered normally holds the stage. One that may have been refused for its size says
+    // nothing of the cluster: the next document is tried alone.
+    while probe {
+        let Some(chunk) = feed.next_chunk(1, usize::MAX) else { break };
+        let chunk = sender.send_chunk(chunk).await;
+        let verdict = chunk.verdict;
+        answered.push(chunk);
+        match verdict {
+            Verdict::Normal => break,
+            Verdict::MaybeTooLarge => continue,
+            Verdict::Failed(cause) => {
+                sender.hold(cause);
+                break;
+            }
+        }
     }
-    let rest: Vec<AnsweredChunk> =
-        futures_util::stream::iter(std::iter::from_fn(|| feed.next_chunk(config.bulk_max_docs)))
-            .map(|chunk| sender.send_chunk(chunk))
-            .buffer_unordered(config.bulk_concurrency)
-            .collect()
-            .await;
-    answered.extend(rest);
+    let mut in_flight = FuturesUnordered::new();
+    let mut decoded_all = false;
+    loop {
+        while !decoded_all && in_flight.len() < sender.concurrency() {
+            match feed.next_chunk(config.bulk_max_docs, load.body_budget(config.bulk_max_bytes)) {
+                Some(chunk) => in_flight.push(sender.send_chunk(chunk)),
+                None => decoded_all = true,
+            }
+        }
+        match in_flight.next().await {
+            Some(chunk) => answered.push(chunk),
+            None => break,
+        }
+    }
     answered.sort_unstable_by_key(|chunk| chunk.first);
 
     let decoded = feed.next;
     drop(feed);
     let mut documents = Vec::with_capacity(decoded);
     let mut stats = IndexingStats::default();
+    let mut maybe_too_large = Vec::new();
     for chunk in answered {
+        maybe_too_large
+            .extend(chunk.maybe_too_large.iter().map(|(position, bytes)| (position + documents.len(), *bytes)));
         documents.extend(chunk.documents);
-        stats.requests += chunk.stats.requests;
-        stats.body_bytes += chunk.stats.body_bytes;
-        stats.bytes_sent += chunk.stats.bytes_sent;
-        stats.unauthorized |= chunk.stats.unauthorized;
-        stats.answered_normally |= chunk.stats.answered_normally;
+        stats.add(&chunk.stats);
     }
+    judge_maybe_too_large(&mut documents, &maybe_too_large, stats.answered_normally, load.known_good());
+    stats.concurrency = sender.concurrency();
+    stats.body_limit = load.body_limit();
     stats.elapsed = started.elapsed();
     (decoder.finish(documents), stats)
 }
 
-/// Cuts decoded documents into chunks of at most `max_docs` documents and `BULK_MAX_BYTES` of body (a larger
-/// document travels alone), decoding records (`decode_next`: the next record's documents into the queue, false
-/// when there are no more) only as the next chunk needs them.
+/// Documents that lost their connection while being sent alone, larger than any body known to get through: too
+/// large for the way to the cluster when it answered other requests of this invocation (rejected, with the limit
+/// named), otherwise unknown (back to Kinesis, as the cluster may have been away).
+fn judge_maybe_too_large(
+    documents: &mut [IndexedDocument],
+    maybe_too_large: &[(usize, usize)],
+    cluster_answered: bool,
+    known_good: usize,
+) {
+    for &(position, bytes) in maybe_too_large {
+        let document = &mut documents[position];
+        if cluster_answered && bytes > known_good {
+            let reason = format!(
+                "a request holding this document alone ({bytes} bytes) lost its connection while being sent, as a \
+                 proxy or engine does with a body over its limit (nginx's client_max_body_size, Quickwit's \
+                 max_content_length), while the cluster answered other requests; the largest body known to get \
+                 through is {known_good} bytes"
+            );
+            document.outcome = DocOutcome::Failed(Failure::ours(Cause::Document, "request_too_large", reason));
+        } else {
+            document.document.source = Vec::new();
+            document.document.id = None;
+        }
+    }
+}
+
+/// Cuts decoded documents into chunks of at most `max_docs` documents and `max_bytes` of body (a larger document
+/// travels alone), decoding records (`decode_next`: the next record's documents into the queue, false when there
+/// are no more) only as the next chunk needs them.
 struct ChunkFeed<D> {
     decode_next: D,
     /// Documents decoded but not yet in a chunk (the rest of the last record decoded).
     pending: VecDeque<Document>,
     /// The batch position of `pending`'s first document.
     next: usize,
-    max_bytes: usize,
 }
 
 impl<D: FnMut(&mut VecDeque<Document>) -> bool> ChunkFeed<D> {
-    fn new(decode_next: D, config: &Config) -> ChunkFeed<D> {
-        ChunkFeed { decode_next, pending: VecDeque::new(), next: 0, max_bytes: config.bulk_max_bytes }
+    fn new(decode_next: D) -> ChunkFeed<D> {
+        ChunkFeed { decode_next, pending: VecDeque::new(), next: 0 }
     }
 
-    fn next_chunk(&mut self, max_docs: usize) -> Option<Chunk> {
+    fn next_chunk(&mut self, max_docs: usize, max_bytes: usize) -> Option<Chunk> {
         let mut documents = Vec::new();
         let mut bytes = 0;
-        while documents.len() < max_docs && bytes < self.max_bytes {
+        while documents.len() < max_docs && bytes < max_bytes {
             let Some(document) = self.pending.front() else {
                 if (self.decode_next)(&mut self.pending) {
                     continue;
@@ -267,7 +352,7 @@ impl<D: FnMut(&mut VecDeque<Document>) -> bool> ChunkFeed<D> {
                 break;
             };
             let size = bulk::entry_size(document);
-            if !documents.is_empty() && bytes + size > self.max_bytes {
+            if !documents.is_empty() && bytes + size > max_bytes {
                 break;
             }
             bytes += size;
@@ -282,7 +367,7 @@ impl<D: FnMut(&mut VecDeque<Document>) -> bool> ChunkFeed<D> {
     }
 }
 
-/// Consecutive documents of the batch sent in one request (or two halves after a 413), owned while in flight.
+/// Consecutive documents of the batch sent in one request (or in parts after a size refusal), owned while in flight.
 struct Chunk {
     /// The batch position of the first document.
     first: usize,
@@ -294,26 +379,70 @@ struct AnsweredChunk {
     first: usize,
     documents: Vec<IndexedDocument>,
     stats: IndexingStats,
+    /// Documents (by position in the chunk, with their body size) that lost their connection while being sent
+    /// alone: judged once the whole batch is answered (`judge_maybe_too_large`).
+    maybe_too_large: Vec<(usize, usize)>,
+    /// What the chunk's last request says of the cluster (for a probe).
+    verdict: Verdict,
 }
 
-/// What sending one batch's chunks shares: the client, the deadline, and whether the cluster said to hold off.
+/// What one request says of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Normal,
+    /// Its body may have been refused for its size: nothing can be said of the cluster.
+    MaybeTooLarge,
+    /// The cluster did not answer it normally, for this cause.
+    Failed(Cause),
+}
+
+/// What sending one batch's chunks shares: the client, the deadline, what the instance learned of the load, and
+/// whether the cluster said to hold off.
 struct Sender<'a> {
     client: &'a Elasticsearch,
     config: &'a Config,
     deadline: Instant,
     /// No request starts with less than this left (the invocation's margin, see `handler`).
     margin: Duration,
-    /// Set by the first chunk that finds the cluster down, refusing or throttling, to its cause: later chunks are
+    load: &'a Load,
+    shared: Mutex<Held>,
+}
+
+/// What the chunks of one invocation tell each other.
+#[derive(Debug, Default)]
+struct Held {
+    /// Set by the first request that finds the cluster down, refusing or saturated, to its cause: later chunks are
     /// not sent.
-    hold: Mutex<Option<Cause>>,
+    hold: Option<Cause>,
+    /// Documents sent alone that lost their connection since the cluster last answered: a second one says the
+    /// cluster is away rather than the documents too large.
+    lost_alone: usize,
 }
 
 impl Sender<'_> {
+    /// Requests allowed in flight now.
+    fn concurrency(&self) -> usize {
+        match self.config.adaptive_concurrency {
+            true => self.load.concurrency(self.config.bulk_concurrency),
+            false => self.config.bulk_concurrency,
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn hold(&self, cause: Cause) {
+        self.shared().hold.get_or_insert(cause);
+    }
+
     async fn send_chunk(&self, chunk: Chunk) -> AnsweredChunk {
         let Chunk { first, documents } = chunk;
         let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
         let mut stats = IndexingStats::default();
-        // A 413 replaces a request by its two halves, first half first.
+        let mut maybe_too_large = Vec::new();
+        let mut verdict = Verdict::Normal;
+        // A size refusal replaces a request by its two halves, first half first.
         let whole = 0..documents.len();
         let mut pending = vec![whole];
         while let Some(part) = pending.pop() {
@@ -343,59 +472,109 @@ impl Sender<'_> {
             stats.bytes_sent += body.len();
             let reply = self.client.bulk(body, timeout).await;
             stats.unauthorized |= matches!(reply, BulkReply::Answered { status: 401, .. });
-            match bulk::decide(&reply, part.len()) {
-                ChunkDecision::Split if part.len() > 1 => {
+            if matches!(reply, BulkReply::Answered { status, .. } if status != 413) {
+                self.load.body_answered(plain);
+            }
+            let sent =
+                Sent { documents: part.len(), body_bytes: plain, may_be_too_large: self.load.may_be_too_large(plain) };
+            let mut decision = bulk::decide(&reply, &sent);
+            if self.config.adaptive_concurrency {
+                decision = decision.holding_after_saturation();
+                let signal = match (decision.saturated(), decision.answered_normally()) {
+                    (true, _) => Signal::Saturated,
+                    (false, true) => Signal::Clean,
+                    (false, false) => Signal::Neither,
+                };
+                self.load.answered(signal, self.config.bulk_concurrency);
+            }
+            if matches!(reply, BulkReply::Lost { while_sending: true, .. }) && !sent.may_be_too_large {
+                self.load.body_lost(plain);
+            }
+            verdict = match &decision {
+                _ if decision.answered_normally() => Verdict::Normal,
+                ChunkDecision::Split { .. } => Verdict::MaybeTooLarge,
+                ChunkDecision::PerDocument { outcomes, hold } => Verdict::Failed(hold.unwrap_or_else(|| {
+                    let pacing =
+                        outcomes.iter().filter_map(|outcome| outcome.failure()).find(|f| f.cause.paces().is_some());
+                    pacing.map_or(Cause::Unknown, |failure| failure.cause)
+                })),
+            };
+            if decision.answered_normally() {
+                stats.answered_normally = true;
+                self.shared().lost_alone = 0;
+            }
+            match decision {
+                ChunkDecision::Split { .. } if part.len() > 1 => {
+                    self.load.body_refused(plain);
                     let middle = part.start + part.len() / 2;
                     pending.push(middle..part.end);
                     pending.push(part.start..middle);
                 }
-                ChunkDecision::Split => fill(
+                ChunkDecision::Split { unread: false } => fill(
                     &mut outcomes,
                     DocOutcome::Failed(Failure {
                         cause: Cause::Document,
                         status: Some(413),
                         error_type: "request_too_large".into(),
-                        reason: "the cluster refuses a request holding this document alone (http.max_content_length)"
-                            .into(),
+                        reason: format!(
+                            "the cluster refuses a request holding this document alone ({plain} bytes; \
+                             http.max_content_length, or a proxy's limit)"
+                        ),
                     }),
                 ),
+                ChunkDecision::Split { unread: true } => {
+                    let reason = "the connection was lost while this document was being sent alone";
+                    fill(&mut outcomes, DocOutcome::Failed(Failure::ours(Cause::Unknown, "connection_error", reason)));
+                    maybe_too_large.push((part.start, plain));
+                    let mut shared = self.shared();
+                    shared.lost_alone += 1;
+                    if shared.lost_alone >= 2 {
+                        // Two documents alone lost in a row, nothing answered between: the cluster is away.
+                        shared.hold.get_or_insert(Cause::Unknown);
+                    }
+                }
                 ChunkDecision::PerDocument { outcomes: part_outcomes, hold } => {
                     if let Some(cause) = hold {
-                        self.hold.lock().expect("hold lock").get_or_insert(cause);
+                        self.hold(cause);
                     }
-                    stats.answered_normally |= hold.is_none()
-                        && part_outcomes.iter().all(|outcome| {
-                            outcome.failure().is_none_or(|failure| !pacing::is_cluster_level(failure.cause))
-                        });
                     for (slot, outcome) in outcomes[part.start..].iter_mut().zip(part_outcomes) {
                         *slot = Some(outcome);
                     }
                 }
             }
         }
+        let kept: std::collections::HashSet<usize> = maybe_too_large.iter().map(|(position, _)| *position).collect();
         let documents = documents
             .into_iter()
             .zip(outcomes)
-            .map(|(mut document, outcome)| {
+            .enumerate()
+            .map(|(position, (mut document, outcome))| {
                 let outcome = outcome.expect("every part is filled");
-                if !outcome.needs_source() {
+                // A document that may be too large keeps its source until judged: its rejection quotes it.
+                if !outcome.needs_source() && !kept.contains(&position) {
                     document.source = Vec::new();
                     document.id = None;
                 }
                 IndexedDocument { document, outcome }
             })
             .collect();
-        AnsweredChunk { first, documents, stats }
+        AnsweredChunk { first, documents, stats, maybe_too_large, verdict }
     }
 
     /// The outcome for documents not sent because an earlier answer stopped the stage.
     fn held(&self) -> Option<DocOutcome> {
-        let cause = (*self.hold.lock().expect("hold lock"))?;
+        let cause = self.shared().hold?;
         let failure = match cause {
             Cause::ClusterBusy => Failure::ours(
                 cause,
                 "not_sent_cluster_throttling",
                 "the cluster answered an earlier request of this batch with 429; not sent, to spare it",
+            ),
+            Cause::ClusterSaturated => Failure::ours(
+                cause,
+                "not_sent_cluster_saturated",
+                "the cluster said \"later\" to most of an earlier request of this batch; not sent, to spare it, and \
+                 kept in the stream until it takes more",
             ),
             _ => Failure::ours(
                 cause,
@@ -435,10 +614,9 @@ mod tests {
             pending.extend((0..3).map(|_| doc(record)));
             true
         };
-        let config = Config::from_lookup(|name| (name == "ES_URL").then(|| "http://127.0.0.1:9".to_owned())).unwrap();
-        let mut feed = ChunkFeed::new(decode_next, &config);
-        feed.max_bytes = max_bytes;
-        std::iter::from_fn(|| feed.next_chunk(max_docs).map(|c| (c.first, c.documents.len(), decoded.get()))).collect()
+        let mut feed = ChunkFeed::new(decode_next);
+        std::iter::from_fn(|| feed.next_chunk(max_docs, max_bytes).map(|c| (c.first, c.documents.len(), decoded.get())))
+            .collect()
     }
 
     #[test]

@@ -9,14 +9,15 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use chrono::Utc;
 use tokio::time::Instant;
 
+use crate::adapt::Load;
 use crate::bulk::IndexedDocument;
-use crate::cause::{Cause, Failure, Fix, Route};
+use crate::cause::{Cause, Failure, Fix, Pace, Route};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
 use crate::event::KinesisEventIn;
 use crate::firehose::{self, Firehose};
-use crate::pacing::{self, Pacing};
+use crate::pacing::Pacing;
 use crate::record::{self, Batch, Decoded, Provenance, Record};
 use crate::route::{self, FirehoseAnswer, Outcome, SettledRecord};
 use crate::secret::SecretCredentials;
@@ -38,8 +39,10 @@ pub struct Deps {
 pub struct WarmState {
     /// Whether a deadline too short for any request was reported at ERROR already (once per cold start).
     short_deadline_reported: AtomicBool,
-    /// How long to wait while the cluster is away.
+    /// How long to wait while the cluster is away or busy.
     pub pacing: Pacing,
+    /// How much to send at once: requests in flight, and the body size the way to the cluster takes.
+    pub load: Load,
 }
 
 /// The least time a request can have (`ES_TIMEOUT_MS`'s own minimum).
@@ -110,7 +113,8 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     let decoder = record::BatchDecoder::new(event, config, Utc::now());
     let probe = deps.warm.pacing.probing();
     let (batch, indexing) =
-        elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe).await;
+        elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe, &deps.warm.load)
+            .await;
     if indexing.answered_normally {
         deps.warm.pacing.cluster_answered();
     }
@@ -128,28 +132,43 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     };
     let batch = route::settle(batch, firehose_answer);
     log_failures(&batch, config.log_excerpt_bytes);
-    let paced = pace(&batch.records, deadline, margin, deps).await;
+    let pace_reason = pace_reason(&batch);
+    let paced = pace(pace_reason, deadline, margin, deps).await;
     let mut report = Report::new(batch, indexing, delivery, started.elapsed());
     report.summary.probe = probe;
     report.summary.paced = paced;
+    report.summary.paced_because = pace_reason.filter(|_| !paced.is_zero());
+    report.summary.warn_if_saturated();
     report.summary.log();
     report
 }
 
-/// When records go back to Kinesis because the cluster is away or refusing, waits before answering (Lambda
-/// retries at once): exponential with full jitter across warm invocations, never past the margin before the
-/// deadline. Returns how long it waited.
-async fn pace(records: &[SettledRecord], deadline: Instant, margin: Duration, deps: &Deps) -> Duration {
+/// Why the invocation should wait before answering: a record goes back to Kinesis, and it or one of its documents
+/// failed for a cause that paces (the cluster asked for later, or is away). Its documents count, not only its own
+/// failure: a record whose 429'd documents Firehose could not take goes back as Firehose's refusal, yet redelivering
+/// it at once sends them into the cluster that just asked for later.
+fn pace_reason(batch: &Batch<SettledRecord, IndexedDocument>) -> Option<Pace> {
+    batch
+        .records
+        .iter()
+        .filter(|settled| settled.fate.outcome == Outcome::BackToKinesis)
+        .flat_map(|SettledRecord { record, fate }| {
+            let documents = batch.documents[record.documents()].iter().filter_map(|d| d.outcome.failure());
+            fate.failure.iter().chain(documents).filter_map(|failure| failure.cause.paces())
+        })
+        .max()
+}
+
+/// When records go back to Kinesis for a reason that paces, waits before answering (Lambda retries at once):
+/// exponential with full jitter across warm invocations, never past the margin before the deadline. Returns how
+/// long it waited.
+async fn pace(reason: Option<Pace>, deadline: Instant, margin: Duration, deps: &Deps) -> Duration {
     let config = &deps.config;
-    let cluster_away = records.iter().any(|SettledRecord { fate, .. }| {
-        fate.outcome == Outcome::BackToKinesis
-            && fate.failure.as_ref().is_some_and(|failure| pacing::is_cluster_level(failure.cause))
-    });
-    if !cluster_away || config.pacing_max.is_zero() {
+    if reason.is_none() || config.pacing_max.is_zero() {
         return Duration::ZERO;
     }
     let left = deadline.saturating_duration_since(Instant::now()).saturating_sub(margin);
-    let wait = deps.warm.pacing.cluster_away(config.pacing_base, config.pacing_max).min(left);
+    let wait = deps.warm.pacing.pace_again(config.pacing_base, config.pacing_max).min(left);
     tokio::time::sleep(wait).await;
     wait
 }
@@ -279,13 +298,39 @@ pub struct Summary {
     pub oldest_record_age: Option<Duration>,
     /// Whether the invocation began with a probe (the cluster was away at the last ones).
     pub probe: bool,
-    /// How long the invocation waited before answering, the cluster being away.
+    /// How long the invocation waited before answering, the cluster being away or busy.
     pub paced: Duration,
+    /// Why it waited.
+    pub paced_because: Option<Pace>,
+    /// Requests allowed in flight when indexing ended.
+    pub concurrency: usize,
+    /// The largest body the way to the cluster was found to take, when a size refusal taught it.
+    pub body_limit: Option<usize>,
 }
 
 impl Summary {
     pub fn count(&self, outcome: Outcome) -> usize {
         self.outcomes.get(&outcome).copied().unwrap_or(0)
+    }
+
+    /// A WARN line when the cluster asked for later most of the documents this invocation sent or meant to send: it
+    /// is saturated, and says so without anyone polling `_cat/thread_pool`.
+    pub fn warn_if_saturated(&self) {
+        if self.documents == 0 || self.documents_retry_later * 2 <= self.documents {
+            return;
+        }
+        tracing::warn!(
+            documents = self.documents,
+            documents_retry_later = self.documents_retry_later,
+            share = format!("{:.0} %", 100.0 * self.documents_retry_later as f64 / self.documents as f64),
+            to_firehose = self.count(Outcome::ToFirehose),
+            back_to_kinesis = self.count(Outcome::BackToKinesis),
+            concurrency = self.concurrency,
+            paced_ms = self.paced.as_millis() as u64,
+            "The cluster is saturated: it asked for later most of this batch's documents (a full write queue, a \
+             tripped circuit breaker); to_firehose and back_to_kinesis say where they went, concurrency what is now \
+             sent at once"
+        );
     }
 
     /// The one INFO line per invocation.
@@ -314,6 +359,9 @@ impl Summary {
             oldest_record_age_ms = self.oldest_record_age.map(|age| age.as_millis() as u64),
             probe = self.probe,
             paced_ms = self.paced.as_millis() as u64,
+            paced_because = self.paced_because.map(Pace::name),
+            concurrency = self.concurrency,
+            body_limit = self.body_limit,
             duration_ms = self.elapsed.as_millis() as u64,
             "Batch done"
         );
@@ -349,7 +397,9 @@ impl Report {
             records: records.len(),
             outcomes,
             documents: batch.documents.len(),
-            documents_retry_later: doc_outcomes().filter(|o| o.routes(Route::RetryLater)).count(),
+            documents_retry_later: doc_outcomes()
+                .filter(|o| o.caused_by(Cause::ClusterBusy) || o.caused_by(Cause::ClusterSaturated))
+                .count(),
             documents_rejected: doc_outcomes().filter(|o| o.routes(Route::Rejected)).count(),
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
             timestamps_out_of_range: batch.timestamps_out_of_range,
@@ -368,6 +418,9 @@ impl Report {
             // Set by `handle`, which knows them.
             probe: false,
             paced: Duration::ZERO,
+            paced_because: None,
+            concurrency: indexing.concurrency,
+            body_limit: indexing.body_limit,
         };
         Report { records, summary }
     }

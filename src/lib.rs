@@ -4,8 +4,10 @@
 //! `event` (the invocation's body, read once) → `record` (records → documents) → `bulk` (documents → `_bulk`
 //! bodies; replies → outcomes) → `elasticsearch` (send chunks) → `route` (outcomes → one fate per record) →
 //! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
-//! `invocation` hands the handler the body as Lambda sent it.
+//! `invocation` hands the handler the body as Lambda sent it. `pacing` (when to answer) and `adapt` (how much to
+//! send at once) are what one warm instance learns of the cluster across invocations.
 
+pub mod adapt;
 pub mod bulk;
 pub mod cause;
 pub mod config;

@@ -1,53 +1,35 @@
-//! Pacing while the cluster is away: how long an invocation that sends records back to Kinesis for a cluster-level
-//! reason waits before answering, so that Lambda's immediate retries neither spend the batch's retry budget in
+//! Pacing while the cluster is away or busy: how long an invocation that sends records back to Kinesis for a
+//! reason of the cluster's (`Cause::paces`) waits before answering, so that Lambda's immediate retries neither spend the batch's retry budget in
 //! seconds nor hammer a cluster that is trying to come back.
 //!
 //! The state lives as long as the process (across warm invocations): the number of invocations in a row that
-//! found the cluster away. The first request the cluster answers normally resets it.
+//! found the cluster away or busy. The first request the cluster answers normally resets it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::cause::{Cause, Fix};
-
-/// Invocations in a row that sent records back for a cluster-level reason.
+/// Invocations in a row that sent records back for a reason of the cluster's.
 #[derive(Debug, Default)]
 pub struct Pacing {
-    away: AtomicU32,
+    paced: AtomicU32,
 }
 
 impl Pacing {
-    /// Whether the last invocations found the cluster away: the next one probes with one document first.
+    /// Whether the last invocations paced (the cluster away or busy): the next one probes with one document first.
     pub fn probing(&self) -> bool {
-        self.away.load(Ordering::Relaxed) > 0
+        self.paced.load(Ordering::Relaxed) > 0
     }
 
     /// The cluster answered a request normally: pacing is over.
     pub fn cluster_answered(&self) {
-        self.away.store(0, Ordering::Relaxed);
+        self.paced.store(0, Ordering::Relaxed);
     }
 
-    /// This invocation sends records back for a cluster-level reason: the wait before answering, exponential with
+    /// This invocation sends records back for a reason of the cluster's: the wait before answering, exponential with
     /// full jitter from `first` up to `cap`. `cap` zero turns pacing off.
-    pub fn cluster_away(&self, first: Duration, cap: Duration) -> Duration {
-        let away = self.away.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        full_jitter(away, first, cap)
-    }
-}
-
-/// Whether a failure says the cluster itself is away or refusing (so pacing applies): no answer, a 5xx, a timeout,
-/// auth, a block, a configuration refusal. Not a document's fault, a busy cluster (Firehose takes that), the
-/// deadline, or Firehose's own trouble.
-pub fn is_cluster_level(cause: Cause) -> bool {
-    match cause {
-        Cause::Unknown => true,
-        Cause::Misconfigured(fix) => fix != Fix::FirehoseStream,
-        Cause::Document
-        | Cause::ClusterBusy
-        | Cause::Deadline
-        | Cause::FirehoseRefused
-        | Cause::RedeliveredAnyway
-        | Cause::NothingToIndex => false,
+    pub fn pace_again(&self, first: Duration, cap: Duration) -> Duration {
+        let paced = self.paced.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        full_jitter(paced, first, cap)
     }
 }
 
@@ -87,20 +69,11 @@ mod tests {
         let pacing = Pacing::default();
         assert!(!pacing.probing());
         for _ in 0..5 {
-            pacing.cluster_away(100 * MS, 10_000 * MS);
+            pacing.pace_again(100 * MS, 10_000 * MS);
         }
         assert!(pacing.probing());
-        assert_eq!(pacing.away.load(Ordering::Relaxed), 5);
+        assert_eq!(pacing.paced.load(Ordering::Relaxed), 5);
         pacing.cluster_answered();
         assert!(!pacing.probing());
-    }
-
-    #[test]
-    fn only_cluster_level_causes_pace() {
-        assert!(is_cluster_level(Cause::Unknown));
-        assert!(is_cluster_level(Cause::Misconfigured(Fix::ShardLimit)));
-        assert!(!is_cluster_level(Cause::Misconfigured(Fix::FirehoseStream)));
-        assert!(!is_cluster_level(Cause::FirehoseRefused));
-        assert!(!is_cluster_level(Cause::ClusterBusy));
     }
 }

@@ -12,7 +12,7 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, Report, handle, logging, pacing};
+use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, Report, handle, logging};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -112,7 +112,7 @@ fn batch_result(source: &str, report: &Report) -> Value {
 
 /// Why the batches after this one should wait: a record went back for a cause of the cluster's, not its own.
 fn cluster_level_reason(report: &Report) -> Option<String> {
-    report.records.iter().filter_map(|r| r.failure.as_ref()).find(|f| pacing::is_cluster_level(f.cause)).map(|f| {
+    report.records.iter().filter_map(|r| r.failure.as_ref()).find(|f| f.cause.paces().is_some()).map(|f| {
         format!("an earlier batch found the cluster unable to take records ({}): replay again once it is back", f)
     })
 }

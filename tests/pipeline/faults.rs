@@ -77,16 +77,33 @@ async fn s03_rejected_execution_parks_items_in_firehose_with_their_id_and_index(
 }
 
 #[tokio::test]
-async fn s03_a_whole_request_rejected_by_the_coordinating_node_is_parked_and_no_more_is_sent() {
+async fn s03_a_whole_request_rejected_by_the_coordinating_node_is_parked_and_the_rest_stays_in_the_stream() {
     let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")]).await;
     h.es.push_fault(Fault::rejected_execution());
 
     let report = h.deliver(&event(&plain_payloads(4))).await;
 
-    assert_eq!(outcomes(&report), vec![ToFirehose; 4]);
+    assert_eq!(outcomes(&report), vec![ToFirehose, ToFirehose, BackToKinesis, BackToKinesis]);
     assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "es_rejected_execution_exception");
+    assert_eq!(report.records[2].failure.as_ref().unwrap().error_type, "not_sent_cluster_saturated");
+    assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
+    assert_eq!(h.firehose.records().len(), 2, "only what the cluster refused is parked");
+    assert_eq!(h.es.count(), 0);
+    assert!(report.summary.paced_because.is_some_and(|pace| pace.name() == "busy"));
+}
+
+#[tokio::test]
+async fn s03_with_fixed_concurrency_a_whole_request_rejected_parks_the_rest_unsent() {
+    let h =
+        Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1"), ("BULK_CONCURRENCY_MODE", "fixed")]).await;
+    h.es.push_fault(Fault::rejected_execution());
+
+    let report = h.deliver(&event(&plain_payloads(4))).await;
+
+    assert_eq!(outcomes(&report), vec![ToFirehose; 4]);
     assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
     assert_eq!(h.es.count(), 0);
+    assert_eq!(report.summary.paced, Duration::ZERO, "nothing goes back to Kinesis");
 }
 
 #[tokio::test]
@@ -116,15 +133,25 @@ async fn s05_a_flood_stage_block_keeps_records_in_kinesis_with_an_error_that_say
 
 #[tokio::test]
 async fn s06_a_circuit_breaker_makes_the_chunk_retry_later_and_spares_the_cluster() {
-    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")]).await;
-    h.es.push_fault(Fault::circuit_breaker());
+    for (mode, parked) in [("adaptive", 2), ("fixed", 6)] {
+        let h =
+            Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1"), ("BULK_CONCURRENCY_MODE", mode)]).await;
+        h.es.push_fault(Fault::circuit_breaker());
+        let event = event(&plain_payloads(6));
 
-    let report = h.deliver(&event(&plain_payloads(6))).await;
+        let report = h.deliver(&event).await;
 
-    assert_eq!(outcomes(&report), vec![ToFirehose; 6]);
-    assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
-    assert_eq!(h.firehose.records().len(), 6);
-    assert_eq!(h.es.count(), 0);
+        let mut expected = vec![ToFirehose; parked];
+        expected.resize(6, BackToKinesis);
+        assert_eq!(outcomes(&report), expected, "{mode}");
+        assert_eq!(h.es.requests().len(), 1, "{mode}: after a 429 no further chunk is sent");
+        assert_eq!(h.firehose.records().len(), parked, "{mode}");
+        assert_eq!(h.es.count(), 0);
+        if let Some(again) = redelivery(&event, &report) {
+            h.deliver(&again).await;
+        }
+        assert_eq!(h.es.count() + h.firehose.records().len(), 6, "{mode}: every document once, written or parked");
+    }
 }
 
 async fn outage_sends_everything_back_and_redelivery_writes_once(fault: Option<Fault>, overrides: &[(&str, &str)]) {
