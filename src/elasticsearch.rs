@@ -251,18 +251,15 @@ pub async fn index_batch(
     let mut answered = Vec::new();
     // A probe that is not answered normally holds the stage. One that may have been refused for its size says
     // nothing of the cluster: the next document is tried alone.
-    while probe {
+    let mut probing = probe;
+    while probing {
         let Some(chunk) = feed.next_chunk(1, usize::MAX) else { break };
         let chunk = sender.send_chunk(chunk).await;
         let verdict = chunk.verdict;
         answered.push(chunk);
-        match verdict {
-            Verdict::Normal => break,
-            Verdict::MaybeTooLarge => continue,
-            Verdict::Failed(cause) => {
-                sender.hold(cause);
-                break;
-            }
+        probing = verdict == Verdict::MaybeTooLarge;
+        if let Verdict::Failed(cause) = verdict {
+            sender.hold(cause);
         }
     }
     let mut in_flight = FuturesUnordered::new();
