@@ -1,13 +1,20 @@
 //! An Elasticsearch-compatible double: `POST /_bulk` and `POST /{index}/_bulk` (plain or gzip), documents stored by
-//! index and `_id`, dynamic mapping with type conflicts, a bounded write queue, and scripted faults.
+//! index and `_id`, dynamic mapping with type conflicts, a bounded write queue, a finite write thread pool, busy
+//! spells, and scripted faults.
 //!
 //! Answers use Elasticsearch 8's shapes: item `201 created`, `409 version_conflict_engine_exception` on a duplicate
 //! `create`, `400 document_parsing_exception` on a field type conflict, `429 es_rejected_execution_exception` when the
 //! write queue is full, and the `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request
 //! failures. `filter_path` is honoured as Elasticsearch does (paths with `*`; empty objects dropped).
+//!
+//! A bulk request goes through the double in this order: `hold_answers`, then the latency or a `Fault::Delay`, then
+//! its body is read; an outage answers 503; credentials are checked; the body is parsed (a malformed one answers
+//! 400) and recorded; `set_max_content_length` answers 413 and a `Fault::Reject` its status; a busy spell answers
+//! every item 429; the write pool admits the request or answers every item 429; then its items are written.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +67,68 @@ impl Fault {
         Fault::Reject { status: 503, error_type: "http_503".into(), reason: "Service Unavailable".into() }
     }
 }
+
+/// Elasticsearch's `write` thread pool on the node: `threads` bulk requests execute at once
+/// (`thread_pool.write.size`), `queue` more wait for a thread in arrival order (`thread_pool.write.queue_size`), and a
+/// request that finds them all taken is rejected at once, every item answering 429 `es_rejected_execution_exception`
+/// with nothing written. Elasticsearch schedules each shard-level operation of a request; the double schedules the
+/// whole request as one task, which is what a client's concurrency meets on a one-shard index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WritePool {
+    /// `thread_pool.write.size`: requests executed at the same time (at least 1).
+    pub threads: usize,
+    /// `thread_pool.write.queue_size`: requests that may wait for a thread.
+    pub queue: usize,
+    /// How long a request holds its thread, whatever its size.
+    pub service: Duration,
+    /// How much longer it holds it for each of its items.
+    pub per_item: Duration,
+}
+
+impl WritePool {
+    fn service_time(&self, items: usize) -> Duration {
+        self.service + self.per_item.saturating_mul(u32::try_from(items).unwrap_or(u32::MAX))
+    }
+}
+
+/// A write pool in use. Requests leave it through `PoolSeat`, without the state's lock, so that a request whose
+/// client hung up still leaves; they join it only under the state's lock, so that two cannot take its last place.
+#[derive(Debug)]
+struct PoolInUse {
+    config: WritePool,
+    /// One permit per thread. Tokio's semaphore is fair: waiting requests get a thread in the order they joined.
+    threads: tokio::sync::Semaphore,
+    /// Requests executing or waiting.
+    held: AtomicUsize,
+    completed: AtomicUsize,
+}
+
+impl PoolInUse {
+    /// Elasticsearch's words when its write pool rejects a task: the task, then the executor with its queue capacity
+    /// and its counts (`EsThreadPoolExecutor.toString`).
+    fn rejection_reason(&self) -> String {
+        let WritePool { threads, queue, service, .. } = self.config;
+        let active = threads.saturating_sub(self.threads.available_permits());
+        let queued = self.held.load(Ordering::SeqCst).saturating_sub(active);
+        let completed = self.completed.load(Ordering::SeqCst);
+        let total = service.saturating_mul(u32::try_from(completed).unwrap_or(u32::MAX));
+        format!(
+            "rejected execution of org.elasticsearch.action.support.replication.TransportWriteAction$1/WrappedActionListener on EsThreadPoolExecutor[name = double-node-0/write, queue capacity = {queue}, task execution EWMA = {service:?}, total task execution time = {total:?}, org.elasticsearch.common.util.concurrent.EsThreadPoolExecutor@6b2a5f3c[Running, pool size = {threads}, active threads = {active}, queued tasks = {queued}, completed tasks = {completed}]]"
+        )
+    }
+}
+
+/// A request's place in the write pool, given back when it is dropped, however the request ends.
+struct PoolSeat(Arc<PoolInUse>);
+
+impl Drop for PoolSeat {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What Elasticsearch says when its write queue (10000 by default) is full; also the busy spell's answer.
+const WRITE_QUEUE_FULL: &str = "rejected execution of org.elasticsearch.action.support.replication.TransportWriteAction$1/WrappedActionListener on EsThreadPoolExecutor[name = double-node-0/write, queue capacity = 10000, task execution EWMA = 1.2ms, total task execution time = 1h]";
 
 /// Credentials the double accepts, and for which service and region, when it requires SigV4.
 #[derive(Debug, Clone)]
@@ -156,6 +225,15 @@ struct State {
     max_indices: Option<usize>,
     /// Bulk requests answered 503 because of `set_outage`.
     requests_during_outage: usize,
+    /// Until then, every item of every bulk request answers 429: the write pool is saturated.
+    busy_until: Option<std::time::Instant>,
+    requests_during_busy_spell: usize,
+    items_during_busy_spell: usize,
+    write_pool: Option<Arc<PoolInUse>>,
+    pool_rejected_requests: usize,
+    pool_max_in_pool: usize,
+    /// Changes (closes) when the double is dropped: requests running in the write pool stop with it.
+    stopped: tokio::sync::watch::Receiver<()>,
     /// Refuse any client `_id`, as OpenSearch Serverless TIMESERIES and VECTORSEARCH collections do.
     refuse_ids: bool,
     /// Whether written documents keep their source (off for tests that measure the indexer's memory).
@@ -173,9 +251,11 @@ enum Processor {
     Remove { field: String, ignore_missing: bool },
 }
 
-/// The running double. Dropping it stops the server.
+/// The running double. Dropping it stops the server and the requests running in its write pool.
 pub struct EsDouble {
     shared: Shared<State>,
+    /// Dropped with the double, which closes `State::stopped`.
+    _stopping: tokio::sync::watch::Sender<()>,
 }
 
 impl EsDouble {
@@ -195,6 +275,7 @@ impl EsDouble {
     }
 
     async fn start_with(tls: Option<server::Tls>) -> EsDouble {
+        let (stopping, stopped) = tokio::sync::watch::channel(());
         let state = State {
             indices: HashMap::new(),
             write_queue: None,
@@ -218,11 +299,18 @@ impl EsDouble {
             outage_until: None,
             refuse_ids: false,
             requests_during_outage: 0,
+            busy_until: None,
+            requests_during_busy_spell: 0,
+            items_during_busy_spell: 0,
+            write_pool: None,
+            pool_rejected_requests: 0,
+            pool_max_in_pool: 0,
+            stopped,
             keep_sources: true,
             aliases_without_write_index: HashSet::new(),
             templates: Vec::new(),
         };
-        EsDouble { shared: Shared::start(state, answer, tls).await }
+        EsDouble { shared: Shared::start(state, answer, tls).await, _stopping: stopping }
     }
 
     /// `http://127.0.0.1:PORT`, or `https://…` with `start_tls`.
@@ -275,6 +363,55 @@ impl EsDouble {
     /// node is up; then it is back, with what it held.
     pub fn set_outage(&self, duration: Duration) {
         self.state().outage_until = Some(std::time::Instant::now() + duration);
+    }
+
+    /// For the next `duration`, every bulk request is answered 200 with every item 429
+    /// `es_rejected_execution_exception` and nothing written, as a node whose write queue stays full answers; then
+    /// it writes again. Timed on the machine's clock (`std::time::Instant`), as `set_outage` is: tokio's paused clock
+    /// does not move it. `Duration::ZERO` ends a spell.
+    pub fn set_busy_spell(&self, duration: Duration) {
+        self.state().busy_until = Some(std::time::Instant::now() + duration);
+    }
+
+    /// Gives the node a finite `write` thread pool (`None`: unbounded, the default). The pool applies to bulk requests
+    /// that arrive from now on; those already in a former pool finish there.
+    ///
+    /// As in Elasticsearch, a request joins the pool when fewer than `threads + queue` requests are in it, waits in
+    /// arrival order for one of the `threads`, holds it for `service + per_item × items`, then is written as
+    /// without a pool; otherwise it is rejected at once, answered 200 with every item 429
+    /// `es_rejected_execution_exception` and nothing written. A request that joined runs to the end even if its
+    /// client hangs up, as Elasticsearch does not cancel a bulk request.
+    pub fn set_write_pool(&self, pool: Option<WritePool>) {
+        let pool = pool.map(|config| {
+            assert!(config.threads > 0, "a write pool with no thread would never write");
+            Arc::new(PoolInUse {
+                config,
+                threads: tokio::sync::Semaphore::new(config.threads),
+                held: AtomicUsize::new(0),
+                completed: AtomicUsize::new(0),
+            })
+        });
+        self.state().write_pool = pool;
+    }
+
+    /// How many bulk requests the write pool rejected because it was full, since the double started.
+    pub fn pool_rejected_requests(&self) -> usize {
+        self.state().pool_rejected_requests
+    }
+
+    /// The most bulk requests that were in a write pool (executing or waiting) at the same moment.
+    pub fn pool_max_in_pool(&self) -> usize {
+        self.state().pool_max_in_pool
+    }
+
+    /// How many bulk requests arrived during a busy spell.
+    pub fn requests_during_busy_spell(&self) -> usize {
+        self.state().requests_during_busy_spell
+    }
+
+    /// How many bulk items (actions) arrived during a busy spell, every one of them answered 429.
+    pub fn items_during_busy_spell(&self) -> usize {
+        self.state().items_during_busy_spell
     }
 
     /// With `true`, every action with an `_id` answers 400 `illegal_argument_exception`, as an OpenSearch
@@ -393,12 +530,14 @@ impl EsDouble {
         self.state().indices.entry(index.to_owned()).or_default().mapping.insert(field.to_owned(), kind);
     }
 
-    /// Forgets every queued fault, lasting index fault, shard limit and `_id` refusal: the cluster has recovered.
+    /// Forgets every queued fault, lasting index fault, shard and write pool limit and `_id` refusal: the cluster has
+    /// recovered. An outage or a busy spell runs its course (or is ended with `Duration::ZERO`).
     pub fn clear_faults(&self) {
         let mut state = self.state();
         state.faults.clear();
         state.index_faults.clear();
         state.write_queue = None;
+        state.write_pool = None;
         state.shards = 1;
         state.latency = Duration::ZERO;
         state.max_indices = None;
@@ -549,7 +688,7 @@ impl Drop for InFlight {
 }
 
 async fn process_bulk(
-    state: &Mutex<State>,
+    state: &Arc<Mutex<State>>,
     request: Request<Incoming>,
     path_index: Option<String>,
     fault: Option<Fault>,
@@ -574,50 +713,48 @@ async fn process_bulk(
         wire.clone()
     };
 
-    let mut state = state.lock().expect("state");
-    let request_pipeline = parts.uri.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("pipeline=")));
-    let actions = match parse_ndjson(&body, path_index.as_deref(), request_pipeline) {
-        Ok(actions) => actions,
-        Err(reason) => return json_response(400, &error_body(400, "illegal_argument_exception", &reason)),
-    };
-    for action in &actions {
-        if let Some(id) = &action.id {
-            *state.attempts.entry(id.clone()).or_default() += 1;
-        }
-    }
-    state.requests.push(ReceivedRequest {
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers.clone(),
-        wire_bytes: wire.len(),
-        ids: actions.iter().map(|a| a.id.clone().unwrap_or_default()).collect(),
-    });
-    if state.max_content_length.is_some_and(|limit| body.len() > limit) {
-        let reason = format!("Request entity too large: {} bytes", body.len());
-        return json_response(413, &error_body(413, "content_too_long_exception", &reason));
-    }
-    match &fault {
-        Some(Fault::Reject { status, error_type, reason }) => {
-            return json_response(*status, &error_body(*status, error_type, reason));
-        }
-        Some(Fault::ResetBeforeWrite) => return broken_response(Bytes::new()),
-        _ => {}
-    }
-
     let started = std::time::Instant::now();
-    let mut items: Vec<Value> = Vec::with_capacity(actions.len());
-    // The shard-level operations of this request, in the order their first item appears.
-    let mut operations: Vec<(String, u64)> = Vec::new();
-    for (position, action) in actions.into_iter().enumerate() {
-        let routing = action.id.clone().unwrap_or_else(|| format!("auto-{}-{position}", state.generated_ids));
-        let operation = (action.index.clone(), stable_hash(&routing) % state.shards as u64);
-        let ordinal = operations.iter().position(|o| *o == operation).unwrap_or_else(|| {
-            operations.push(operation);
-            operations.len() - 1
+    // The lock is not held across an await: the pool's wait happens with it released.
+    let turn = {
+        let mut state = state.lock().expect("state");
+        let request_pipeline =
+            parts.uri.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("pipeline=")));
+        let actions = match parse_ndjson(&body, path_index.as_deref(), request_pipeline) {
+            Ok(actions) => actions,
+            Err(reason) => return json_response(400, &error_body(400, "illegal_argument_exception", &reason)),
+        };
+        for action in &actions {
+            if let Some(id) = &action.id {
+                *state.attempts.entry(id.clone()).or_default() += 1;
+            }
+        }
+        state.requests.push(ReceivedRequest {
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers.clone(),
+            wire_bytes: wire.len(),
+            ids: actions.iter().map(|a| a.id.clone().unwrap_or_default()).collect(),
         });
-        let queue_full = state.write_queue.is_some_and(|capacity| ordinal >= capacity);
-        items.push(state.apply(action, queue_full));
-    }
+        if state.max_content_length.is_some_and(|limit| body.len() > limit) {
+            let reason = format!("Request entity too large: {} bytes", body.len());
+            return json_response(413, &error_body(413, "content_too_long_exception", &reason));
+        }
+        match &fault {
+            Some(Fault::Reject { status, error_type, reason }) => {
+                return json_response(*status, &error_body(*status, error_type, reason));
+            }
+            Some(Fault::ResetBeforeWrite) => return broken_response(Bytes::new()),
+            _ => {}
+        }
+        state.admit(actions)
+    };
+    let mut items = match turn {
+        Turn::Answered(items) => items,
+        Turn::Queued(seat, actions) => match run_in_pool(state.clone(), seat, actions).await {
+            Some(items) => items,
+            None => return broken_response(Bytes::new()),
+        },
+    };
     if matches!(fault, Some(Fault::DropLastItem)) {
         items.pop();
     }
@@ -642,6 +779,37 @@ async fn process_bulk(
             json_response(200, &response)
         }
     }
+}
+
+/// What becomes of a request's actions once it is accepted.
+enum Turn {
+    /// Its items, written or rejected.
+    Answered(Vec<Value>),
+    /// It joined the write pool and waits there for a thread.
+    Queued(PoolSeat, Vec<Action>),
+}
+
+/// Runs a request that joined the write pool: waits its turn for a thread, holds the thread for the request's service
+/// time, then writes its items. On a task of its own, so that it goes on when its client hangs up and the
+/// connection's task is dropped, as Elasticsearch goes on with a bulk request; only dropping the double ends it
+/// early (`None`).
+async fn run_in_pool(state: Arc<Mutex<State>>, seat: PoolSeat, actions: Vec<Action>) -> Option<Vec<Value>> {
+    let mut stopped = state.lock().expect("state").stopped.clone();
+    let work = async move {
+        let pool = &seat.0;
+        let _thread = pool.threads.acquire().await.expect("the pool's semaphore is never closed");
+        tokio::time::sleep(pool.config.service_time(actions.len())).await;
+        let items = state.lock().expect("state").apply_all(actions);
+        pool.completed.fetch_add(1, Ordering::SeqCst);
+        items
+    };
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            items = work => Some(items),
+            _ = stopped.changed() => None,
+        }
+    });
+    task.await.ok().flatten()
 }
 
 /// The `filter_path` of a query string: comma-separated dotted paths, `*` matching any one key.
@@ -796,6 +964,62 @@ fn parse_ndjson(body: &Bytes, path_index: Option<&str>, request_pipeline: Option
 }
 
 impl State {
+    /// Where a busy spell or the write pool sends an accepted request: rejected whole, queued in the pool, or written
+    /// now. Called under the state's lock, so the pool's count cannot change between its check and its increment.
+    fn admit(&mut self, actions: Vec<Action>) -> Turn {
+        if self.busy_until.is_some_and(|until| std::time::Instant::now() < until) {
+            self.requests_during_busy_spell += 1;
+            self.items_during_busy_spell += actions.len();
+            return Turn::Answered(actions.iter().map(|action| self.rejected(action, WRITE_QUEUE_FULL)).collect());
+        }
+        let Some(pool) = self.write_pool.clone() else { return Turn::Answered(self.apply_all(actions)) };
+        let held = pool.held.load(Ordering::SeqCst);
+        if held >= pool.config.threads + pool.config.queue {
+            self.pool_rejected_requests += 1;
+            let reason = pool.rejection_reason();
+            return Turn::Answered(actions.iter().map(|action| self.rejected(action, &reason)).collect());
+        }
+        pool.held.fetch_add(1, Ordering::SeqCst);
+        self.pool_max_in_pool = self.pool_max_in_pool.max(held + 1);
+        Turn::Queued(PoolSeat(pool), actions)
+    }
+
+    /// Writes a request's actions in order. The write queue (`set_write_queue`) takes the request's shard-level
+    /// operations, one per (index, shard) its items go to, in the order their first item appears.
+    fn apply_all(&mut self, actions: Vec<Action>) -> Vec<Value> {
+        let mut items: Vec<Value> = Vec::with_capacity(actions.len());
+        let mut operations: Vec<(String, u64)> = Vec::new();
+        for (position, action) in actions.into_iter().enumerate() {
+            let routing = action.id.clone().unwrap_or_else(|| format!("auto-{}-{position}", self.generated_ids));
+            let operation = (action.index.clone(), stable_hash(&routing) % self.shards as u64);
+            let ordinal = operations.iter().position(|o| *o == operation).unwrap_or_else(|| {
+                operations.push(operation);
+                operations.len() - 1
+            });
+            let queue_full = self.write_queue.is_some_and(|capacity| ordinal >= capacity);
+            items.push(self.apply(action, queue_full));
+        }
+        items
+    }
+
+    /// The action's `_id`, or a new one for an action without: Elasticsearch makes it on the coordinating node,
+    /// so a rejected item carries one too.
+    fn id_of(&mut self, action: &Action) -> String {
+        match &action.id {
+            Some(id) => id.clone(),
+            None => {
+                self.generated_ids += 1;
+                format!("double-{:012}", self.generated_ids)
+            }
+        }
+    }
+
+    /// An item the write thread pool had no room for: 429 `es_rejected_execution_exception`, nothing written.
+    fn rejected(&mut self, action: &Action, reason: &str) -> Value {
+        let id = self.id_of(action);
+        json!({ &action.kind: {"_index": &action.index, "_id": id, "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": reason}} })
+    }
+
     /// Applies one action and returns its item, keyed by the action's name.
     fn apply(&mut self, mut action: Action, queue_full: bool) -> Value {
         let refusal = self.refusal(&action);
@@ -803,20 +1027,13 @@ impl State {
             (None, false) => self.run_pipeline(&mut action),
             _ => None,
         };
-        let id = match &action.id {
-            Some(id) => id.clone(),
-            None => {
-                self.generated_ids += 1;
-                format!("double-{:012}", self.generated_ids)
-            }
-        };
+        let id = self.id_of(&action);
         let item = |status: u16, error_type: &str, reason: String| json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": status, "error": {"type": error_type, "reason": reason}} });
         if let Some((status, error_type, reason)) = refusal {
             return item(status, error_type, reason);
         }
         if queue_full {
-            let reason = "rejected execution of org.elasticsearch.action.support.replication.TransportWriteAction$1/WrappedActionListener on EsThreadPoolExecutor[name = double-node-0/write, queue capacity = 10000, task execution EWMA = 1.2ms, total task execution time = 1h]";
-            return item(429, "es_rejected_execution_exception", reason.into());
+            return item(429, "es_rejected_execution_exception", WRITE_QUEUE_FULL.into());
         }
         match self.index_faults.get(&action.index) {
             Some(IndexFault::FloodStage) => {
@@ -1389,6 +1606,110 @@ mod tests {
         let mut outcomes: Vec<Vec<u64>> = status_by_shard.into_values().map(|s| s.into_iter().collect()).collect();
         outcomes.sort();
         assert_eq!(outcomes, vec![vec![201], vec![201], vec![429], vec![429]], "each shard all or nothing");
+    }
+
+    /// A bulk body of `create` actions into index `i`, one per id.
+    fn creates(ids: &[&str]) -> Vec<u8> {
+        ids.iter()
+            .map(|id| format!("{{\"create\":{{\"_index\":\"i\",\"_id\":\"{id}\"}}}}\n{{\"n\":1}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    fn statuses(answer: &Value) -> Vec<u64> {
+        answer["items"].as_array().unwrap().iter().map(|item| item["create"]["status"].as_u64().unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_full_write_pool_rejects_every_item_of_a_request_and_writes_none() {
+        let double = EsDouble::start().await;
+        let service = Duration::from_millis(300);
+        double.set_write_pool(Some(WritePool { threads: 1, queue: 1, service, per_item: Duration::ZERO }));
+        // Three requests within the service time: one executes, one waits, the last finds no room.
+        let bodies = [creates(&["a1", "a2"]), creates(&["b1", "b2"]), creates(&["c1", "c2"])];
+        let (a, b, c) = tokio::join!(
+            post(&double, "/_bulk", "", &bodies[0]),
+            post(&double, "/_bulk", "", &bodies[1]),
+            post(&double, "/_bulk", "", &bodies[2]),
+        );
+        let answers = [a, b, c];
+        assert!(answers.iter().all(|(status, _)| *status == 200));
+        let rejected: Vec<&Value> =
+            answers.iter().map(|(_, answer)| answer).filter(|answer| statuses(answer) == [429, 429]).collect();
+        assert_eq!(rejected.len(), 1, "{answers:?}");
+        let written = answers.iter().filter(|(_, answer)| statuses(answer) == [201, 201]).count();
+        assert_eq!(written, 2, "{answers:?}");
+        let item = &rejected[0]["items"][1]["create"];
+        assert_eq!(rejected[0]["errors"], true);
+        assert_eq!(item["_index"], "i");
+        assert!(item["_id"].as_str().unwrap().ends_with('2'));
+        assert_eq!(item["error"]["type"], "es_rejected_execution_exception");
+        let reason = item["error"]["reason"].as_str().unwrap();
+        assert!(reason.contains("EsThreadPoolExecutor[name = double-node-0/write, queue capacity = 1,"), "{reason}");
+        assert_eq!(double.count(), 4, "nothing of the rejected request is written");
+        assert_eq!(double.pool_rejected_requests(), 1);
+        assert_eq!(double.pool_max_in_pool(), 2);
+        assert_eq!(double.attempts("c1") + double.attempts("b1") + double.attempts("a1"), 3, "each attempt counts");
+    }
+
+    #[tokio::test]
+    async fn the_write_pool_runs_waiting_requests_in_arrival_order_for_their_service_time() {
+        let double = EsDouble::start().await;
+        let (service, per_item) = (Duration::from_millis(50), Duration::from_millis(50));
+        double.set_write_pool(Some(WritePool { threads: 1, queue: 3, service, per_item }));
+        let start = tokio::time::Instant::now();
+        // Arriving 10 ms apart, with 1, 3 and 1 items: 100, 200 and 100 ms on the one thread, one after the other.
+        let send = |delay: u64, ids: &'static [&'static str]| {
+            let double = &double;
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let (_, answer) = post(double, "/_bulk", "", &creates(ids)).await;
+                assert!(statuses(&answer).iter().all(|status| *status == 201), "{answer}");
+                start.elapsed()
+            }
+        };
+        let (first, second, third) = tokio::join!(send(0, &["a"]), send(10, &["b1", "b2", "b3"]), send(20, &["c"]));
+        assert!(first >= Duration::from_millis(100), "{first:?}");
+        assert!(second >= Duration::from_millis(300), "{second:?}: waits for the first, then 50 + 3 × 50 ms");
+        assert!(third >= Duration::from_millis(400) && third > second, "{third:?} after {second:?}");
+        assert_eq!(double.pool_max_in_pool(), 3);
+        assert_eq!(double.pool_rejected_requests(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_in_the_write_pool_is_written_after_its_client_hangs_up() {
+        let double = EsDouble::start().await;
+        let service = Duration::from_millis(100);
+        double.set_write_pool(Some(WritePool { threads: 1, queue: 0, service, per_item: Duration::ZERO }));
+        let body = creates(&["gone"]);
+        let mut stream = tokio::net::TcpStream::connect(double.shared.server.addr).await.unwrap();
+        let head = format!("POST /_bulk HTTP/1.1\r\nHost: double\r\nContent-Length: {}\r\n\r\n", body.len());
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        while double.pool_max_in_pool() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(stream);
+        tokio::time::sleep(service * 3).await;
+        assert_eq!(double.count(), 1, "as in Elasticsearch, a bulk request is not cancelled with its connection");
+    }
+
+    #[tokio::test]
+    async fn a_busy_spell_answers_every_item_429_until_it_ends() {
+        let double = EsDouble::start().await;
+        double.set_busy_spell(Duration::from_millis(200));
+        let (status, answer) = post(&double, "/_bulk", "", &creates(&["1", "2", "3"])).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["errors"], true);
+        assert_eq!(statuses(&answer), vec![429, 429, 429]);
+        assert_eq!(answer["items"][0]["create"]["_id"], "1");
+        assert_eq!(answer["items"][0]["create"]["error"]["type"], "es_rejected_execution_exception");
+        assert_eq!(double.count(), 0);
+        assert_eq!((double.requests_during_busy_spell(), double.items_during_busy_spell()), (1, 3));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (_, answer) = post(&double, "/_bulk", "", &creates(&["1", "2", "3"])).await;
+        assert_eq!(statuses(&answer), vec![201, 201, 201]);
+        assert_eq!((double.requests_during_busy_spell(), double.items_during_busy_spell()), (1, 3));
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ pub mod firehose;
 pub mod lambda_api;
 mod server;
 
-pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check};
+pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check, WritePool};
 pub use firehose::{FirehoseDouble, FirehoseFault};
 pub use lambda_api::{Answer, LambdaApiDouble};
 
