@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak bench fuzz lint build invoke deploy events clean firehose-pipeline replay
+.PHONY: help run test soak bench fleet fuzz lint build invoke deploy events clean firehose-pipeline replay
 
 EVENT ?= events/kinesis.json
 # The function's architecture, for make build and make deploy alike; the template's Architecture defaults to the same.
@@ -29,6 +29,9 @@ soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x S
 
 bench: ## CPU per record (and × an empty handler's), wall, peak RSS, bytes, cold start of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
 	cargo bench --bench bench
+
+fleet: ## 8 instances draining 40 batches each into a 2+2 write pool, adaptive against fixed concurrency: parked share, items per document, drain time; FLEET_SPELL_MS adds a busy spell (FLEET_SHARDS, FLEET_BATCHES, FLEET_POLL_MS, FLEET_SERVICE_MS shape it)
+	cargo test --release --test pipeline s32_ -- --nocapture
 
 FUZZ_SECONDS ?= 120
 fuzz: ## Fuzz record decoding with cargo-fuzz for FUZZ_SECONDS (120); installs cargo-fuzz, runs on stable via RUSTC_BOOTSTRAP

@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod busy;
 mod faults;
 mod firehose_mock;
 mod production;

@@ -50,13 +50,25 @@ impl Harness {
     /// Handles `event` with a deadline `budget` from now and checks the invariant on what the invocation left in
     /// the doubles, its response and its log lines: the report, or what the invariant found broken.
     pub async fn deliver_checked(&self, event: &KinesisEventIn, budget: Duration) -> Result<Report, String> {
-        let before = Before { parked: self.firehose.records().len(), offered: self.firehose.offered().len() };
-        let (report, log) = logged_during(self.deliver_within(event, budget)).await;
-        let kinesis_ids = self.deps.config.doc_id == kinesis_es_indexer::config::DocIdMode::Kinesis;
-        let seen = Seen { es: &self.es, firehose: &self.firehose, before, log: &log };
-        check_invariant(event, &report, &seen, kinesis_ids)?;
-        Ok(report)
+        deliver_checked_to(&self.es, &self.firehose, &self.deps, event, budget).await
     }
+}
+
+/// `Harness::deliver_checked` for an instance (`deps`, its own warm state) of a fleet sharing the doubles.
+pub async fn deliver_checked_to(
+    es: &EsDouble,
+    firehose: &FirehoseDouble,
+    deps: &Deps,
+    event: &KinesisEventIn,
+    budget: Duration,
+) -> Result<Report, String> {
+    let before = Before { parked: firehose.records().len(), offered: firehose.offered().len() };
+    let deadline = tokio::time::Instant::now() + budget;
+    let (report, log) = logged_during(kinesis_es_indexer::handle(event, deadline, deps)).await;
+    let kinesis_ids = deps.config.doc_id == kinesis_es_indexer::config::DocIdMode::Kinesis;
+    let seen = Seen { es, firehose, before, log: &log };
+    check_invariant(event, &report, &seen, kinesis_ids)?;
+    Ok(report)
 }
 
 /// Real `Deps` whose clients talk to the doubles. Firehose is left out when `firehose` is `None`.
@@ -120,6 +132,11 @@ pub fn event(payloads: &[Vec<u8>]) -> KinesisEventIn {
 
 /// Like `event`, for records `first..` of the shard (later batches of the same stream).
 pub fn event_from(first: usize, payloads: &[Vec<u8>]) -> KinesisEventIn {
+    event_on(SHARD, first, payloads)
+}
+
+/// Like `event_from`, for records `first..` of another shard of the stream.
+pub fn event_on(shard: &str, first: usize, payloads: &[Vec<u8>]) -> KinesisEventIn {
     let records: Vec<Value> = payloads
         .iter()
         .enumerate()
@@ -134,7 +151,7 @@ pub fn event_from(first: usize, payloads: &[Vec<u8>]) -> KinesisEventIn {
                     "approximateArrivalTimestamp": 1795334400.0 + i as f64 * 0.25
                 },
                 "eventSource": "aws:kinesis",
-                "eventID": format!("{SHARD}:{}", sequence(i)),
+                "eventID": format!("{shard}:{}", sequence(i)),
                 "eventSourceARN": STREAM_ARN
             })
         })

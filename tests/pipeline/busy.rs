@@ -1,0 +1,295 @@
+//! A busy cluster under one instance and under a fleet (FAULTS.md 31, 32) and a size refusal that closes the
+//! connection (34): paced as an outage is, the load adapted per warm instance, the shard never wedged.
+
+use std::time::Duration;
+
+use serde_json::json;
+use testkit::{EsDouble, FirehoseDouble};
+
+use crate::support::*;
+
+/// What a batch went through during a busy spell, redelivered as Lambda does: at once, until nothing goes back.
+#[derive(Debug)]
+struct SpellRun {
+    /// Invocations that sent records back (each one a retry Lambda counts).
+    retries: usize,
+    /// Bulk requests and items the cluster received while every item was answered 429.
+    requests_during: usize,
+    items_during: usize,
+    /// Bulk items received over the whole run, and documents the batch holds.
+    items: usize,
+    documents: usize,
+    parked: usize,
+}
+
+/// How the retry tier stands during the spell.
+#[derive(Debug, Clone, Copy)]
+enum Tier {
+    NotConfigured,
+    Unreachable,
+}
+
+/// Answers every item 429 for `spell` under a function with a 3 s timeout and drives a batch of NDJSON and plain
+/// records (one to five documents each) through Lambda's immediate redelivery until nothing goes back.
+async fn through_a_busy_spell(tier: Tier, spell: Duration) -> SpellRun {
+    let es = EsDouble::start().await;
+    let firehose = FirehoseDouble::start().await;
+    let deps = match tier {
+        Tier::NotConfigured => deps(&es, None, &[]),
+        // A delivery stream whose endpoint no longer answers: connection refused on every call.
+        Tier::Unreachable => {
+            let gone = FirehoseDouble::start().await;
+            let deps = deps(&es, Some(&gone), &[]);
+            drop(gone);
+            deps
+        }
+    };
+    let h = Harness { es, firehose, deps };
+    // Records of one to five documents: the test knows how many documents it made.
+    let payloads: Vec<Vec<u8>> = (0..400)
+        .map(|i| {
+            let lines: Vec<String> =
+                (0..1 + i % 5).map(|line| json!({"record": i, "line": line}).to_string()).collect();
+            lines.join("\n").into_bytes()
+        })
+        .collect();
+    let documents: usize = (0..400).map(|i| 1 + i % 5).sum();
+    h.es.set_busy_spell(spell);
+    let mut batch = Some(event(&payloads));
+    let mut retries = 0;
+    while let Some(pending) = batch.take() {
+        let report =
+            h.deliver_checked(&pending, Duration::from_secs(3)).await.unwrap_or_else(|broken| panic!("{broken}"));
+        batch = redelivery(&pending, &report);
+        retries += usize::from(batch.is_some());
+        assert!(retries < 1000, "the batch never got through");
+    }
+    let items = h.es.requests().iter().map(|request| request.ids.len()).sum();
+    let stored = h.es.count();
+    assert_eq!(stored, documents, "{tier:?}: after the spell every document is indexed");
+    for (index, id, _) in h.es.documents() {
+        assert_eq!(h.es.version(&index, &id), Some(1), "{tier:?}: and none twice");
+    }
+    SpellRun {
+        retries,
+        requests_during: h.es.requests_during_busy_spell(),
+        items_during: h.es.items_during_busy_spell(),
+        items,
+        documents,
+        parked: h.firehose.records().len(),
+    }
+}
+
+/// `S31_SPELL_SECONDS` (20) sets the spell's length.
+fn spell() -> Duration {
+    Duration::from_secs(std::env::var("S31_SPELL_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20))
+}
+
+async fn a_busy_spell_is_paced(tier: Tier) {
+    let spell = spell();
+    let run = through_a_busy_spell(tier, spell).await;
+    println!(
+        "busy spell of {spell:?}, Firehose {tier:?}: {} requests and {} items during it, {:.2} bulk items per \
+         document over the run, {} redeliveries",
+        run.requests_during,
+        run.items_during,
+        run.items as f64 / run.documents as f64,
+        run.retries
+    );
+    let per_second = run.requests_during as f64 / spell.as_secs_f64();
+    assert!(per_second <= 1.0, "at most one bulk request per second of the spell: {per_second:.2} ({run:?})");
+    let per_document = run.items as f64 / run.documents as f64;
+    assert!(per_document <= 3.0, "at most three bulk items per document: {per_document:.2} ({run:?})");
+    assert_eq!(run.parked, 0, "nothing could be parked");
+}
+
+#[tokio::test]
+async fn s31_a_busy_cluster_without_firehose_is_paced_and_every_record_indexed_once() {
+    a_busy_spell_is_paced(Tier::NotConfigured).await;
+}
+
+#[tokio::test]
+async fn s31_a_busy_cluster_with_firehose_unreachable_is_paced_and_every_record_indexed_once() {
+    a_busy_spell_is_paced(Tier::Unreachable).await;
+}
+
+#[tokio::test]
+async fn s31_the_summary_says_it_paced_because_the_cluster_was_busy() {
+    let logs = Logs::capture();
+    let es = EsDouble::start().await;
+    let h =
+        Harness { deps: deps(&es, None, &[("PACING_BASE_MS", "200")]), es, firehose: FirehoseDouble::start().await };
+    h.es.set_busy_spell(Duration::from_secs(30));
+    let event = event(&plain_payloads(10));
+
+    let first = h.deliver(&event).await;
+    let second = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&first), vec![kinesis_es_indexer::Outcome::BackToKinesis; 10]);
+    assert!(!first.summary.paced.is_zero() || !second.summary.paced.is_zero(), "it waited before answering");
+    let summaries = logs.matching("INFO", "Batch done");
+    assert_eq!(summaries[0]["paced_because"], "busy", "{}", summaries[0]);
+    assert_eq!(summaries[1]["probe"], true, "the redelivery probes with one document");
+    assert_eq!(summaries[1]["bulk_requests"], 1, "the probe was asked for later: nothing more is sent");
+    let saturated = logs.matching("WARN", "The cluster is saturated");
+    assert_eq!(saturated.len(), 2, "one WARN per invocation that the cluster mostly asked for later");
+    assert_eq!(saturated[0]["documents_retry_later"], 10);
+    assert_eq!(saturated[0]["concurrency"], 1, "halved from BULK_CONCURRENCY 2");
+}
+
+/// What a fleet of instances did to drain its shards into one cluster with a small write pool.
+#[derive(Debug, Clone)]
+struct FleetFigures {
+    mode: &'static str,
+    documents: usize,
+    /// Documents parked in Firehose, and their share of all documents.
+    parked: usize,
+    parked_share: f64,
+    /// Bulk items the cluster received per document.
+    items_per_document: f64,
+    /// From the first invocation until every shard was drained.
+    drain: Duration,
+    /// Bulk requests the cluster received during a busy spell in the middle of the run.
+    requests_during_spell: usize,
+    /// Requests the write pool refused whole.
+    pool_rejections: usize,
+    /// Invocations that sent records back to Kinesis.
+    redeliveries: usize,
+}
+
+/// The fleet's shape: `shards` instances (one per shard, each its own warm state), `batches` batches of `records`
+/// one-document records each, Lambda's gap between a shard's invocations, and the write pool.
+#[derive(Debug, Clone, Copy)]
+struct Fleet {
+    shards: usize,
+    batches: usize,
+    records: usize,
+    poll_gap: Duration,
+    pool: testkit::WritePool,
+    /// A spell of every item answered 429, this long after the start, for this long.
+    spell: Option<(Duration, Duration)>,
+}
+
+impl Fleet {
+    /// 8 instances against a pool of 2 threads + 2 queue (3 ms a request and 0.1 ms an item), 50 ms between a
+    /// shard's invocations (Lambda polling and invoking); `FLEET_BATCHES` (40) batches of 100 records per shard.
+    /// `FLEET_SPELL_MS` adds a busy spell that long, half a second in.
+    fn from_env() -> Fleet {
+        let var = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+        Fleet {
+            shards: var("FLEET_SHARDS", 8) as usize,
+            batches: var("FLEET_BATCHES", 40) as usize,
+            records: var("FLEET_RECORDS", 100) as usize,
+            poll_gap: Duration::from_millis(var("FLEET_POLL_MS", 50)),
+            pool: testkit::WritePool {
+                threads: 2,
+                queue: 2,
+                service: Duration::from_millis(var("FLEET_SERVICE_MS", 3)),
+                per_item: Duration::from_micros(var("FLEET_PER_ITEM_US", 100)),
+            },
+            spell: match var("FLEET_SPELL_MS", 0) {
+                0 => None,
+                ms => Some((Duration::from_millis(500), Duration::from_millis(ms))),
+            },
+        }
+    }
+
+    /// Drains every shard with `BULK_CONCURRENCY_MODE=mode` and the defaults otherwise (but `BULK_MAX_DOCS`, 25,
+    /// so that a batch of 100 records is four requests, as a default batch of 500 multi-document records is), with
+    /// Lambda's redelivery from the first record sent back. The invariant is judged once, at the end, from the
+    /// documents the test made: each of them exactly once, in the cluster or in Firehose (checking after every
+    /// invocation would read every `_id` hundreds of times, and its cost would set the fleet's pace).
+    async fn drain(&self, mode: &'static str) -> FleetFigures {
+        let es = EsDouble::start().await;
+        es.set_write_pool(Some(self.pool));
+        // The invariant reads every `_id` after every invocation; sources would only be cloned with them.
+        es.set_keep_sources(false);
+        let firehose = FirehoseDouble::start().await;
+        let overrides = [("BULK_MAX_DOCS", "25"), ("BULK_CONCURRENCY_MODE", mode)];
+        let instances: Vec<kinesis_es_indexer::Deps> =
+            (0..self.shards).map(|_| deps(&es, Some(&firehose), &overrides)).collect();
+        let started = std::time::Instant::now();
+        let spell = async {
+            if let Some((after, lasting)) = self.spell {
+                tokio::time::sleep(after).await;
+                es.set_busy_spell(lasting);
+            }
+        };
+        let shards = instances.iter().enumerate().map(|(shard, deps)| {
+            async move {
+                let mut redeliveries = 0;
+                for batch in 0..self.batches {
+                    // Sequence numbers grow within a shard and never repeat across shards.
+                    let first = shard * 1_000_000 + batch * self.records;
+                    let payloads: Vec<Vec<u8>> = (0..self.records)
+                        .map(|i| json!({"shard": shard, "batch": batch, "i": i}).to_string().into_bytes())
+                        .collect();
+                    let mut pending = Some(event_on(&format!("shardId-{shard:012}"), first, &payloads));
+                    while let Some(delivered) = pending.take() {
+                        tokio::time::sleep(self.poll_gap).await;
+                        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                        let report = kinesis_es_indexer::handle(&delivered, deadline, deps).await;
+                        pending = redelivery(&delivered, &report);
+                        redeliveries += usize::from(pending.is_some());
+                    }
+                }
+                redeliveries
+            }
+        });
+        let (redeliveries, ()) = tokio::join!(futures_util::future::join_all(shards), spell);
+        let drain = started.elapsed();
+        let documents = self.shards * self.batches * self.records;
+        let parked = firehose.records().len();
+        // Nothing lost, nothing written twice: every document once, in the cluster or parked.
+        let stored = es.documents();
+        for (index, id, _) in &stored {
+            assert_eq!(es.version(index, id), Some(1), "{mode}: {id} written twice");
+        }
+        let parked_ids: std::collections::HashSet<String> = firehose
+            .documents()
+            .iter()
+            .map(|document| document["es_target"]["_id"].as_str().expect("parked documents carry their _id").to_owned())
+            .collect();
+        assert_eq!(parked_ids.len(), parked, "{mode}: a document parked twice");
+        let stored_ids: std::collections::HashSet<&String> = stored.iter().map(|(_, id, _)| id).collect();
+        assert!(parked_ids.iter().all(|id| !stored_ids.contains(id)), "{mode}: a document both written and parked");
+        assert_eq!(stored.len() + parked, documents, "{mode}: every document once, written or parked");
+        let items: usize = es.requests().iter().map(|request| request.ids.len()).sum();
+        FleetFigures {
+            mode,
+            documents,
+            parked,
+            parked_share: parked as f64 / documents as f64,
+            items_per_document: items as f64 / documents as f64,
+            drain,
+            requests_during_spell: es.requests_during_busy_spell(),
+            pool_rejections: es.pool_rejected_requests(),
+            redeliveries: redeliveries.iter().sum(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn s32_a_fleet_adapts_to_a_small_write_pool_parks_a_third_or_less_of_what_fixed_concurrency_parks() {
+    let fleet = Fleet::from_env();
+    let fixed = fleet.drain("fixed").await;
+    let adaptive = fleet.drain("adaptive").await;
+    for figures in [&fixed, &adaptive] {
+        println!(
+            "fleet {:?}: {:>8} parked {:>5} of {} ({:.2} %), {:.2} bulk items per document, drained in {:.2} s, \
+             {} requests during the busy spell, {} requests refused by the pool, {} redeliveries",
+            (fleet.shards, fleet.batches, fleet.records),
+            figures.mode,
+            figures.parked,
+            figures.documents,
+            100.0 * figures.parked_share,
+            figures.items_per_document,
+            figures.drain.as_secs_f64(),
+            figures.requests_during_spell,
+            figures.pool_rejections,
+            figures.redeliveries
+        );
+    }
+    assert!(fixed.parked > 0, "the pool is small enough that fixed concurrency parks documents: {fixed:?}");
+    assert!(adaptive.parked * 3 <= fixed.parked, "adaptive {adaptive:?}, fixed {fixed:?}");
+}
