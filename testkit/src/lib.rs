@@ -8,11 +8,13 @@
 pub mod elasticsearch;
 pub mod firehose;
 pub mod lambda_api;
+pub mod proxy;
 mod server;
 
 pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check, WritePool};
 pub use firehose::{FirehoseDouble, FirehoseFault};
 pub use lambda_api::{Answer, LambdaApiDouble};
+pub use proxy::BodyLimitProxy;
 
 /// The most resident memory process `pid` has used (VmHWM from `/proc/<pid>/status`), in bytes: what the function
 /// process needs, for the memory tests and the bench.

@@ -99,6 +99,46 @@ async fn the_binary_answers_lambda_with_the_sequence_numbers_to_redeliver() {
 }
 
 #[tokio::test]
+async fn s34_the_binary_behind_a_proxy_that_closes_on_a_large_body_indexes_every_record_and_never_wedges() {
+    let es = EsDouble::start().await;
+    let proxy = testkit::BodyLimitProxy::start(&es.url(), 128 * 1024).await;
+    let api = LambdaApiDouble::start().await;
+    let _function = start_function(&api, &[("ES_URL", &proxy.url()), ("ES_COMPRESSION", "none")]);
+    // Two batches of 2,000 records of about 1 KiB: 2 MB requests at the defaults, sixteen times the proxy's limit.
+    let records = 2000;
+    let payloads: Vec<Vec<u8>> =
+        (0..2 * records).map(|i| json!({"i": i, "filler": "y".repeat(1000)}).to_string().into_bytes()).collect();
+    let mut invocations = 0;
+    for batch in payloads.chunks(records).enumerate().map(|(n, part)| event_from(n * records, part)) {
+        let mut pending = Some(batch);
+        let mut deliveries = 0;
+        while let Some(delivered) = pending.take() {
+            deliveries += 1;
+            assert!(deliveries <= 3, "the shard is wedged: {deliveries} deliveries of one batch");
+            let request_id = api.invoke(delivered.as_json(), Duration::from_secs(30));
+            invocations += 1;
+            let answers = api.answers(invocations, Duration::from_secs(60)).await;
+            let Some(Answer::Response { request_id: answered, body }) = answers.get(invocations - 1) else {
+                panic!("the invocation failed: {answers:?}")
+            };
+            assert_eq!(answered, &request_id);
+            let failures = body["batchItemFailures"].as_array().expect("a partial batch response");
+            if let Some(lowest) = failures
+                .iter()
+                .filter_map(|f| f["itemIdentifier"].as_str())
+                .min_by(|a, b| kinesis_es_indexer::route::compare_sequence_numbers(a, b))
+            {
+                let records = delivered.records_json().into_iter().skip_while(|raw| !raw.contains(lowest));
+                pending = Some(kinesis_es_indexer::KinesisEventIn::from_records(records).expect("records"));
+            }
+        }
+    }
+    assert!(proxy.refused() >= 1, "the proxy refused bodies over its limit");
+    assert_eq!(es.count(), 2 * records, "every record indexed");
+    assert_eq!(es.max_attempts_per_document(), 1, "and none written twice");
+}
+
+#[tokio::test]
 async fn every_log_line_of_an_invocation_carries_its_request_id() {
     let es = EsDouble::start().await;
     es.set_index_fault("logs-2026.11.22", Some(testkit::IndexFault::FloodStage));

@@ -293,3 +293,65 @@ async fn s32_a_fleet_adapts_to_a_small_write_pool_parks_a_third_or_less_of_what_
     assert!(fixed.parked > 0, "the pool is small enough that fixed concurrency parks documents: {fixed:?}");
     assert!(adaptive.parked * 3 <= fixed.parked, "adaptive {adaptive:?}, fixed {fixed:?}");
 }
+
+/// Records of about `bytes` each (one document), distinct, so that the test knows every document it made.
+fn sized_payloads(records: usize, bytes: usize) -> Vec<Vec<u8>> {
+    (0..records).map(|i| json!({"i": i, "filler": "x".repeat(bytes)}).to_string().into_bytes()).collect()
+}
+
+const PROXY_LIMIT: usize = 128 * 1024;
+
+#[tokio::test]
+async fn s34_a_proxy_that_closes_on_a_large_body_leads_to_smaller_requests_remembered_across_invocations() {
+    let es = EsDouble::start().await;
+    let proxy = testkit::BodyLimitProxy::start(&es.url(), PROXY_LIMIT).await;
+    let mut deps = deps(&es, None, &[("ES_COMPRESSION", "none")]);
+    deps.elasticsearch = kinesis_es_indexer::elasticsearch::Elasticsearch::new(
+        &kinesis_es_indexer::Config { es_url: proxy.url(), ..deps.config.clone() },
+        None,
+    )
+    .expect("a client through the proxy");
+    let h = Harness { es, firehose: FirehoseDouble::start().await, deps };
+    // 300 records of 2 KiB: one 600 KiB request at the defaults, nearly five times the proxy's limit.
+    let first = event(&sized_payloads(300, 2048));
+
+    let report = h.deliver(&first).await;
+
+    assert_eq!(tally(&report), [("indexed", 300)].into(), "split at once: nothing goes back, nothing is stuck");
+    assert!(proxy.refused() >= 1, "the proxy refused the first body");
+    let limit = report.summary.body_limit.expect("the size that worked is remembered");
+    assert!(limit <= PROXY_LIMIT, "{limit}");
+    let refused = proxy.refused();
+    let second = h.deliver(&event_from(300, &sized_payloads(300, 2048))).await;
+    assert_eq!(tally(&second), [("indexed", 300)].into());
+    assert_eq!(proxy.refused(), refused, "the next invocation cuts its chunks to the size that worked");
+    assert_eq!(h.es.count(), 600);
+    assert_eq!(h.es.max_attempts_per_document(), 1, "what the proxy refused never reached the cluster");
+}
+
+#[tokio::test]
+async fn s34_a_document_too_large_for_the_proxy_is_rejected_with_the_sizes_named_and_the_rest_indexed() {
+    let es = EsDouble::start().await;
+    let proxy = testkit::BodyLimitProxy::start(&es.url(), PROXY_LIMIT).await;
+    let mut deps = deps(&es, None, &[("ES_COMPRESSION", "none")]);
+    deps.elasticsearch = kinesis_es_indexer::elasticsearch::Elasticsearch::new(
+        &kinesis_es_indexer::Config { es_url: proxy.url(), ..deps.config.clone() },
+        None,
+    )
+    .expect("a client through the proxy");
+    let h = Harness { es, firehose: FirehoseDouble::start().await, deps };
+    let mut payloads = sized_payloads(60, 2048);
+    payloads.insert(0, sized_payloads(1, 200 * 1024).remove(0));
+    let logs = Logs::capture();
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    let mut expected = vec![kinesis_es_indexer::Outcome::Rejected];
+    expected.resize(61, kinesis_es_indexer::Outcome::Indexed);
+    assert_eq!(outcomes(&report), expected, "the large document first: even as the first request, no wedge");
+    let rejected = logs.matching("ERROR", "Document rejected");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["error_type"], "request_too_large");
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("bytes"), "{}", rejected[0]);
+    assert_eq!(h.es.count(), 60);
+}
