@@ -1,10 +1,10 @@
 //! A body-size-limit proxy in front of a double: what a client meets when nginx (`client_max_body_size`, 1 MB by
 //! default) or a cluster with a request size limit refuses a request by its `Content-Length` before reading its body.
 //!
-//! It reads each request's head. Over the limit, it writes `413 Request Entity Too Large` (nginx's page, with
-//! `Connection: close`) and closes the socket at once without reading the body. Linux answers a close with unread
-//! data in the receive buffer with a RST, so a client still sending its body sees the connection reset (or a broken
-//! pipe) rather than the 413; a client that waits for `100 Continue` reads the 413. nginx itself reads and discards
+//! It reads each request's head. Over the limit, it resets the connection at once without reading the body, so a
+//! client still sending its body sees the connection reset (or a broken pipe) and never the 413, as clients across a
+//! network do of a server that refuses unread (on loopback, a page written before the reset is mostly read first);
+//! a client that waits for `100 Continue` reads `413 Request Entity Too Large` (nginx's page). nginx itself reads and discards
 //! the body before it closes (lingering close), so its clients mostly do read the 413: this proxy is the harsher
 //! case, that of servers which refuse before reading.
 //!
@@ -212,8 +212,13 @@ async fn relay_one(
     };
     if length > limit {
         counters.refused.fetch_add(1, Ordering::SeqCst);
-        client.get_mut().write_all(&page(413, "Request Entity Too Large")).await?;
-        tokio::io::copy(&mut (&mut *client).take(length as u64), &mut tokio::io::sink()).await?;
+        // A client that waits for `100 Continue` has sent no body and can read the 413. One already sending its
+        // body meets a reset, with no page before it: on loopback a page written first is mostly read before the
+        // reset lands, which is not what clients across a network see of a server that refuses unread.
+        match request.has_token("expect", "100-continue") {
+            true => client.get_mut().write_all(&page(413, "Request Entity Too Large")).await?,
+            false => client.get_mut().set_zero_linger()?,
+        }
         return Ok(Next::Close);
     }
 
