@@ -107,8 +107,6 @@ pub enum BulkReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
     pub documents: usize,
-    /// Its body before compression.
-    pub body_bytes: usize,
     /// Whether a lost connection may mean the body was refused for its size (`adapt::Load::may_be_too_large`).
     pub may_be_too_large: bool,
 }
@@ -116,7 +114,7 @@ pub struct Sent {
 impl Sent {
     /// A request of `documents` documents that no refusal could be blamed on its size.
     pub fn documents(documents: usize) -> Sent {
-        Sent { documents, body_bytes: 0, may_be_too_large: false }
+        Sent { documents, may_be_too_large: false }
     }
 }
 
@@ -634,7 +632,7 @@ mod tests {
     #[test]
     fn a_connection_lost_while_sending_a_body_that_may_be_too_large_asks_for_a_split() {
         let lost = |while_sending| BulkReply::Lost { why: "connection reset by peer".into(), while_sending };
-        let large = Sent { documents: 4, body_bytes: 1 << 20, may_be_too_large: true };
+        let large = Sent { documents: 4, may_be_too_large: true };
         assert_eq!(decide(&lost(true), &large), ChunkDecision::Split { unread: true });
         let (outcomes, next) = outcomes(decide(&lost(false), &large));
         assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Route::BackToKinesis)), "it answered");

@@ -472,12 +472,14 @@ impl Sender<'_> {
             if matches!(reply, BulkReply::Answered { status, .. } if status != 413) {
                 self.load.body_answered(plain);
             }
-            let sent =
-                Sent { documents: part.len(), body_bytes: plain, may_be_too_large: self.load.may_be_too_large(plain) };
+            let sent = Sent { documents: part.len(), may_be_too_large: self.load.may_be_too_large(plain) };
             let mut decision = bulk::decide(&reply, &sent);
             if self.config.adaptive_concurrency {
                 decision = decision.holding_after_saturation();
-                let signal = match (decision.saturated(), decision.answered_normally()) {
+            }
+            let normal = decision.answered_normally();
+            if self.config.adaptive_concurrency {
+                let signal = match (decision.saturated(), normal) {
                     (true, _) => Signal::Saturated,
                     (false, true) => Signal::Clean,
                     (false, false) => Signal::Neither,
@@ -488,7 +490,7 @@ impl Sender<'_> {
                 self.load.body_lost(plain);
             }
             verdict = match &decision {
-                _ if decision.answered_normally() => Verdict::Normal,
+                _ if normal => Verdict::Normal,
                 ChunkDecision::Split { .. } => Verdict::MaybeTooLarge,
                 ChunkDecision::PerDocument { outcomes, hold } => Verdict::Failed(hold.unwrap_or_else(|| {
                     let pacing =
@@ -496,7 +498,7 @@ impl Sender<'_> {
                     pacing.map_or(Cause::Unknown, |failure| failure.cause)
                 })),
             };
-            if decision.answered_normally() {
+            if normal {
                 stats.answered_normally = true;
                 self.shared().lost_alone = 0;
             }

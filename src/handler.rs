@@ -397,8 +397,9 @@ impl Report {
             records: records.len(),
             outcomes,
             documents: batch.documents.len(),
+            // Every cause by which the cluster asked for later, parked or kept in the stream.
             documents_retry_later: doc_outcomes()
-                .filter(|o| o.caused_by(Cause::ClusterBusy) || o.caused_by(Cause::ClusterSaturated))
+                .filter(|o| o.failure().is_some_and(|f| f.cause.paces() == Some(Pace::Busy)))
                 .count(),
             documents_rejected: doc_outcomes().filter(|o| o.routes(Route::Rejected)).count(),
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),

@@ -1,6 +1,6 @@
 //! Pacing while the cluster is away or busy: how long an invocation that sends records back to Kinesis for a
-//! reason of the cluster's (`Cause::paces`) waits before answering, so that Lambda's immediate retries neither spend the batch's retry budget in
-//! seconds nor hammer a cluster that is trying to come back.
+//! reason of the cluster's (`Cause::paces`) waits before answering, so that Lambda's immediate retries neither
+//! spend the batch's retry budget in seconds nor hammer a cluster that is trying to come back.
 //!
 //! The state lives as long as the process (across warm invocations): the number of invocations in a row that
 //! found the cluster away or busy. The first request the cluster answers normally resets it.

@@ -291,16 +291,21 @@ async fn copy_exactly(from: &mut BufReader<TcpStream>, to: &mut TcpStream, lengt
     Ok(())
 }
 
+/// Relays one whole line (into `line`, for the caller to read); a line the connection cut short is an error.
+async fn relay_line(from: &mut BufReader<TcpStream>, to: &mut TcpStream, line: &mut Vec<u8>) -> std::io::Result<()> {
+    line.clear();
+    from.read_until(b'\n', line).await?;
+    if !line.ends_with(b"\n") {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    to.write_all(line).await
+}
+
 /// Relays a chunked body as it is, chunk by chunk, up to the last chunk and its trailers.
 async fn relay_chunked(from: &mut BufReader<TcpStream>, to: &mut TcpStream) -> std::io::Result<()> {
     let mut line = Vec::new();
     loop {
-        line.clear();
-        from.read_until(b'\n', &mut line).await?;
-        if !line.ends_with(b"\n") {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        to.write_all(&line).await?;
+        relay_line(from, to, &mut line).await?;
         let text = String::from_utf8_lossy(&line);
         let size_text = text.split(';').next().unwrap_or_default().trim();
         let size = u64::from_str_radix(size_text, 16)
@@ -313,12 +318,7 @@ async fn relay_chunked(from: &mut BufReader<TcpStream>, to: &mut TcpStream) -> s
     }
     // Trailer fields, up to the blank line that ends the body.
     loop {
-        line.clear();
-        from.read_until(b'\n', &mut line).await?;
-        if !line.ends_with(b"\n") {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        to.write_all(&line).await?;
+        relay_line(from, to, &mut line).await?;
         if line == b"\r\n" || line == b"\n" {
             return Ok(());
         }

@@ -301,8 +301,9 @@ fn sized_payloads(records: usize, bytes: usize) -> Vec<Vec<u8>> {
 
 const PROXY_LIMIT: usize = 128 * 1024;
 
-#[tokio::test]
-async fn s34_a_proxy_that_closes_on_a_large_body_leads_to_smaller_requests_remembered_across_invocations() {
+/// A harness whose function reaches the Elasticsearch double through a proxy that resets a connection sending a
+/// body over `PROXY_LIMIT`, with uncompressed bodies; no Firehose.
+async fn behind_a_proxy() -> (Harness, testkit::BodyLimitProxy) {
     let es = EsDouble::start().await;
     let proxy = testkit::BodyLimitProxy::start(&es.url(), PROXY_LIMIT).await;
     let mut deps = deps(&es, None, &[("ES_COMPRESSION", "none")]);
@@ -311,7 +312,12 @@ async fn s34_a_proxy_that_closes_on_a_large_body_leads_to_smaller_requests_remem
         None,
     )
     .expect("a client through the proxy");
-    let h = Harness { es, firehose: FirehoseDouble::start().await, deps };
+    (Harness { es, firehose: FirehoseDouble::start().await, deps }, proxy)
+}
+
+#[tokio::test]
+async fn s34_a_proxy_that_closes_on_a_large_body_leads_to_smaller_requests_remembered_across_invocations() {
+    let (h, proxy) = behind_a_proxy().await;
     // 300 records of 2 KiB: one 600 KiB request at the defaults, nearly five times the proxy's limit.
     let first = event(&sized_payloads(300, 2048));
 
@@ -331,15 +337,7 @@ async fn s34_a_proxy_that_closes_on_a_large_body_leads_to_smaller_requests_remem
 
 #[tokio::test]
 async fn s34_a_document_too_large_for_the_proxy_is_rejected_with_the_sizes_named_and_the_rest_indexed() {
-    let es = EsDouble::start().await;
-    let proxy = testkit::BodyLimitProxy::start(&es.url(), PROXY_LIMIT).await;
-    let mut deps = deps(&es, None, &[("ES_COMPRESSION", "none")]);
-    deps.elasticsearch = kinesis_es_indexer::elasticsearch::Elasticsearch::new(
-        &kinesis_es_indexer::Config { es_url: proxy.url(), ..deps.config.clone() },
-        None,
-    )
-    .expect("a client through the proxy");
-    let h = Harness { es, firehose: FirehoseDouble::start().await, deps };
+    let (h, _proxy) = behind_a_proxy().await;
     let mut payloads = sized_payloads(60, 2048);
     payloads.insert(0, sized_payloads(1, 200 * 1024).remove(0));
     let logs = Logs::capture();
