@@ -31,7 +31,7 @@ bench: ## CPU per record (and × an empty handler's), wall, peak RSS, bytes, col
 	cargo bench --bench bench
 
 fleet: ## 8 instances draining 40 batches each into a 2+2 write pool, adaptive against fixed concurrency: parked share, items per document, drain time; FLEET_SPELL_MS adds a busy spell (FLEET_SHARDS, FLEET_BATCHES, FLEET_POLL_MS, FLEET_SERVICE_MS shape it)
-	cargo test --release --test pipeline s32_ -- --nocapture
+	cargo test --release --test fleet -- --nocapture
 
 FUZZ_SECONDS ?= 120
 fuzz: ## Fuzz record decoding with cargo-fuzz for FUZZ_SECONDS (120); installs cargo-fuzz, runs on stable via RUSTC_BOOTSTRAP
