@@ -30,7 +30,7 @@ soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x S
 bench: ## CPU per record (and × an empty handler's), wall, peak RSS, bytes, cold start of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
 	cargo bench --bench bench
 
-fleet: ## 8 instances draining 40 batches each into a 2+2 write pool, adaptive against fixed concurrency: parked share, items per document, drain time; FLEET_SPELL_MS adds a busy spell (FLEET_SHARDS, FLEET_BATCHES, FLEET_POLL_MS, FLEET_SERVICE_MS shape it)
+fleet: ## 8 instances draining 40 batches each into a 2+2 write pool, adaptive against fixed concurrency: parked share, items per document, drain time; FLEET_SPELL_MS adds a busy spell (FLEET_SHARDS, FLEET_BATCHES, FLEET_POLL_MS, FLEET_SERVICE_MS, FLEET_PER_ITEM_US shape it; FLEET_SETTINGS=NAME=value,… sets the function's variables)
 	cargo test --release --test fleet -- --nocapture
 
 FUZZ_SECONDS ?= 120

@@ -201,8 +201,8 @@ impl ChunkDecision {
         }
     }
 
-    /// The decision when the instance adapts its load: after a saturated request, the chunks not yet sent stay in
-    /// the stream (`ClusterSaturated`: back to Kinesis, paced) instead of being sent into the saturated cluster or
+    /// The decision when the instance adapts its load and holds (`elasticsearch` decides when): the chunks not yet
+    /// sent stay in the stream (`ClusterSaturated`: back to Kinesis, paced) instead of being sent into the saturated cluster or
     /// parked unsent. The request's own "retry later" documents go to Firehose as any 429'd item does.
     pub fn holding_after_saturation(self) -> ChunkDecision {
         match self {

@@ -1,6 +1,6 @@
 //! Adapter to the cluster: `POST /_bulk` through the `elasticsearch` crate's transport, and the indexing stage that
-//! sends a batch's chunks with bounded concurrency, within the invocation's deadline, stopping when the cluster is
-//! down or throttling.
+//! sends a batch's chunks with the concurrency `adapt::Load` allows, within the invocation's deadline, stopping when
+//! the cluster is down or saturated.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use crate::adapt::{Load, Signal};
+use crate::adapt::{Load, SATURATED_IN_A_ROW_TO_HOLD, Signal};
 use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument, Sent};
 use crate::cause::{Cause, Failure};
 use crate::config::{Compression, Config, EsAuth};
@@ -229,12 +229,13 @@ impl IndexingStats {
 /// sources only where routing still needs them (for Firehose, or for the log line of a rejected document).
 ///
 /// How many requests are in flight follows `load` (`BULK_CONCURRENCY_MODE=adaptive`): halved when the cluster says
-/// "later" to most of a request, one more after clean answers; with `fixed`, always `BULK_CONCURRENCY`.
+/// "later" to most of a request, grown after clean answers, and below one request a pause after each answer; with
+/// `fixed`, always `BULK_CONCURRENCY`.
 ///
 /// At most one request per document, but for a request refused for its size (a 413, or a connection lost while a
-/// body larger than any known to get through was being sent), resent in halves. After a request the cluster is
-/// saturated by (adaptive) or refuses whole (a 429, timeout, connection failure, 5xx, auth failure), no further
-/// chunk is sent. No request starts with less than `margin` left. With `probe` (the last invocations paced), one
+/// body larger than any known to get through was being sent), resent in halves. After a request the cluster refuses
+/// whole (a 429, timeout, connection failure, 5xx, auth failure), or `SATURATED_IN_A_ROW_TO_HOLD` requests in a row
+/// it is saturated by (adaptive), no further chunk is sent. No request starts with less than `margin` left. With `probe` (the last invocations paced), one
 /// document is sent alone first, and the rest only if the cluster answers it.
 pub async fn index_batch(
     client: &Elasticsearch,
@@ -258,8 +259,11 @@ pub async fn index_batch(
         let verdict = chunk.verdict;
         answered.push(chunk);
         probing = verdict == Verdict::MaybeTooLarge;
-        if let Verdict::Failed(cause) = verdict {
-            sender.hold(cause);
+        match verdict {
+            // Asked for later: the rest stays in the stream (paced as busy), neither sent nor parked unsent.
+            Verdict::Failed(Cause::ClusterBusy) => sender.hold(Cause::ClusterSaturated),
+            Verdict::Failed(cause) => sender.hold(cause),
+            Verdict::Normal | Verdict::MaybeTooLarge => {}
         }
     }
     let mut in_flight = FuturesUnordered::new();
@@ -267,7 +271,14 @@ pub async fn index_batch(
     loop {
         while !decoded_all && in_flight.len() < sender.concurrency() {
             match feed.next_chunk(config.bulk_max_docs, load.body_budget(config.bulk_max_bytes)) {
-                Some(chunk) => in_flight.push(sender.send_chunk(chunk)),
+                Some(chunk) => {
+                    // Below one request in flight, a pause after an answer before the next request (none before
+                    // the invocation's first, nor once the stage holds: the chunk is not sent).
+                    if config.adaptive_concurrency && in_flight.is_empty() && !answered.is_empty() {
+                        sender.pause().await;
+                    }
+                    in_flight.push(sender.send_chunk(chunk))
+                }
                 None => decoded_all = true,
             }
         }
@@ -414,6 +425,9 @@ struct Held {
     /// Documents sent alone that lost their connection since the cluster last answered: a second one says the
     /// cluster is away rather than the documents too large.
     lost_alone: usize,
+    /// Requests saturated in a row, in the order their answers came: the rest is held at
+    /// `SATURATED_IN_A_ROW_TO_HOLD`.
+    saturated_in_a_row: usize,
 }
 
 impl Sender<'_> {
@@ -423,6 +437,15 @@ impl Sender<'_> {
             true => self.load.concurrency(self.config.bulk_concurrency),
             false => self.config.bulk_concurrency,
         }
+    }
+
+    /// Waits as long as `Load::pause` says, within the deadline's margin, unless the stage holds.
+    async fn pause(&self) {
+        if self.shared().hold.is_some() {
+            return;
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now()).saturating_sub(self.margin);
+        tokio::time::sleep(self.load.pause(self.config.bulk_concurrency).min(left)).await;
     }
 
     fn shared(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -467,7 +490,9 @@ impl Sender<'_> {
             stats.body_bytes += plain;
             stats.requests += 1;
             stats.bytes_sent += body.len();
+            let sent_at = Instant::now();
             let reply = self.client.bulk(body, timeout).await;
+            let took = sent_at.elapsed();
             stats.unauthorized |= matches!(reply, BulkReply::Answered { status: 401, .. });
             if matches!(reply, BulkReply::Answered { status, .. } if status != 413) {
                 self.load.body_answered(plain);
@@ -475,7 +500,15 @@ impl Sender<'_> {
             let sent = Sent { documents: part.len(), may_be_too_large: self.load.may_be_too_large(plain) };
             let mut decision = bulk::decide(&reply, &sent);
             if self.config.adaptive_concurrency {
-                decision = decision.holding_after_saturation();
+                // A request refused whole (a 429 at the top) holds at once, as with fixed concurrency, but keeps the
+                // rest in the stream; a request most of whose items were refused holds only after others in a row.
+                let refused_whole =
+                    matches!(decision, ChunkDecision::PerDocument { hold: Some(Cause::ClusterBusy), .. });
+                let mut shared = self.shared();
+                shared.saturated_in_a_row = if decision.saturated() { shared.saturated_in_a_row + 1 } else { 0 };
+                if refused_whole || shared.saturated_in_a_row >= SATURATED_IN_A_ROW_TO_HOLD {
+                    decision = decision.holding_after_saturation();
+                }
             }
             let normal = decision.answered_normally();
             if self.config.adaptive_concurrency {
@@ -484,7 +517,7 @@ impl Sender<'_> {
                     (false, true) => Signal::Clean,
                     (false, false) => Signal::Neither,
                 };
-                self.load.answered(signal, self.config.bulk_concurrency);
+                self.load.answered(signal, self.config.bulk_concurrency, took);
             }
             if matches!(reply, BulkReply::Lost { while_sending: true, .. }) && !sent.may_be_too_large {
                 self.load.body_lost(plain);
@@ -572,8 +605,8 @@ impl Sender<'_> {
             Cause::ClusterSaturated => Failure::ours(
                 cause,
                 "not_sent_cluster_saturated",
-                "the cluster said \"later\" to most of an earlier request of this batch; not sent, to spare it, and \
-                 kept in the stream until it takes more",
+                "the cluster said \"later\" to an earlier request of this batch (refused whole, several in a row, or \
+                 a probe); not sent, to spare it, and kept in the stream until it takes more",
             ),
             _ => Failure::ours(
                 cause,

@@ -82,7 +82,14 @@ impl Fleet {
         // The invariant reads every `_id` after every invocation; sources would only be cloned with them.
         es.set_keep_sources(false);
         let firehose = FirehoseDouble::start().await;
-        let overrides = [("BULK_MAX_DOCS", "25"), ("BULK_CONCURRENCY_MODE", mode)];
+        // FLEET_SETTINGS (`NAME=value,…`) sets the function's variables for both runs (BULK_CONCURRENCY=1, say).
+        let settings = std::env::var("FLEET_SETTINGS").unwrap_or_default();
+        let mut overrides: Vec<(&str, &str)> = vec![("BULK_MAX_DOCS", "25"), ("BULK_CONCURRENCY_MODE", mode)];
+        overrides.extend(
+            settings.split(',').filter(|pair| !pair.is_empty()).map(|pair| {
+                pair.split_once('=').unwrap_or_else(|| panic!("FLEET_SETTINGS: {pair:?} is not NAME=value"))
+            }),
+        );
         let instances: Vec<kinesis_es_indexer::Deps> =
             (0..self.shards).map(|_| deps(&es, Some(&firehose), &overrides)).collect();
         let started = std::time::Instant::now();

@@ -20,6 +20,8 @@ struct SpellRun {
     items: usize,
     documents: usize,
     parked: usize,
+    /// Parked documents the cluster never received.
+    parked_unsent: usize,
 }
 
 /// How the retry tier stands during the spell.
@@ -27,6 +29,7 @@ struct SpellRun {
 enum Tier {
     NotConfigured,
     Unreachable,
+    Working,
 }
 
 /// Answers every item 429 for `spell` under a function with a 3 s timeout and drives a batch of NDJSON and plain
@@ -36,6 +39,8 @@ async fn through_a_busy_spell(tier: Tier, spell: Duration) -> SpellRun {
     let firehose = FirehoseDouble::start().await;
     let deps = match tier {
         Tier::NotConfigured => deps(&es, None, &[]),
+        // Chunks of 100: the batch is twelve requests, more than one invocation sends into a saturated cluster.
+        Tier::Working => deps(&es, Some(&firehose), &[("BULK_MAX_DOCS", "100")]),
         // A delivery stream whose endpoint no longer answers: connection refused on every call.
         Tier::Unreachable => {
             let gone = FirehoseDouble::start().await;
@@ -64,11 +69,21 @@ async fn through_a_busy_spell(tier: Tier, spell: Duration) -> SpellRun {
         retries += usize::from(batch.is_some());
         assert!(retries < 1000, "the batch never got through");
     }
+    let received: std::collections::HashSet<String> =
+        h.es.requests().into_iter().flat_map(|request| request.ids).collect();
     let items = h.es.requests().iter().map(|request| request.ids.len()).sum();
-    let stored = h.es.count();
-    assert_eq!(stored, documents, "{tier:?}: after the spell every document is indexed");
-    for (index, id, _) in h.es.documents() {
-        assert_eq!(h.es.version(&index, &id), Some(1), "{tier:?}: and none twice");
+    let parked: Vec<String> = h
+        .firehose
+        .documents()
+        .iter()
+        .map(|document| document["es_target"]["_id"].as_str().expect("parked documents carry their _id").to_owned())
+        .collect();
+    let stored = h.es.documents();
+    let stored_ids: std::collections::HashSet<&String> = stored.iter().map(|(_, id, _)| id).collect();
+    assert_eq!(stored.len() + parked.len(), documents, "{tier:?}: after the spell every document indexed or parked");
+    assert!(parked.iter().all(|id| !stored_ids.contains(id)), "{tier:?}: none both indexed and parked");
+    for (index, id, _) in &stored {
+        assert_eq!(h.es.version(index, id), Some(1), "{tier:?}: and none twice");
     }
     SpellRun {
         retries,
@@ -76,7 +91,8 @@ async fn through_a_busy_spell(tier: Tier, spell: Duration) -> SpellRun {
         items_during: h.es.items_during_busy_spell(),
         items,
         documents,
-        parked: h.firehose.records().len(),
+        parked: parked.len(),
+        parked_unsent: parked.iter().filter(|id| !received.contains(*id)).count(),
     }
 }
 
@@ -114,6 +130,21 @@ async fn s31_a_busy_cluster_with_firehose_unreachable_is_paced_and_every_record_
 }
 
 #[tokio::test]
+async fn s31_a_busy_cluster_with_firehose_parks_only_what_it_asked_for_later_and_keeps_the_rest_in_the_stream() {
+    let spell = spell();
+    let run = through_a_busy_spell(Tier::Working, spell).await;
+    println!(
+        "busy spell of {spell:?}, Firehose working: {} requests during it, {} of {} documents parked, {} redeliveries",
+        run.requests_during, run.parked, run.documents, run.retries
+    );
+    assert_eq!(run.parked_unsent, 0, "a document the cluster never saw is not parked: it stays in the stream");
+    assert!(run.parked > 0, "what the cluster asked for later is parked ({run:?})");
+    assert!(run.parked < run.documents / 2, "most of the batch waited in the stream: {run:?}");
+    let per_second = run.requests_during as f64 / spell.as_secs_f64();
+    assert!(per_second <= 1.0, "at most one bulk request per second of the spell: {per_second:.2} ({run:?})");
+}
+
+#[tokio::test]
 async fn s31_the_summary_says_it_paced_because_the_cluster_was_busy() {
     let logs = Logs::capture();
     let es = EsDouble::start().await;
@@ -135,6 +166,38 @@ async fn s31_the_summary_says_it_paced_because_the_cluster_was_busy() {
     assert_eq!(saturated.len(), 2, "one WARN per invocation that the cluster mostly asked for later");
     assert_eq!(saturated[0]["documents_retry_later"], 10);
     assert_eq!(saturated[0]["concurrency"], 1, "halved from BULK_CONCURRENCY 2");
+}
+
+/// FAULTS.md 32 for one instance: once saturated answers have brought its window below one request in flight, it
+/// sends one request at a time and pauses after each answer (the fleet's collisions in a small write queue are what
+/// this prevents; `tests/fleet` measures that).
+#[tokio::test]
+async fn s32_below_one_request_in_flight_an_instance_pauses_between_requests() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "10"), ("PACING_BASE_MS", "1")]).await;
+    // A spell: two requests in flight saturated, then a third alone, then the redelivery's probe: the window is down
+    // to an eighth.
+    h.es.set_busy_spell(Duration::from_secs(60));
+    let first = h.deliver(&event(&plain_payloads(40))).await;
+    let again = redelivery(&event(&plain_payloads(40)), &first).expect("the spell held the rest");
+    let probed = h.deliver(&again).await;
+    assert_eq!(probed.summary.bulk_requests, 1, "the probe alone");
+    h.es.set_busy_spell(Duration::ZERO);
+    let sent_before = h.es.requests().len();
+    let service = Duration::from_millis(40);
+    h.es.set_write_pool(Some(testkit::WritePool { threads: 4, queue: 4, service, per_item: Duration::ZERO }));
+
+    let started = std::time::Instant::now();
+    let second = h.deliver(&event_from(40, &plain_payloads(40))).await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(outcomes(&second), vec![kinesis_es_indexer::Outcome::Indexed; 40]);
+    let requests = h.es.requests().len() - sent_before;
+    assert_eq!(requests, 5, "a probe of one document, then four chunks of ten (or nine)");
+    assert_eq!(h.es.pool_max_in_pool(), 1, "one request at a time, though the pool would take eight");
+    // After the probe's answer the window is 3/16 and grows by 1/16 an answer: pauses of at least half of
+    // 40 ms × (16/3 - 1, 16/4 - 1, 16/5 - 1, 16/6 - 1), 223 ms in all, besides five requests of 40 ms.
+    let least = service * 5 + Duration::from_millis(223);
+    assert!(elapsed >= least, "{elapsed:?}: the requests were not spaced (at least {least:?})");
 }
 
 /// Records of about `bytes` each (one document), distinct, so that the test knows every document it made.
