@@ -74,7 +74,7 @@ clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 	cargo clean
 	rm -rf .aws-sam fuzz/target fuzz/corpus fuzz/artifacts
 
-replay: ## Run the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) through the handler again; FUNCTION=name copies its environment, REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
+replay: ## Run the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) through the handler again, and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); FUNCTION=name copies its environment, REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
 	cargo build --release --quiet --bin replay
 	python3 scripts/replay.py --binary target/release/replay $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 

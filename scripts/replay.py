@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make replay`: brings back the Kinesis batches Lambda gave up on, through the function's own handler.
+"""`make replay`: brings back the Kinesis batches Lambda gave up on, and the documents Firehose could not deliver.
 
 Lambda writes one object per discarded batch to the event source mapping's S3 on-failure destination (the
 template's FailedBatchesBucket). The format is documented in "Retain discarded batch records for a Kinesis Data
@@ -12,7 +12,14 @@ text or the event itself; a record without one (an SQS or SNS record copied to S
 sequence range, and the records are read back from the stream with GetShardIterator AT_SEQUENCE_NUMBER and
 GetRecords while the stream still holds them.
 
-Each batch is handed to the `replay` binary (src/bin/replay.rs), which runs it through the same handler against the
+Firehose's backup bucket holds what the retry tier could not index within its retry duration. The format is
+documented in "Handle data delivery failures", https://docs.aws.amazon.com/firehose/latest/dev/retry.html (section
+Amazon OpenSearch Service): objects under the backup prefix with `AmazonOpenSearchService-failed/` appended (gzip'd as
+the template configures), one JSON object per line with `rawData` (the record Firehose received, base64: here the
+document with its `es_target` first), `errorCode`, `errorMessage`, `esDocumentId`, `esIndexName`, … An object is
+taken as Firehose's when its lines carry `rawData`, wherever it is, so one bucket may hold both kinds.
+
+Each batch, and each backup object's documents, is handed to the `replay` binary (src/bin/replay.rs), which runs it through the same handler against the
 cluster and Firehose the environment configures (`--function NAME` copies the deployed function's environment).
 The `_id` of every document is derived from the record's stream, shard and sequence number, so replaying a batch
 twice writes nothing twice. The report says, per object, what was replayed and what could not be, and why; the
@@ -29,6 +36,8 @@ import subprocess
 import sys
 
 DOCS = "https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html"
+FIREHOSE_DOCS = "https://docs.aws.amazon.com/firehose/latest/dev/retry.html"
+GZIP_MAGIC = b"\x1f\x8b"
 BATCH_INFO_FIELDS = ("shardId", "startSequenceNumber", "endSequenceNumber", "batchSize", "streamArn")
 
 
@@ -180,6 +189,54 @@ def read_batch(body, session):
     return {"Records": fetch_from_stream(info, session)}, "stream"
 
 
+def backup_lines(body):
+    """The lines of a Firehose backup object (gunzipped when gzip'd), or None when the object is not one."""
+    if body[:2] == GZIP_MAGIC:
+        import gzip
+
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError) as e:
+            raise CannotReplay(f"gzip'd but cannot be inflated: {e}") from None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    try:
+        is_backup = first is not None and isinstance(json.loads(first), dict) and "rawData" in json.loads(first)
+    except json.JSONDecodeError:
+        is_backup = False
+    return lines if is_backup else None
+
+
+def read_backup(lines):
+    """(documents for the replay binary, [(line number, why it cannot be replayed)]) of a Firehose backup object."""
+    documents, cannot = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            failed = json.loads(line)
+            if not isinstance(failed, dict) or not isinstance(failed.get("rawData"), str):
+                raise ValueError(f"no rawData (see {FIREHOSE_DOCS})")
+            raw = base64.b64decode(failed["rawData"], validate=True).decode("utf-8").rstrip("\n")
+        except (ValueError, UnicodeDecodeError) as e:
+            cannot.append((number, f"not a Firehose backup line: {e}"))
+            continue
+        documents.append(
+            {
+                "line": number,
+                "raw": raw,
+                "error_code": str(failed.get("errorCode", "")),
+                "error_message": str(failed.get("errorMessage", "")),
+                "es_document_id": failed.get("esDocumentId"),
+            }
+        )
+    return documents, cannot
+
+
 def function_environment(session, name):
     config = session.client("lambda").get_function_configuration(FunctionName=name)
     return config.get("Environment", {}).get("Variables", {})
@@ -199,6 +256,13 @@ def run_replay(binary, lines, env, timeout):
     if done.returncode != 0:
         raise SystemExit(f"replay: the replay binary failed (exit {done.returncode}); see its message above")
     return {result["source"]: result for result in map(json.loads, done.stdout.splitlines())}
+
+
+class Item:
+    """One object to replay: its key, where its batch or documents came from, how many, and its unreadable lines."""
+
+    def __init__(self, key, origin, count, unit, bad_lines):
+        self.key, self.origin, self.count, self.unit, self.bad_lines = key, origin, count, unit, bad_lines
 
 
 def main(argv):
@@ -222,6 +286,14 @@ def main(argv):
         source = f"s3://{args.bucket}/{key}"
         try:
             body = s3.get_object(Bucket=args.bucket, Key=key)["Body"].read()
+            backup = backup_lines(body)
+            if backup is not None:
+                documents, bad_lines = read_backup(backup)
+                if not documents:
+                    raise CannotReplay("; ".join(f"line {n}: {why}" for n, why in bad_lines) or "no documents")
+                sources[source] = Item(key, "Firehose's backup", len(documents), "documents", bad_lines)
+                lines.append(json.dumps({"source": source, "backup": documents}) + "\n")
+                continue
             event, how = read_batch(body, session)
         except (BotoCoreError, ClientError) as e:
             cannot[source] = f"could not be read: {e}"
@@ -229,50 +301,62 @@ def main(argv):
         except CannotReplay as why:
             cannot[source] = str(why)
             continue
-        sources[source] = (key, how, len(event["Records"]))
+        sources[source] = Item(key, f"the {how}", len(event["Records"]), "records", [])
         lines.append(json.dumps({"source": source, "event": event}) + "\n")
 
     results = {} if args.dry_run or not lines else run_replay(args.binary, lines, env, args.batch_timeout_seconds)
     replayed = report(sources, results, cannot, args.dry_run)
     if args.delete_replayed and not args.dry_run:
         for source in replayed:
-            s3.delete_object(Bucket=args.bucket, Key=sources[source][0])
+            s3.delete_object(Bucket=args.bucket, Key=sources[source].key)
         print(f"Deleted the {len(replayed)} objects replayed in full.")
     return 0 if len(replayed) == len(keys) or (args.dry_run and not cannot) else 1
 
 
 def report(sources, results, cannot, dry_run):
     """Prints one line per object and the totals; returns the sources replayed in full."""
-    replayed, records_done, records_not = [], 0, 0
-    for source, (_, how, count) in sources.items():
+    replayed, done, not_done = [], {"records": 0, "documents": 0}, {"records": 0, "documents": 0}
+    rejected = 0
+    for source, item in sources.items():
         if dry_run:
-            print(f"would replay  {source}: {count} records (from the {how})")
+            print(f"would replay  {source}: {item.count} {item.unit} (from {item.origin})")
             continue
         result = results.get(source)
         if result is None or "error" in result or "not_tried" in result:
             why = "no result" if result is None else result.get("error") or result.get("not_tried")
-            print(f"NOT REPLAYED  {source}: {count} records: {why}")
-            records_not += count
+            print(f"NOT REPLAYED  {source}: {item.count} {item.unit}: {why}")
+            not_done[item.unit] += item.count + len(item.bad_lines)
             continue
         outcomes = ", ".join(f"{n} {name}" for name, n in result["outcomes"].items() if n)
-        outcomes = f"{result['records']} records ({outcomes}), {result['documents']} documents"
-        not_replayed = result["not_replayed"]
-        records_not += len(not_replayed)
-        records_done += result["records"] - len(not_replayed)
-        if not_replayed:
-            print(f"PARTLY        {source}: {outcomes} (from the {how})")
-            for item in not_replayed:
-                fix = f" Fix: {item['fix']}" if item.get("fix") else ""
-                print(f"    not replayed {item['shard_id']}:{item['sequence_number']}: {item['cause']}: {item['reason']}.{fix}")
+        if item.unit == "records":
+            summary = f"{result['records']} records ({outcomes}), {result['documents']} documents"
         else:
-            print(f"replayed      {source}: {outcomes} (from the {how})")
+            summary = f"{result['documents']} documents ({outcomes})"
+        not_replayed = result["not_replayed"]
+        not_done[item.unit] += len(not_replayed) + len(item.bad_lines)
+        rejected += len(result.get("rejected", []))
+        done[item.unit] += result[item.unit] - len(not_replayed) - len(result.get("rejected", []))
+        if not_replayed or item.bad_lines:
+            print(f"PARTLY        {source}: {summary} (from {item.origin})")
+            for entry in not_replayed:
+                fix = f" Fix: {entry['fix']}" if entry.get("fix") else ""
+                where = entry.get("where") or f"{entry['shard_id']}:{entry['sequence_number']}"
+                print(f"    not replayed {where}: {entry['cause']}: {entry['reason']}.{fix}")
+            for number, why in item.bad_lines:
+                print(f"    not replayed line {number}: {why}")
+        else:
+            print(f"replayed      {source}: {summary} (from {item.origin})")
             replayed.append(source)
+        for entry in result.get("rejected", []):
+            print(f"    rejected {entry['where']}: {entry['reason']} (the document's own fault: not retried)")
     for source, why in cannot.items():
         print(f"CANNOT        {source}: {why}")
     if not dry_run:
         print(
             f"\n{len(replayed)} of {len(sources) + len(cannot)} objects replayed in full; "
-            f"{records_done} records replayed, {records_not} not; {len(cannot)} objects cannot be replayed. "
+            f"{done['records']} records and {done['documents']} documents replayed, {not_done['records']} records "
+            f"and {not_done['documents']} documents not; {rejected} documents rejected for their own fault (listed "
+            f"above, not retried); {len(cannot)} objects cannot be replayed. "
             "Objects not replayed in full are kept; run again once the cause is fixed (replaying twice writes "
             "nothing twice)."
         )

@@ -380,7 +380,7 @@ fn lenient_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<It
 
 /// Old engines write `MapperParsingException[failed to parse]`: the exception's name is the error type
 /// (`mapper_parsing_exception`), so that the decision can still tell a document's fault.
-fn type_of_text_error(text: &str) -> String {
+pub(crate) fn type_of_text_error(text: &str) -> String {
     let name = text.split(['[', ':', ' ']).next().unwrap_or_default();
     if !name.ends_with("Exception") || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
         return "error".into();

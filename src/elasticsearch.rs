@@ -246,9 +246,45 @@ pub async fn index_batch(
     probe: bool,
     load: &Load,
 ) -> (Batch<Record, IndexedDocument>, IndexingStats) {
+    let feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending));
+    let (documents, stats) = send_all(client, feed, config, deadline, margin, probe, load).await;
+    (decoder.finish(documents), stats)
+}
+
+/// Sends documents made elsewhere (Firehose's backup, replayed) as `index_batch` sends a batch's: the same chunks,
+/// concurrency, holds and judgement; each document with its outcome, in order.
+pub async fn index_documents(
+    client: &Elasticsearch,
+    documents: Vec<Document>,
+    config: &Config,
+    deadline: Instant,
+    margin: Duration,
+    load: &Load,
+) -> (Vec<IndexedDocument>, IndexingStats) {
+    let mut documents = Some(documents);
+    let feed = ChunkFeed::new(move |pending: &mut VecDeque<Document>| match documents.take() {
+        Some(all) => {
+            pending.extend(all);
+            true
+        }
+        None => false,
+    });
+    send_all(client, feed, config, deadline, margin, false, load).await
+}
+
+/// The indexing stage proper: sends the chunks `feed` cuts, and returns every document it handed out with its
+/// outcome, in order.
+async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
+    client: &Elasticsearch,
+    mut feed: ChunkFeed<D>,
+    config: &Config,
+    deadline: Instant,
+    margin: Duration,
+    probe: bool,
+    load: &Load,
+) -> (Vec<IndexedDocument>, IndexingStats) {
     let started = Instant::now();
     let sender = Sender { client, config, deadline, margin, load, shared: Mutex::default() };
-    let mut feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending));
     let mut answered = Vec::new();
     // A probe that is not answered normally holds the stage. One that may have been refused for its size says
     // nothing of the cluster: the next document is tried alone.
@@ -304,7 +340,7 @@ pub async fn index_batch(
     stats.concurrency = sender.concurrency();
     stats.body_limit = load.body_limit();
     stats.elapsed = started.elapsed();
-    (decoder.finish(documents), stats)
+    (documents, stats)
 }
 
 /// Documents that lost their connection while being sent alone, larger than any body known to get through: too

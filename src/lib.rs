@@ -5,9 +5,11 @@
 //! bodies; replies → outcomes) → `elasticsearch` (send chunks) → `route` (outcomes → one fate per record) →
 //! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
 //! `invocation` hands the handler the body as Lambda sent it. `pacing` (when to answer) and `adapt` (how much to
-//! send at once) are what one warm instance learns of the cluster across invocations.
+//! send at once) are what one warm instance learns of the cluster across invocations. `backup` takes Firehose's
+//! backed-up documents back to the cluster (`make replay`).
 
 pub mod adapt;
+pub mod backup;
 pub mod bulk;
 pub mod cause;
 pub mod config;

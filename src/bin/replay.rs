@@ -1,8 +1,11 @@
-//! `make replay`'s engine: Kinesis batches that Lambda gave up on, run again through the function's own handler.
+//! `make replay`'s engine: Kinesis batches that Lambda gave up on, run again through the function's own handler,
+//! and documents Firehose could not deliver, sent as the direct path sends them (`kinesis_es_indexer::backup`).
 //!
 //! `scripts/replay.py` reads Lambda's on-failure records from S3 (and Kinesis when a record does not carry its
-//! batch) and feeds this binary one line per batch on stdin: `{"source": "s3://bucket/key", "event": {"Records":
-//! […]}}`. Configuration comes from the environment exactly as in the function (`ES_URL`, `FIREHOSE_STREAM`, …), so
+//! batch) and Firehose's backup objects, and feeds this binary one line per batch or object on stdin:
+//! `{"source": "s3://bucket/key", "event": {"Records": […]}}` or `{"source": …, "backup": [{"line": 1, "raw": …,
+//! "error_code": …, "error_message": …}]}`. Configuration comes from the environment exactly as in the function
+//! (`ES_URL`, `FIREHOSE_STREAM_NAME`, …), so
 //! a replayed record meets the same decoding, ids, routing and logging as in Lambda; the deterministic `_id` makes a
 //! second replay of the same batch harmless (already there). One JSON line per batch goes to stdout, logs to stderr.
 //!
@@ -12,6 +15,7 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, Report, handle, logging};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -21,7 +25,9 @@ use serde_json::{Value, json};
 struct BatchIn {
     source: String,
     /// Kept raw: the handler reads each record's raw JSON, as from Lambda.
-    event: Box<RawValue>,
+    event: Option<Box<RawValue>>,
+    /// Or the documents of a Firehose backup object.
+    backup: Option<Vec<BackedUp>>,
 }
 
 #[tokio::main]
@@ -46,15 +52,27 @@ async fn main() {
         }
         let result = match serde_json::from_str::<BatchIn>(&line) {
             Err(e) => json!({"source": null, "error": format!("not a replay line: {e}")}),
-            Ok(batch) => match (&stopped_by, serde_json::from_str::<KinesisEventIn>(batch.event.get())) {
-                (Some(why), _) => json!({"source": batch.source, "not_tried": why}),
-                (None, Err(e)) => json!({"source": batch.source, "error": format!("not a Kinesis event: {e}")}),
-                (None, Ok(event)) => {
-                    let report = handle(&event, tokio::time::Instant::now() + timeout, &deps).await;
-                    stopped_by = cluster_level_reason(&report);
-                    batch_result(&batch.source, &report)
+            Ok(BatchIn { source, .. }) if stopped_by.is_some() => json!({"source": source, "not_tried": stopped_by}),
+            Ok(BatchIn { source, event: Some(event), backup: None }) => {
+                match serde_json::from_str::<KinesisEventIn>(event.get()) {
+                    Err(e) => json!({"source": source, "error": format!("not a Kinesis event: {e}")}),
+                    Ok(event) => {
+                        let report = handle(&event, tokio::time::Instant::now() + timeout, &deps).await;
+                        stopped_by = cluster_level_reason(&report);
+                        batch_result(&source, &report)
+                    }
                 }
-            },
+            }
+            Ok(BatchIn { source, event: None, backup: Some(lines) }) => {
+                let replayed = backup::replay(&lines, tokio::time::Instant::now() + timeout, &deps).await;
+                stopped_by = replayed.iter().find_map(Replayed::cluster_level).map(|failure| {
+                    format!("an earlier object found the cluster unable to take documents ({failure}): replay again once it is back")
+                });
+                backup_result(&source, &lines, &replayed)
+            }
+            Ok(BatchIn { source, .. }) => {
+                json!({"source": source, "error": "a replay line holds an event or a backup"})
+            }
         };
         let mut out = stdout.lock();
         let written = writeln!(out, "{result}").and_then(|()| out.flush());
@@ -107,6 +125,46 @@ fn batch_result(source: &str, report: &Report) -> Value {
         "documents": report.summary.documents,
         "outcomes": outcomes,
         "not_replayed": not_replayed,
+    })
+}
+
+/// What one backup object's replay did: counts per outcome; each document not replayed with its cause, and each
+/// rejected for its own fault with the cluster's reason.
+fn backup_result(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value {
+    let mut counts = serde_json::Map::new();
+    let mut not_replayed = Vec::new();
+    let mut rejected = Vec::new();
+    for (line, outcome) in lines.iter().zip(replayed) {
+        let name = match outcome {
+            Replayed::Indexed => "indexed",
+            Replayed::AlreadyThere => "already_there",
+            Replayed::Rejected(_) => "rejected",
+            Replayed::NotReplayed(_) => "not_replayed",
+            Replayed::Unreadable(_) => "unreadable",
+        };
+        let count = counts.entry(name).or_insert(json!(0));
+        *count = json!(count.as_u64().unwrap_or(0) + 1);
+        let at = format!("line {}", line.line);
+        match outcome {
+            Replayed::Rejected(failure) => rejected.push(json!({"where": at, "reason": failure.to_string()})),
+            Replayed::NotReplayed(failure) => not_replayed.push(json!({
+                "where": at,
+                "cause": failure.cause.name(),
+                "fix": failure.cause.fix().map(|fix| fix.hint()),
+                "reason": failure.to_string(),
+            })),
+            Replayed::Unreadable(why) => {
+                not_replayed.push(json!({"where": at, "cause": "unreadable", "reason": why}));
+            }
+            Replayed::Indexed | Replayed::AlreadyThere => {}
+        }
+    }
+    json!({
+        "source": source,
+        "documents": lines.len(),
+        "outcomes": counts,
+        "not_replayed": not_replayed,
+        "rejected": rejected,
     })
 }
 

@@ -24,7 +24,7 @@ pub use batch::{BatchDecoder, decode_batch};
 pub use data::inflate;
 pub use ids::{id_prefix, stream_tag};
 pub use read::{KinesisRecord, read_record};
-pub use sources::{Content, DocumentContext, Source, into_sources, prepend_field};
+pub use sources::{Content, DocumentContext, Source, into_sources, prepend_field, take_prepended_field};
 
 /// Where a record came from: enough to report it back to Kinesis and to name it in every log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

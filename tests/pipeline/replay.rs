@@ -24,9 +24,15 @@ struct Moto {
 
 impl Moto {
     fn start(es_url: &str) -> Moto {
+        Moto::start_with(es_url, &[])
+    }
+
+    /// `extra`: the harness's own flags (`--firehose-backup`).
+    fn start_with(es_url: &str, extra: &[&str]) -> Moto {
         let mut child = Command::new("python3")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pipeline/replay_moto.py"))
             .arg(env!("CARGO_BIN_EXE_replay"))
+            .args(extra)
             .env("ES_URL", es_url)
             .env("ES_INDEX", "logs-%Y.%m.%d")
             .env_remove("FIREHOSE_STREAM_NAME")
@@ -168,4 +174,110 @@ async fn s25_replay_brings_back_lambdas_failed_batches_once_and_names_what_it_ca
     let cannot: BTreeSet<String> =
         objects.iter().filter(|o| o["expect"] == "cannot").map(|o| o["key"].as_str().unwrap().to_owned()).collect();
     assert_eq!(keys, cannot, "only what could not be replayed is kept");
+}
+
+fn firehose_fixtures() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/firehose_backup_s3.json"));
+    serde_json::from_str(&text.unwrap()).unwrap()
+}
+
+/// The fixture's backed-up lines with what the test expects of each: (object key, expect, `_index`, `_id`, source
+/// without its target).
+fn backed_up_documents(fixtures: &Value) -> Vec<(String, String, String, String, Value)> {
+    let mut documents = Vec::new();
+    for object in fixtures["objects"].as_array().unwrap() {
+        for line in object["lines"].as_array().unwrap().iter().filter(|line| line.get("document").is_some()) {
+            let mut source = line["document"].clone();
+            let target = source.as_object_mut().unwrap().remove("es_target").unwrap();
+            documents.push((
+                object["key"].as_str().unwrap().to_owned(),
+                line["expect"].as_str().unwrap().to_owned(),
+                target["_index"].as_str().unwrap().to_owned(),
+                target["_id"].as_str().unwrap().to_owned(),
+                source,
+            ));
+        }
+    }
+    documents
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s33_replay_brings_back_firehoses_backup_once_from_a_bucket_mixed_with_lambdas_records() {
+    if !python_has(&["moto.server", "boto3", "flask_cors"]) {
+        return;
+    }
+    let es = EsDouble::start().await;
+    let url = es.url();
+    let fixtures = firehose_fixtures();
+    let backed_up = backed_up_documents(&fixtures);
+    let objects: Vec<String> =
+        fixtures["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_owned()).collect();
+    let mut moto = tokio::task::spawn_blocking(move || Moto::start_with(&url, &["--firehose-backup"])).await.unwrap();
+    let ids_sent = |es: &EsDouble| -> BTreeSet<String> { es.requests().into_iter().flat_map(|r| r.ids).collect() };
+
+    // A dry run over the whole bucket reads Firehose's objects beside Lambda's and sends nothing.
+    let (_, report, _) = tokio::task::block_in_place(|| moto.replay(&["--prefix", "", "--dry-run"]));
+    for key in &objects {
+        let line = report.lines().find(|l| l.contains(key.as_str())).unwrap_or_else(|| panic!("{key}:\n{report}"));
+        assert!(line.starts_with("would replay ") && line.ends_with("(from Firehose's backup)"), "{line}");
+    }
+    assert!(report.lines().any(|l| l.starts_with("would replay ") && l.contains("aws/lambda/")), "{report}");
+    assert_eq!(es.requests().len(), 0, "{report}");
+
+    // The cluster is busy: the first backup object is tried, its documents kept, the later ones not tried.
+    es.set_busy_spell(Duration::from_secs(600));
+    let (exit, report, keys) =
+        tokio::task::block_in_place(|| moto.replay(&["--prefix", "failed-documents/", "--delete-replayed"]));
+    assert_eq!(exit, 1, "{report}");
+    let tried = report.lines().filter(|l| l.starts_with("PARTLY ")).count();
+    let not_tried = report.lines().filter(|l| l.starts_with("NOT REPLAYED ") && l.contains("earlier object")).count();
+    assert_eq!((tried, not_tried), (1, objects.len() - 1), "{report}");
+    assert!(es.requests_during_busy_spell() <= 2, "{} requests to a busy cluster", es.requests_during_busy_spell());
+    assert!(objects.iter().all(|key| keys.contains(key)), "nothing deleted that was not replayed");
+    assert_eq!(es.count(), 0);
+
+    // The cluster takes them: each document written once at its target, as it was before it was parked; the one
+    // that failed for its own reason is listed and never sent; an unreadable line is named and its object kept.
+    es.set_busy_spell(Duration::ZERO);
+    let sent_before = ids_sent(&es);
+    let (exit, report, keys) = tokio::task::block_in_place(|| moto.replay(&["--prefix", ""]));
+    assert_eq!(exit, 1, "Lambda's fixtures hold objects that cannot be replayed:\n{report}");
+    for (key, expect, index, id, source) in &backed_up {
+        match expect.as_str() {
+            "indexed" => {
+                assert_eq!(es.version(index, id), Some(1), "{id} written once at {index}:\n{report}");
+                let stored = es.documents().into_iter().find(|(i, d, _)| i == index && d == id).unwrap().2;
+                assert_eq!(&stored, source, "{id}: the document as it was, without its target");
+            }
+            "own" => {
+                assert!(!ids_sent(&es).contains(id) || sent_before.contains(id), "{id} was sent again");
+                assert_eq!(es.version(index, id), None);
+                let listed = report.lines().find(|l| l.trim_start().starts_with("rejected line "));
+                assert!(listed.is_some_and(|l| l.contains("document_parsing_exception")), "{key}:\n{report}");
+            }
+            other => panic!("fixture expect {other:?}"),
+        }
+    }
+    for object in fixtures["objects"].as_array().unwrap() {
+        let key = object["key"].as_str().unwrap();
+        let line = report.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("{key}:\n{report}"));
+        assert!(line.starts_with(object["report"].as_str().unwrap()), "{line}");
+    }
+    assert!(report.contains("not replayed line 3: not a Firehose backup line"), "{report}");
+    assert!(report.lines().any(|l| l.starts_with("replayed ") && l.contains("aws/lambda/")), "{report}");
+    assert_eq!(keys.len(), objects.len() + fixtures_len(), "nothing deleted unless asked");
+
+    // Replayed again, deleting what was replayed in full: nothing written twice, and only what was not is kept.
+    let written = es.documents().len();
+    let (_, report, keys) = tokio::task::block_in_place(|| moto.replay(&["--prefix", "", "--delete-replayed"]));
+    assert_eq!(es.documents().len(), written, "a second replay writes nothing:\n{report}");
+    assert!(es.documents().iter().all(|(index, id, _)| es.version(index, id) == Some(1)), "{report}");
+    assert!(report.contains("already_there"), "{report}");
+    let partly: Vec<&String> = objects.iter().filter(|key| keys.contains(*key)).collect();
+    assert_eq!(partly, vec![&objects[1]], "only the object with an unreadable line is kept of Firehose's");
+}
+
+/// How many objects the Lambda side of the harness puts in the bucket: the fixtures' and the payload-less one.
+fn fixtures_len() -> usize {
+    fixtures()["objects"].as_array().unwrap().len() + 1
 }

@@ -8,8 +8,13 @@ a payload-less on-failure record naming them (as an SQS or SNS destination recei
 scripts/replay.py against that bucket with the environment it was given (ES_URL, …) and prints
 `{"exit": …, "stdout": …, "keys": [objects left]}`. Stops moto at end of input.
 
-    python3 tests/pipeline/replay_moto.py BINARY
+With `--firehose-backup`, the same bucket also holds the objects of tests/fixtures/firehose_backup_s3.json, in
+Firehose's backup format (gzip'd where the fixture says so), so that one bucket mixes both kinds.
+
+    python3 tests/pipeline/replay_moto.py BINARY [--firehose-backup]
 """
+import base64
+import gzip
 import json
 import logging
 import os
@@ -22,7 +27,36 @@ REGION = "eu-west-1"
 ESM = "f6d4c3b2-1a09-4e8d-9c7b-5a4f3e2d1c0b"
 
 
-def main(binary):
+def firehose_backup_body(item):
+    """A backup object's bytes: one line per fixture line, in the format AWS documents (see the fixture's _about)."""
+    lines = []
+    for n, line in enumerate(item["lines"]):
+        if "raw_line" in line:
+            lines.append(line["raw_line"])
+            continue
+        raw = (json.dumps(line["document"], separators=(",", ":")) + "\n").encode()
+        target = line["document"]["es_target"]
+        lines.append(
+            json.dumps(
+                {
+                    "attemptsMade": 4,
+                    "arrivalTimestamp": 1763636400000 + n,
+                    "errorCode": line["errorCode"],
+                    "errorMessage": line["errorMessage"],
+                    "attemptEndingTimestamp": 1763643600000 + n,
+                    "rawData": base64.b64encode(raw).decode("ascii"),
+                    "subsequenceNumber": 0,
+                    "esDocumentId": target.get("_id"),
+                    "esIndexName": target["_index"],
+                    "esTypeName": "",
+                }
+            )
+        )
+    body = ("\n".join(lines) + "\n").encode()
+    return gzip.compress(body) if item["gzip"] else body
+
+
+def main(binary, with_firehose_backup):
     from moto.server import ThreadedMotoServer
     import boto3
 
@@ -50,6 +84,10 @@ def main(binary):
             body = item["body_text"] if "body_text" in item else json.dumps(item["body"])
             s3.put_object(Bucket=BUCKET, Key=item["key"], Body=body.encode())
         stream_records = put_stream_records(session, env["AWS_ENDPOINT_URL"], s3, fixtures["stream_arn"])
+        if with_firehose_backup:
+            with open(os.path.join(ROOT, "tests", "fixtures", "firehose_backup_s3.json")) as f:
+                for item in json.load(f)["objects"]:
+                    s3.put_object(Bucket=BUCKET, Key=item["key"], Body=firehose_backup_body(item))
         print(json.dumps({"stream_records": stream_records}), flush=True)
 
         for line in sys.stdin:
@@ -104,4 +142,4 @@ def put_stream_records(session, endpoint, s3, stream_arn):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], "--firehose-backup" in sys.argv[2:])

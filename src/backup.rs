@@ -1,0 +1,188 @@
+//! Firehose's backup, taken back (FAULTS.md 33): documents the retry tier could not index within its retry
+//! duration, written by Firehose to its backup bucket, sent to the cluster as the direct path would have sent them.
+//!
+//! Each backed-up line's `rawData` is what this function put to Firehose (`firehose::entry`): the document with its
+//! target (`FIREHOSE_TARGET_FIELD`, `{"_id":…,"_index":…}`) first. The replay writes it at that `_index` and `_id`,
+//! without that field, with `create` (409: already there), so replaying twice writes nothing twice. A document that
+//! Firehose's last attempt found at fault itself (a mapping error) is not sent again: it is reported with the
+//! cluster's reason. `scripts/replay.py` reads the bucket; `src/bin/replay.rs` runs this.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::bulk::DocOutcome;
+use crate::cause::{self, Cause, Failure, Route};
+use crate::handler::Deps;
+use crate::record::{Document, take_prepended_field};
+
+/// One line of a backup object, as `scripts/replay.py` hands it on: its number in the object, the document as
+/// Firehose received it (`rawData`, decoded), and Firehose's last error for it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BackedUp {
+    pub line: usize,
+    pub raw: String,
+    #[serde(default)]
+    pub error_code: String,
+    #[serde(default)]
+    pub error_message: String,
+    /// The `_id` Firehose gave the document, used when the target carries none (`ES_DOC_ID=none`).
+    #[serde(default)]
+    pub es_document_id: Option<String>,
+}
+
+/// What became of one backed-up document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    Indexed,
+    AlreadyThere,
+    /// The document's own fault (Firehose's last error, or the cluster's answer now): reported, never sent again.
+    Rejected(Failure),
+    /// Not written for a reason of the cluster's or the configuration's: kept in the bucket for a later replay.
+    NotReplayed(Failure),
+    /// The line does not hold a document this function put to Firehose.
+    Unreadable(String),
+}
+
+impl Replayed {
+    /// Whether the cluster was busy, away or refusing access: later objects should wait.
+    pub fn cluster_level(&self) -> Option<&Failure> {
+        match self {
+            Replayed::NotReplayed(failure) if failure.cause.paces().is_some() => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// Sends the documents of one backup object to the cluster; one outcome per line, in order.
+pub async fn replay(lines: &[BackedUp], deadline: Instant, deps: &Deps) -> Vec<Replayed> {
+    let mut outcomes: Vec<Option<Replayed>> = vec![None; lines.len()];
+    let mut documents = Vec::new();
+    let mut positions = Vec::new();
+    for (position, line) in lines.iter().enumerate() {
+        match document_of(line, position, &deps.config.firehose_target_field) {
+            Err(why) => outcomes[position] = Some(Replayed::Unreadable(why)),
+            Ok(_) if own_fault(line).is_some() => outcomes[position] = own_fault(line).map(Replayed::Rejected),
+            Ok(document) => {
+                documents.push(document);
+                positions.push(position);
+            }
+        }
+    }
+    if !documents.is_empty() {
+        let (indexed, _) = crate::elasticsearch::index_documents(
+            &deps.elasticsearch,
+            documents,
+            &deps.config,
+            deadline,
+            Duration::ZERO,
+            &deps.warm.load,
+        )
+        .await;
+        for (position, document) in positions.into_iter().zip(indexed) {
+            outcomes[position] = Some(match document.outcome {
+                DocOutcome::Indexed => Replayed::Indexed,
+                DocOutcome::AlreadyThere => Replayed::AlreadyThere,
+                DocOutcome::Failed(failure) if failure.cause.route() == Route::Rejected => Replayed::Rejected(failure),
+                DocOutcome::Failed(failure) => Replayed::NotReplayed(failure),
+            });
+        }
+    }
+    outcomes.into_iter().map(|outcome| outcome.expect("every line judged")).collect()
+}
+
+/// The document a backed-up line holds, at the `_index` and `_id` its target names, without the target.
+fn document_of(line: &BackedUp, position: usize, target_field: &str) -> Result<Document, String> {
+    #[derive(Deserialize)]
+    struct Target {
+        _index: String,
+        #[serde(default)]
+        _id: Option<String>,
+    }
+    let (target, source) = take_prepended_field(target_field, line.raw.as_bytes()).ok_or_else(|| {
+        format!("its rawData is not a document this function parked: it does not start with {target_field:?}")
+    })?;
+    let target: Target = serde_json::from_str(target.get())
+        .map_err(|e| format!("its {target_field:?} is not {{\"_index\":…,\"_id\":…}}: {e}"))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&source)
+        .map_err(|e| format!("its rawData is not one JSON object: {e}"))?;
+    Ok(Document {
+        record: position,
+        id: target._id.or_else(|| line.es_document_id.clone()),
+        index: Arc::from(target._index),
+        source,
+    })
+}
+
+/// Firehose's last error for the line, when it says the document itself is at fault: the one classifier
+/// (`cause::refusal_cause`) judges its status, `error.type` and reason.
+fn own_fault(line: &BackedUp) -> Option<Failure> {
+    let status: u16 = line.error_code.trim().parse().ok()?;
+    if !(400..500).contains(&status) || matches!(status, 408 | 409 | 413 | 429) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Error {
+        #[serde(rename = "type")]
+        error_type: String,
+        #[serde(default)]
+        reason: String,
+    }
+    let (error_type, reason) = match serde_json::from_str::<Error>(&line.error_message) {
+        Ok(error) => (error.error_type, error.reason),
+        Err(_) => (crate::bulk::type_of_text_error(&line.error_message), line.error_message.clone()),
+    };
+    (cause::refusal_cause(status, &error_type, &reason) == Cause::Document).then_some(Failure {
+        cause: Cause::Document,
+        status: Some(status),
+        error_type,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(raw: &str, code: &str, message: &str) -> BackedUp {
+        BackedUp {
+            line: 1,
+            raw: raw.into(),
+            error_code: code.into(),
+            error_message: message.into(),
+            es_document_id: Some("firehose-id".into()),
+        }
+    }
+
+    #[test]
+    fn a_line_becomes_the_document_at_its_target_without_the_target() {
+        let raw = r#"{"es_target":{"_id":"t:s:1:0","_index":"logs-2026.11.20"},"message":"a"}"#;
+        let document = document_of(&line(raw, "429", ""), 3, "es_target").unwrap();
+        assert_eq!(
+            (document.record, document.id.as_deref(), &*document.index),
+            (3, Some("t:s:1:0"), "logs-2026.11.20")
+        );
+        assert_eq!(document.source, br#"{"message":"a"}"#);
+        let without_id = r#"{"es_target":{"_index":"logs"},"message":"a"}"#;
+        let document = document_of(&line(without_id, "429", ""), 0, "es_target").unwrap();
+        assert_eq!(document.id.as_deref(), Some("firehose-id"), "Firehose's id when the target has none");
+        for bad in [r#"{"message":"a"}"#, r#"{"es_target":{"_id":"x"},"m":1}"#, r#"{"es_target":{"_index":"l"},"m":"#] {
+            assert!(document_of(&line(bad, "429", ""), 0, "es_target").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_a_documents_own_fault_keeps_it_from_being_sent_again() {
+        let own = |code: &str, message: &str| own_fault(&line("{}", code, message)).map(|f| f.error_type);
+        let mapping = r#"{"type":"document_parsing_exception","reason":"failed to parse field [n]"}"#;
+        assert_eq!(own("400", mapping).as_deref(), Some("document_parsing_exception"));
+        assert_eq!(own("400", "MapperParsingException[failed to parse]").as_deref(), Some("mapper_parsing_exception"));
+        assert_eq!(own("429", r#"{"type":"es_rejected_execution_exception","reason":"full"}"#), None);
+        assert_eq!(own("503", r#"{"type":"unavailable_shards_exception","reason":"node left"}"#), None);
+        assert_eq!(own("403", r#"{"type":"cluster_block_exception","reason":"read-only"}"#), None, "the cluster's");
+        assert_eq!(own("404", r#"{"type":"index_not_found_exception","reason":"no such index"}"#), None);
+        assert_eq!(own("OS.ConnectionFailed", "connection refused"), None, "not a status: sent again");
+    }
+}
