@@ -27,6 +27,13 @@ exit status is 0 only when everything was replayed.
 
     python3 scripts/replay.py --binary target/release/replay --bucket BUCKET [--prefix aws/lambda/] \\
         [--function NAME] [--batch-timeout-seconds 300] [--delete-replayed] [--dry-run]
+    python3 scripts/replay.py --remote --function NAME --bucket BUCKET [--prefix …] [--delete-replayed] [--dry-run]
+
+With --remote, nothing runs on the operator's machine but this script: each batch goes to the deployed function
+with Lambda Invoke as its event (same VPC, role and settings as in production), and its partial batch response is
+the batch's report; Firehose's documents go to the same function in a replay event, which writes them as the local
+mode does and answers with the per-document report. Through the function, not back through the delivery stream:
+Firehose would accept them and report nothing of what the cluster did with them.
 """
 import argparse
 import base64
@@ -55,7 +62,12 @@ def ensure_boto3():
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", required=True, help="the replay binary (cargo build --release --bin replay)")
+    parser.add_argument("--binary", help="the replay binary (cargo build --release --bin replay); not with --remote")
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="replay through the deployed function (--function): Lambda Invoke, from inside its VPC and role",
+    )
     parser.add_argument("--bucket", default=os.environ.get("REPLAY_BUCKET"), help="the on-failure S3 bucket")
     parser.add_argument("--prefix", default="aws/lambda/", help="key prefix to replay (default aws/lambda/)")
     parser.add_argument("--function", help="copy this deployed function's environment (explicit variables win)")
@@ -65,6 +77,10 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if not args.bucket:
         parser.error("--bucket (or REPLAY_BUCKET) is required: the stack's FailedBatchesBucket output")
+    if args.remote and not args.function:
+        parser.error("--remote needs --function: the deployed function that replays")
+    if not args.remote and not args.binary:
+        parser.error("--binary is required unless --remote")
     return args
 
 
@@ -251,7 +267,8 @@ def list_keys(s3, bucket, prefix):
 def run_replay(binary, lines, env, timeout):
     """Runs the batches through the replay binary; its result per source (stderr carries the handler's logs)."""
     command = [binary, "--batch-timeout-seconds", str(timeout)]
-    done = subprocess.run(command, input="".join(lines), capture_output=True, text=True, env=env)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    done = subprocess.run(command, input=text, capture_output=True, text=True, env=env)
     sys.stderr.write(done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"replay: the replay binary failed (exit {done.returncode}); see its message above")
@@ -265,6 +282,114 @@ class Item:
         self.key, self.origin, self.count, self.unit, self.bad_lines = key, origin, count, unit, bad_lines
 
 
+# Lambda's synchronous Invoke takes at most 6 MB of payload; a backup object's lines go in invocations of at most this.
+INVOKE_PAYLOAD_BYTES = 5 * 1024 * 1024
+
+
+def invoke(client, function, payload):
+    """(answer, request id) of a synchronous invocation; raises CannotReplay when the function failed."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = client.invoke(FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(payload))
+    except (BotoCoreError, ClientError) as e:
+        raise CannotReplay(f"the function {function} could not be invoked: {e}") from None
+    request_id = response.get("ResponseMetadata", {}).get("RequestId", "?")
+    answer = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        raise CannotReplay(f"the function failed (request {request_id}): {answer}")
+    return answer, request_id
+
+
+def remote_batch_result(source, event, answer, request_id):
+    """A Lambda batch's result from the function's partial batch response: every record from the lowest one it
+    sent back on is not replayed (Lambda's checkpoint), the cause in the function's log lines for the request."""
+    records = event["Records"]
+    if not isinstance(answer, dict) or not isinstance(answer.get("batchItemFailures"), list):
+        raise CannotReplay(f"the function's answer (request {request_id}) is not a partial batch response: {answer}")
+    failed = {f.get("itemIdentifier") for f in answer["batchItemFailures"]}
+    first = next((i for i, r in enumerate(records) if r["kinesis"]["sequenceNumber"] in failed), len(records))
+    if failed and first == len(records):
+        first = 0  # a failure naming no record of the batch: Lambda retries it all
+    not_replayed = [
+        {
+            "shard_id": r["eventID"].split(":", 1)[0],
+            "sequence_number": r["kinesis"]["sequenceNumber"],
+            "cause": "sent_back",
+            "reason": f"the function sent it back to Kinesis; its log lines for request {request_id} say why",
+        }
+        for r in records[first:]
+    ]
+    result = {
+        "source": source,
+        "records": len(records),
+        "outcomes": {"settled": first, "sent_back": len(records) - first},
+        "not_replayed": not_replayed,
+    }
+    if not_replayed:
+        result["stop"] = f"an earlier batch was sent back by the function (request {request_id}): see its logs"
+    return result
+
+
+def remote_backup_result(client, function, source, documents):
+    """A backup object's result from the function's replay reports, its lines sent in invocations under 6 MB."""
+    chunks, chunk, size = [], [], 0
+    for document in documents:
+        length = len(json.dumps(document))
+        if chunk and size + length > INVOKE_PAYLOAD_BYTES:
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(document)
+        size += length
+    chunks.append(chunk)
+    merged = {"source": source, "documents": 0, "outcomes": {}, "not_replayed": [], "rejected": [], "stop": None}
+    for number, chunk in enumerate(chunks):
+        if merged["stop"]:
+            merged["not_replayed"] += [
+                {"where": f"line {d['line']}", "cause": "not_tried", "reason": merged["stop"]} for d in chunk
+            ]
+            merged["documents"] += len(chunk)
+            continue
+        answer, request_id = invoke(
+            client, function, {"kinesis_es_indexer_replay": {"source": source, "backup": chunk}}
+        )
+        if not isinstance(answer, dict) or not {"documents", "outcomes", "not_replayed"} <= answer.keys():
+            raise CannotReplay(
+                f"the function's answer (request {request_id}) is not a replay report: it is a version that cannot "
+                "replay Firehose's backup; deploy this one, or replay locally"
+            )
+        merged["documents"] += answer["documents"]
+        for name, count in answer["outcomes"].items():
+            merged["outcomes"][name] = merged["outcomes"].get(name, 0) + count
+        merged["not_replayed"] += answer["not_replayed"]
+        merged["rejected"] += answer["rejected"]
+        merged["stop"] = answer.get("stop")
+    return merged
+
+
+def run_remote(client, function, lines):
+    """Runs the batches and backup objects through the deployed function, one invocation each (more for a large
+    object); after a batch or object the cluster could not take, the rest are not tried."""
+    results, stopped_by = {}, None
+    for line in lines:
+        source = line["source"]
+        if stopped_by:
+            results[source] = {"source": source, "not_tried": stopped_by}
+            continue
+        try:
+            if "event" in line:
+                answer, request_id = invoke(client, function, line["event"])
+                result = remote_batch_result(source, line["event"], answer, request_id)
+            else:
+                result = remote_backup_result(client, function, source, line["backup"])
+        except CannotReplay as why:
+            result = {"source": source, "error": str(why)}
+            stopped_by = f"an earlier invocation failed: {why}"
+        stopped_by = stopped_by or result.get("stop")
+        results[source] = result
+    return results
+
+
 def main(argv):
     args = parse_args(argv)
     ensure_boto3()
@@ -274,7 +399,7 @@ def main(argv):
     session = boto3.session.Session()
     s3 = session.client("s3")
     env = dict(os.environ)
-    if args.function:
+    if args.function and not args.remote:
         env = {**function_environment(session, args.function), **env}
 
     cannot, lines, sources = {}, [], {}
@@ -292,7 +417,7 @@ def main(argv):
                 if not documents:
                     raise CannotReplay("; ".join(f"line {n}: {why}" for n, why in bad_lines) or "no documents")
                 sources[source] = Item(key, "Firehose's backup", len(documents), "documents", bad_lines)
-                lines.append(json.dumps({"source": source, "backup": documents}) + "\n")
+                lines.append({"source": source, "backup": documents})
                 continue
             event, how = read_batch(body, session)
         except (BotoCoreError, ClientError) as e:
@@ -302,9 +427,14 @@ def main(argv):
             cannot[source] = str(why)
             continue
         sources[source] = Item(key, f"the {how}", len(event["Records"]), "records", [])
-        lines.append(json.dumps({"source": source, "event": event}) + "\n")
+        lines.append({"source": source, "event": event})
 
-    results = {} if args.dry_run or not lines else run_replay(args.binary, lines, env, args.batch_timeout_seconds)
+    if args.dry_run or not lines:
+        results = {}
+    elif args.remote:
+        results = run_remote(session.client("lambda"), args.function, lines)
+    else:
+        results = run_replay(args.binary, lines, env, args.batch_timeout_seconds)
     replayed = report(sources, results, cannot, args.dry_run)
     if args.delete_replayed and not args.dry_run:
         for source in replayed:
@@ -329,7 +459,9 @@ def report(sources, results, cannot, dry_run):
             continue
         outcomes = ", ".join(f"{n} {name}" for name, n in result["outcomes"].items() if n)
         if item.unit == "records":
-            summary = f"{result['records']} records ({outcomes}), {result['documents']} documents"
+            summary = f"{result['records']} records ({outcomes})"
+            if "documents" in result:
+                summary += f", {result['documents']} documents"
         else:
             summary = f"{result['documents']} documents ({outcomes})"
         not_replayed = result["not_replayed"]

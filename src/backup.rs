@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::bulk::DocOutcome;
@@ -56,8 +57,39 @@ impl Replayed {
     }
 }
 
-/// Sends the documents of one backup object to the cluster; one outcome per line, in order.
-pub async fn replay(lines: &[BackedUp], deadline: Instant, deps: &Deps) -> Vec<Replayed> {
+/// The key of the event that asks the deployed function to replay backed-up documents (`make replay REMOTE=1`):
+/// `{"kinesis_es_indexer_replay": {"source": …, "backup": [BackedUp, …]}}`, answered with `report`'s JSON.
+pub const REPLAY_EVENT_KEY: &str = "kinesis_es_indexer_replay";
+
+/// What a replay event carries: the object the lines came from, and the lines.
+#[derive(Debug, Deserialize)]
+pub struct ReplayRequest {
+    pub source: String,
+    pub backup: Vec<BackedUp>,
+}
+
+/// The replay request a Lambda invocation's body holds, when it is one (it starts with `REPLAY_EVENT_KEY`; a
+/// Kinesis event starts with `Records`), or why it cannot be read.
+pub fn replay_request(body: &[u8]) -> Option<Result<ReplayRequest, String>> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    let key = format!("{{\"{REPLAY_EVENT_KEY}\"");
+    if !body[start..].starts_with(key.as_bytes()) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Event {
+        kinesis_es_indexer_replay: ReplayRequest,
+    }
+    Some(
+        serde_json::from_slice::<Event>(body)
+            .map(|event| event.kinesis_es_indexer_replay)
+            .map_err(|e| format!("not a replay event: {e}")),
+    )
+}
+
+/// Sends the documents of one backup object to the cluster; one outcome per line, in order. No request starts
+/// with less than `margin` left before `deadline`.
+pub async fn replay(lines: &[BackedUp], deadline: Instant, margin: Duration, deps: &Deps) -> Vec<Replayed> {
     let mut outcomes: Vec<Option<Replayed>> = vec![None; lines.len()];
     let mut documents = Vec::new();
     let mut positions = Vec::new();
@@ -77,7 +109,7 @@ pub async fn replay(lines: &[BackedUp], deadline: Instant, deps: &Deps) -> Vec<R
             documents,
             &deps.config,
             deadline,
-            Duration::ZERO,
+            margin,
             &deps.warm.load,
         )
         .await;
@@ -142,9 +174,66 @@ fn own_fault(line: &BackedUp) -> Option<Failure> {
     })
 }
 
+/// What one backup object's replay did, as `make replay` reads it (from the replay binary, or from the deployed
+/// function in the remote mode): counts per outcome; each document not replayed with its cause, each rejected for
+/// its own fault with the cluster's reason; `stop`, when the cluster was busy, away or refusing, why later objects
+/// should wait.
+pub fn report(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value {
+    let mut counts = serde_json::Map::new();
+    let mut not_replayed = Vec::new();
+    let mut rejected = Vec::new();
+    for (line, outcome) in lines.iter().zip(replayed) {
+        let name = match outcome {
+            Replayed::Indexed => "indexed",
+            Replayed::AlreadyThere => "already_there",
+            Replayed::Rejected(_) => "rejected",
+            Replayed::NotReplayed(_) => "not_replayed",
+            Replayed::Unreadable(_) => "unreadable",
+        };
+        let count = counts.entry(name).or_insert(json!(0));
+        *count = json!(count.as_u64().unwrap_or(0) + 1);
+        let at = format!("line {}", line.line);
+        match outcome {
+            Replayed::Rejected(failure) => rejected.push(json!({"where": at, "reason": failure.to_string()})),
+            Replayed::NotReplayed(failure) => not_replayed.push(json!({
+                "where": at,
+                "cause": failure.cause.name(),
+                "fix": failure.cause.fix().map(|fix| fix.hint()),
+                "reason": failure.to_string(),
+            })),
+            Replayed::Unreadable(why) => {
+                not_replayed.push(json!({"where": at, "cause": "unreadable", "reason": why}));
+            }
+            Replayed::Indexed | Replayed::AlreadyThere => {}
+        }
+    }
+    let stop = replayed.iter().find_map(Replayed::cluster_level).map(|failure| {
+        format!(
+            "an earlier object found the cluster unable to take documents ({failure}): replay again once it is back"
+        )
+    });
+    json!({
+        "source": source,
+        "documents": lines.len(),
+        "outcomes": counts,
+        "not_replayed": not_replayed,
+        "rejected": rejected,
+        "stop": stop,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_event_is_told_from_a_kinesis_event_by_its_first_key() {
+        let replay = br#" {"kinesis_es_indexer_replay":{"source":"s3://b/k","backup":[{"line":1,"raw":"{}"}]}}"#;
+        let request = replay_request(replay).expect("a replay event").expect("readable");
+        assert_eq!((request.source.as_str(), request.backup.len()), ("s3://b/k", 1));
+        assert!(replay_request(br#"{"Records":[]}"#).is_none());
+        assert!(replay_request(br#"{"kinesis_es_indexer_replay":{"source":1}}"#).expect("one").is_err());
+    }
 
     fn line(raw: &str, code: &str, message: &str) -> BackedUp {
         BackedUp {

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kinesis_es_indexer::backup;
 use kinesis_es_indexer::invocation::{Bodies, TakeBody};
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
 use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
@@ -37,20 +38,38 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     Runtime::new(handler).layer(TakeBody(bodies)).layer(TracingLayer::new()).run().await
 }
 
-/// One invocation: the event read from the body Lambda sent, handled, answered with the partial batch response.
-async fn handle_body(
-    body: Vec<u8>,
-    deadline_ms: u64,
-    deps: &Deps,
-) -> Result<aws_lambda_events::streams::KinesisEventResponse, Diagnostic> {
+/// What the function answers: the partial batch response to a Kinesis batch, or the report of a replay.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Batch(aws_lambda_events::streams::KinesisEventResponse),
+    Replay(serde_json::Value),
+}
+
+/// One invocation: the event read from the body Lambda sent, handled, answered with the partial batch response. A
+/// replay event (`make replay REMOTE=1`, invoked by an operator) has backed-up documents written from inside the
+/// function's VPC and role, and is answered with their report.
+async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Answer, Diagnostic> {
     let deadline = invocation_deadline(deadline_ms, SystemTime::now());
+    if let Some(request) = backup::replay_request(&body) {
+        let request = request.map_err(|error| {
+            tracing::error!(%error, "The replay event cannot be read: nothing of it is indexed");
+            Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error }
+        })?;
+        let allowed = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let margin = deps.config.deadline_margin.min(allowed / 4);
+        let replayed = backup::replay(&request.backup, deadline, margin, deps).await;
+        let report = backup::report(&request.source, &request.backup, &replayed);
+        tracing::info!(source = %request.source, documents = request.backup.len(), report = %report, "Replay done");
+        return Ok(Answer::Replay(report));
+    }
     let event = KinesisEventIn::from_body(body).map_err(|error| {
         // Lambda retries the whole batch; nothing of it was indexed.
         tracing::error!(%error, "The invocation's event cannot be read: nothing of it is indexed");
         Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error.to_string() }
     })?;
     let report = handle(&event, deadline, deps).await;
-    Ok(report.response())
+    Ok(Answer::Batch(report.response()))
 }
 
 /// Tells Lambda why the cold start failed (`/runtime/init/error`), so the invocation shows the error's type and

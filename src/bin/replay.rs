@@ -15,7 +15,7 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
+use kinesis_es_indexer::backup::{self, BackedUp};
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, Report, handle, logging};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -64,11 +64,11 @@ async fn main() {
                 }
             }
             Ok(BatchIn { source, event: None, backup: Some(lines) }) => {
-                let replayed = backup::replay(&lines, tokio::time::Instant::now() + timeout, &deps).await;
-                stopped_by = replayed.iter().find_map(Replayed::cluster_level).map(|failure| {
-                    format!("an earlier object found the cluster unable to take documents ({failure}): replay again once it is back")
-                });
-                backup_result(&source, &lines, &replayed)
+                let replayed =
+                    backup::replay(&lines, tokio::time::Instant::now() + timeout, Duration::ZERO, &deps).await;
+                let result = backup::report(&source, &lines, &replayed);
+                stopped_by = result["stop"].as_str().map(str::to_owned);
+                result
             }
             Ok(BatchIn { source, .. }) => {
                 json!({"source": source, "error": "a replay line holds an event or a backup"})
@@ -125,46 +125,6 @@ fn batch_result(source: &str, report: &Report) -> Value {
         "documents": report.summary.documents,
         "outcomes": outcomes,
         "not_replayed": not_replayed,
-    })
-}
-
-/// What one backup object's replay did: counts per outcome; each document not replayed with its cause, and each
-/// rejected for its own fault with the cluster's reason.
-fn backup_result(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value {
-    let mut counts = serde_json::Map::new();
-    let mut not_replayed = Vec::new();
-    let mut rejected = Vec::new();
-    for (line, outcome) in lines.iter().zip(replayed) {
-        let name = match outcome {
-            Replayed::Indexed => "indexed",
-            Replayed::AlreadyThere => "already_there",
-            Replayed::Rejected(_) => "rejected",
-            Replayed::NotReplayed(_) => "not_replayed",
-            Replayed::Unreadable(_) => "unreadable",
-        };
-        let count = counts.entry(name).or_insert(json!(0));
-        *count = json!(count.as_u64().unwrap_or(0) + 1);
-        let at = format!("line {}", line.line);
-        match outcome {
-            Replayed::Rejected(failure) => rejected.push(json!({"where": at, "reason": failure.to_string()})),
-            Replayed::NotReplayed(failure) => not_replayed.push(json!({
-                "where": at,
-                "cause": failure.cause.name(),
-                "fix": failure.cause.fix().map(|fix| fix.hint()),
-                "reason": failure.to_string(),
-            })),
-            Replayed::Unreadable(why) => {
-                not_replayed.push(json!({"where": at, "cause": "unreadable", "reason": why}));
-            }
-            Replayed::Indexed | Replayed::AlreadyThere => {}
-        }
-    }
-    json!({
-        "source": source,
-        "documents": lines.len(),
-        "outcomes": counts,
-        "not_replayed": not_replayed,
-        "rejected": rejected,
     })
 }
 

@@ -1,8 +1,9 @@
 //! A Lambda Runtime API double: hands queued events to a function binary (`GET …/invocation/next`) and keeps what it
-//! answers (`…/response`, `…/error`, `…/init/error`), so the real `bootstrap` can be run as Lambda runs it.
+//! answers (`…/response`, `…/error`, `…/init/error`), so the real `bootstrap` can be run as Lambda runs it. It also
+//! answers Lambda's `Invoke` API (`POST /2015-03-31/functions/NAME/invocations`, synchronous), so that a client
+//! reaches the function only as a deployed one is reached: through its invoke API.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,14 +28,28 @@ struct State {
     answers: Vec<Answer>,
     /// When the function first asked for an invocation: the end of its cold start.
     first_poll: Option<std::time::Instant>,
+    next_id: u64,
 }
+
+impl State {
+    /// Queues an invocation with `timeout` until its deadline; returns its request id.
+    fn enqueue(&mut self, event: String, timeout: Duration) -> String {
+        self.next_id += 1;
+        let request_id = format!("00000000-0000-4000-8000-{:012}", self.next_id);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+        self.queue.push_back((request_id.clone(), event, now + timeout.as_millis() as u64));
+        request_id
+    }
+}
+
+/// The time an invocation through the `Invoke` API is given, as a function's timeout.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The running double. Dropping it stops the server.
 pub struct LambdaApiDouble {
     state: Arc<Mutex<State>>,
     event_ready: Arc<Notify>,
     answered: Arc<Notify>,
-    next_id: AtomicU64,
     server: Server,
 }
 
@@ -47,7 +62,12 @@ impl LambdaApiDouble {
         let server = server::serve(move |request| answer(s.clone(), e.clone(), a.clone(), request), None)
             .await
             .expect("bind 127.0.0.1:0");
-        LambdaApiDouble { state, event_ready, answered, next_id: AtomicU64::new(1), server }
+        LambdaApiDouble { state, event_ready, answered, server }
+    }
+
+    /// `http://127.0.0.1:PORT`: the Lambda endpoint a client invokes the function at (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub fn invoke_url(&self) -> String {
+        format!("http://{}", self.server.addr)
     }
 
     /// `127.0.0.1:PORT`, the value of `AWS_LAMBDA_RUNTIME_API`.
@@ -57,13 +77,7 @@ impl LambdaApiDouble {
 
     /// Queues an invocation with `timeout` until its deadline; returns its request id.
     pub fn invoke(&self, event: &str, timeout: Duration) -> String {
-        let request_id = format!("00000000-0000-4000-8000-{:012}", self.next_id.fetch_add(1, Ordering::SeqCst));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
-        self.state.lock().expect("state").queue.push_back((
-            request_id.clone(),
-            event.to_owned(),
-            now + timeout.as_millis() as u64,
-        ));
+        let request_id = self.state.lock().expect("state").enqueue(event.to_owned(), timeout);
         self.event_ready.notify_one();
         request_id
     }
@@ -89,6 +103,47 @@ impl LambdaApiDouble {
     }
 }
 
+/// Lambda's synchronous `Invoke`: the payload queued as an invocation, answered with what the function answers
+/// (an error with `X-Amz-Function-Error: Unhandled`, as Lambda does).
+async fn invoked(
+    state: Arc<Mutex<State>>,
+    event_ready: Arc<Notify>,
+    answered: Arc<Notify>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let (_, payload) = server::read_body(request).await;
+    let request_id =
+        state.lock().expect("state").enqueue(String::from_utf8_lossy(&payload).into_owned(), INVOKE_TIMEOUT);
+    event_ready.notify_one();
+    let until = tokio::time::Instant::now() + INVOKE_TIMEOUT;
+    loop {
+        let notified = answered.notified();
+        let found = state.lock().expect("state").answers.iter().find_map(|answer| match answer {
+            Answer::Response { request_id: id, body } if *id == request_id => Some((false, body.clone())),
+            Answer::InvocationError { request_id: id, body } if *id == request_id => Some((true, body.clone())),
+            _ => None,
+        });
+        if let Some((failed, body)) = found {
+            let mut response = Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("x-amzn-requestid", &request_id);
+            if failed {
+                response = response.header("x-amz-function-error", "Unhandled");
+            }
+            return response.body(server::full(body.to_string())).expect("response");
+        }
+        if tokio::time::timeout_at(until, notified).await.is_err() {
+            let timed_out = r#"{"errorMessage":"Task timed out","errorType":"Sandbox.Timedout"}"#;
+            return Response::builder()
+                .status(200)
+                .header("x-amz-function-error", "Unhandled")
+                .body(server::full(timed_out))
+                .expect("response");
+        }
+    }
+}
+
 async fn answer(
     state: Arc<Mutex<State>>,
     event_ready: Arc<Notify>,
@@ -97,6 +152,9 @@ async fn answer(
 ) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
+    if method == Method::POST && path.starts_with("/2015-03-31/functions/") && path.ends_with("/invocations") {
+        return invoked(state, event_ready, answered, request).await;
+    }
     let parts: Vec<String> = path.trim_start_matches("/2018-06-01/runtime/").split('/').map(str::to_owned).collect();
     if method == Method::GET && parts == ["invocation", "next"] {
         state.lock().expect("state").first_poll.get_or_insert_with(std::time::Instant::now);

@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// The function process, and the file its standard output (its log) goes to (standard error to the same path
 /// with `.err`); killed when dropped.
-struct Function(Child, std::path::PathBuf);
+pub(crate) struct Function(Child, std::path::PathBuf);
 
 impl Function {
     /// The log lines written so far, as JSON.
@@ -43,7 +43,7 @@ impl Drop for Function {
     }
 }
 
-fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
+pub(crate) fn start_function(api: &LambdaApiDouble, env: &[(&str, &str)]) -> Function {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!("kinesis-es-indexer-function-{}-{n}.log", std::process::id()));

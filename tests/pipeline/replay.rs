@@ -29,12 +29,22 @@ impl Moto {
 
     /// `extra`: the harness's own flags (`--firehose-backup`).
     fn start_with(es_url: &str, extra: &[&str]) -> Moto {
+        Moto::spawn(&[("ES_URL", es_url), ("ES_INDEX", "logs-%Y.%m.%d")], extra)
+    }
+
+    /// For the remote mode: the script reaches Lambda's `Invoke` at `invoke_url` and has no cluster configured
+    /// (no `ES_URL`), so nothing it replays can be written but through the function.
+    fn start_remote(invoke_url: &str) -> Moto {
+        Moto::spawn(&[("AWS_ENDPOINT_URL_LAMBDA", invoke_url)], &["--firehose-backup"])
+    }
+
+    fn spawn(env: &[(&str, &str)], extra: &[&str]) -> Moto {
         let mut child = Command::new("python3")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pipeline/replay_moto.py"))
             .arg(env!("CARGO_BIN_EXE_replay"))
             .args(extra)
-            .env("ES_URL", es_url)
-            .env("ES_INDEX", "logs-%Y.%m.%d")
+            .env_remove("ES_URL")
+            .envs(env.iter().copied())
             .env_remove("FIREHOSE_STREAM_NAME")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
@@ -280,4 +290,90 @@ async fn s33_replay_brings_back_firehoses_backup_once_from_a_bucket_mixed_with_l
 /// How many objects the Lambda side of the harness puts in the bucket: the fixtures' and the payload-less one.
 fn fixtures_len() -> usize {
     fixtures()["objects"].as_array().unwrap().len() + 1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s33_the_remote_mode_replays_both_kinds_through_the_deployed_function_alone() {
+    if !python_has(&["moto.server", "boto3", "flask_cors"]) {
+        return;
+    }
+    let es = EsDouble::start().await;
+    let api = testkit::LambdaApiDouble::start().await;
+    let _function = crate::binary::start_function(&api, &[("ES_URL", &es.url()), ("ES_INDEX", "logs-%Y.%m.%d")]);
+    let lambda_fixtures = fixtures();
+    let tag = kinesis_es_indexer::record::stream_tag(lambda_fixtures["stream_arn"].as_str().unwrap());
+    let mut lambda_ids = fixture_ids(&lambda_fixtures, &tag);
+    let invoke_url = api.invoke_url();
+    let (mut moto, lambda_ids) = tokio::task::spawn_blocking(move || {
+        let moto = Moto::start_remote(&invoke_url);
+        for record in &moto.stream_records {
+            lambda_ids.insert(format!(
+                "{tag}:{}:{}:0",
+                record["shard_id"].as_str().unwrap(),
+                record["sequence_number"]
+            ));
+        }
+        (moto, lambda_ids)
+    })
+    .await
+    .unwrap();
+    let lambda_ids: BTreeSet<String> = lambda_ids.into_iter().map(|id| id.replace('"', "")).collect();
+    let fixtures = firehose_fixtures();
+    let backed_up = backed_up_documents(&fixtures);
+    let remote = ["--remote", "--function", "kinesis-es-indexer", "--prefix", ""];
+
+    // The cluster is busy: the first object the function is given keeps its documents, the later ones wait.
+    es.set_busy_spell(Duration::from_secs(600));
+    let (exit, report, _) = tokio::task::block_in_place(|| {
+        moto.replay(&["--remote", "--function", "kinesis-es-indexer", "--prefix", "failed-documents/"])
+    });
+    assert_eq!(exit, 1, "{report}");
+    let tried = report.lines().filter(|l| l.starts_with("PARTLY ")).count();
+    let not_tried = report.lines().filter(|l| l.starts_with("NOT REPLAYED ") && l.contains("earlier object")).count();
+    assert_eq!((tried, not_tried), (1, fixtures["objects"].as_array().unwrap().len() - 1), "{report}");
+    // Lambda's batches: the function sends the first back (its partial batch response), the later ones wait.
+    let (exit, report, _) =
+        tokio::task::block_in_place(|| moto.replay(&["--remote", "--function", "kinesis-es-indexer"]));
+    assert_eq!(exit, 1, "{report}");
+    let tried = report.lines().filter(|l| l.starts_with("PARTLY ")).count();
+    let not_tried = report.lines().filter(|l| l.starts_with("NOT REPLAYED ") && l.contains("earlier batch")).count();
+    assert_eq!((tried, not_tried), (1, replayable_lambda_objects(&lambda_fixtures) - 1), "{report}");
+    assert!(report.contains("the function sent it back to Kinesis"), "{report}");
+    assert_eq!(es.count(), 0);
+
+    // Both kinds through the function alone: Lambda's records at the ids the function gives them, Firehose's
+    // documents at their targets, each once; the mapping error listed, never sent.
+    es.set_busy_spell(Duration::ZERO);
+    let (_, report, _) = tokio::task::block_in_place(|| moto.replay(&remote));
+    let stored: BTreeSet<String> = es.documents().into_iter().map(|(_, id, _)| id).collect();
+    assert!(lambda_ids.is_subset(&stored), "Lambda's records replayed through the function:\n{report}");
+    for (_, expect, index, id, source) in &backed_up {
+        if expect == "indexed" {
+            assert_eq!(es.version(index, id), Some(1), "{id}:\n{report}");
+            let document = es.documents().into_iter().find(|(i, d, _)| i == index && d == id).unwrap().2;
+            assert_eq!(&document, source);
+        } else {
+            assert_eq!(es.version(index, id), None, "{id} was written:\n{report}");
+        }
+    }
+    assert_eq!(stored.len(), lambda_ids.len() + backed_up.iter().filter(|d| d.1 == "indexed").count(), "{report}");
+    assert!(report.contains("rejected line 2: 400 document_parsing_exception"), "{report}");
+    assert!(report.lines().any(|l| l.starts_with("replayed ") && l.contains("aws/lambda/")), "{report}");
+
+    // Again, deleting what was replayed in full: nothing written twice.
+    let written = es.documents().len();
+    let (_, report, keys) = tokio::task::block_in_place(|| {
+        moto.replay(&["--remote", "--function", "kinesis-es-indexer", "--prefix", "", "--delete-replayed"])
+    });
+    assert_eq!(es.documents().len(), written, "{report}");
+    assert!(es.documents().iter().all(|(index, id, _)| es.version(index, id) == Some(1)), "{report}");
+    let objects: Vec<String> =
+        fixtures["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_owned()).collect();
+    let kept: Vec<&String> = objects.iter().filter(|key| keys.contains(*key)).collect();
+    assert_eq!(kept, vec![&objects[1]], "{report}");
+}
+
+/// The Lambda objects a replay can take: the fixtures' replayable ones and the payload-less one the harness adds.
+fn replayable_lambda_objects(fixtures: &Value) -> usize {
+    fixtures["objects"].as_array().unwrap().iter().filter(|o| o["expect"] == "replayed").count() + 1
 }
