@@ -282,8 +282,10 @@ class Item:
         self.key, self.origin, self.count, self.unit, self.bad_lines = key, origin, count, unit, bad_lines
 
 
-# Lambda's synchronous Invoke takes at most 6 MB of payload; a backup object's lines go in invocations of at most this.
+# Lambda's synchronous Invoke takes and answers at most 6 MB: a backup object's lines go in invocations of at most
+# this many bytes and lines (a report names each line not replayed in about 250 bytes).
 INVOKE_PAYLOAD_BYTES = 5 * 1024 * 1024
+INVOKE_LINES = 10_000
 
 
 def invoke(client, function, payload):
@@ -336,7 +338,7 @@ def remote_backup_result(client, function, source, documents):
     chunks, chunk, size = [], [], 0
     for document in documents:
         length = len(json.dumps(document))
-        if chunk and size + length > INVOKE_PAYLOAD_BYTES:
+        if chunk and (size + length > INVOKE_PAYLOAD_BYTES or len(chunk) == INVOKE_LINES):
             chunks.append(chunk)
             chunk, size = [], 0
         chunk.append(document)
@@ -432,7 +434,12 @@ def main(argv):
     if args.dry_run or not lines:
         results = {}
     elif args.remote:
-        results = run_remote(session.client("lambda"), args.function, lines)
+        from botocore.config import Config
+
+        # An invocation may run up to Lambda's 15 minutes; botocore's 60 s read timeout and retries would invoke it
+        # again while it still runs, loading the cluster twice and reporting written documents as not replayed.
+        patient = Config(read_timeout=910, connect_timeout=10, retries={"total_max_attempts": 1})
+        results = run_remote(session.client("lambda", config=patient), args.function, lines)
     else:
         results = run_replay(args.binary, lines, env, args.batch_timeout_seconds)
     replayed = report(sources, results, cannot, args.dry_run)
@@ -468,7 +475,8 @@ def report(sources, results, cannot, dry_run):
         not_done[item.unit] += len(not_replayed) + len(item.bad_lines)
         rejected += len(result.get("rejected", []))
         done[item.unit] += result[item.unit] - len(not_replayed) - len(result.get("rejected", []))
-        if not_replayed or item.bad_lines:
+        rejected_here = result.get("rejected", [])
+        if not_replayed or item.bad_lines or rejected_here:
             print(f"PARTLY        {source}: {summary} (from {item.origin})")
             for entry in not_replayed:
                 fix = f" Fix: {entry['fix']}" if entry.get("fix") else ""
@@ -479,8 +487,11 @@ def report(sources, results, cannot, dry_run):
         else:
             print(f"replayed      {source}: {summary} (from {item.origin})")
             replayed.append(source)
-        for entry in result.get("rejected", []):
-            print(f"    rejected {entry['where']}: {entry['reason']} (the document's own fault: not retried)")
+        for entry in rejected_here:
+            print(
+                f"    rejected {entry['where']}: {entry['reason']} (the document's own fault: not retried; the object "
+                f"is kept, the document begins {entry.get('excerpt', '')!r})"
+            )
     for source, why in cannot.items():
         print(f"CANNOT        {source}: {why}")
     if not dry_run:

@@ -58,6 +58,9 @@ struct Learned {
     window: f64,
     /// How long the cluster takes to answer a request it takes (a moving average): the unit of the pause.
     answer_time: Option<Duration>,
+    /// How long the last answer took, whatever it said: the unit until a request is taken (a cold start into a
+    /// busy spell still pauses).
+    last_answer_time: Option<Duration>,
     /// The largest plain body the way to the cluster is taken to accept; `None`: `BULK_MAX_BYTES`.
     body_limit: Option<usize>,
     /// Answers of bodies of at least half the learned limit since it was set.
@@ -94,7 +97,7 @@ impl Load {
     pub fn pause(&self, max: usize) -> Duration {
         let learned = *self.learned();
         let window = window_within(learned.window, max);
-        match learned.answer_time {
+        match learned.answer_time.or(learned.last_answer_time) {
             Some(answer_time) if window < 1.0 => answer_time.mul_f64((1.0 / window - 1.0) * (0.5 + fastrand::f64())),
             _ => Duration::ZERO,
         }
@@ -105,6 +108,7 @@ impl Load {
     pub fn answered(&self, signal: Signal, max: usize, took: Duration) {
         let mut learned = self.learned();
         let window = window_within(learned.window, max);
+        learned.last_answer_time = Some(took);
         learned.window = match signal {
             Signal::Saturated => (window / 2.0).max(MIN_WINDOW),
             Signal::Clean => {
@@ -214,6 +218,15 @@ mod tests {
         }
         assert_eq!(load.concurrency(8), 8, "never above BULK_CONCURRENCY");
         assert_eq!(load.concurrency(2), 2, "a lower setting (a new configuration) bounds what was learned");
+    }
+
+    #[test]
+    fn before_any_clean_answer_the_pause_follows_the_last_answer() {
+        let load = Load::default();
+        for _ in 0..5 {
+            load.answered(Signal::Saturated, 2, 20 * MS);
+        }
+        assert!((70 * MS..=210 * MS).contains(&load.pause(2)), "seven times 20 ms, ±50 %: {:?}", load.pause(2));
     }
 
     #[test]

@@ -57,6 +57,9 @@ impl Replayed {
     }
 }
 
+/// How much of a rejected document the report quotes: its object is kept, this says which document it was.
+const EXCERPT_CHARS: usize = 300;
+
 /// The key of the event that asks the deployed function to replay backed-up documents (`make replay REMOTE=1`):
 /// `{"kinesis_es_indexer_replay": {"source": …, "backup": [BackedUp, …]}}`, answered with `report`'s JSON.
 pub const REPLAY_EVENT_KEY: &str = "kinesis_es_indexer_replay";
@@ -194,7 +197,11 @@ pub fn report(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value 
         *count = json!(count.as_u64().unwrap_or(0) + 1);
         let at = format!("line {}", line.line);
         match outcome {
-            Replayed::Rejected(failure) => rejected.push(json!({"where": at, "reason": failure.to_string()})),
+            Replayed::Rejected(failure) => rejected.push(json!({
+                "where": at,
+                "reason": failure.to_string(),
+                "excerpt": line.raw.chars().take(EXCERPT_CHARS).collect::<String>(),
+            })),
             Replayed::NotReplayed(failure) => not_replayed.push(json!({
                 "where": at,
                 "cause": failure.cause.name(),
@@ -260,6 +267,16 @@ mod tests {
         for bad in [r#"{"message":"a"}"#, r#"{"es_target":{"_id":"x"},"m":1}"#, r#"{"es_target":{"_index":"l"},"m":"#] {
             assert!(document_of(&line(bad, "429", ""), 0, "es_target").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn what_firehose_entry_parks_is_taken_back_as_it_was() {
+        let source = br#"{"message":"a","nested":{"x":[1,2]}}"#.to_vec();
+        let document = Document { record: 0, id: Some("t:s:1:0".into()), index: Arc::from("logs-1"), source };
+        let entry = crate::firehose::entry(0, &document, "es_target");
+        let raw = String::from_utf8(entry.data).unwrap();
+        let back = document_of(&line(raw.trim_end_matches('\n'), "429", ""), 0, "es_target").unwrap();
+        assert_eq!(back, document);
     }
 
     #[test]

@@ -296,8 +296,9 @@ async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
         answered.push(chunk);
         probing = verdict == Verdict::MaybeTooLarge;
         match verdict {
-            // Asked for later: the rest stays in the stream (paced as busy), neither sent nor parked unsent.
-            Verdict::Failed(Cause::ClusterBusy) => sender.hold(Cause::ClusterSaturated),
+            // Asked for later (items, or the whole request, which already held as busy): the rest stays in the
+            // stream (paced as busy), neither sent nor parked unsent.
+            Verdict::Failed(Cause::ClusterBusy) => sender.shared().hold = Some(Cause::ClusterSaturated),
             Verdict::Failed(cause) => sender.hold(cause),
             Verdict::Normal | Verdict::MaybeTooLarge => {}
         }
