@@ -665,3 +665,34 @@ async fn s20_a_document_written_directly_and_then_delivered_by_firehose_exists_o
 
     assert_eq!(h.es.documents(), direct, "same documents, same sources, nothing in Firehose's index");
 }
+
+/// Lambda resumes from the lowest sequence number named, but the README promises every record going back is named:
+/// records 1, 3 and 5 go to a flood-stage index, the others are written.
+#[tokio::test]
+async fn every_record_going_back_is_named_in_the_response_not_only_the_lowest() {
+    let h = Harness::start(&[]).await;
+    h.es.set_index_fault("logs-2026.11.22", Some(IndexFault::FloodStage));
+    let days = ["2026-11-21T10:00:00Z", "2026-11-22T10:00:00Z"];
+    let payloads = json_payloads(&(0..6).map(|i| json!({"n": i, "@timestamp": days[i % 2]})).collect::<Vec<_>>());
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    let named: Vec<String> =
+        report.response().batch_item_failures.into_iter().filter_map(|failure| failure.item_identifier).collect();
+    assert_eq!(named, [1, 3, 5].map(sequence));
+    assert_eq!(h.es.count(), 3);
+}
+
+/// NDJSON whose text does not end in a newline, or ends its lines with CRLF, loses no line.
+#[tokio::test]
+async fn ndjson_without_a_final_newline_or_with_crlf_keeps_every_line() {
+    let h = Harness::start(&[]).await;
+    let payloads = vec![b"{\"n\":1}\n{\"n\":2}".to_vec(), b"{\"n\":3}\r\n{\"n\":4}\r\n{\"n\":5}".to_vec()];
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed, Indexed]);
+    let mut written: Vec<Option<i64>> = h.es.documents().iter().map(|(_, _, source)| source["n"].as_i64()).collect();
+    written.sort_unstable();
+    assert_eq!(written, [1, 2, 3, 4, 5].map(Some), "every line a document of its own, the last one too");
+}
