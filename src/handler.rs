@@ -433,7 +433,10 @@ impl Report {
             .records
             .iter()
             .filter(|r| r.outcome == Outcome::BackToKinesis)
-            .filter_map(|r| r.provenance.sequence_number.clone())
+            // A record going back without a sequence number cannot be named. Left out, Lambda would checkpoint
+            // past it; an empty itemIdentifier makes Lambda take the whole batch as failed and retry it (AWS:
+            // "Configuring partial batch response with Kinesis Data Streams"), which loses nothing.
+            .map(|r| r.provenance.sequence_number.clone().unwrap_or_default())
             .map(|sequence| {
                 let mut failure = KinesisBatchItemFailure::default();
                 failure.item_identifier = Some(sequence);
@@ -447,6 +450,23 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(sequence: Option<&str>, outcome: Outcome) -> RecordReport {
+        let provenance = Provenance { shard_id: "shardId-0".into(), sequence_number: sequence.map(str::to_owned) };
+        RecordReport { provenance, outcome, failure: None, documents: 1 }
+    }
+
+    #[test]
+    fn a_record_going_back_without_a_sequence_number_fails_the_whole_batch_instead_of_being_left_out() {
+        let named = |records: Vec<RecordReport>| -> Vec<Option<String>> {
+            let report = Report { records, summary: Summary::default() };
+            report.response().batch_item_failures.into_iter().map(|failure| failure.item_identifier).collect()
+        };
+        let records = vec![record(Some("1"), Outcome::Indexed), record(Some("2"), Outcome::BackToKinesis)];
+        assert_eq!(named(records), [Some("2".to_owned())]);
+        let records = vec![record(None, Outcome::Rejected), record(None, Outcome::BackToKinesis)];
+        assert_eq!(named(records), [Some(String::new())], "empty: Lambda retries the whole batch");
+    }
 
     #[test]
     fn the_margin_is_at_most_a_quarter_of_the_time_allowed() {
