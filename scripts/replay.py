@@ -345,7 +345,7 @@ def remote_backup_result(client, function, source, documents):
         size += length
     chunks.append(chunk)
     merged = {"source": source, "documents": 0, "outcomes": {}, "not_replayed": [], "rejected": [], "stop": None}
-    for number, chunk in enumerate(chunks):
+    for chunk in chunks:
         if merged["stop"]:
             merged["not_replayed"] += [
                 {"where": f"line {d['line']}", "cause": "not_tried", "reason": merged["stop"]} for d in chunk
