@@ -221,10 +221,10 @@ def backup_lines(body):
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), None)
     try:
-        is_backup = first is not None and isinstance(json.loads(first), dict) and "rawData" in json.loads(first)
+        first_line = json.loads(first) if first is not None else None
     except json.JSONDecodeError:
-        is_backup = False
-    return lines if is_backup else None
+        return None
+    return lines if isinstance(first_line, dict) and "rawData" in first_line else None
 
 
 def read_backup(lines):

@@ -97,10 +97,10 @@ pub async fn replay(lines: &[BackedUp], deadline: Instant, margin: Duration, dep
     let mut documents = Vec::new();
     let mut positions = Vec::new();
     for (position, line) in lines.iter().enumerate() {
-        match document_of(line, position, &deps.config.firehose_target_field) {
-            Err(why) => outcomes[position] = Some(Replayed::Unreadable(why)),
-            Ok(_) if own_fault(line).is_some() => outcomes[position] = own_fault(line).map(Replayed::Rejected),
-            Ok(document) => {
+        match (document_of(line, position, &deps.config.firehose_target_field), own_fault(line)) {
+            (Err(why), _) => outcomes[position] = Some(Replayed::Unreadable(why)),
+            (Ok(_), Some(failure)) => outcomes[position] = Some(Replayed::Rejected(failure)),
+            (Ok(document), None) => {
                 documents.push(document);
                 positions.push(position);
             }

@@ -536,20 +536,21 @@ impl Sender<'_> {
             }
             let sent = Sent { documents: part.len(), may_be_too_large: self.load.may_be_too_large(plain) };
             let mut decision = bulk::decide(&reply, &sent);
+            let saturated = decision.saturated();
             if self.config.adaptive_concurrency {
                 // A request refused whole (a 429 at the top) holds at once, as with fixed concurrency, but keeps the
                 // rest in the stream; a request most of whose items were refused holds only after others in a row.
                 let refused_whole =
                     matches!(decision, ChunkDecision::PerDocument { hold: Some(Cause::ClusterBusy), .. });
                 let mut shared = self.shared();
-                shared.saturated_in_a_row = if decision.saturated() { shared.saturated_in_a_row + 1 } else { 0 };
+                shared.saturated_in_a_row = if saturated { shared.saturated_in_a_row + 1 } else { 0 };
                 if refused_whole || shared.saturated_in_a_row >= SATURATED_IN_A_ROW_TO_HOLD {
                     decision = decision.holding_after_saturation();
                 }
             }
             let normal = decision.answered_normally();
             if self.config.adaptive_concurrency {
-                let signal = match (decision.saturated(), normal) {
+                let signal = match (saturated, normal) {
                     (true, _) => Signal::Saturated,
                     (false, true) => Signal::Clean,
                     (false, false) => Signal::Neither,

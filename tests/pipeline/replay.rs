@@ -80,10 +80,14 @@ impl Drop for Moto {
     }
 }
 
+/// A fixture of tests/fixtures/, read as JSON.
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn fixtures() -> Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lambda_on_failure_s3.json"));
-    serde_json::from_str(&text.unwrap()).unwrap()
+    fixture("lambda_on_failure_s3.json")
 }
 
 /// The `_id`s the fixtures' replayable batches must produce: one per JSON line of each record's data.
@@ -187,8 +191,7 @@ async fn s25_replay_brings_back_lambdas_failed_batches_once_and_names_what_it_ca
 }
 
 fn firehose_fixtures() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/firehose_backup_s3.json"));
-    serde_json::from_str(&text.unwrap()).unwrap()
+    fixture("firehose_backup_s3.json")
 }
 
 /// The fixture's backed-up lines with what the test expects of each: (object key, expect, `_index`, `_id`, source
