@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::bulk::DocOutcome;
-use crate::cause::{self, Cause, Failure, Route};
+use crate::cause::{self, Cause, Failure, Outcome};
 use crate::handler::Deps;
 use crate::record::{Document, take_prepended_field};
 
@@ -120,7 +120,9 @@ pub async fn replay(lines: &[BackedUp], deadline: Instant, margin: Duration, dep
             outcomes[position] = Some(match document.outcome {
                 DocOutcome::Indexed => Replayed::Indexed,
                 DocOutcome::AlreadyThere => Replayed::AlreadyThere,
-                DocOutcome::Failed(failure) if failure.cause.route() == Route::Rejected => Replayed::Rejected(failure),
+                DocOutcome::Failed(failure) if failure.cause.route() == Outcome::Rejected => {
+                    Replayed::Rejected(failure)
+                }
                 DocOutcome::Failed(failure) => Replayed::NotReplayed(failure),
             });
         }

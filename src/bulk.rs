@@ -1,40 +1,14 @@
-//! The `_bulk` protocol, pure: documents → NDJSON chunks; a reply (status and body, or a transport failure) → one
-//! outcome per document sent. Every "is this retryable?" decision of the indexer is made here and nowhere else.
+//! The `_bulk` protocol, pure: documents → NDJSON bodies; a reply (status and body, or a transport failure) → one
+//! outcome per document sent, each failure's cause decided by `cause` from the statuses and errors read here.
 
 use std::fmt;
-use std::ops::Range;
 
 use bytes::Bytes;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::cause::{Cause, Failure, Fix, Route, refusal_cause};
+use crate::cause::{Cause, Failure, Outcome};
 use crate::record::Document;
-
-/// Splits `documents` into consecutive ranges of at most `max_docs` documents and, where possible, `max_bytes` of
-/// request body. A document larger than `max_bytes` travels alone.
-/// Consecutive ranges over items of the given sizes, each holding at most `max_count` items and, unless one item
-/// alone is larger, at most `max_bytes`.
-pub fn ranges_within(sizes: impl IntoIterator<Item = usize>, max_bytes: usize, max_count: usize) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    let mut end = 0;
-    for (position, size) in sizes.into_iter().enumerate() {
-        let count = position - start;
-        if count > 0 && (count >= max_count || bytes + size > max_bytes) {
-            ranges.push(start..position);
-            start = position;
-            bytes = 0;
-        }
-        bytes += size;
-        end = position + 1;
-    }
-    if start < end {
-        ranges.push(start..end);
-    }
-    ranges
-}
 
 const ACTION_OVERHEAD: usize = r#"{"create":{"_index":"","_id":""}}"#.len() + 2;
 
@@ -142,9 +116,9 @@ impl DocOutcome {
     pub fn rank(&self) -> u8 {
         match self {
             DocOutcome::Failed(failure) => match failure.cause.route() {
-                Route::BackToKinesis => 0,
-                Route::RetryLater => 1,
-                Route::Rejected | Route::Skipped => 2,
+                Outcome::BackToKinesis => 0,
+                Outcome::ToFirehose => 1,
+                Outcome::Rejected | Outcome::Skipped | Outcome::Indexed | Outcome::AlreadyThere => 2,
             },
             DocOutcome::AlreadyThere => 3,
             DocOutcome::Indexed => 4,
@@ -165,7 +139,7 @@ impl DocOutcome {
     }
 
     /// Whether the document failed for a cause that routes this way.
-    pub fn routes(&self, route: Route) -> bool {
+    pub fn routes(&self, route: Outcome) -> bool {
         self.failure().is_some_and(|failure| failure.cause.route() == route)
     }
 
@@ -174,7 +148,7 @@ impl DocOutcome {
     /// document's source and `_id` are released once its chunk is answered.
     pub fn needs_source(&self) -> bool {
         self.failure()
-            .is_some_and(|failure| failure.cause == Cause::Document || failure.cause.route() == Route::RetryLater)
+            .is_some_and(|failure| failure.cause == Cause::Document || failure.cause.route() == Outcome::ToFirehose)
     }
 }
 
@@ -241,23 +215,18 @@ pub fn decide(reply: &BulkReply, sent: &Sent) -> ChunkDecision {
     let (status, body) = match reply {
         BulkReply::TimedOut => {
             let reason = "no answer within ES_TIMEOUT_MS; the documents may or may not be written";
-            return all(Failure::ours(Cause::Unknown, "timeout", reason), true);
+            return all(Failure::no_answer(None, "timeout", reason), true);
         }
         BulkReply::Lost { while_sending: true, .. } if sent.may_be_too_large => {
             return ChunkDecision::Split { unread: true };
         }
         BulkReply::NotSent(why) | BulkReply::Lost { why, .. } => {
-            return all(Failure::ours(Cause::Unknown, "connection_error", why.clone()), true);
+            return all(Failure::no_answer(None, "connection_error", why.clone()), true);
         }
         BulkReply::Answered { status, body } => (*status, &body[..]),
     };
     let sent = sent.documents;
-    let unknown = |error_type: &str, reason: String| Failure {
-        cause: Cause::Unknown,
-        status: Some(status),
-        error_type: error_type.to_owned(),
-        reason,
-    };
+    let unknown = |error_type: &str, reason: String| Failure::no_answer(Some(status), error_type, reason);
     if (200..300).contains(&status) {
         return match serde_json::from_slice::<BulkResponse>(body) {
             Ok(response) if response.items.len() == sent => {
@@ -281,14 +250,8 @@ pub fn decide(reply: &BulkReply, sent: &Sent) -> ChunkDecision {
         return ChunkDecision::Split { unread: false };
     }
     let (error_type, reason) = request_error(status, body);
-    let cause = match status {
-        // Flood stage answers 429 too, but it is a block that Firehose would meet as well.
-        429 if error_type != "cluster_block_exception" => Cause::ClusterBusy,
-        // A gateway error, or the cluster failing mid-request: whether anything was written is unknown.
-        408 | 500..=599 => Cause::Unknown,
-        _ => refusal_cause(status, &error_type, &reason),
-    };
-    all(Failure { cause, status: Some(status), error_type, reason }, true)
+    let cause = Cause::of_bulk_request(status, &error_type, &reason);
+    all(Failure::answered(cause, status, error_type, reason), true)
 }
 
 /// One item's outcome from its status and error.
@@ -297,14 +260,7 @@ fn item_outcome(status: u16, error: Option<ItemError>) -> DocOutcome {
     let cause = match status {
         200..=299 => return DocOutcome::Indexed,
         409 => return DocOutcome::AlreadyThere,
-        // Flood-stage disk and read-only indices answer 429/403 `cluster_block_exception`: Firehose would meet the
-        // same block, so the record stays in Kinesis until the block lifts.
-        _ if error_type == "cluster_block_exception" => Cause::Misconfigured(Fix::ClusterBlock),
-        // The shard said "not now" and did not write the item.
-        429 | 408 | 500..=599 => Cause::ClusterBusy,
-        400..=499 => refusal_cause(status, &error_type, &reason),
-        // No status, or one outside HTTP's error ranges: nothing can be concluded.
-        _ => Cause::Unknown,
+        _ => Cause::of_bulk_item(status, &error_type, &reason),
     };
     let error_type = match (cause, error_type.is_empty()) {
         (Cause::Unknown, true) => "unknown_item_status".to_owned(),
@@ -312,7 +268,7 @@ fn item_outcome(status: u16, error: Option<ItemError>) -> DocOutcome {
     };
     let reason =
         if reason.is_empty() && cause == Cause::Unknown { "the item has no usable status".into() } else { reason };
-    DocOutcome::Failed(Failure { cause, status: Some(status), error_type, reason })
+    DocOutcome::Failed(Failure::answered(cause, status, error_type, reason))
 }
 
 /// `error.type` and `error.reason` of a whole-request failure, or the status alone when the body is not
@@ -378,8 +334,8 @@ fn lenient_error<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<It
     })
 }
 
-/// Old engines write `MapperParsingException[failed to parse]`: the exception's name is the error type
-/// (`mapper_parsing_exception`), so that the decision can still tell a document's fault.
+/// Old engines write `MapperParsingException[failed to parse]`: the exception's name, in snake case, is the error
+/// type, so that `cause` can still tell a document's fault.
 pub(crate) fn type_of_text_error(text: &str) -> String {
     let name = text.split(['[', ':', ' ']).next().unwrap_or_default();
     if !name.ends_with("Exception") || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -423,6 +379,7 @@ impl<'de> Deserialize<'de> for BulkItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cause::Fix;
     use std::sync::Arc;
 
     fn answered(status: u16, body: &str) -> ChunkDecision {
@@ -440,7 +397,7 @@ mod tests {
     }
 
     /// The outcomes, and where the rest of the batch goes when the decision holds later chunks.
-    fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, Option<Route>) {
+    fn outcomes(decision: ChunkDecision) -> (Vec<DocOutcome>, Option<Outcome>) {
         match decision {
             ChunkDecision::PerDocument { outcomes, hold } => (outcomes, hold.map(Cause::route)),
             ChunkDecision::Split { .. } => panic!("split"),
@@ -454,10 +411,10 @@ mod tests {
                 DocOutcome::Indexed => "indexed",
                 DocOutcome::AlreadyThere => "already there",
                 DocOutcome::Failed(failure) => match failure.cause.route() {
-                    Route::RetryLater => "retry later",
-                    Route::Rejected => "rejected",
-                    Route::BackToKinesis => "back to kinesis",
-                    Route::Skipped => "skipped",
+                    Outcome::ToFirehose => "retry later",
+                    Outcome::Rejected => "rejected",
+                    Outcome::BackToKinesis => "back to kinesis",
+                    other => unreachable!("no cause routes to {other:?}"),
                 },
             })
             .collect()
@@ -551,7 +508,7 @@ mod tests {
             &Sent::documents(2),
         ));
         assert_eq!(outcomes[0].failure().unwrap().cause, Cause::Misconfigured(Fix::MissingPipeline));
-        assert_eq!(next, Some(Route::BackToKinesis));
+        assert_eq!(next, Some(Outcome::BackToKinesis));
     }
 
     #[test]
@@ -583,7 +540,7 @@ mod tests {
         assert_eq!(kinds(&outcomes), vec!["retry later"; 2]);
         let failure = outcomes[0].failure().unwrap();
         assert_eq!((failure.cause, failure.error_type.as_str()), (Cause::ClusterBusy, "circuit_breaking_exception"));
-        assert_eq!(next, Some(Route::RetryLater));
+        assert_eq!(next, Some(Outcome::ToFirehose));
     }
 
     #[test]
@@ -594,7 +551,7 @@ mod tests {
             &Sent::documents(1),
         ));
         assert_eq!(kinds(&outcomes), vec!["back to kinesis"]);
-        assert_eq!(next, Some(Route::BackToKinesis));
+        assert_eq!(next, Some(Outcome::BackToKinesis));
     }
 
     #[test]
@@ -610,7 +567,7 @@ mod tests {
         ] {
             let (outcomes, next) = outcomes(decide(&reply, &Sent::documents(2)));
             assert_eq!(kinds(&outcomes), vec!["back to kinesis"; 2], "{reply:?}");
-            assert_eq!(next, Some(Route::BackToKinesis), "{reply:?}");
+            assert_eq!(next, Some(Outcome::BackToKinesis), "{reply:?}");
         }
         let (gateway, _) = outcomes(decide(
             &BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>Bad Gateway</html>") },
@@ -635,10 +592,10 @@ mod tests {
         let large = Sent { documents: 4, may_be_too_large: true };
         assert_eq!(decide(&lost(true), &large), ChunkDecision::Split { unread: true });
         let (outcomes, next) = outcomes(decide(&lost(false), &large));
-        assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Route::BackToKinesis)), "it answered");
+        assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Outcome::BackToKinesis)), "it answered");
         let known_size = Sent { may_be_too_large: false, ..large };
         let (outcomes, next) = super::tests::outcomes(decide(&lost(true), &known_size));
-        assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Route::BackToKinesis)), "away");
+        assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Outcome::BackToKinesis)), "away");
         let refused = BulkReply::NotSent("error trying to connect: Connection refused".into());
         assert!(matches!(decide(&refused, &large), ChunkDecision::PerDocument { .. }), "nothing was sent");
     }
@@ -657,7 +614,7 @@ mod tests {
         assert!(mostly.saturated());
         let (outcomes, next) = super::tests::outcomes(mostly.holding_after_saturation());
         assert_eq!(kinds(&outcomes), vec!["retry later", "indexed", "retry later"], "its own 429s are parked");
-        assert_eq!(next, Some(Route::BackToKinesis), "the chunks after it stay in the stream");
+        assert_eq!(next, Some(Outcome::BackToKinesis), "the chunks after it stay in the stream");
 
         let unlucky = answered(200, &body(&[429, 201, 201, 429]));
         assert!(!unlucky.saturated(), "half is not most");
@@ -669,7 +626,7 @@ mod tests {
         assert!(wholesale.saturated());
         let (outcomes, next) = super::tests::outcomes(wholesale.holding_after_saturation());
         assert_eq!(kinds(&outcomes), vec!["retry later"; 3]);
-        assert_eq!(next, Some(Route::BackToKinesis), "not parked unsent, as without adapting");
+        assert_eq!(next, Some(Outcome::BackToKinesis), "not parked unsent, as without adapting");
         assert!(!answered(200, &body(&[201, 201])).saturated());
     }
 

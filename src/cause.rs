@@ -1,8 +1,13 @@
-//! Why a document or record did not end written: one typed cause, decided once where an answer is read (the bulk
-//! reply in `bulk`, Firehose's in `firehose`, decoding in `record`), then matched on by the router, the logger and
-//! the summary. A new cause is a new variant, and the compiler finds every place that must handle it.
+//! Why a document or record did not end written, decided here and nowhere else: from one typed input per source
+//! (a bulk item's answer, a whole request's answer, a decoding rejection, Firehose's answer, the deadline, the
+//! indexing stage holding), one `Cause`, whose methods say where it goes (`route`), whether it paces (`paces`) and
+//! what to fix (`fix`). Elasticsearch's status codes and `error.type`s are read in this file only. A new cause is a
+//! new variant, and the compiler finds every place that must handle it.
 
 use std::fmt;
+use std::time::Duration;
+
+pub use crate::outcome::Outcome;
 
 /// The cause of a failure, and so its route: rejected, parked in Firehose, or back to Kinesis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,27 +39,45 @@ pub enum Cause {
     NothingToIndex,
 }
 
-/// What the indexer does with a document or record of a cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Rejected,
-    RetryLater,
-    BackToKinesis,
-    Skipped,
-}
-
 impl Cause {
-    pub fn route(self) -> Route {
+    /// Where a document or record of this cause is headed: rejected, parked in Firehose ("retry later"; back to
+    /// Kinesis when no delivery stream is configured, which `route` decides), back to Kinesis, or skipped.
+    pub fn route(self) -> Outcome {
         match self {
-            Cause::Document => Route::Rejected,
-            Cause::ClusterBusy => Route::RetryLater,
-            Cause::NothingToIndex => Route::Skipped,
+            Cause::Document => Outcome::Rejected,
+            Cause::ClusterBusy => Outcome::ToFirehose,
+            Cause::NothingToIndex => Outcome::Skipped,
             Cause::ClusterSaturated
             | Cause::Misconfigured(_)
             | Cause::Unknown
             | Cause::Deadline
             | Cause::FirehoseRefused
-            | Cause::RedeliveredAnyway => Route::BackToKinesis,
+            | Cause::RedeliveredAnyway => Outcome::BackToKinesis,
+        }
+    }
+
+    /// The cause of a bulk item that was not written (any status but 2xx and 409, which are not failures).
+    pub fn of_bulk_item(status: u16, error_type: &str, reason: &str) -> Cause {
+        match status {
+            // Flood-stage disk and read-only indices answer 429/403 `cluster_block_exception`: Firehose would meet
+            // the same block, so the record stays in Kinesis until the block lifts.
+            _ if error_type == CLUSTER_BLOCK => Cause::Misconfigured(Fix::ClusterBlock),
+            // The shard said "not now" and did not write the item.
+            429 | 408 | 500..=599 => Cause::ClusterBusy,
+            400..=499 => refusal_cause(status, error_type, reason),
+            // No status, or one outside HTTP's error ranges: nothing can be concluded.
+            _ => Cause::Unknown,
+        }
+    }
+
+    /// The cause of a whole `_bulk` request answered with an error status (any but 2xx, and 413, which splits it).
+    pub fn of_bulk_request(status: u16, error_type: &str, reason: &str) -> Cause {
+        match status {
+            // Flood stage answers 429 too, but it is a block that Firehose would meet as well.
+            429 if error_type != CLUSTER_BLOCK => Cause::ClusterBusy,
+            // A gateway error, or the cluster failing mid-request: whether anything was written is unknown.
+            408 | 500..=599 => Cause::Unknown,
+            _ => refusal_cause(status, error_type, reason),
         }
     }
 
@@ -217,6 +240,87 @@ impl Failure {
     pub fn ours(cause: Cause, error_type: &str, reason: impl Into<String>) -> Failure {
         Failure { cause, status: None, error_type: error_type.to_owned(), reason: reason.into() }
     }
+
+    /// An item or a whole request the cluster answered with an error status: its cause from the status and
+    /// Elasticsearch's words (`of_bulk_item`, `of_bulk_request`).
+    pub fn answered(cause: Cause, status: u16, error_type: String, reason: String) -> Failure {
+        Failure { cause, status: Some(status), error_type, reason }
+    }
+
+    /// No usable answer: none in time, a lost connection, an answer that cannot be read or does not match the
+    /// request. Whether the documents were written is unknown.
+    pub fn no_answer(status: Option<u16>, error_type: &str, reason: impl Into<String>) -> Failure {
+        Failure { cause: Cause::Unknown, status, error_type: error_type.to_owned(), reason: reason.into() }
+    }
+
+    /// A record, or a part of one, that cannot be decoded: its own fault, rejected.
+    pub fn undecodable(kind: &str, reason: String) -> Failure {
+        Failure::ours(Cause::Document, kind, reason)
+    }
+
+    /// A record that holds nothing to index by design.
+    pub fn nothing_to_index(why: String) -> Failure {
+        Failure::ours(Cause::NothingToIndex, "skipped", why)
+    }
+
+    /// Not sent: less than the invocation's `margin` was left before its deadline.
+    pub fn deadline(margin: Duration) -> Failure {
+        let reason = format!(
+            "less than the invocation's margin ({} ms: DEADLINE_MARGIN_MS, at most a quarter of the time allowed) was \
+             left before its deadline",
+            margin.as_millis()
+        );
+        Failure::ours(Cause::Deadline, "deadline", reason)
+    }
+
+    /// Not sent: an earlier answer of the invocation held the indexing stage for `cause`.
+    pub fn held(cause: Cause) -> Failure {
+        match cause {
+            Cause::ClusterBusy => Failure::ours(
+                cause,
+                "not_sent_cluster_throttling",
+                "the cluster answered an earlier request of this batch with 429; not sent, to spare it",
+            ),
+            Cause::ClusterSaturated => Failure::ours(
+                cause,
+                "not_sent_cluster_saturated",
+                "the cluster said \"later\" to an earlier request of this batch (refused whole, several in a row, or \
+                 a probe); not sent, to spare it, and kept in the stream until it takes more",
+            ),
+            _ => Failure::ours(
+                cause,
+                "not_sent_cluster_unavailable",
+                "an earlier request of this batch found the cluster unavailable or refusing us; not sent",
+            ),
+        }
+    }
+
+    /// A 413 to a request holding one document alone: no request the cluster accepts can carry it.
+    pub fn too_large_alone(bytes: usize) -> Failure {
+        let reason = format!(
+            "the cluster refuses a request holding this document alone ({bytes} bytes; http.max_content_length, or a \
+             proxy's limit)"
+        );
+        Failure::answered(Cause::Document, 413, "request_too_large".into(), reason)
+    }
+
+    /// The connection was lost while a document was being sent alone: unknown until the rest of the batch says
+    /// whether the cluster was answering (`too_large_for_the_way`).
+    pub fn lost_alone() -> Failure {
+        Failure::no_answer(None, "connection_error", "the connection was lost while this document was being sent alone")
+    }
+
+    /// A document whose request alone lost its connection, larger than any body known to get through, while the
+    /// cluster answered other requests: too large for the way to the cluster.
+    pub fn too_large_for_the_way(bytes: usize, known_good: usize) -> Failure {
+        let reason = format!(
+            "a request holding this document alone ({bytes} bytes) lost its connection while being sent, as a proxy \
+             or engine does with a body over its limit (nginx's client_max_body_size, Quickwit's \
+             max_content_length), while the cluster answered other requests; the largest body known to get through \
+             is {known_good} bytes"
+        );
+        Failure::ours(Cause::Document, "request_too_large", reason)
+    }
 }
 
 impl fmt::Display for Failure {
@@ -227,6 +331,9 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+/// Elasticsearch's `error.type` for a block on the index or the cluster (flood-stage disk, `index.blocks.write`).
+const CLUSTER_BLOCK: &str = "cluster_block_exception";
 
 /// `error.type`s that are always about the document itself.
 const DOCUMENT_ERROR_TYPES: [&str; 7] = [
@@ -265,7 +372,7 @@ pub fn refusal_cause(status: u16, error_type: &str, reason: &str) -> Cause {
     let reason = reason.to_ascii_lowercase();
     let says = |words: &str| reason.contains(words);
     let fix = match error_type {
-        "cluster_block_exception" => Fix::ClusterBlock,
+        CLUSTER_BLOCK => Fix::ClusterBlock,
         "index_not_found_exception" => Fix::IndexMissing,
         "index_closed_exception" => Fix::IndexClosed,
         "invalid_index_name_exception" => Fix::InvalidIndexName,
@@ -360,12 +467,12 @@ mod tests {
 
     #[test]
     fn causes_route_as_the_fault_catalogue_says() {
-        assert_eq!(Cause::Document.route(), Route::Rejected);
-        assert_eq!(Cause::ClusterBusy.route(), Route::RetryLater);
-        assert_eq!(Cause::Misconfigured(Fix::ShardLimit).route(), Route::BackToKinesis);
-        assert_eq!(Cause::Unknown.route(), Route::BackToKinesis);
-        assert_eq!(Cause::NothingToIndex.route(), Route::Skipped);
-        assert_eq!(Cause::ClusterSaturated.route(), Route::BackToKinesis);
+        assert_eq!(Cause::Document.route(), Outcome::Rejected);
+        assert_eq!(Cause::ClusterBusy.route(), Outcome::ToFirehose);
+        assert_eq!(Cause::Misconfigured(Fix::ShardLimit).route(), Outcome::BackToKinesis);
+        assert_eq!(Cause::Unknown.route(), Outcome::BackToKinesis);
+        assert_eq!(Cause::NothingToIndex.route(), Outcome::Skipped);
+        assert_eq!(Cause::ClusterSaturated.route(), Outcome::BackToKinesis);
         assert!(Fix::DocumentIdRefused.hint().contains("ES_DOC_ID=none"));
     }
 

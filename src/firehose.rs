@@ -10,8 +10,8 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
 
-use crate::bulk;
 use crate::cause::{Cause, Failure, Fix};
+use crate::chunk;
 use crate::pacing;
 use crate::record::{self, Document};
 
@@ -127,7 +127,8 @@ impl Firehose {
             let reason = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
             delivery.refused.insert(entry.document, Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason));
         }
-        let calls = bulk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL);
+        let calls =
+            chunk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL);
         for call in calls {
             self.put_with_retries(&fitting[call], deadline, margin, &mut delivery).await;
         }

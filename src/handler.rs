@@ -11,15 +11,16 @@ use tokio::time::Instant;
 
 use crate::adapt::Load;
 use crate::bulk::IndexedDocument;
-use crate::cause::{Cause, Failure, Fix, Pace, Route};
+use crate::cause::{Cause, Failure, Fix, Pace};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
 use crate::event::KinesisEventIn;
 use crate::firehose::{self, Firehose};
+use crate::outcome::Outcome;
 use crate::pacing::Pacing;
 use crate::record::{self, Batch, Decoded, Provenance, Record};
-use crate::route::{self, FirehoseAnswer, Outcome, SettledRecord};
+use crate::route::{self, FirehoseAnswer, SettledRecord};
 use crate::secret::SecretCredentials;
 
 /// Everything an invocation needs, built once at cold start and passed in by reference.
@@ -401,7 +402,7 @@ impl Report {
             documents_retry_later: doc_outcomes()
                 .filter(|o| o.failure().is_some_and(|f| f.cause.paces() == Some(Pace::Busy)))
                 .count(),
-            documents_rejected: doc_outcomes().filter(|o| o.routes(Route::Rejected)).count(),
+            documents_rejected: doc_outcomes().filter(|o| o.routes(Outcome::Rejected)).count(),
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
             timestamps_out_of_range: batch.timestamps_out_of_range,
             bulk_requests: indexing.requests,

@@ -12,41 +12,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use crate::bulk::{DocOutcome, IndexedDocument};
-use crate::cause::{Cause, Failure, Route};
+use crate::cause::{Cause, Failure, Outcome};
 use crate::record::{Batch, Decoded, Record};
-
-/// Where a record ended, as FAULTS.md names the places.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Outcome {
-    Indexed,
-    AlreadyThere,
-    ToFirehose,
-    Rejected,
-    Skipped,
-    BackToKinesis,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Indexed,
-        Outcome::AlreadyThere,
-        Outcome::ToFirehose,
-        Outcome::Rejected,
-        Outcome::Skipped,
-        Outcome::BackToKinesis,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Indexed => "indexed",
-            Outcome::AlreadyThere => "already_there",
-            Outcome::ToFirehose => "to_firehose",
-            Outcome::Rejected => "rejected",
-            Outcome::Skipped => "skipped",
-            Outcome::BackToKinesis => "back_to_kinesis",
-        }
-    }
-}
 
 /// A record's outcome and, for every outcome but indexed and already there, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +51,7 @@ pub fn to_park(batch: &Batch<Record, IndexedDocument>) -> Vec<usize> {
         .zip(headed)
         .filter(|(_, fate)| fate.outcome == Outcome::ToFirehose)
         .flat_map(|(record, _)| record.documents())
-        .filter(|&doc| batch.documents[doc].outcome.routes(Route::RetryLater))
+        .filter(|&doc| batch.documents[doc].outcome.routes(Outcome::ToFirehose))
         .collect()
 }
 
@@ -135,18 +102,17 @@ fn headed_for_firehose(batch: &Batch<Record, IndexedDocument>, firehose_configur
 fn from_documents(record: &Record, documents: &[IndexedDocument], firehose_configured: bool) -> RecordFate {
     let rejected_parts = match &record.decoded {
         Decoded::Skipped(why) => {
-            return fate(Outcome::Skipped, Some(Failure::ours(Cause::NothingToIndex, "skipped", why.clone())));
+            return fate(Outcome::Skipped, Some(Failure::nothing_to_index(why.clone())));
         }
         Decoded::Rejected { rejection, .. } => {
-            let failure = Failure::ours(Cause::Document, rejection.kind(), rejection.to_string());
-            return fate(Outcome::Rejected, Some(failure));
+            return fate(Outcome::Rejected, Some(Failure::undecodable(rejection.kind(), rejection.to_string())));
         }
         Decoded::Documents { rejected_parts, .. } => rejected_parts,
     };
     // A rejected part counts as a rejected document of the record.
     let part_rejection = rejected_parts.first().map(|part| {
         let reason = format!("{}: {}", part.part, part.rejection);
-        DocOutcome::Failed(Failure::ours(Cause::Document, part.rejection.kind(), reason))
+        DocOutcome::Failed(Failure::undecodable(part.rejection.kind(), reason))
     });
     let least = documents
         .iter()
@@ -160,13 +126,11 @@ fn from_documents(record: &Record, documents: &[IndexedDocument], firehose_confi
         DocOutcome::Failed(failure) => failure.clone(),
     };
     match failure.cause.route() {
-        Route::Rejected | Route::Skipped => fate(Outcome::Rejected, Some(failure)),
-        Route::BackToKinesis => fate(Outcome::BackToKinesis, Some(failure)),
-        Route::RetryLater if firehose_configured => fate(Outcome::ToFirehose, Some(failure)),
-        Route::RetryLater => {
+        Outcome::ToFirehose if !firehose_configured => {
             let reason = format!("{} (FIREHOSE_STREAM_NAME is not set, so Kinesis redelivers it)", failure.reason);
             fate(Outcome::BackToKinesis, Some(Failure { reason, ..failure }))
         }
+        outcome => fate(outcome, Some(failure)),
     }
 }
 

@@ -1,195 +1,22 @@
-//! Adapter to the cluster: `POST /_bulk` through the `elasticsearch` crate's transport, and the indexing stage that
-//! sends a batch's chunks with the concurrency `adapt::Load` allows, within the invocation's deadline, stopping when
-//! the cluster is down or saturated.
+//! The indexing stage: sends a batch's documents to the cluster in chunks as they are decoded, with the concurrency
+//! `adapt::Load` allows, within the invocation's deadline, holding when the cluster is down or saturated, splitting
+//! what is refused for its size; each document comes back with its outcome.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use bytes::Bytes;
-use elasticsearch::auth::Credentials;
-use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use elasticsearch::http::transport::{Connection, SingleNodeConnectionPool, Transport, TransportBuilder};
-use elasticsearch::http::{Method, Url};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
+use super::client::Elasticsearch;
 use crate::adapt::{Load, SATURATED_IN_A_ROW_TO_HOLD, Signal};
 use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument, Sent};
 use crate::cause::{Cause, Failure};
-use crate::config::{Compression, Config, EsAuth};
-use crate::error::Error;
+use crate::chunk::ChunkLimit;
+use crate::config::Config;
 use crate::record::{Batch, BatchDecoder, Document, Record};
-use crate::sigv4::Signer;
-
-/// The bulk endpoint, relative to `ES_URL`, asking only for what the decision reads (statuses and errors), which
-/// shrinks every answer severalfold on the normal path. Written out in SigV4's canonical encoding (`*` as `%2A`), so
-/// that the URL sent is the URL signed and every SigV4 implementation canonicalises it the same way.
-const BULK_PATH: &str = "_bulk?filter_path=errors%2Citems.%2A.status%2Citems.%2A.error.type%2Citems.%2A.error.reason";
-
-/// A client for one cluster, built once at cold start; its connection pool is reused across invocations.
-#[derive(Debug, Clone)]
-pub struct Elasticsearch {
-    transport: Transport,
-    compression: Compression,
-    signer: Option<Signer>,
-    /// The bulk path relative to `ES_URL` (`BULK_PATH`, and `&pipeline=` with `ES_PIPELINE`).
-    bulk_path: String,
-    /// The bulk URL exactly as the transport requests it, and its `Host` header: what a signature covers.
-    bulk_url: String,
-    host: String,
-}
-
-impl Elasticsearch {
-    /// `aws_credentials` is required with SigV4 (the SDK's default chain at cold start; any provider in tests).
-    pub fn new(config: &Config, aws_credentials: Option<SharedCredentialsProvider>) -> Result<Elasticsearch, Error> {
-        let bad_url = |e: &dyn std::fmt::Display| Error::Client(format!("ES_URL {}: {e}", config.es_url));
-        let url = Url::parse(&config.es_url).map_err(|e| bad_url(&e))?;
-        // The transport joins BULK_PATH to the connection's URL (which gains a trailing slash): do the same here.
-        let bulk_path = match &config.pipeline {
-            // The id is checked to hold only URL-unreserved characters: it needs no encoding.
-            Some(pipeline) => format!("{BULK_PATH}&pipeline={pipeline}"),
-            None => BULK_PATH.to_owned(),
-        };
-        let bulk_url = Connection::new(url.clone()).url().join(&bulk_path).map_err(|e| bad_url(&e))?;
-        let host = match (bulk_url.host_str(), bulk_url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(bad_url(&"no host")),
-        };
-        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
-        if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| Error::Client(format!("ES_CA_CERT {}: {e}", path.display())))?;
-            let certificate = Certificate::from_pem(&pem).map_err(|e| {
-                Error::Client(format!("ES_CA_CERT {}: not a PEM certificate bundle: {e}", path.display()))
-            })?;
-            builder = builder.cert_validation(CertificateValidation::Full(certificate));
-        }
-        if !config.tls_verify {
-            // Said at every cold start, at ERROR, so that nobody runs this way by accident.
-            tracing::error!(es_url = %config.es_url, "TLS certificate verification is OFF (ES_TLS_VERIFY=false): anyone on the path can read and change what is indexed");
-            builder = builder.cert_validation(CertificateValidation::None);
-        }
-        let mut signer = None;
-        match &config.auth {
-            EsAuth::None => {}
-            EsAuth::Basic { username, password } => {
-                builder = builder.auth(Credentials::Basic(username.clone(), password.clone()))
-            }
-            EsAuth::ApiKey(key) => builder = builder.auth(Credentials::EncodedApiKey(key.clone())),
-            // Read from Secrets Manager at cold start, then given through `set_credentials`.
-            EsAuth::Secret { .. } => {}
-            EsAuth::SigV4 { region, service } => {
-                let credentials =
-                    aws_credentials.ok_or_else(|| Error::Client("SigV4 needs an AWS credentials provider".into()))?;
-                signer = Some(Signer::new(credentials, region.clone(), service.clone()));
-            }
-        }
-        let transport =
-            builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
-        Ok(Elasticsearch {
-            transport,
-            compression: config.compression,
-            signer,
-            bulk_path,
-            bulk_url: bulk_url.into(),
-            host,
-        })
-    }
-
-    /// Replaces the basic or API-key credentials of every later request (a rotated secret).
-    pub fn set_credentials(&self, credentials: Credentials) {
-        self.transport.set_auth(credentials);
-    }
-
-    /// The body of a `_bulk` request for `documents` as it goes on the wire, and its size before compression:
-    /// gzip-compressed (level 1: most of the gain for little CPU) while it is encoded, so that a chunk needs one
-    /// buffer and not a plain copy beside the compressed one; or as is.
-    pub fn wire_body(&self, documents: &[Document]) -> (Bytes, usize) {
-        match self.compression {
-            Compression::None => {
-                let body = bulk::encode(documents);
-                let plain = body.len();
-                (Bytes::from(body), plain)
-            }
-            Compression::Gzip => {
-                let estimate: usize = documents.iter().map(bulk::entry_size).sum();
-                // Room for a body that compresses to half (high-entropy logs do); pages never written are never
-                // resident, and a body that outgrows it is not copied while it grows from a quarter.
-                let encoder =
-                    flate2::write::GzEncoder::new(Vec::with_capacity(estimate / 2 + 64), flate2::Compression::fast());
-                // Whole action lines and sources reach the compressor, not the small writes of encoding.
-                let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, encoder);
-                let compressed = bulk::encode_into(&mut buffered, documents).and_then(|plain| {
-                    let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
-                    Ok((Bytes::from(encoder.finish()?), plain))
-                });
-                compressed.expect("compressing into memory cannot fail")
-            }
-        }
-    }
-
-    /// Sends one `_bulk` request whose body came from `wire_body`; every failure is a `BulkReply`, never an error.
-    pub async fn bulk(&self, body: Bytes, timeout: Duration) -> BulkReply {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-        if self.compression == Compression::Gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        if let Some(signer) = &self.signer {
-            let mut signed: Vec<(&str, &str)> = vec![("host", &self.host)];
-            signed.extend(headers.iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default())));
-            match signer.sign("POST", &self.bulk_url, &signed, &body).await {
-                Ok(signature) => {
-                    for (name, value) in signature {
-                        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-                            (Ok(name), Ok(value)) => headers.insert(name, value),
-                            _ => {
-                                return BulkReply::NotSent(format!("the signature produced an invalid header {name}"));
-                            }
-                        };
-                    }
-                }
-                // Nothing was sent: like a refused connection, the rest of the batch goes back to Kinesis.
-                Err(why) => return BulkReply::NotSent(why),
-            }
-        }
-        let sent =
-            self.transport.send(Method::Post, &self.bulk_path, headers, None::<&()>, Some(body), Some(timeout)).await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) if error.is_timeout() => return BulkReply::TimedOut,
-            Err(error) if never_connected(&error) => return BulkReply::NotSent(crate::error::error_chain(&error)),
-            Err(error) => {
-                return BulkReply::Lost { why: crate::error::error_chain(&error), while_sending: true };
-            }
-        };
-        let status = response.status_code().as_u16();
-        match response.bytes().await {
-            Ok(body) => BulkReply::Answered { status, body },
-            Err(error) if error.is_timeout() => BulkReply::TimedOut,
-            Err(error) => BulkReply::Lost {
-                why: format!("the answer broke off: {}", crate::error::error_chain(&error)),
-                while_sending: false,
-            },
-        }
-    }
-}
-
-/// Whether a request failed before its connection was made (refused, DNS, TLS handshake): nothing of it was sent.
-fn never_connected(error: &elasticsearch::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(http) = cause.downcast_ref::<reqwest::Error>() {
-            return http.is_connect();
-        }
-        source = cause.source();
-    }
-    false
-}
 
 /// What the indexing stage did, for the summary line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -324,11 +151,9 @@ async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
             None => break,
         }
     }
-    answered.sort_unstable_by_key(|chunk| chunk.first);
-
-    let decoded = feed.next;
+    answered.sort_unstable_by_key(|chunk| chunk.order);
     drop(feed);
-    let mut documents = Vec::with_capacity(decoded);
+    let mut documents = Vec::with_capacity(answered.iter().map(|chunk| chunk.documents.len()).sum());
     let mut stats = IndexingStats::default();
     let mut maybe_too_large = Vec::new();
     for chunk in answered {
@@ -356,13 +181,7 @@ fn judge_maybe_too_large(
     for &(position, bytes) in maybe_too_large {
         let document = &mut documents[position];
         if cluster_answered && bytes > known_good {
-            let reason = format!(
-                "a request holding this document alone ({bytes} bytes) lost its connection while being sent, as a \
-                 proxy or engine does with a body over its limit (nginx's client_max_body_size, Quickwit's \
-                 max_content_length), while the cluster answered other requests; the largest body known to get \
-                 through is {known_good} bytes"
-            );
-            document.outcome = DocOutcome::Failed(Failure::ours(Cause::Document, "request_too_large", reason));
+            document.outcome = DocOutcome::Failed(Failure::too_large_for_the_way(bytes, known_good));
         } else {
             document.document.source = Vec::new();
             document.document.id = None;
@@ -370,58 +189,57 @@ fn judge_maybe_too_large(
     }
 }
 
-/// Cuts decoded documents into chunks of at most `max_docs` documents and `max_bytes` of body (a larger document
-/// travels alone), decoding records (`decode_next`: the next record's documents into the queue, false when there
-/// are no more) only as the next chunk needs them.
+/// Cuts decoded documents into chunks (`ChunkLimit`: at most `max_docs` documents and `max_bytes` of body, a
+/// larger document alone), decoding records (`decode_next`: the next record's documents into the queue, false when
+/// there are no more) only as the next chunk needs them. It counts chunks, not documents: the decoder is what
+/// knows each document's batch position.
 struct ChunkFeed<D> {
     decode_next: D,
     /// Documents decoded but not yet in a chunk (the rest of the last record decoded).
     pending: VecDeque<Document>,
-    /// The batch position of `pending`'s first document.
-    next: usize,
+    /// Chunks cut so far.
+    cut: usize,
 }
 
 impl<D: FnMut(&mut VecDeque<Document>) -> bool> ChunkFeed<D> {
     fn new(decode_next: D) -> ChunkFeed<D> {
-        ChunkFeed { decode_next, pending: VecDeque::new(), next: 0 }
+        ChunkFeed { decode_next, pending: VecDeque::new(), cut: 0 }
     }
 
     fn next_chunk(&mut self, max_docs: usize, max_bytes: usize) -> Option<Chunk> {
         let mut documents = Vec::new();
-        let mut bytes = 0;
-        while documents.len() < max_docs && bytes < max_bytes {
+        let mut limit = ChunkLimit::new(max_docs, max_bytes);
+        while !limit.full() {
             let Some(document) = self.pending.front() else {
                 if (self.decode_next)(&mut self.pending) {
                     continue;
                 }
                 break;
             };
-            let size = bulk::entry_size(document);
-            if !documents.is_empty() && bytes + size > max_bytes {
+            if !limit.admit(bulk::entry_size(document)) {
                 break;
             }
-            bytes += size;
             documents.extend(self.pending.pop_front());
         }
         if documents.is_empty() {
             return None;
         }
-        let first = self.next;
-        self.next += documents.len();
-        Some(Chunk { first, documents })
+        self.cut += 1;
+        Some(Chunk { order: self.cut, documents })
     }
 }
 
 /// Consecutive documents of the batch sent in one request (or in parts after a size refusal), owned while in flight.
 struct Chunk {
-    /// The batch position of the first document.
-    first: usize,
+    /// The chunk's place among the batch's: chunks hold consecutive documents, so answered chunks put back in this
+    /// order give the documents in batch order.
+    order: usize,
     documents: Vec<Document>,
 }
 
 /// A chunk after its answer: each document with its outcome, and only the sources routing needs.
 struct AnsweredChunk {
-    first: usize,
+    order: usize,
     documents: Vec<IndexedDocument>,
     stats: IndexingStats,
     /// Documents (by position in the chunk, with their body size) that lost their connection while being sent
@@ -494,7 +312,7 @@ impl Sender<'_> {
     }
 
     async fn send_chunk(&self, chunk: Chunk) -> AnsweredChunk {
-        let Chunk { first, documents } = chunk;
+        let Chunk { order, documents } = chunk;
         let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
         let mut stats = IndexingStats::default();
         let mut maybe_too_large = Vec::new();
@@ -514,12 +332,7 @@ impl Sender<'_> {
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left <= self.margin {
-                let reason = format!(
-                    "less than the invocation's margin ({} ms: DEADLINE_MARGIN_MS, at most a quarter of the time \
-                     allowed) was left before its deadline",
-                    self.margin.as_millis()
-                );
-                fill(&mut outcomes, DocOutcome::Failed(Failure::ours(Cause::Deadline, "deadline", reason)));
+                fill(&mut outcomes, DocOutcome::Failed(Failure::deadline(self.margin)));
                 continue;
             }
             let timeout = self.config.es_timeout.min(left - self.margin);
@@ -580,21 +393,11 @@ impl Sender<'_> {
                     pending.push(middle..part.end);
                     pending.push(part.start..middle);
                 }
-                ChunkDecision::Split { unread: false } => fill(
-                    &mut outcomes,
-                    DocOutcome::Failed(Failure {
-                        cause: Cause::Document,
-                        status: Some(413),
-                        error_type: "request_too_large".into(),
-                        reason: format!(
-                            "the cluster refuses a request holding this document alone ({plain} bytes; \
-                             http.max_content_length, or a proxy's limit)"
-                        ),
-                    }),
-                ),
+                ChunkDecision::Split { unread: false } => {
+                    fill(&mut outcomes, DocOutcome::Failed(Failure::too_large_alone(plain)))
+                }
                 ChunkDecision::Split { unread: true } => {
-                    let reason = "the connection was lost while this document was being sent alone";
-                    fill(&mut outcomes, DocOutcome::Failed(Failure::ours(Cause::Unknown, "connection_error", reason)));
+                    fill(&mut outcomes, DocOutcome::Failed(Failure::lost_alone()));
                     maybe_too_large.push((part.start, plain));
                     let mut shared = self.shared();
                     shared.lost_alone += 1;
@@ -628,31 +431,12 @@ impl Sender<'_> {
                 IndexedDocument { document, outcome }
             })
             .collect();
-        AnsweredChunk { first, documents, stats, maybe_too_large, verdict }
+        AnsweredChunk { order, documents, stats, maybe_too_large, verdict }
     }
 
     /// The outcome for documents not sent because an earlier answer stopped the stage.
     fn held(&self) -> Option<DocOutcome> {
-        let cause = self.shared().hold?;
-        let failure = match cause {
-            Cause::ClusterBusy => Failure::ours(
-                cause,
-                "not_sent_cluster_throttling",
-                "the cluster answered an earlier request of this batch with 429; not sent, to spare it",
-            ),
-            Cause::ClusterSaturated => Failure::ours(
-                cause,
-                "not_sent_cluster_saturated",
-                "the cluster said \"later\" to an earlier request of this batch (refused whole, several in a row, or \
-                 a probe); not sent, to spare it, and kept in the stream until it takes more",
-            ),
-            _ => Failure::ours(
-                cause,
-                "not_sent_cluster_unavailable",
-                "an earlier request of this batch found the cluster unavailable or refusing us; not sent",
-            ),
-        };
-        Some(DocOutcome::Failed(failure))
+        Some(DocOutcome::Failed(Failure::held(self.shared().hold?)))
     }
 }
 
@@ -685,7 +469,14 @@ mod tests {
             true
         };
         let mut feed = ChunkFeed::new(decode_next);
-        std::iter::from_fn(|| feed.next_chunk(max_docs, max_bytes).map(|c| (c.first, c.documents.len(), decoded.get())))
+        let mut next = 0;
+        std::iter::from_fn(|| feed.next_chunk(max_docs, max_bytes))
+            .enumerate()
+            .map(|(i, chunk)| {
+                assert_eq!(chunk.order, i + 1, "chunks are cut in order");
+                next += chunk.documents.len();
+                (next - chunk.documents.len(), chunk.documents.len(), decoded.get())
+            })
             .collect()
     }
 
