@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::content::{Content, DocumentContext, Source};
 use super::data::{STAMP_ROOM, decode_base64, inflate};
 use super::ids::{StreamTags, field_id, write_id_prefix};
 use super::read::{KinesisRecord, read_record};
-use super::sources::{Content, DocumentContext, Source, into_sources};
+use super::sources::into_sources;
 use super::{Batch, Decoded, Document, Provenance, Record, RejectedPart, Rejection, excerpt};
 use crate::config::{Config, DocIdMode};
 use crate::event::KinesisEventIn;

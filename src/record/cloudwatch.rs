@@ -3,14 +3,14 @@
 use serde::Deserialize;
 
 use super::Rejection;
+use super::content::{Content, DocumentContext, Source, write_stamped_message};
 use super::scan::Text;
-use super::sources::{Content, DocumentContext, Source, write_stamped_message};
 use crate::index;
 
 #[derive(Deserialize)]
-pub(super) struct CloudWatchEnvelope<'a> {
+struct CloudWatchEnvelope<'a> {
     #[serde(rename = "messageType", borrow, default)]
-    pub(super) message_type: Option<Text<'a>>,
+    message_type: Option<Text<'a>>,
     #[serde(borrow, default)]
     owner: Option<Text<'a>>,
     #[serde(rename = "logGroup", borrow)]
@@ -30,28 +30,40 @@ struct CloudWatchEvent<'a> {
     message: Text<'a>,
 }
 
-pub(super) fn cloudwatch_sources(
+/// The documents of a CloudWatch Logs subscription envelope, the one way in: `Ok(None)` when `text` is not one.
+/// `scanned_kind` is the `messageType` a scan of the object already found beside a `logEvents` array: the text is
+/// then an envelope, and one that cannot be read is rejected (without it, the text is read as any other object).
+/// A control message is skipped without reading further.
+pub(super) fn envelope_content(
     text: &str,
-    message_type: &str,
+    scanned_kind: Option<&str>,
     context: &DocumentContext,
-) -> Result<Content, Rejection> {
-    if message_type == "CONTROL_MESSAGE" {
-        return Ok(Content::Skipped("CloudWatch Logs control message".to_owned()));
+) -> Result<Option<Content>, Rejection> {
+    if scanned_kind == Some(CONTROL_MESSAGE) {
+        return Ok(Some(control_message()));
     }
-    let envelope: CloudWatchEnvelope =
-        serde_json::from_str(text).map_err(|error| Rejection::BadCloudWatchEnvelope(error.to_string()))?;
-    Ok(cloudwatch_content(&envelope, message_type, context))
+    let envelope = match serde_json::from_str::<CloudWatchEnvelope>(text) {
+        Ok(envelope) => envelope,
+        Err(error) if scanned_kind.is_some() => return Err(Rejection::BadCloudWatchEnvelope(error.to_string())),
+        Err(_) => return Ok(None),
+    };
+    Ok(match envelope.message_type.as_ref().map(|kind| &*kind.0) {
+        Some(CONTROL_MESSAGE) => Some(control_message()),
+        Some(DATA_MESSAGE) => Some(data_message(&envelope, context)),
+        _ => None,
+    })
 }
 
-/// One document per log event of a well-formed envelope; nothing for a control message or an empty one.
-pub(super) fn cloudwatch_content(
-    envelope: &CloudWatchEnvelope,
-    message_type: &str,
-    context: &DocumentContext,
-) -> Content {
-    if message_type == "CONTROL_MESSAGE" {
-        return Content::Skipped("CloudWatch Logs control message".to_owned());
-    }
+const CONTROL_MESSAGE: &str = "CONTROL_MESSAGE";
+const DATA_MESSAGE: &str = "DATA_MESSAGE";
+
+/// What CloudWatch Logs sends to check a subscription's destination: nothing to index.
+fn control_message() -> Content {
+    Content::Skipped("CloudWatch Logs control message".to_owned())
+}
+
+/// One document per log event of a data message; nothing for one without log events.
+fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Content {
     if envelope.log_events.is_empty() {
         return Content::Skipped("CloudWatch Logs message without log events".to_owned());
     }
@@ -86,48 +98,4 @@ pub(super) fn cloudwatch_content(
         sources.push(Source { json, timestamp });
     }
     Content::Sources(sources)
-}
-
-#[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-    use crate::record::into_sources;
-    use crate::record::sources::tests::{context, sources};
-
-    pub(in crate::record) const CLOUDWATCH: &str = r#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/lambda/app","logStream":"2024/05/01/[$LATEST]abc","subscriptionFilters":["all"],"logEvents":[{"id":"1","timestamp":1714564800000,"message":"first"},{"id":"2","timestamp":1714564801000,"message":"{\"k\":1}"}]}"#;
-
-    #[test]
-    fn a_cloudwatch_envelope_becomes_one_document_per_log_event() {
-        let out = sources(CLOUDWATCH.as_bytes());
-        assert_eq!(
-            out[0],
-            r#"{"@timestamp":"2024-05-01T12:00:00.000Z","message":"first","aws":{"cloudwatch":{"log_group":"/aws/lambda/app","log_stream":"2024/05/01/[$LATEST]abc","event_id":"1"}},"cloud":{"account":{"id":"123456789012"}}}"#
-        );
-        assert!(out[1].starts_with(r#"{"@timestamp":"2024-05-01T12:00:01.000Z","message":"{\"k\":1}""#), "{}", out[1]);
-        let bare = r#"{"messageType":"DATA_MESSAGE","logGroup":"g\"1","logStream":"s","logEvents":[{"timestamp":0,"message":"m"}]}"#;
-        assert_eq!(
-            sources(bare.as_bytes()),
-            [
-                r#"{"@timestamp":"1970-01-01T00:00:00.000Z","message":"m","aws":{"cloudwatch":{"log_group":"g\"1","log_stream":"s"}}}"#
-            ],
-            "no owner, no event id"
-        );
-    }
-
-    #[test]
-    fn a_cloudwatch_control_message_is_skipped() {
-        let control = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
-        assert_eq!(
-            into_sources(control.as_bytes().to_vec(), &context()).unwrap(),
-            Content::Skipped("CloudWatch Logs control message".into())
-        );
-    }
-
-    #[test]
-    fn a_broken_cloudwatch_envelope_is_rejected() {
-        let broken =
-            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"message":"no timestamp"}]}"#;
-        let (rejection, _) = into_sources(broken.as_bytes().to_vec(), &context()).unwrap_err();
-        assert_eq!(rejection.kind(), "bad_cloudwatch_envelope");
-    }
 }

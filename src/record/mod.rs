@@ -1,13 +1,14 @@
 //! Kinesis records in, documents out: what a batch is once decoded, and the pieces that decode it, one concern per
-//! file: `read` (one record of the event), `data` (base64 and gzip), `sources` (decoded data → documents' JSON),
-//! `cloudwatch` (CloudWatch Logs envelopes), `scan` (one-pass JSON shapes), `ids` (`_id`s), `batch` (the whole
-//! batch, record by record).
+//! file: `read` (one record of the event), `data` (base64 and gzip), `content` (what decoded data becomes),
+//! `sources` (decoded data → documents' JSON), `cloudwatch` (CloudWatch Logs envelopes), `scan` (one-pass JSON
+//! shapes), `ids` (`_id`s), `batch` (the whole batch, record by record).
 //!
 //! Pure: bytes and values in, values out. A record that cannot be read or decoded becomes a `Rejection`, never an
 //! error for the batch.
 
 mod batch;
 mod cloudwatch;
+mod content;
 mod data;
 mod ids;
 mod read;
@@ -21,10 +22,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use batch::{BatchDecoder, decode_batch};
+pub use content::{Content, DocumentContext, Source};
 pub use data::inflate;
 pub use ids::{id_prefix, stream_tag};
 pub use read::{KinesisRecord, read_record};
-pub use sources::{Content, DocumentContext, Source, into_sources, prepend_field, take_prepended_field};
+pub use sources::{into_sources, prepend_field, take_prepended_field};
 
 /// Where a record came from: enough to report it back to Kinesis and to name it in every log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,30 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::Rejection;
-use super::cloudwatch::{CloudWatchEnvelope, cloudwatch_content, cloudwatch_sources};
+use super::cloudwatch::envelope_content;
+use super::content::{Content, DocumentContext, Source, write_stamped_message};
 use super::scan::{ObjectScan, scan_object};
 use crate::index;
-
-/// What one record's decoded data holds.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Content {
-    Sources(Vec<Source>),
-    Skipped(String),
-}
-
-/// One document's JSON (a single line) and the instant that names its index.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Source {
-    pub json: Vec<u8>,
-    pub timestamp: DateTime<Utc>,
-}
-
-/// How documents are stamped.
-pub struct DocumentContext<'a> {
-    pub timestamp_field: &'a str,
-    /// For documents without a readable timestamp of their own: the record's arrival time.
-    pub default_timestamp: DateTime<Utc>,
-}
 
 /// Turns decoded data into document sources:
 ///
@@ -56,10 +36,9 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     // (even an envelope that turns out broken), it is scanned, and judged, as every object is.
     if trimmed.starts_with('{')
         && memchr::memmem::find(trimmed.as_bytes(), b"\"logEvents\"").is_some()
-        && let Ok(envelope) = serde_json::from_str::<CloudWatchEnvelope>(trimmed)
-        && let Some(kind @ ("DATA_MESSAGE" | "CONTROL_MESSAGE")) = envelope.message_type.as_ref().map(|t| &*t.0)
+        && let Ok(Some(content)) = envelope_content(trimmed, None, context)
     {
-        return Ok(cloudwatch_content(&envelope, kind, context));
+        return Ok(content);
     }
     let scan = if trimmed.starts_with('{') { scan_object(trimmed, context.timestamp_field) } else { None };
     if let Some(scan) = scan {
@@ -85,7 +64,11 @@ fn object_sources(
         && scan.has_log_events
     {
         let text = std::str::from_utf8(&object).expect("checked as UTF-8");
-        return cloudwatch_sources(text, kind, context).map_err(|rejection| (rejection, object));
+        match envelope_content(text, Some(kind), context) {
+            Ok(Some(content)) => return Ok(content),
+            Ok(None) => {}
+            Err(rejection) => return Err((rejection, object)),
+        }
     }
     let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
     let json = if scan.has_timestamp_field {
@@ -141,17 +124,6 @@ fn message_source(text: &str, context: &DocumentContext) -> Source {
     write_stamped_message(&mut json, context.timestamp_field, timestamp, message);
     json.push(b'}');
     Source { json, timestamp }
-}
-
-/// The start of a document made from a message, `{"<timestamp field>":"…","message":"…"`, for its caller to close
-/// or to go on with more fields.
-pub(super) fn write_stamped_message(out: &mut Vec<u8>, timestamp_field: &str, at: DateTime<Utc>, message: &str) {
-    out.push(b'{');
-    serde_json::to_writer(&mut *out, timestamp_field).expect("writing a str to a Vec cannot fail");
-    out.extend_from_slice(b":\"");
-    index::write_timestamp(out, at);
-    out.extend_from_slice(br#"","message":"#);
-    serde_json::to_writer(out, message).expect("writing a str to a Vec cannot fail");
 }
 
 /// An instant as a JSON string.
@@ -239,7 +211,6 @@ fn fold_newlines(json: &mut [u8]) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::record::cloudwatch::tests::CLOUDWATCH;
     use crate::record::data::{decode_base64, inflate};
     use base64::Engine;
     use testkit::gzip;
@@ -407,5 +378,44 @@ pub(super) mod tests {
         assert_eq!(into_sources(b" \n".to_vec(), &context()).unwrap_err().0, Rejection::Empty);
         let (rejection, _) = into_sources(b"{\"a\":\"\xff\"}".to_vec(), &context()).unwrap_err();
         assert_eq!(rejection.kind(), "invalid_utf8", "bytes inside JSON strings are checked too");
+    }
+
+    // CloudWatch Logs envelopes, as the dispatcher above reads them (`cloudwatch::envelope_content`).
+
+    const CLOUDWATCH: &str = r#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/lambda/app","logStream":"2024/05/01/[$LATEST]abc","subscriptionFilters":["all"],"logEvents":[{"id":"1","timestamp":1714564800000,"message":"first"},{"id":"2","timestamp":1714564801000,"message":"{\"k\":1}"}]}"#;
+
+    #[test]
+    fn a_cloudwatch_envelope_becomes_one_document_per_log_event() {
+        let out = sources(CLOUDWATCH.as_bytes());
+        assert_eq!(
+            out[0],
+            r#"{"@timestamp":"2024-05-01T12:00:00.000Z","message":"first","aws":{"cloudwatch":{"log_group":"/aws/lambda/app","log_stream":"2024/05/01/[$LATEST]abc","event_id":"1"}},"cloud":{"account":{"id":"123456789012"}}}"#
+        );
+        assert!(out[1].starts_with(r#"{"@timestamp":"2024-05-01T12:00:01.000Z","message":"{\"k\":1}""#), "{}", out[1]);
+        let bare = r#"{"messageType":"DATA_MESSAGE","logGroup":"g\"1","logStream":"s","logEvents":[{"timestamp":0,"message":"m"}]}"#;
+        assert_eq!(
+            sources(bare.as_bytes()),
+            [
+                r#"{"@timestamp":"1970-01-01T00:00:00.000Z","message":"m","aws":{"cloudwatch":{"log_group":"g\"1","log_stream":"s"}}}"#
+            ],
+            "no owner, no event id"
+        );
+    }
+
+    #[test]
+    fn a_cloudwatch_control_message_is_skipped() {
+        let control = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+        assert_eq!(
+            into_sources(control.as_bytes().to_vec(), &context()).unwrap(),
+            Content::Skipped("CloudWatch Logs control message".into())
+        );
+    }
+
+    #[test]
+    fn a_broken_cloudwatch_envelope_is_rejected() {
+        let broken =
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"message":"no timestamp"}]}"#;
+        let (rejection, _) = into_sources(broken.as_bytes().to_vec(), &context()).unwrap_err();
+        assert_eq!(rejection.kind(), "bad_cloudwatch_envelope");
     }
 }
