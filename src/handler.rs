@@ -111,7 +111,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
              function's timeout (a few seconds at least); reported once per cold start"
         );
     }
-    let decoder = record::BatchDecoder::new(event, config, Utc::now());
+    let decoder = record::BatchDecoder::new(event, config);
     let probe = deps.warm.pacing.probing();
     let (batch, indexing) =
         elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe, &deps.warm.load)
@@ -120,11 +120,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
         deps.warm.pacing.cluster_answered();
     }
     if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
-        // Those records go back to Kinesis; their redelivery should find the rotated credentials.
-        match secret.apply(&deps.elasticsearch).await {
-            Ok(()) => tracing::info!("Credentials re-read from Secrets Manager after a 401"),
-            Err(error) => tracing::error!(%error, "Credentials could not be re-read after a 401"),
-        }
+        reread_secret(secret, deadline, margin, deps).await;
     }
     let delivery = park_in_firehose(&batch, deadline, margin, deps).await;
     let firehose_answer = match deps.firehose {
@@ -142,6 +138,23 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     report.summary.warn_if_saturated();
     report.summary.log();
     report
+}
+
+/// After a 401, reads the secret again so that the redelivery of the records going back finds rotated credentials;
+/// within half of what is left before the margin, so that a slow Secrets Manager (the SDK's retries included) never
+/// outlasts the invocation nor takes all the time parking in Firehose needs. Not read in time, the next 401 tries
+/// again.
+async fn reread_secret(secret: &SecretCredentials, deadline: Instant, margin: Duration, deps: &Deps) {
+    let allowed = deadline.saturating_duration_since(Instant::now()).saturating_sub(margin) / 2;
+    match tokio::time::timeout(allowed, secret.apply(&deps.elasticsearch)).await {
+        Ok(Ok(())) => tracing::info!("Credentials re-read from Secrets Manager after a 401"),
+        Ok(Err(error)) => tracing::error!(%error, "Credentials could not be re-read after a 401"),
+        Err(_) => tracing::error!(
+            waited_ms = allowed.as_millis() as u64,
+            "Credentials could not be re-read after a 401: Secrets Manager did not answer within the invocation's \
+             time; the next 401 tries again"
+        ),
+    }
 }
 
 /// Why the invocation should wait before answering: a record goes back to Kinesis, and it or one of its documents
@@ -285,6 +298,8 @@ pub struct Summary {
     pub documents_refused: usize,
     /// Documents whose own timestamp was beyond `TIMESTAMP_MAX_SKEW_SECONDS` of arrival: indexed by arrival time.
     pub timestamps_out_of_range: usize,
+    /// Documents without a timestamp in records without an arrival time: stamped and indexed by the Unix epoch.
+    pub documents_undated: usize,
     pub bulk_requests: usize,
     /// Bulk body bytes before compression, and on the wire.
     pub body_bytes: usize,
@@ -349,6 +364,7 @@ impl Summary {
             documents_rejected = self.documents_rejected,
             documents_refused = self.documents_refused,
             timestamps_out_of_range = self.timestamps_out_of_range,
+            documents_undated = self.documents_undated,
             bulk_requests = self.bulk_requests,
             body_bytes = self.body_bytes,
             bytes_sent = self.bytes_sent,
@@ -405,6 +421,7 @@ impl Report {
             documents_rejected: doc_outcomes().filter(|o| o.routes(Outcome::Rejected)).count(),
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
             timestamps_out_of_range: batch.timestamps_out_of_range,
+            documents_undated: batch.undated,
             bulk_requests: indexing.requests,
             body_bytes: indexing.body_bytes,
             bytes_sent: indexing.bytes_sent,

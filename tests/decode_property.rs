@@ -121,7 +121,7 @@ proptest! {
 
         let before = LIVE.load(Ordering::SeqCst);
         PEAK.store(before, Ordering::SeqCst);
-        let batch = decode_batch(&event, &config, chrono::Utc::now());
+        let batch = decode_batch(&event, &config);
         let peak = PEAK.load(Ordering::SeqCst) - before;
 
         prop_assert_eq!(batch.records.len(), datas.len());
@@ -157,8 +157,8 @@ proptest! {
         let data = base64::engine::general_purpose::STANDARD.encode(kinesis_es_indexer::kpl::aggregate(&pairs));
         let event = event(&[data]);
 
-        let batch = decode_batch(&event, &config, chrono::Utc::now());
-        let again = decode_batch(&event, &config, chrono::Utc::now());
+        let batch = decode_batch(&event, &config);
+        let again = decode_batch(&event, &config);
 
         prop_assert_eq!(batch.documents.len(), objects.len());
         for (i, (document, object)) in batch.documents.iter().zip(&objects).enumerate() {

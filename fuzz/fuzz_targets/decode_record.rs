@@ -21,7 +21,7 @@ static CONFIG: LazyLock<Config> = LazyLock::new(|| {
 });
 
 fn check(event: &KinesisEventIn) {
-    let batch = decode_batch(event, &CONFIG, chrono::DateTime::UNIX_EPOCH);
+    let batch = decode_batch(event, &CONFIG);
     assert_eq!(batch.records.len(), event.len(), "one outcome per record");
     let mut next = 0;
     for decoded in batch.records.iter().map(|record| &record.decoded) {

@@ -16,9 +16,9 @@ use crate::event::KinesisEventIn;
 use crate::index::IndexNamer;
 use crate::kpl;
 
-/// Reads and decodes every record of the event. `now` stamps documents of records that carry no arrival time.
-pub fn decode_batch(event: &KinesisEventIn, config: &Config, now: DateTime<Utc>) -> Batch {
-    let mut decoder = BatchDecoder::new(event, config, now);
+/// Reads and decodes every record of the event.
+pub fn decode_batch(event: &KinesisEventIn, config: &Config) -> Batch {
+    let mut decoder = BatchDecoder::new(event, config);
     let mut documents = Vec::new();
     while decoder.decode_next_into(&mut documents) {}
     decoder.finish(documents)
@@ -34,12 +34,11 @@ pub struct BatchDecoder<'a> {
     /// The JSON text of each record, found when a malformed record is to be quoted.
     records_json: Option<Vec<&'a str>>,
     next_record: usize,
-    now: DateTime<Utc>,
     target: Target<'a>,
 }
 
 impl<'a> BatchDecoder<'a> {
-    pub fn new(event: &'a KinesisEventIn, config: &'a Config, now: DateTime<Utc>) -> BatchDecoder<'a> {
+    pub fn new(event: &'a KinesisEventIn, config: &'a Config) -> BatchDecoder<'a> {
         let target = Target {
             batch: Batch { records: Vec::with_capacity(event.len()), ..Batch::default() },
             handed_out: 0,
@@ -47,8 +46,9 @@ impl<'a> BatchDecoder<'a> {
             config,
             streams: StreamTags::default(),
             id_prefix: String::new(),
+            arrival: None,
         };
-        BatchDecoder { event, records_json: None, next_record: 0, now, target }
+        BatchDecoder { event, records_json: None, next_record: 0, target }
     }
 
     /// Decodes the next record and moves its documents (none when it is rejected or skipped) to the end of `out`.
@@ -69,7 +69,7 @@ impl<'a> BatchDecoder<'a> {
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
             Ok(record) => {
-                let decoded = target.decode(&record, self.now);
+                let decoded = target.decode(&record);
                 (record.provenance, decoded)
             }
         };
@@ -84,8 +84,8 @@ impl<'a> BatchDecoder<'a> {
     pub fn finish<D>(self, documents: Vec<D>) -> Batch<Record, D> {
         assert_eq!(self.next_record, self.event.len(), "every record is decoded");
         assert_eq!(documents.len(), self.target.handed_out, "every document handed out comes back");
-        let Batch { records, timestamps_out_of_range, oldest_arrival, .. } = self.target.batch;
-        Batch { records, documents, timestamps_out_of_range, oldest_arrival }
+        let Batch { records, timestamps_out_of_range, undated, oldest_arrival, .. } = self.target.batch;
+        Batch { records, documents, timestamps_out_of_range, undated, oldest_arrival }
     }
 }
 
@@ -99,10 +99,12 @@ struct Target<'c> {
     streams: StreamTags,
     /// `stream:shard:sequence:` of the record being decoded, in `ES_DOC_ID=kinesis` mode: one buffer for the batch.
     id_prefix: String,
+    /// The arrival time of the record being decoded, when it has one.
+    arrival: Option<DateTime<Utc>>,
 }
 
 impl Target<'_> {
-    fn decode(&mut self, record: &KinesisRecord, now: DateTime<Utc>) -> Decoded {
+    fn decode(&mut self, record: &KinesisRecord) -> Decoded {
         if let Some(arrival) = record.arrival {
             let oldest = self.batch.oldest_arrival.get_or_insert(arrival);
             *oldest = (*oldest).min(arrival);
@@ -117,10 +119,13 @@ impl Target<'_> {
             Ok(raw) => raw,
             Err(rejection) => return Decoded::Rejected { rejection, excerpt: quote(record.data.as_bytes()) },
         };
+        // Without an arrival time (a hand-made event), a document without its own timestamp is stamped and named
+        // by the Unix epoch, not by the clock: a redelivery on another day must write its `_id` to the same index.
         let context = DocumentContext {
             timestamp_field: &config.timestamp_field,
-            default_timestamp: record.arrival.unwrap_or(now),
+            default_timestamp: record.arrival.unwrap_or(DateTime::UNIX_EPOCH),
         };
+        self.arrival = record.arrival;
         let first = self.handed_out + self.batch.documents.len();
         let mut rejected_parts = Vec::new();
         let mut budget = config.max_record_bytes;
@@ -131,7 +136,7 @@ impl Target<'_> {
             },
             false => match inflate(raw, &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
                 Ok(Content::Sources(sources)) => {
-                    self.push(sources, None, &context, &mut rejected_parts);
+                    self.push(sources, None, &mut rejected_parts);
                     None
                 }
                 Ok(Content::Skipped(why)) => return Decoded::Skipped(why),
@@ -172,7 +177,7 @@ impl Target<'_> {
             let mut bytes = Vec::with_capacity(data.len() + STAMP_ROOM);
             bytes.extend_from_slice(data);
             match inflate(bytes, budget).and_then(|bytes| into_sources(bytes, context)) {
-                Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), context, rejected_parts),
+                Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), rejected_parts),
                 Ok(Content::Skipped(why)) => skipped = Some(why),
                 Err((rejection, bytes)) => rejected_parts.push(RejectedPart {
                     part: format!("user record {user_record}"),
@@ -186,13 +191,7 @@ impl Target<'_> {
 
     /// Adds a record's (or user record's) sources as documents: index from their timestamp within the skew bound,
     /// `_id` as `ES_DOC_ID` says.
-    fn push(
-        &mut self,
-        sources: Vec<Source>,
-        user_record: Option<usize>,
-        context: &DocumentContext,
-        rejected_parts: &mut Vec<RejectedPart>,
-    ) {
+    fn push(&mut self, sources: Vec<Source>, user_record: Option<usize>, rejected_parts: &mut Vec<RejectedPart>) {
         let record = self.batch.records.len();
         for (position, source) in sources.into_iter().enumerate() {
             let prefix = &self.id_prefix;
@@ -222,13 +221,21 @@ impl Target<'_> {
                 },
                 DocIdMode::None => None,
             };
-            let arrival = context.default_timestamp;
-            let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
-            let named_by = if skew > self.config.timestamp_max_skew {
-                self.batch.timestamps_out_of_range += 1;
-                arrival
-            } else {
-                source.timestamp
+            let named_by = match self.arrival {
+                Some(arrival) => {
+                    let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
+                    if skew > self.config.timestamp_max_skew {
+                        self.batch.timestamps_out_of_range += 1;
+                        arrival
+                    } else {
+                        source.timestamp
+                    }
+                }
+                // No arrival to bound it by: the document's own timestamp, or the epoch it was stamped with.
+                None => {
+                    self.batch.undated += usize::from(source.timestamp == DateTime::UNIX_EPOCH);
+                    source.timestamp
+                }
             };
             let index = self.namer.name(named_by);
             self.batch.documents.push(Document { record, id, index, source: source.json });

@@ -152,13 +152,23 @@ pub struct Batch<R = Record, D = Document> {
     /// Documents whose own timestamp was further than `TIMESTAMP_MAX_SKEW_SECONDS` from their record's arrival, and
     /// so were put in the index of the arrival time.
     pub timestamps_out_of_range: usize,
+    /// Documents without a timestamp of their own in records without `approximateArrivalTimestamp` (a hand-made
+    /// event: Lambda always sends it), stamped and named by the Unix epoch so that a redelivery on another day
+    /// writes the same `_id` to the same index.
+    pub undated: usize,
     /// The earliest `approximateArrivalTimestamp` of the batch: how far behind the stream the function is.
     pub oldest_arrival: Option<DateTime<Utc>>,
 }
 
 impl<R, D> Default for Batch<R, D> {
     fn default() -> Self {
-        Batch { records: Vec::new(), documents: Vec::new(), timestamps_out_of_range: 0, oldest_arrival: None }
+        Batch {
+            records: Vec::new(),
+            documents: Vec::new(),
+            timestamps_out_of_range: 0,
+            undated: 0,
+            oldest_arrival: None,
+        }
     }
 }
 

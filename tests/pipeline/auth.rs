@@ -205,6 +205,40 @@ mod secrets_manager {
         assert!(!all_logs.contains("s3cret"), "a secret reached the logs");
         assert_eq!(logs.matching("INFO", "Credentials re-read from Secrets Manager").len(), 1);
     }
+
+    /// A Secrets Manager that accepts connections and never answers: the re-read after a 401 must not outlast the
+    /// invocation (the SDK has no operation timeout of its own).
+    #[tokio::test]
+    async fn a_secret_that_cannot_be_read_again_in_time_never_outlasts_the_invocation() {
+        let logs = Logs::capture();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("AKID", "s", None, None, "test"))
+            .endpoint_url(format!("http://{address}"))
+            .build();
+        let h = Harness::start(&[("ES_SECRET_ARN", ARN)]).await;
+        let secret = SecretCredentials::new(Client::from_conf(config), ARN.into());
+        let h = Harness { deps: kinesis_es_indexer::Deps { secret: Some(secret), ..h.deps.clone() }, ..h };
+        h.es.require_basic_auth(Some(("indexer", "rotated")));
+
+        let budget = std::time::Duration::from_secs(2);
+        let report = tokio::time::timeout(budget * 10, h.deliver_within(&event(&plain_payloads(2)), budget))
+            .await
+            .expect("the invocation ends by its deadline, whatever Secrets Manager does");
+        silent.abort();
+
+        assert_eq!(outcomes(&report), vec![BackToKinesis; 2], "refused with 401: kept in the stream");
+        assert_eq!(logs.matching("ERROR", "Credentials could not be re-read after a 401").len(), 1);
+    }
 }
 
 /// Runs `make firehose-pipeline`'s script with `env` (and nothing else of this process's AWS settings).

@@ -459,3 +459,27 @@ async fn the_summary_says_how_old_the_oldest_record_is() {
     assert!((299_000..=302_000).contains(&(age.as_millis() as u64)), "{age:?}");
     assert_eq!(logs.matching("INFO", "Batch done")[0]["oldest_record_age_ms"], age.as_millis() as u64);
 }
+
+/// A record without `approximateArrivalTimestamp` (a hand-made event) whose document has no timestamp of its own:
+/// named and stamped by the Unix epoch, never by the clock, so that a redelivery on another day writes the same `_id`
+/// into the same index. A document with its own timestamp keeps it.
+#[tokio::test]
+async fn a_record_without_an_arrival_time_is_indexed_by_a_time_that_does_not_change_with_the_day() {
+    let h = Harness::start(&[]).await;
+    let payloads = vec![b"a line of text".to_vec(), br#"{"@timestamp":"2026-11-20T10:00:00Z","n":1}"#.to_vec()];
+    let event = edit_records(&event(&payloads), |_, record| {
+        record["kinesis"].as_object_mut().unwrap().remove("approximateArrivalTimestamp");
+    });
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; 2]);
+    let stored: std::collections::BTreeMap<String, (String, serde_json::Value)> =
+        h.es.documents().into_iter().map(|(index, id, source)| (id, (index, source))).collect();
+    let (index, source) = &stored[&doc_id(0, 0)];
+    assert_eq!(index, "logs-1970.01.01");
+    assert_eq!(source["@timestamp"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(source["message"], "a line of text");
+    assert_eq!(stored[&doc_id(1, 0)].0, "logs-2026.11.20", "its own timestamp, with no arrival time to bound it by");
+    assert_eq!(report.summary.documents_undated, 1);
+}
