@@ -290,6 +290,22 @@ mod tests {
         );
     }
 
+    /// Lambda resumes a shard from the LOWEST sequence number reported, compared as numbers ("9" before "100"):
+    /// everything from there on is redelivered, so nothing after it may be parked or rejected now.
+    #[test]
+    fn the_redelivery_starts_at_the_lowest_sequence_number_going_back_compared_as_numbers() {
+        let unknown = || failed(Cause::Unknown, 503, "http_503");
+        let docs = vec![unknown(), retry_later(), rejected(), unknown(), retry_later()];
+        let batch = batch(&[("9", 1), ("10", 1), ("11", 1), ("100", 1), ("101", 1)], docs);
+        assert_eq!(to_park(&batch), Vec::<usize>::new(), "all of it after 9 is redelivered: nothing parked");
+        let fates = fates(&batch, answered(&HashMap::new()));
+        assert_eq!(outcomes(&fates), vec![Outcome::BackToKinesis; 5]);
+        for fate in &fates[1..3] {
+            assert_eq!(fate.failure.as_ref().unwrap().error_type, "redelivered_anyway");
+            assert!(fate.failure.as_ref().unwrap().reason.contains("from sequence number 9 on"), "{fate:?}");
+        }
+    }
+
     #[test]
     fn written_and_skipped_records_stay_so_after_a_failure() {
         let docs = vec![failed(Cause::Unknown, 503, "http_503"), DocOutcome::Indexed, DocOutcome::AlreadyThere];

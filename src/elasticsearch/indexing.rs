@@ -335,7 +335,7 @@ impl Sender<'_> {
                 fill(&mut outcomes, DocOutcome::Failed(Failure::deadline(self.margin)));
                 continue;
             }
-            let timeout = self.config.es_timeout.min(left - self.margin);
+            let timeout = self.config.es_timeout.min(left.saturating_sub(self.margin));
             let (body, plain) = self.client.wire_body(&documents[part.clone()]);
             stats.body_bytes += plain;
             stats.requests += 1;

@@ -36,7 +36,7 @@ pub fn inflate(raw: Vec<u8>, budget: &mut usize) -> Result<Vec<u8>, (Rejection, 
         if raw.len() > limit {
             return Err((Rejection::TooLarge { limit }, raw));
         }
-        *budget -= raw.len();
+        *budget = budget.saturating_sub(raw.len());
         return Ok(raw);
     }
     let mut inflated = Vec::with_capacity(inflated_size_hint(&raw).min(limit) + STAMP_ROOM);
@@ -51,7 +51,7 @@ pub fn inflate(raw: Vec<u8>, budget: &mut usize) -> Result<Vec<u8>, (Rejection, 
     if inflated.is_empty() {
         return Err((Rejection::Empty, raw));
     }
-    *budget -= inflated.len();
+    *budget = budget.saturating_sub(inflated.len());
     Ok(inflated)
 }
 
