@@ -121,15 +121,20 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
                 aggregate
             }
             _ => {
-                // NDJSON: one document per line, a text line among them.
+                // NDJSON: one document per line, a text line among them; lines end in LF or CRLF, and the last
+                // line has no newline now and then (producers differ), which must not lose it.
                 let lines = rng.usize(2..5);
+                let newline = if rng.bool() { "\n" } else { "\r\n" };
                 let mut text = String::new();
                 for line in 0..lines {
                     expected.indexable.insert(doc_id(i, line));
                     match line {
-                        1 => text.push_str(&format!("text line {i}\n\n")),
-                        _ => text.push_str(&format!("{{\"@timestamp\":\"{stamp}\",\"n\":{i},\"line\":{line}}}\n")),
+                        1 => text.push_str(&format!("text line {i}{newline}{newline}")),
+                        _ => text.push_str(&format!("{{\"@timestamp\":\"{stamp}\",\"n\":{i},\"line\":{line}}}{newline}")),
                     }
+                }
+                if rng.bool() {
+                    text.truncate(text.trim_end().len());
                 }
                 text.into_bytes()
             }
