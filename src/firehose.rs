@@ -18,7 +18,7 @@ use crate::record::{self, Document};
 /// PutRecordBatch limits: records per call, bytes per call, bytes per record (1,000 KiB).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
 pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
-pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
+pub const FIREHOSE_RECORD_LIMIT: usize = 1_000 * 1024;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -122,9 +122,10 @@ impl Firehose {
         let started = Instant::now();
         let mut delivery = Delivery::default();
         let (fitting, too_large): (Vec<Entry>, Vec<Entry>) =
-            entries.into_iter().partition(|e| e.data.len() <= MAX_RECORD_BYTES);
+            entries.into_iter().partition(|e| e.data.len() <= FIREHOSE_RECORD_LIMIT);
         for entry in too_large {
-            let reason = format!("{} bytes exceed Firehose's {MAX_RECORD_BYTES}-byte record limit", entry.data.len());
+            let reason =
+                format!("{} bytes exceed Firehose's {FIREHOSE_RECORD_LIMIT}-byte record limit", entry.data.len());
             delivery.refused.insert(entry.document, Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason));
         }
         let calls =

@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    tracing::info!(es_url = %deps.config.es_url, index = deps.config.index.as_str(), firehose_stream = ?deps.config.firehose_stream, "Ready");
+    tracing::info!(es_url = %deps.config.es_url, index = deps.config.index.as_str(), firehose_stream = deps.config.firehose_stream.as_deref().unwrap_or("none"), "Ready");
     let deps = &deps;
     let bodies = Bodies::default();
     let taken = bodies.clone();
