@@ -122,12 +122,13 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
         reread_secret(secret, deadline, margin, deps).await;
     }
-    let delivery = park_in_firehose(&batch, deadline, margin, deps).await;
+    let plan = route::plan(&batch, deps.firehose.is_some());
+    let delivery = park_in_firehose(&batch, &plan.to_park, deadline, margin, deps).await;
     let firehose_answer = match deps.firehose {
         None => FirehoseAnswer::NotConfigured,
         Some(_) => FirehoseAnswer::Answered { refused: &delivery.refused },
     };
-    let batch = route::settle(batch, firehose_answer);
+    let batch = route::settle(batch, plan, firehose_answer);
     log_failures(&batch, config.log_excerpt_bytes);
     let pace_reason = pace_reason(&batch);
     let paced = pace(pace_reason, deadline, margin, deps).await;
@@ -187,9 +188,10 @@ async fn pace(reason: Option<Pace>, deadline: Instant, margin: Duration, deps: &
     wait
 }
 
-/// Offers Firehose the documents routing parks there; what it refused is in the delivery.
+/// Offers Firehose the documents routing planned to park there; what it refused is in the delivery.
 async fn park_in_firehose(
     batch: &Batch<Record, IndexedDocument>,
+    documents: &[usize],
     deadline: Instant,
     margin: Duration,
     deps: &Deps,
@@ -197,7 +199,6 @@ async fn park_in_firehose(
     let Some(firehose) = &deps.firehose else {
         return firehose::Delivery::default();
     };
-    let documents = route::to_park(batch);
     if documents.is_empty() {
         return firehose::Delivery::default();
     }

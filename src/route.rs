@@ -1,8 +1,8 @@
 //! Pure policy: from each document's outcome and Firehose's answer, one fate per record.
 //!
 //! A record takes the outcome of its least finished document. One whose least finished documents are "retry
-//! later" is headed for Firehose: `to_park` says which documents to offer it, and `settle` decides every record's
-//! fate from what Firehose answered.
+//! later" is headed for Firehose: `plan` decides it once and says which documents to offer, and `settle` finishes
+//! every record's fate with what Firehose answered.
 //!
 //! Lambda checkpoints a shard at the lowest sequence number reported back and redelivers everything after it, so a
 //! record at or after that point that is not already written is left to the redelivery: it is not also parked in
@@ -42,35 +42,46 @@ pub enum FirehoseAnswer<'a> {
     Answered { refused: &'a HashMap<usize, Failure> },
 }
 
-/// The documents to offer Firehose: the "retry later" documents of the records headed for it, in batch order.
-pub fn to_park(batch: &Batch<Record, IndexedDocument>) -> Vec<usize> {
-    let headed = headed_for_firehose(batch, true);
-    batch
+/// The routing decided once from the documents' outcomes, before Firehose is asked: each record's fate as if
+/// Firehose takes everything, and the documents to offer it. `settle` finishes it with Firehose's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    fates: Vec<RecordFate>,
+    /// The "retry later" documents of the records headed for Firehose, in batch order.
+    pub to_park: Vec<usize>,
+}
+
+/// Plans the batch's routing: "retry later" headed for Firehose when one is configured (else back to Kinesis).
+pub fn plan(batch: &Batch<Record, IndexedDocument>, firehose_configured: bool) -> Plan {
+    let fates = headed_for_firehose(batch, firehose_configured);
+    let to_park = batch
         .records
         .iter()
-        .zip(headed)
+        .zip(&fates)
         .filter(|(_, fate)| fate.outcome == Outcome::ToFirehose)
         .flat_map(|(record, _)| record.documents())
         .filter(|&doc| batch.documents[doc].outcome.routes(Outcome::ToFirehose))
-        .collect()
+        .collect();
+    Plan { fates, to_park }
 }
 
-/// Every record with its fate, given what Firehose answered for the documents `to_park` chose.
+/// Every record with its fate: the plan, given what Firehose answered for the documents it offered.
 pub fn settle(
     batch: Batch<Record, IndexedDocument>,
+    plan: Plan,
     firehose: FirehoseAnswer,
 ) -> Batch<SettledRecord, IndexedDocument> {
-    let fates = fates(&batch, firehose);
+    let fates = settled_fates(plan, &batch.records, firehose);
     let Batch { records, documents, timestamps_out_of_range, undated, oldest_arrival } = batch;
     let records = records.into_iter().zip(fates).map(|(record, fate)| SettledRecord { record, fate }).collect();
     Batch { records, documents, timestamps_out_of_range, undated, oldest_arrival }
 }
 
 /// One fate per record, in batch order (see `settle`).
-pub fn fates(batch: &Batch<Record, IndexedDocument>, firehose: FirehoseAnswer) -> Vec<RecordFate> {
-    let mut fates = headed_for_firehose(batch, !matches!(firehose, FirehoseAnswer::NotConfigured));
+fn settled_fates(plan: Plan, records: &[Record], firehose: FirehoseAnswer) -> Vec<RecordFate> {
+    let mut fates = plan.fates;
     if let FirehoseAnswer::Answered { refused } = firehose {
-        for (record, fate) in batch.records.iter().zip(&mut fates) {
+        for (record, fate) in records.iter().zip(&mut fates) {
             if fate.outcome != Outcome::ToFirehose {
                 continue;
             }
@@ -81,7 +92,7 @@ pub fn fates(batch: &Batch<Record, IndexedDocument>, firehose: FirehoseAnswer) -
         }
         // A record parked in Firehose stays there (it cannot be taken back); a rejected one after a record now
         // going back is left to the redelivery.
-        leave_to_redelivery(&mut fates, &batch.records, &[Outcome::Rejected]);
+        leave_to_redelivery(&mut fates, records, &[Outcome::Rejected]);
     }
     fates
 }
@@ -224,6 +235,15 @@ mod tests {
         batch
     }
 
+    fn to_park(batch: &Batch<Record, IndexedDocument>) -> Vec<usize> {
+        plan(batch, true).to_park
+    }
+
+    fn fates(batch: &Batch<Record, IndexedDocument>, firehose: FirehoseAnswer) -> Vec<RecordFate> {
+        let configured = !matches!(firehose, FirehoseAnswer::NotConfigured);
+        settled_fates(plan(batch, configured), &batch.records, firehose)
+    }
+
     fn outcomes(fates: &[RecordFate]) -> Vec<Outcome> {
         fates.iter().map(|f| f.outcome).collect()
     }
@@ -247,7 +267,8 @@ mod tests {
         assert_eq!(to_park(&batch), vec![6]);
         let fates = fates(&batch, answered(&HashMap::new()));
         assert_eq!(outcomes(&fates), vec![Outcome::AlreadyThere, Outcome::Rejected, Outcome::ToFirehose]);
-        let settled = settle(batch, answered(&HashMap::new()));
+        let plan = plan(&batch, true);
+        let settled = settle(batch, plan, answered(&HashMap::new()));
         let settled: Vec<(&str, Outcome)> = settled
             .records
             .iter()
@@ -284,7 +305,7 @@ mod tests {
         );
         let refused = HashMap::from([(0, Failure::ours(Cause::FirehoseRefused, "firehose_refused", "no"))]);
         assert_eq!(
-            outcomes(&super::fates(&batch, answered(&refused))),
+            outcomes(&super::tests::fates(&batch, answered(&refused))),
             vec![Outcome::BackToKinesis; 5],
             "refused by Firehose too, the first record goes back with the rest"
         );
