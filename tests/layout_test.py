@@ -1,0 +1,50 @@
+"""README.md's layout names every source file of the repository, so that a new file cannot be left out.
+
+    python3 -m unittest discover -s tests -p '*_test.py'
+"""
+import pathlib
+import re
+import subprocess
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCE = re.compile(r"\.(rs|py)$")
+
+
+def listed_paths(readme):
+    """The paths the layout names: a line at four spaces is a folder (ending in /) or a file; a line at six spaces
+    is a file of the last folder; deeper lines continue a description."""
+    block = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    folder, paths = "", set()
+    for line in block.splitlines():
+        match = re.match(r"^( {4}| {6})(\S+)", line)
+        if not match:
+            continue
+        indent, name = match.groups()
+        if len(indent) == 4:
+            folder = name if name.endswith("/") else ""
+            if not name.endswith("/"):
+                paths.add(name)
+        elif folder:
+            paths.add(folder + name)
+    return paths
+
+
+class LayoutTest(unittest.TestCase):
+    def test_every_source_file_is_in_the_readme_layout(self):
+        tracked = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout.split()
+        sources = {path for path in tracked if SOURCE.search(path) and (ROOT / path).exists()}
+        listed = listed_paths((ROOT / "README.md").read_text())
+        self.assertEqual(sorted(sources - listed), [], "source files the README's layout does not name")
+        self.assertEqual(sorted(p for p in listed - sources if SOURCE.search(p)), [], "named but not there")
+
+    def test_the_reading_of_the_layout_finds_folders_and_their_files(self):
+        readme = "x\n## Layout\n\n    src/   a\n      main.rs   b\n                continued\n    top.py  c\n## Next\n"
+        self.assertEqual(listed_paths(readme), {"src/main.rs", "top.py"})
+
+
+if __name__ == "__main__":
+    unittest.main()
