@@ -130,7 +130,9 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
                     expected.indexable.insert(doc_id(i, line));
                     match line {
                         1 => text.push_str(&format!("text line {i}{newline}{newline}")),
-                        _ => text.push_str(&format!("{{\"@timestamp\":\"{stamp}\",\"n\":{i},\"line\":{line}}}{newline}")),
+                        _ => {
+                            text.push_str(&format!("{{\"@timestamp\":\"{stamp}\",\"n\":{i},\"line\":{line}}}{newline}"))
+                        }
                     }
                 }
                 if rng.bool() {
