@@ -9,11 +9,15 @@ use std::time::Duration;
 use base64::Engine;
 use kinesis_es_indexer::firehose::Firehose;
 use kinesis_es_indexer::handler::Report;
-use kinesis_es_indexer::route::compare_sequence_numbers;
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome};
 use serde_json::{Value, json};
 pub use testkit::gzip;
 use testkit::{EsDouble, FirehoseDouble};
+
+// A child of `support` (not of the test crate) so that the fleet, which includes this file by path, has it too.
+#[path = "reading.rs"]
+pub mod reading;
+pub use reading::{compare_sequence_numbers, stream_tag};
 
 pub const SHARD: &str = "shardId-000000000000";
 pub const STREAM_ARN: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs";
@@ -203,7 +207,7 @@ pub fn outcomes(report: &Report) -> Vec<Outcome> {
 
 /// The `_id` of document `position` of record `i` (in `ES_DOC_ID=kinesis` mode): `stream:shard:sequence:position`.
 pub fn doc_id(i: usize, position: impl std::fmt::Display) -> String {
-    format!("{}:{SHARD}:{}:{position}", kinesis_es_indexer::record::stream_tag(STREAM_ARN), sequence(i))
+    format!("{}:{SHARD}:{}:{position}", stream_tag(STREAM_ARN), sequence(i))
 }
 
 /// Where the Firehose double stood before an invocation: what it holds beyond that is the invocation's doing.
@@ -339,7 +343,7 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, kin
         if !kinesis_ids {
             continue;
         }
-        let prefix = format!("{}:{shard}:{sequence}:", kinesis_es_indexer::record::stream_tag(stream));
+        let prefix = format!("{}:{shard}:{sequence}:", stream_tag(stream));
         let [stored, parked, parked_now] = [&stored, &parked, &parked_now].map(|by| by.get(&prefix).unwrap_or(&empty));
         check!(
             !again || parked_now.is_empty() || firehose_refused_now,
