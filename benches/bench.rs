@@ -147,7 +147,7 @@ fn kpl_aggregates() -> Kind {
     let datas = up_to_the_limit(|_| {
         let lines: Vec<(String, String)> = (0..20).map(|i| (format!("pk-{i}"), log_line(&mut rng))).collect();
         let user_records: Vec<(&str, &[u8])> = lines.iter().map(|(k, l)| (k.as_str(), l.as_bytes())).collect();
-        kinesis_es_indexer::kpl::aggregate(&user_records)
+        testkit::kpl::aggregate(&user_records)
     });
     kind("kpl_aggregates", &datas, 20)
 }

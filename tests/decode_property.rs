@@ -70,7 +70,7 @@ fn record_data() -> impl Strategy<Value = String> {
     ];
     let kpl = (prop::collection::vec(user_record, 0..6), any::<bool>()).prop_map(|(users, corrupt)| {
         let pairs: Vec<(&str, &[u8])> = users.iter().map(|u| ("pk", u.as_slice())).collect();
-        let mut aggregate = kinesis_es_indexer::kpl::aggregate(&pairs);
+        let mut aggregate = testkit::kpl::aggregate(&pairs);
         if corrupt {
             *aggregate.last_mut().unwrap() ^= 0xff;
         }
@@ -154,7 +154,7 @@ proptest! {
         let config = Config::from_lookup(|name| (name == "ES_URL").then(|| "http://127.0.0.1:9200".to_owned())).unwrap();
         let users: Vec<Vec<u8>> = objects.iter().map(|o| serde_json::to_vec(o).unwrap()).collect();
         let pairs: Vec<(&str, &[u8])> = users.iter().enumerate().map(|(i, u)| (if i % 2 == 0 { "a" } else { "b" }, u.as_slice())).collect();
-        let data = base64::engine::general_purpose::STANDARD.encode(kinesis_es_indexer::kpl::aggregate(&pairs));
+        let data = base64::engine::general_purpose::STANDARD.encode(testkit::kpl::aggregate(&pairs));
         let event = event(&[data]);
 
         let batch = decode_batch(&event, &config);

@@ -3,10 +3,12 @@
 //!
 //! They answer with the real response shapes (taken from Elasticsearch's and Firehose's API references) and can be
 //! told to misbehave the way production clusters do. Test tools, not products: small and honest. Beside them,
-//! `peak_rss`: how much memory a function process has needed; `gzip`: data as a producer compresses it.
+//! `peak_rss`: how much memory a function process has needed; `gzip`: data as a producer compresses it;
+//! `kpl::aggregate`: user records as the KPL aggregates them.
 
 pub mod elasticsearch;
 pub mod firehose;
+pub mod kpl;
 pub mod lambda_api;
 pub mod proxy;
 mod server;

@@ -126,7 +126,7 @@ async fn s34_the_binary_behind_a_proxy_that_closes_on_a_large_body_indexes_every
             if let Some(lowest) = failures
                 .iter()
                 .filter_map(|f| f["itemIdentifier"].as_str())
-                .min_by(|a, b| kinesis_es_indexer::route::compare_sequence_numbers(a, b))
+                .min_by(|a, b| compare_sequence_numbers(a, b))
             {
                 let records = delivered.records_json().into_iter().skip_while(|raw| !raw.contains(lowest));
                 pending = Some(kinesis_es_indexer::KinesisEventIn::from_records(records).expect("records"));

@@ -5,6 +5,7 @@ mod binary;
 mod busy;
 mod faults;
 mod firehose_mock;
+mod invariant;
 mod production;
 mod protocol;
 mod replay;

@@ -165,7 +165,7 @@ async fn s21_a_corrupt_aggregate_is_rejected_as_one_record_and_the_batch_goes_on
 async fn s21_a_bad_user_record_is_rejected_while_its_siblings_are_indexed() {
     let logs = Logs::capture();
     let h = Harness::start(&[]).await;
-    let aggregate = kinesis_es_indexer::kpl::aggregate(&[("a", b"{\"n\":1}"), ("a", b"caf\xe9"), ("b", b"{\"n\":3}")]);
+    let aggregate = testkit::kpl::aggregate(&[("a", b"{\"n\":1}"), ("a", b"caf\xe9"), ("b", b"{\"n\":3}")]);
 
     let report = h.deliver(&event(&[aggregate])).await;
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::Value;
 use testkit::EsDouble;
 
-use crate::support::python_has;
+use crate::support::{python_has, stream_tag};
 
 /// The moto harness process (tests/pipeline/replay_moto.py): one replay per line written to it.
 struct Moto {
@@ -122,7 +122,7 @@ async fn s25_replay_brings_back_lambdas_failed_batches_once_and_names_what_it_ca
     let es = EsDouble::start().await;
     let url = es.url();
     let fixtures = fixtures();
-    let tag = kinesis_es_indexer::record::stream_tag(fixtures["stream_arn"].as_str().unwrap());
+    let tag = stream_tag(fixtures["stream_arn"].as_str().unwrap());
     let mut expected = fixture_ids(&fixtures, &tag);
     let (mut moto, expected) = tokio::task::spawn_blocking(move || {
         let moto = Moto::start(&url);
@@ -309,7 +309,7 @@ async fn s33_the_remote_mode_replays_both_kinds_through_the_deployed_function_al
     let api = testkit::LambdaApiDouble::start().await;
     let _function = crate::binary::start_function(&api, &[("ES_URL", &es.url()), ("ES_INDEX", "logs-%Y.%m.%d")]);
     let lambda_fixtures = fixtures();
-    let tag = kinesis_es_indexer::record::stream_tag(lambda_fixtures["stream_arn"].as_str().unwrap());
+    let tag = stream_tag(lambda_fixtures["stream_arn"].as_str().unwrap());
     let mut lambda_ids = fixture_ids(&lambda_fixtures, &tag);
     let invoke_url = api.invoke_url();
     let (mut moto, lambda_ids) = tokio::task::spawn_blocking(move || {

@@ -111,12 +111,12 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
                 if rng.bool() {
                     pairs.push(("pk", &control));
                 }
-                kinesis_es_indexer::kpl::aggregate(&pairs)
+                testkit::kpl::aggregate(&pairs)
             }
             94..=95 => {
                 // An aggregate whose digest is broken: rejected as one record.
                 expected.undecodable.insert(sequence(i));
-                let mut aggregate = kinesis_es_indexer::kpl::aggregate(&[("pk", br#"{"n":1}"#)]);
+                let mut aggregate = testkit::kpl::aggregate(&[("pk", br#"{"n":1}"#)]);
                 *aggregate.last_mut().unwrap() ^= 1;
                 aggregate
             }

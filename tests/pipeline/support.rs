@@ -1,19 +1,24 @@
 //! Shared test support: doubles wired to real `Deps`, Kinesis events built from payloads, redelivery as Lambda does
 //! it, log capture, and the invariant every test checks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
+use kinesis_es_indexer::config::DocIdMode;
 use kinesis_es_indexer::firehose::Firehose;
 use kinesis_es_indexer::handler::Report;
-use kinesis_es_indexer::route::compare_sequence_numbers;
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome};
 use serde_json::{Value, json};
 pub use testkit::gzip;
 use testkit::{EsDouble, FirehoseDouble};
+
+// A child of `support` (not of the test crate) so that the fleet, which includes this file by path, has it too.
+#[path = "reading.rs"]
+pub mod reading;
+pub use reading::{Expected, compare_sequence_numbers, stream_tag};
 
 pub const SHARD: &str = "shardId-000000000000";
 pub const STREAM_ARN: &str = "arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs";
@@ -62,12 +67,11 @@ pub async fn deliver_checked_to(
     event: &KinesisEventIn,
     budget: Duration,
 ) -> Result<Report, String> {
-    let before = Before { parked: firehose.records().len(), offered: firehose.offered().len() };
+    let before = Before::now(firehose);
     let deadline = tokio::time::Instant::now() + budget;
     let (report, log) = logged_during(kinesis_es_indexer::handle(event, deadline, deps)).await;
-    let kinesis_ids = deps.config.doc_id == kinesis_es_indexer::config::DocIdMode::Kinesis;
     let seen = Seen { es, firehose, before, log: &log };
-    check_invariant(event, &report, &seen, kinesis_ids)?;
+    check_invariant(event, &report, &seen, &deps.config)?;
     Ok(report)
 }
 
@@ -203,13 +207,20 @@ pub fn outcomes(report: &Report) -> Vec<Outcome> {
 
 /// The `_id` of document `position` of record `i` (in `ES_DOC_ID=kinesis` mode): `stream:shard:sequence:position`.
 pub fn doc_id(i: usize, position: impl std::fmt::Display) -> String {
-    format!("{}:{SHARD}:{}:{position}", kinesis_es_indexer::record::stream_tag(STREAM_ARN), sequence(i))
+    format!("{}:{SHARD}:{}:{position}", stream_tag(STREAM_ARN), sequence(i))
 }
 
 /// Where the Firehose double stood before an invocation: what it holds beyond that is the invocation's doing.
 pub struct Before {
-    parked: usize,
-    offered: usize,
+    pub parked: usize,
+    pub offered: usize,
+}
+
+impl Before {
+    /// Where `firehose` stands now.
+    pub fn now(firehose: &FirehoseDouble) -> Before {
+        Before { parked: firehose.records().len(), offered: firehose.offered().len() }
+    }
 }
 
 /// What an invocation left behind, as the doubles hold it and its log says it.
@@ -229,36 +240,83 @@ macro_rules! check {
     };
 }
 
-/// The log lines that say a record, a part of it or one of its documents is rejected, by sequence number.
-const REJECTION_LINES: [&str; 3] = ["Record rejected", "Record part rejected", "Document rejected"];
+/// The ERROR lines that say a record, a part of it or one of its documents is rejected; each names the record by
+/// `sequence_number`, a document's line its `doc_id` too.
+const RECORD_REJECTED: &str = "Record rejected";
+const PART_REJECTED: &str = "Record part rejected";
+const DOCUMENT_REJECTED: &str = "Document rejected";
 
-/// Every record ends in exactly one place, and that place holds it — judged from what the doubles hold, what the
-/// response tells Lambda and what the log says, not from the report's own bookkeeping:
+/// A record of the batch as Kinesis sent it, and what the test reads its data to hold.
+struct Sent {
+    shard: String,
+    sequence: Option<String>,
+    stream: String,
+    expected: Expected,
+}
+
+/// This invocation's rejection lines about one record.
+#[derive(Default)]
+struct Rejections<'a> {
+    record: bool,
+    /// The `error_type` of each part rejected.
+    parts: Vec<&'a str>,
+    /// The `doc_id` of each document Elasticsearch rejected (`none` without `_id`s).
+    documents: Vec<&'a str>,
+}
+
+impl Rejections<'_> {
+    fn any(&self) -> bool {
+        self.record || !self.parts.is_empty() || !self.documents.is_empty()
+    }
+}
+
+/// Every record ends in exactly one place, and that place holds what its data makes — judged from the event itself
+/// (the test's own reading of each record's data, `reading::expected`), what the doubles hold, what the response
+/// tells Lambda and what the log says, not from the report's own bookkeeping:
 ///
 /// - the response names only records of the batch, each once; Lambda redelivers a shard from the lowest one;
-/// - a record Lambda will redeliver is not also parked in Firehose by this invocation, unless Firehose refused
-///   something this invocation offered it (README: "explained twice by design"), and is not rejected (its
-///   rejection is logged on the delivery that settles it);
-/// - a record not redelivered is settled: written (as many documents as it has, for indexed and already there),
-///   parked (its documents in Elasticsearch or Firehose), rejected with its ERROR line, or skipped;
-/// - a skipped record has no documents anywhere.
+/// - a record Lambda will redeliver is not rejected (its rejection is logged on the delivery that settles it), nor
+///   parked in Firehose by this invocation, unless Firehose refused something this invocation offered it (README:
+///   "explained twice by design");
+/// - a record that cannot be decoded is rejected with its `Record rejected` line, or redelivered; it has no
+///   document anywhere;
+/// - a record with nothing to index (a control message) is skipped, or redelivered, with no document anywhere; no
+///   other record is skipped;
+/// - a record that holds documents is indexed or already there with exactly those documents in Elasticsearch;
+///   parked with each of them in Elasticsearch, in Firehose or rejected by Elasticsearch with its ERROR line, some
+///   parked by this invocation; rejected only when Elasticsearch rejected one of them (or a user record of it
+///   cannot be decoded, or a document has no `ES_DOC_ID` field), each of the others in Elasticsearch; or
+///   redelivered; and the report counts as many documents as the test reads;
+/// - so a record not redelivered is settled: written, parked, rejected with its ERROR line, or skipped.
 ///
-/// Where `kinesis_ids` is false (`ES_DOC_ID` none or a field), `_id`s cannot be traced to their records: only the
-/// response and the log are checked.
-pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, kinesis_ids: bool) -> Result<(), String> {
+/// Where the test cannot read a record (`Expected::Unknown`), the report's count of its documents stands in for
+/// that record. Where `ES_DOC_ID` is not `kinesis`, `_id`s cannot be traced to their records: only the response,
+/// the log and the report's count are checked.
+pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, config: &Config) -> Result<(), String> {
+    use Outcome::*;
     check!(report.records.len() == event.len(), "{} outcomes for {} records", report.records.len(), event.len());
     let counted: usize = report.summary.outcomes.values().sum();
     check!(counted == event.len(), "the summary counts {counted} records of {}", event.len());
+    let kinesis_ids = config.doc_id == DocIdMode::Kinesis;
+    let field_ids = matches!(config.doc_id, DocIdMode::Field(_));
 
-    // The batch as Kinesis sent it: each record's shard, sequence number and stream.
-    let sent: Vec<(String, Option<String>, String)> = event
+    let sent: Vec<Sent> = event
         .records_json()
         .into_iter()
         .map(|raw| {
             let record: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
             let shard = record["eventID"].as_str().and_then(|id| id.split_once(':')).map_or("", |(s, _)| s);
-            let sequence = record["kinesis"]["sequenceNumber"].as_str().map(str::to_owned);
-            (shard.to_owned(), sequence, record["eventSourceARN"].as_str().unwrap_or_default().to_owned())
+            // A record without its shard in `eventID` is named by a shard the test does not know: not read.
+            let expected = match shard.is_empty() {
+                true => Expected::Unknown,
+                false => reading::expected(&record, config.max_record_bytes),
+            };
+            Sent {
+                shard: shard.to_owned(),
+                sequence: record["kinesis"]["sequenceNumber"].as_str().map(str::to_owned),
+                stream: record["eventSourceARN"].as_str().unwrap_or_default().to_owned(),
+                expected,
+            }
         })
         .collect();
 
@@ -268,7 +326,7 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, kin
     let mut redelivered_from: HashMap<&str, &str> = HashMap::new();
     for (position, sequence) in named.iter().enumerate() {
         check!(!named[..position].contains(sequence), "the response names {sequence} twice");
-        let shard = sent.iter().find(|(_, s, _)| s.as_deref() == Some(sequence)).map(|(shard, _, _)| shard.as_str());
+        let shard = sent.iter().find(|s| s.sequence.as_deref() == Some(sequence)).map(|s| s.shard.as_str());
         let Some(shard) = shard else {
             return Err(format!("the response names {sequence}, not a record of the batch"));
         };
@@ -282,13 +340,19 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, kin
     };
 
     // The rejections this invocation logged, by sequence number.
-    let rejections_logged: HashSet<&str> = seen
-        .log
-        .iter()
-        .filter(|line| line["level"] == "ERROR")
-        .filter(|line| line["message"].as_str().is_some_and(|m| REJECTION_LINES.iter().any(|r| m.starts_with(r))))
-        .filter_map(|line| line["sequence_number"].as_str())
-        .collect();
+    let mut rejections: HashMap<&str, Rejections> = HashMap::new();
+    for line in seen.log.iter().filter(|line| line["level"] == "ERROR") {
+        let (Some(message), Some(sequence)) = (line["message"].as_str(), line["sequence_number"].as_str()) else {
+            continue;
+        };
+        if message.starts_with(RECORD_REJECTED) {
+            rejections.entry(sequence).or_default().record = true;
+        } else if message.starts_with(PART_REJECTED) {
+            rejections.entry(sequence).or_default().parts.push(line["error_type"].as_str().unwrap_or_default());
+        } else if message.starts_with(DOCUMENT_REJECTED) {
+            rejections.entry(sequence).or_default().documents.push(line["doc_id"].as_str().unwrap_or_default());
+        }
+    }
 
     // `_id`s by the record they name (`stream:shard:sequence:`).
     let by_record = |ids: Vec<String>| {
@@ -315,67 +379,180 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, kin
     let parked = by_record(parked_records.iter().filter_map(|data| target_id(data)).collect());
     let parked_now = by_record(parked_now_ids);
 
-    let empty = HashSet::new();
-    for (position, (claim, (shard, sequence, stream))) in report.records.iter().zip(&sent).enumerate() {
-        let Some(sequence) = sequence.as_deref() else {
+    let (empty, none) = (HashSet::new(), Rejections::default());
+    for (position, (claim, sent)) in report.records.iter().zip(&sent).enumerate() {
+        let outcome = claim.outcome;
+        let Some(sequence) = sent.sequence.as_deref() else {
             // Too malformed to carry a sequence number: it cannot be reported back, only rejected.
-            check!(
-                claim.outcome == Outcome::Rejected,
-                "record {position} has no sequence number yet is {:?}",
-                claim.outcome
-            );
+            check!(outcome == Rejected, "record {position} has no sequence number yet is {outcome:?}");
             continue;
         };
-        let again = redelivered(shard, sequence);
-        let logged = rejections_logged.contains(sequence);
+        let again = redelivered(&sent.shard, sequence);
+        let lines = rejections.get(sequence).unwrap_or(&none);
         check!(
-            !(claim.outcome == Outcome::Rejected && again),
+            !(outcome == Rejected && again),
             "record {position} ({sequence}) is rejected, yet Lambda redelivers it: its rejection would be logged twice"
         );
         check!(
-            claim.outcome != Outcome::Rejected || logged,
+            outcome != Rejected || lines.any(),
             "record {position} ({sequence}) is rejected without an ERROR line saying why"
         );
-        if !kinesis_ids {
-            continue;
+
+        // Its outcome against what the test reads in its data, whatever `ES_DOC_ID` is.
+        match &sent.expected {
+            Expected::Unknown => {}
+            Expected::Corrupt => {
+                check!(
+                    matches!(outcome, Rejected | BackToKinesis),
+                    "record {position} ({sequence}) cannot be decoded (the test reads its data as corrupt), yet is \
+                     {outcome:?}"
+                );
+                check!(
+                    outcome != Rejected || lines.record,
+                    "record {position} ({sequence}) cannot be decoded, yet is rejected without its `{RECORD_REJECTED}` \
+                     line"
+                );
+            }
+            expected if expected.nothing_to_index() => check!(
+                matches!(outcome, Skipped | BackToKinesis),
+                "record {position} ({sequence}) holds nothing to index, yet is {outcome:?}"
+            ),
+            Expected::Holds { positions, corrupt_parts, .. } => {
+                check!(
+                    outcome != Skipped,
+                    "record {position} ({sequence}) is skipped, yet the test reads {} documents in its data",
+                    positions.len()
+                );
+                check!(
+                    !matches!(outcome, Indexed | AlreadyThere) || *corrupt_parts == 0,
+                    "record {position} ({sequence}) is {outcome:?}, yet {corrupt_parts} of its user records cannot \
+                     be decoded"
+                );
+                // Why a record that holds documents may be rejected: Elasticsearch rejected one of them, a user record
+                // of it cannot be decoded, or a document lacks its `ES_DOC_ID` field.
+                let why = !lines.documents.is_empty()
+                    || (*corrupt_parts > 0 && !lines.parts.is_empty())
+                    || (field_ids && lines.parts.contains(&"no_document_id"));
+                check!(
+                    outcome != Rejected || why,
+                    "record {position} ({sequence}) is rejected, yet Elasticsearch rejected none of the {} documents \
+                     the test reads in its data (no `{DOCUMENT_REJECTED}` line for it)",
+                    positions.len()
+                );
+            }
         }
-        let prefix = format!("{}:{shard}:{sequence}:", kinesis_es_indexer::record::stream_tag(stream));
-        let [stored, parked, parked_now] = [&stored, &parked, &parked_now].map(|by| by.get(&prefix).unwrap_or(&empty));
-        check!(
-            !again || parked_now.is_empty() || firehose_refused_now,
-            "record {position} ({sequence}) goes back to Kinesis, yet this invocation parked {} of its documents in \
-             Firehose, which took everything it was offered",
-            parked_now.len()
-        );
-        match claim.outcome {
-            Outcome::Indexed | Outcome::AlreadyThere => check!(
-                stored.len() == claim.documents,
-                "record {position} ({sequence}) is {:?} with {} documents, {} in Elasticsearch",
-                claim.outcome,
-                claim.documents,
-                stored.len()
-            ),
-            Outcome::ToFirehose => check!(
-                stored.union(parked).count() >= claim.documents,
-                "record {position} ({sequence}) went to Firehose with {} documents, {} in Elasticsearch or Firehose",
-                claim.documents,
-                stored.union(parked).count()
-            ),
-            Outcome::Skipped => check!(
-                stored.is_empty() && parked.is_empty(),
-                "record {position} ({sequence}) is skipped, yet has {} documents in Elasticsearch and {} in Firehose",
-                stored.len(),
-                parked.len()
-            ),
-            Outcome::Rejected | Outcome::BackToKinesis => {}
+
+        if kinesis_ids {
+            let prefix = format!("{}:{}:{sequence}:", stream_tag(&sent.stream), sent.shard);
+            let [stored, parked, parked_now] =
+                [&stored, &parked, &parked_now].map(|by| by.get(&prefix).unwrap_or(&empty));
+            check!(
+                !again || parked_now.is_empty() || firehose_refused_now,
+                "record {position} ({sequence}) goes back to Kinesis, yet this invocation parked {} of its documents \
+                 in Firehose, which took everything it was offered",
+                parked_now.len()
+            );
+            match &sent.expected {
+                // Not read by the test: the report's count stands in.
+                Expected::Unknown => match outcome {
+                    Indexed | AlreadyThere => check!(
+                        stored.len() == claim.documents,
+                        "record {position} ({sequence}) is {outcome:?} with {} documents, {} in Elasticsearch",
+                        claim.documents,
+                        stored.len()
+                    ),
+                    ToFirehose => check!(
+                        stored.union(parked).count() >= claim.documents,
+                        "record {position} ({sequence}) went to Firehose with {} documents, {} in Elasticsearch or \
+                         Firehose",
+                        claim.documents,
+                        stored.union(parked).count()
+                    ),
+                    Skipped => check!(
+                        stored.is_empty() && parked.is_empty(),
+                        "record {position} ({sequence}) is skipped, yet has {} documents in Elasticsearch and {} in \
+                         Firehose",
+                        stored.len(),
+                        parked.len()
+                    ),
+                    Rejected | BackToKinesis => {}
+                },
+                Expected::Holds { positions, .. } if !sent.expected.nothing_to_index() => {
+                    let ids: HashSet<String> = positions.iter().map(|p| format!("{prefix}{p}")).collect();
+                    let rejected: HashSet<String> = lines.documents.iter().map(|id| id.to_string()).collect();
+                    let strays: BTreeSet<&String> = rejected.difference(&ids).collect();
+                    check!(
+                        strays.is_empty(),
+                        "record {position} ({sequence}): Elasticsearch rejected {strays:?}, not documents the test \
+                         reads in its data"
+                    );
+                    // The documents none of `held` has, in order.
+                    let missing = |held: &[&HashSet<String>]| -> BTreeSet<&String> {
+                        ids.iter().filter(|id| !held.iter().any(|h| h.contains(*id))).collect()
+                    };
+                    match outcome {
+                        Indexed | AlreadyThere => check!(
+                            stored == &ids,
+                            "record {position} ({sequence}) is {outcome:?}, yet Elasticsearch holds {} of the {} \
+                             documents the test reads in its data (missing {:?}, not in its data {:?})",
+                            stored.intersection(&ids).count(),
+                            ids.len(),
+                            missing(&[stored]),
+                            stored.difference(&ids).collect::<BTreeSet<_>>()
+                        ),
+                        ToFirehose => {
+                            check!(
+                                !parked_now.is_empty(),
+                                "record {position} ({sequence}) went to Firehose, yet this invocation parked none of \
+                                 its documents there"
+                            );
+                            let missing = missing(&[stored, parked, &rejected]);
+                            check!(
+                                missing.is_empty(),
+                                "record {position} ({sequence}) went to Firehose, yet {missing:?} of the documents the \
+                                 test reads in its data are neither in Elasticsearch, in Firehose nor rejected"
+                            );
+                        }
+                        Rejected => {
+                            let missing = missing(&[stored, &rejected]);
+                            check!(
+                                missing.is_empty(),
+                                "record {position} ({sequence}) is rejected, yet {missing:?} of the documents the test \
+                                 reads in its data are neither in Elasticsearch nor rejected by it"
+                            );
+                        }
+                        Skipped | BackToKinesis => {}
+                    }
+                }
+                // Cannot be decoded, or holds nothing to index.
+                _ => check!(
+                    stored.is_empty() && parked.is_empty(),
+                    "record {position} ({sequence}) has nothing to index by the test's reading of its data, yet has {} \
+                     documents in Elasticsearch and {} in Firehose",
+                    stored.len(),
+                    parked.len()
+                ),
+            }
+            let skippable = sent.expected == Expected::Unknown || sent.expected.nothing_to_index();
+            let settled = !stored.is_empty() || !parked.is_empty() || lines.any() || (outcome == Skipped && skippable);
+            check!(
+                again || settled,
+                "record {position} ({sequence}) is lost: not redelivered, and neither written, parked, rejected with \
+                 its ERROR line nor skipped ({outcome:?})"
+            );
         }
-        let settled = !stored.is_empty() || !parked.is_empty() || logged || claim.outcome == Outcome::Skipped;
-        check!(
-            again || settled,
-            "record {position} ({sequence}) is lost: not redelivered, and neither written, parked, rejected with its \
-             ERROR line nor skipped ({:?})",
-            claim.outcome
-        );
+
+        // The report's own count, against the test's (a document without its `ES_DOC_ID` field is none).
+        if let Expected::Holds { positions, .. } = &sent.expected
+            && !field_ids
+        {
+            check!(
+                claim.documents == positions.len(),
+                "record {position} ({sequence}) is reported with {} documents, the test reads {} in its data",
+                claim.documents,
+                positions.len()
+            );
+        }
     }
     Ok(())
 }
