@@ -211,6 +211,7 @@ pub fn doc_id(i: usize, position: impl std::fmt::Display) -> String {
 }
 
 /// Where the Firehose double stood before an invocation: what it holds beyond that is the invocation's doing.
+#[derive(Debug, Clone, Copy)]
 pub struct Before {
     pub parked: usize,
     pub offered: usize,
@@ -451,7 +452,7 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
             Expected::Holds { positions, corrupt_parts, .. } => {
                 check!(
                     outcome != Skipped,
-                    "record {position} ({sequence}) is skipped, yet the test reads {} documents in its data",
+                    "record {position} ({sequence}) is skipped, yet the test reads documents in its data: {}",
                     positions.len()
                 );
                 check!(
