@@ -3,10 +3,14 @@
 //! send, the invariant on outcomes doctored to break it.
 
 use std::cmp::Ordering;
+use std::time::Duration;
 
 use base64::Engine;
+use kinesis_es_indexer::handler::Report;
+use kinesis_es_indexer::{KinesisEventIn, Outcome};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
+use testkit::{Fault, FirehoseFault};
 
 use crate::support::reading::{self, Expected};
 use crate::support::*;
@@ -157,5 +161,178 @@ fn the_tests_stream_tag_and_sequence_order_are_what_they_say() {
         ),
         Ordering::Less,
         "beyond u128's 39 digits"
+    );
+}
+
+// The invariant, fed doctored outcomes. Each case runs the real handler against the doubles, checks that the
+// invariant passes what it really did (the control), then changes one thing the way a broken indexer would (the
+// event it was given, its report, its log) and expects the invariant to say so. Each notes whether the invariant as
+// it was before it read the records' data itself would have caught it.
+
+/// What the real handler made of `event`: its report, its log lines, and where Firehose stood before.
+async fn run(h: &Harness, event: &KinesisEventIn) -> (Report, Vec<Value>, Before) {
+    let before = Before::now(&h.firehose);
+    let (report, log) = logged_during(h.deliver_within(event, Duration::from_secs(60))).await;
+    (report, log, before)
+}
+
+/// The invariant's verdict on `report` and `log` as the outcome of `event`, given what the doubles hold.
+fn judge(h: &Harness, event: &KinesisEventIn, report: &Report, log: &[Value], before: Before) -> Result<(), String> {
+    check_invariant(event, report, &Seen { es: &h.es, firehose: &h.firehose, before, log }, &h.deps.config)
+}
+
+/// `report` with record `i` reported `outcome`, its summary counting it so.
+fn reported(report: &Report, i: usize, outcome: Outcome) -> Report {
+    let mut report = report.clone();
+    let was = std::mem::replace(&mut report.records[i].outcome, outcome);
+    *report.summary.outcomes.entry(was).or_default() -= 1;
+    *report.summary.outcomes.entry(outcome).or_default() += 1;
+    report
+}
+
+/// Asserts the invariant broke, saying `fragment`.
+fn caught(verdict: Result<(), String>, fragment: &str) {
+    match verdict {
+        Ok(()) => panic!("the invariant let through what should break it ({fragment})"),
+        Err(broken) => {
+            assert!(broken.contains(fragment), "caught, but not as expected: {broken}\nexpected: {fragment}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_ndjson_line_is_caught() {
+    let h = Harness::start(&[]).await;
+    let three_lines = event(&[b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n".to_vec()]);
+    let (report, log, before) = run(&h, &three_lines).await;
+    assert_eq!(outcomes(&report), [Outcome::Indexed]);
+    assert_eq!(judge(&h, &three_lines, &report, &log, before), Ok(()));
+
+    // What an indexer whose decoder drops an NDJSON line leaves: a record of three lines reported indexed, its
+    // report counting the two documents it wrote. (The old invariant took the count from the report: let through.)
+    let h = Harness::start(&[]).await;
+    let (report, log, before) = run(&h, &event(&[b"{\"n\":1}\n{\"n\":2}\n".to_vec()])).await;
+    assert_eq!((outcomes(&report), report.records[0].documents, h.es.count()), (vec![Outcome::Indexed], 2, 2));
+    caught(
+        judge(&h, &three_lines, &report, &log, before),
+        &format!("record 0 ({}) is Indexed, yet Elasticsearch holds 2 of the 3 documents the test reads", sequence(0)),
+    );
+}
+
+#[tokio::test]
+async fn a_good_record_reported_skipped_is_caught() {
+    let h = Harness::start(&[]).await;
+    let payloads = vec![br#"{"n":0}"#.to_vec(), gzip(CONTROL)];
+    let (report, log, before) = run(&h, &event(&payloads)).await;
+    assert_eq!(outcomes(&report), [Outcome::Indexed, Outcome::Skipped]);
+    assert_eq!(judge(&h, &event(&payloads), &report, &log, before), Ok(()));
+
+    // What an indexer that reads a good JSON record as nothing to index leaves: the record skipped, nothing
+    // written. (The old invariant took "skipped" from the report: let through.)
+    let sent = event(&[br#"{"n":0}"#.to_vec(), br#"{"n":1}"#.to_vec()]);
+    caught(
+        judge(&h, &sent, &report, &log, before),
+        &format!("record 1 ({}) is skipped, yet the test reads documents in its data: 1", sequence(1)),
+    );
+}
+
+#[tokio::test]
+async fn a_parked_record_also_redelivered_is_caught_unless_firehose_refused_one_at_or_before_it() {
+    // The cluster asks for later: every record is parked in Firehose, which takes everything.
+    let h = Harness::start(&[]).await;
+    h.es.set_write_queue(Some(0));
+    let parked = event(&plain_payloads(3));
+    let (report, log, before) = run(&h, &parked).await;
+    assert_eq!(outcomes(&report), [Outcome::ToFirehose; 3]);
+    assert_eq!(judge(&h, &parked, &report, &log, before), Ok(()));
+    // Reported back as well: Lambda redelivers a record Firehose holds. (The old invariant caught this.)
+    caught(
+        judge(&h, &parked, &reported(&report, 1, Outcome::BackToKinesis), &log, before),
+        &format!(
+            "record 1 ({}) goes back to Kinesis, yet this invocation parked 1 of its documents in Firehose, which \
+             refused nothing of its shard at or before it",
+            sequence(1)
+        ),
+    );
+
+    // Firehose refuses the third record's document: it goes back, and Lambda redelivers the records after it too,
+    // though Firehose holds theirs (it cannot give them back). That is the indexer's true behaviour, and passes.
+    let h = Harness::start(&[("FIREHOSE_MAX_ATTEMPTS", "1")]).await;
+    h.es.set_write_queue(Some(0));
+    h.firehose.push_fault(FirehoseFault::FailEntries(vec![2]));
+    let refused = event(&plain_payloads(5));
+    let (report, log, before) = run(&h, &refused).await;
+    use Outcome::{BackToKinesis, ToFirehose};
+    assert_eq!(outcomes(&report), [ToFirehose, ToFirehose, BackToKinesis, ToFirehose, ToFirehose]);
+    assert_eq!(redelivery(&refused, &report).map(|again| again.len()), Some(3), "parked and redelivered: 3, 4");
+    assert_eq!(judge(&h, &refused, &report, &log, before), Ok(()));
+    // A record before the refused one reported back too: nothing of its shard was refused at or before it. (The old
+    // invariant excused every record once Firehose refused anything: let through.)
+    caught(
+        judge(&h, &refused, &reported(&report, 0, BackToKinesis), &log, before),
+        &format!(
+            "record 0 ({}) goes back to Kinesis, yet this invocation parked 1 of its documents in Firehose, which \
+             refused nothing of its shard at or before it",
+            sequence(0)
+        ),
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_without_its_line_or_not_by_elasticsearch_is_caught() {
+    let h = Harness::start(&[]).await;
+    h.es.map_field("logs-2026.11.22", "latency_ms", "long");
+    let payloads = json_payloads(&[json!({"latency_ms": 1}), json!({"latency_ms": "slow"})]);
+    let (report, log, before) = run(&h, &event(&payloads)).await;
+    assert_eq!(outcomes(&report), [Outcome::Indexed, Outcome::Rejected]);
+    assert_eq!(judge(&h, &event(&payloads), &report, &log, before), Ok(()));
+
+    // The rejection's ERROR line missing. (The old invariant caught this.)
+    let without: Vec<Value> = log
+        .iter()
+        .filter(|line| !line["message"].as_str().unwrap_or_default().starts_with("Document rejected"))
+        .cloned()
+        .collect();
+    assert_eq!(without.len() + 1, log.len());
+    caught(
+        judge(&h, &event(&payloads), &report, &without, before),
+        &format!("record 1 ({}) is rejected without an ERROR line saying why", sequence(1)),
+    );
+
+    // What an indexer that cannot decode a good record leaves: the record rejected with a `Record rejected` line,
+    // nothing written. (The old invariant took any ERROR line: let through.)
+    let h = Harness::start(&[]).await;
+    let (report, log, before) = run(&h, &event(&[br#"{"n":0}"#.to_vec(), b"caf\xe9".to_vec()])).await;
+    assert_eq!(outcomes(&report), [Outcome::Indexed, Outcome::Rejected]);
+    let sent = event(&[br#"{"n":0}"#.to_vec(), br#"{"n":1}"#.to_vec()]);
+    caught(
+        judge(&h, &sent, &report, &log, before),
+        &format!("record 1 ({}) is rejected, yet Elasticsearch rejected none of the 1 documents", sequence(1)),
+    );
+}
+
+#[tokio::test]
+async fn a_record_neither_redelivered_nor_held_is_caught() {
+    // The cluster is down: every record goes back to Kinesis.
+    let h = Harness::start(&[]).await;
+    h.es.push_fault(Fault::unavailable());
+    let sent = event(&plain_payloads(2));
+    let (report, log, before) = run(&h, &sent).await;
+    assert_eq!(outcomes(&report), [Outcome::BackToKinesis; 2]);
+    assert_eq!(judge(&h, &sent, &report, &log, before), Ok(()));
+
+    // The first left out of the response, reported parked in Firehose, which holds nothing of it. (The old
+    // invariant caught this: fewer documents in Elasticsearch or Firehose than the report counts.)
+    caught(
+        judge(&h, &sent, &reported(&report, 0, Outcome::ToFirehose), &log, before),
+        &format!("record 0 ({}) went to Firehose, yet this invocation parked none of its documents there", sequence(0)),
+    );
+    // Reported indexed, with no document, as a decoder that found nothing would count it. (The old invariant caught
+    // this as lost.)
+    let mut nothing = reported(&report, 0, Outcome::Indexed);
+    nothing.records[0].documents = 0;
+    caught(
+        judge(&h, &sent, &nothing, &log, before),
+        &format!("record 0 ({}) is Indexed, yet Elasticsearch holds 0 of the 1 documents the test reads", sequence(0)),
     );
 }

@@ -189,6 +189,12 @@ fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
         }
         20..=24 => h.firehose.push_fault(FirehoseFault::Throttle),
         25..=29 => h.firehose.set_fail_every_entry(true),
+        30..=39 => {
+            // Entries refused on both attempts (`FIREHOSE_MAX_ATTEMPTS` is 2): their records go back to Kinesis while
+            // the others' stay parked, and the records after them are parked and redelivered too.
+            h.firehose.push_fault(FirehoseFault::FailEntries((0..rng.usize(1..4)).map(|_| rng.usize(..6)).collect()));
+            h.firehose.push_fault(FirehoseFault::FailEntries((0..500).collect()));
+        }
         _ => {}
     }
 }
