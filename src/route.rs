@@ -287,9 +287,9 @@ mod tests {
         ];
         let batch = batch(&[("10", 1), ("11", 1), ("12", 1), ("13", 1), ("14", 0)], docs);
         assert_eq!(to_park(&batch), vec![0], "only the record before the failure is parked");
-        let fates = fates(&batch, answered(&HashMap::new()));
+        let all_taken = fates(&batch, answered(&HashMap::new()));
         assert_eq!(
-            outcomes(&fates),
+            outcomes(&all_taken),
             vec![
                 Outcome::ToFirehose,
                 Outcome::BackToKinesis,
@@ -299,13 +299,13 @@ mod tests {
             ]
         );
         assert_eq!(
-            fates[3].failure.as_ref().unwrap().error_type,
+            all_taken[3].failure.as_ref().unwrap().error_type,
             "redelivered_anyway",
             "its rejection is logged on the delivery that settles it"
         );
         let refused = HashMap::from([(0, Failure::ours(Cause::FirehoseRefused, "firehose_refused", "no"))]);
         assert_eq!(
-            outcomes(&super::tests::fates(&batch, answered(&refused))),
+            outcomes(&fates(&batch, answered(&refused))),
             vec![Outcome::BackToKinesis; 5],
             "refused by Firehose too, the first record goes back with the rest"
         );
