@@ -191,7 +191,11 @@ fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
         25..=29 => h.firehose.set_fail_every_entry(true),
         30..=39 => {
             // Entries refused on both attempts (`FIREHOSE_MAX_ATTEMPTS` is 2): their records go back to Kinesis while
-            // the others' stay parked, and the records after them are parked and redelivered too.
+            // the others' stay parked, and the records after them are parked and redelivered too. Half the time the
+            // cluster asks for later every document, so that most records are headed for Firehose.
+            if rng.bool() {
+                h.es.set_write_queue(Some(0));
+            }
             h.firehose.push_fault(FirehoseFault::FailEntries((0..rng.usize(1..4)).map(|_| rng.usize(..6)).collect()));
             h.firehose.push_fault(FirehoseFault::FailEntries((0..500).collect()));
         }
