@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use kinesis_es_indexer::route::SettledRecord;
 use kinesis_es_indexer::{Config, Deps, KinesisEventIn, Outcome, handle, logging};
 use testkit::EsDouble;
 
@@ -63,12 +64,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n{} records from {path}:", report.records.len());
     println!("{:>3}  {:<10}  {:<16} {:>4}  why", "#", "sequence…", "outcome", "docs");
-    for (position, record) in report.records.iter().enumerate() {
+    for (position, SettledRecord { record, fate }) in report.records.iter().enumerate() {
         let sequence = record.provenance.sequence_number.as_deref().unwrap_or("none");
         let tail = &sequence[sequence.len().saturating_sub(10)..];
-        let why = record.failure.as_ref().map(|f| f.to_string()).unwrap_or_default();
+        let why = fate.failure.as_ref().map(|f| f.to_string()).unwrap_or_default();
         let why: String = why.chars().take(110).collect();
-        println!("{position:>3}  {tail:<10}  {:<16} {:>4}  {why}", record.outcome.name(), record.documents);
+        println!("{position:>3}  {tail:<10}  {:<16} {:>4}  {why}", fate.outcome.name(), record.documents().len());
     }
     println!();
     for outcome in Outcome::ALL {

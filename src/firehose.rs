@@ -54,12 +54,18 @@ const CREDENTIALS_REFUSED: [&str; 6] = [
 const STREAM_UNUSABLE: [&str; 3] =
     ["ResourceNotFoundException", "InvalidKMSResourceException", "InvalidSourceException"];
 
-/// What the Firehose step did: which documents it could not park and why, and counters for the summary.
+/// What the Firehose step did: which documents it could not park and why, and what it counted.
 #[derive(Debug, Default)]
 pub struct Delivery {
     pub refused: HashMap<usize, Failure>,
-    pub accepted: usize,
+    pub stats: DeliveryStats,
+}
+
+/// What the Firehose step counted, for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeliveryStats {
     pub calls: usize,
+    pub accepted: usize,
     /// Entries that a call answered with an `ErrorCode` (each resend counts again).
     pub failed_entries: usize,
     pub elapsed: Duration,
@@ -133,7 +139,7 @@ impl Firehose {
         for call in calls {
             self.put_with_retries(&fitting[call], deadline, margin, &mut delivery).await;
         }
-        delivery.elapsed = started.elapsed();
+        delivery.stats.elapsed = started.elapsed();
         delivery
     }
 
@@ -161,7 +167,7 @@ impl Firehose {
                 .collect();
             let call =
                 self.client.put_record_batch().delivery_stream_name(&self.stream).set_records(Some(records)).send();
-            delivery.calls += 1;
+            delivery.stats.calls += 1;
             let output = match tokio::time::timeout(left - margin, call).await {
                 Err(_) => {
                     last_failure = Some(AttemptFailure::NoAnswer);
@@ -187,9 +193,9 @@ impl Firehose {
             let mut still_failing = Vec::new();
             for (entry, response) in pending.into_iter().zip(responses) {
                 match response.error_code() {
-                    None => delivery.accepted += 1,
+                    None => delivery.stats.accepted += 1,
                     Some(code) => {
-                        delivery.failed_entries += 1;
+                        delivery.stats.failed_entries += 1;
                         let message = response.error_message().unwrap_or("no message");
                         last_failure = Some(AttemptFailure::Entries(format!("{code}: {message}")));
                         still_failing.push(entry);

@@ -132,7 +132,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     log_failures(&batch, config.log_excerpt_bytes);
     let pace_reason = pace_reason(&batch);
     let paced = pace(pace_reason, deadline, margin, deps).await;
-    let mut report = Report::new(batch, indexing, delivery, started.elapsed());
+    let mut report = Report::new(batch, indexing, delivery.stats, started.elapsed());
     report.summary.probe = probe;
     report.summary.paced = paced;
     report.summary.paced_because = pace_reason.filter(|_| !paced.is_zero());
@@ -278,15 +278,6 @@ fn log_failures(batch: &Batch<SettledRecord, IndexedDocument>, excerpt_bytes: us
     }
 }
 
-/// Where one record went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordReport {
-    pub provenance: Provenance,
-    pub outcome: Outcome,
-    pub failure: Option<Failure>,
-    pub documents: usize,
-}
-
 /// The counts of the summary line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -301,15 +292,10 @@ pub struct Summary {
     pub timestamps_out_of_range: usize,
     /// Documents without a timestamp in records without an arrival time: stamped and indexed by the Unix epoch.
     pub documents_undated: usize,
-    pub bulk_requests: usize,
-    /// Bulk body bytes before compression, and on the wire.
-    pub body_bytes: usize,
-    pub bytes_sent: usize,
-    pub es_time: Duration,
-    pub firehose_calls: usize,
-    pub firehose_accepted: usize,
-    pub firehose_failed_entries: usize,
-    pub firehose_time: Duration,
+    /// What the indexing stage did: requests, bytes, time, and the concurrency and body limit it ended at.
+    pub indexing: elasticsearch::IndexingStats,
+    /// What the Firehose step did: calls, entries accepted and failed, time.
+    pub firehose: firehose::DeliveryStats,
     pub elapsed: Duration,
     /// Age of the batch's oldest record (from its arrival in the stream) when the invocation began.
     pub oldest_record_age: Option<Duration>,
@@ -319,10 +305,6 @@ pub struct Summary {
     pub paced: Duration,
     /// Why it waited.
     pub paced_because: Option<Pace>,
-    /// Requests allowed in flight when indexing ended.
-    pub concurrency: usize,
-    /// The largest body the way to the cluster was found to take, when a size refusal taught it.
-    pub body_limit: Option<usize>,
 }
 
 impl Summary {
@@ -342,7 +324,7 @@ impl Summary {
             share = format!("{:.0} %", 100.0 * self.documents_retry_later as f64 / self.documents as f64),
             to_firehose = self.count(Outcome::ToFirehose),
             back_to_kinesis = self.count(Outcome::BackToKinesis),
-            concurrency = self.concurrency,
+            concurrency = self.indexing.concurrency,
             paced_ms = self.paced.as_millis() as u64,
             "The cluster is saturated: it asked for later most of this batch's documents (a full write queue, a \
              tripped circuit breaker); to_firehose and back_to_kinesis say where they went, concurrency what is now \
@@ -366,30 +348,31 @@ impl Summary {
             documents_refused = self.documents_refused,
             timestamps_out_of_range = self.timestamps_out_of_range,
             documents_undated = self.documents_undated,
-            bulk_requests = self.bulk_requests,
-            body_bytes = self.body_bytes,
-            bytes_sent = self.bytes_sent,
-            es_ms = self.es_time.as_millis() as u64,
-            firehose_calls = self.firehose_calls,
-            firehose_accepted = self.firehose_accepted,
-            firehose_failed_entries = self.firehose_failed_entries,
-            firehose_ms = self.firehose_time.as_millis() as u64,
+            bulk_requests = self.indexing.requests,
+            body_bytes = self.indexing.body_bytes,
+            bytes_sent = self.indexing.bytes_sent,
+            es_ms = self.indexing.elapsed.as_millis() as u64,
+            firehose_calls = self.firehose.calls,
+            firehose_accepted = self.firehose.accepted,
+            firehose_failed_entries = self.firehose.failed_entries,
+            firehose_ms = self.firehose.elapsed.as_millis() as u64,
             oldest_record_age_ms = self.oldest_record_age.map(|age| age.as_millis() as u64),
             probe = self.probe,
             paced_ms = self.paced.as_millis() as u64,
             paced_because = self.paced_because.map(Pace::name),
-            concurrency = self.concurrency,
-            body_limit = self.body_limit,
+            concurrency = self.indexing.concurrency,
+            body_limit = self.indexing.body_limit,
             duration_ms = self.elapsed.as_millis() as u64,
             "Batch done"
         );
     }
 }
 
-/// What an invocation did with every record, and the batch response it gives Lambda.
+/// What an invocation did with every record (its provenance, what decoding made of it, its fate), and the batch
+/// response it gives Lambda.
 #[derive(Debug, Clone)]
 pub struct Report {
-    pub records: Vec<RecordReport>,
+    pub records: Vec<SettledRecord>,
     pub summary: Summary,
 }
 
@@ -397,22 +380,16 @@ impl Report {
     fn new(
         batch: Batch<SettledRecord, IndexedDocument>,
         indexing: elasticsearch::IndexingStats,
-        delivery: firehose::Delivery,
+        firehose: firehose::DeliveryStats,
         elapsed: Duration,
     ) -> Report {
         let mut outcomes: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|&o| (o, 0)).collect();
         let doc_outcomes = || batch.documents.iter().map(|document| &document.outcome);
-        let records: Vec<RecordReport> = batch
-            .records
-            .into_iter()
-            .map(|SettledRecord { record, fate }| {
-                *outcomes.entry(fate.outcome).or_default() += 1;
-                let documents = record.documents().len();
-                RecordReport { provenance: record.provenance, outcome: fate.outcome, failure: fate.failure, documents }
-            })
-            .collect();
+        for settled in &batch.records {
+            *outcomes.entry(settled.fate.outcome).or_default() += 1;
+        }
         let summary = Summary {
-            records: records.len(),
+            records: batch.records.len(),
             outcomes,
             documents: batch.documents.len(),
             // Every cause by which the cluster asked for later, parked or kept in the stream.
@@ -423,14 +400,8 @@ impl Report {
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
             timestamps_out_of_range: batch.timestamps_out_of_range,
             documents_undated: batch.undated,
-            bulk_requests: indexing.requests,
-            body_bytes: indexing.body_bytes,
-            bytes_sent: indexing.bytes_sent,
-            es_time: indexing.elapsed,
-            firehose_calls: delivery.calls,
-            firehose_accepted: delivery.accepted,
-            firehose_failed_entries: delivery.failed_entries,
-            firehose_time: delivery.elapsed,
+            indexing,
+            firehose,
             elapsed,
             oldest_record_age: batch
                 .oldest_arrival
@@ -439,10 +410,8 @@ impl Report {
             probe: false,
             paced: Duration::ZERO,
             paced_because: None,
-            concurrency: indexing.concurrency,
-            body_limit: indexing.body_limit,
         };
-        Report { records, summary }
+        Report { records: batch.records, summary }
     }
 
     /// The partial batch response: every record going back to Kinesis, by sequence number.
@@ -451,11 +420,11 @@ impl Report {
         response.batch_item_failures = self
             .records
             .iter()
-            .filter(|r| r.outcome == Outcome::BackToKinesis)
+            .filter(|r| r.fate.outcome == Outcome::BackToKinesis)
             // A record going back without a sequence number cannot be named. Left out, Lambda would checkpoint
             // past it; an empty itemIdentifier makes Lambda take the whole batch as failed and retry it (AWS:
             // "Configuring partial batch response with Kinesis Data Streams"), which loses nothing.
-            .map(|r| r.provenance.sequence_number.clone().unwrap_or_default())
+            .map(|r| r.record.provenance.sequence_number.clone().unwrap_or_default())
             .map(|sequence| {
                 let mut failure = KinesisBatchItemFailure::default();
                 failure.item_identifier = Some(sequence);
@@ -469,15 +438,17 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::RecordFate;
 
-    fn record(sequence: Option<&str>, outcome: Outcome) -> RecordReport {
+    fn record(sequence: Option<&str>, outcome: Outcome) -> SettledRecord {
         let provenance = Provenance { shard_id: "shardId-0".into(), sequence_number: sequence.map(str::to_owned) };
-        RecordReport { provenance, outcome, failure: None, documents: 1 }
+        let decoded = Decoded::Documents { range: 0..1, rejected_parts: Vec::new() };
+        SettledRecord { record: Record { provenance, decoded }, fate: RecordFate { outcome, failure: None } }
     }
 
     #[test]
     fn a_record_going_back_without_a_sequence_number_fails_the_whole_batch_instead_of_being_left_out() {
-        let named = |records: Vec<RecordReport>| -> Vec<Option<String>> {
+        let named = |records: Vec<SettledRecord>| -> Vec<Option<String>> {
             let report = Report { records, summary: Summary::default() };
             report.response().batch_item_failures.into_iter().map(|failure| failure.item_identifier).collect()
         };

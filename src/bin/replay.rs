@@ -107,12 +107,12 @@ fn batch_result(source: &str, report: &Report) -> Value {
     let not_replayed: Vec<Value> = report
         .records
         .iter()
-        .filter(|r| r.outcome == Outcome::BackToKinesis)
+        .filter(|r| r.fate.outcome == Outcome::BackToKinesis)
         .map(|r| {
-            let failure = r.failure.as_ref();
+            let failure = r.fate.failure.as_ref();
             json!({
-                "shard_id": r.provenance.shard_id,
-                "sequence_number": r.provenance.sequence_number,
+                "shard_id": r.record.provenance.shard_id,
+                "sequence_number": r.record.provenance.sequence_number,
                 "cause": failure.map(|f| f.cause.name()),
                 "fix": failure.and_then(|f| f.cause.fix()).map(|fix| fix.hint()),
                 "reason": failure.map(|f| f.to_string()),
@@ -130,7 +130,7 @@ fn batch_result(source: &str, report: &Report) -> Value {
 
 /// Why the batches after this one should wait: a record went back for a cause of the cluster's, not its own.
 fn cluster_level_reason(report: &Report) -> Option<String> {
-    report.records.iter().filter_map(|r| r.failure.as_ref()).find(|f| f.cause.paces().is_some()).map(|f| {
+    report.records.iter().filter_map(|r| r.fate.failure.as_ref()).find(|f| f.cause.paces().is_some()).map(|f| {
         format!("an earlier batch found the cluster unable to take records ({}): replay again once it is back", f)
     })
 }

@@ -86,7 +86,7 @@ async fn a_compressed_body_signed_with_a_session_token_passes_botocores_check() 
 
     let report = h.deliver(&event(&plain_payloads(3))).await;
 
-    assert_eq!(outcomes(&report), vec![Indexed; 3], "{:?}", report.records[0].failure);
+    assert_eq!(outcomes(&report), vec![Indexed; 3], "{:?}", report.records[0].fate.failure);
     let request = &h.es.requests()[0];
     assert_eq!(request.headers["content-encoding"], "gzip", "the signature covers the compressed bytes");
     assert_eq!(request.headers["x-amz-security-token"], "token-1");

@@ -180,7 +180,7 @@ async fn s32_below_one_request_in_flight_an_instance_pauses_between_requests() {
     let first = h.deliver(&event(&plain_payloads(40))).await;
     let again = redelivery(&event(&plain_payloads(40)), &first).expect("the spell held the rest");
     let probed = h.deliver(&again).await;
-    assert_eq!(probed.summary.bulk_requests, 1, "the probe alone");
+    assert_eq!(probed.summary.indexing.requests, 1, "the probe alone");
     h.es.set_busy_spell(Duration::ZERO);
     let sent_before = h.es.requests().len();
     let service = Duration::from_millis(40);
@@ -231,7 +231,7 @@ async fn s34_a_proxy_that_closes_on_a_large_body_leads_to_smaller_requests_remem
 
     assert_eq!(tally(&report), [("indexed", 300)].into(), "split at once: nothing goes back, nothing is stuck");
     assert!(proxy.refused() >= 1, "the proxy refused the first body");
-    let limit = report.summary.body_limit.expect("the size that worked is remembered");
+    let limit = report.summary.indexing.body_limit.expect("the size that worked is remembered");
     assert!(limit <= PROXY_LIMIT, "{limit}");
     let refused = proxy.refused();
     let second = h.deliver(&event_from(300, &sized_payloads(300, 2048))).await;

@@ -40,7 +40,7 @@ async fn s02_an_item_count_mismatch_sends_the_chunk_back_and_redelivery_is_harml
     let report = h.deliver(&event).await;
 
     assert_eq!(outcomes(&report), vec![BackToKinesis, BackToKinesis, BackToKinesis, Indexed, Indexed]);
-    assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "item_count_mismatch");
+    assert_eq!(report.records[0].fate.failure.as_ref().unwrap().error_type, "item_count_mismatch");
     let again = redelivery(&event, &report).expect("a redelivery");
     let second = h.deliver(&again).await;
     assert_eq!(outcomes(&second), vec![AlreadyThere; 5], "the double had written them: 409s, no duplicates");
@@ -62,7 +62,7 @@ async fn s03_rejected_execution_parks_items_in_firehose_with_their_id_and_index(
 
     assert_eq!(outcomes(&report), vec![Indexed, ToFirehose, ToFirehose]);
     assert_eq!(report.summary.documents_retry_later, 2, "rejections are counted per invocation");
-    let why = report.records[1].failure.as_ref().unwrap();
+    let why = report.records[1].fate.failure.as_ref().unwrap();
     assert_eq!(
         (why.status, why.error_type.as_str()),
         (Some(429), "es_rejected_execution_exception"),
@@ -84,8 +84,8 @@ async fn s03_a_whole_request_rejected_by_the_coordinating_node_is_parked_and_the
     let report = h.deliver(&event(&plain_payloads(4))).await;
 
     assert_eq!(outcomes(&report), vec![ToFirehose, ToFirehose, BackToKinesis, BackToKinesis]);
-    assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "es_rejected_execution_exception");
-    assert_eq!(report.records[2].failure.as_ref().unwrap().error_type, "not_sent_cluster_saturated");
+    assert_eq!(report.records[0].fate.failure.as_ref().unwrap().error_type, "es_rejected_execution_exception");
+    assert_eq!(report.records[2].fate.failure.as_ref().unwrap().error_type, "not_sent_cluster_saturated");
     assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
     assert_eq!(h.firehose.records().len(), 2, "only what the cluster refused is parked");
     assert_eq!(h.es.count(), 0);
@@ -285,7 +285,7 @@ async fn s11_a_request_too_large_is_split_and_a_document_too_large_alone_is_reje
     let report = h.deliver(&event(&payloads)).await;
 
     assert_eq!(outcomes(&report), vec![Indexed, Indexed, Rejected, Indexed, Indexed]);
-    assert_eq!(report.records[2].failure.as_ref().unwrap().error_type, "request_too_large");
+    assert_eq!(report.records[2].fate.failure.as_ref().unwrap().error_type, "request_too_large");
     assert_eq!(h.es.count(), 4);
 }
 
@@ -317,7 +317,7 @@ async fn s13_near_the_deadline_no_request_starts_and_everything_is_reported() {
         h.deliver_checked(&event, Duration::from_millis(120)).await.unwrap_or_else(|broken| panic!("{broken}"));
 
     assert_eq!(outcomes(&report), vec![BackToKinesis; 3]);
-    assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "deadline");
+    assert_eq!(report.records[0].fate.failure.as_ref().unwrap().error_type, "deadline");
     assert!(h.es.requests().is_empty());
 }
 
@@ -355,7 +355,7 @@ async fn s14_firehose_partial_failure_resends_only_the_failed_entries() {
 
     assert_eq!(outcomes(&report), vec![ToFirehose; 3]);
     assert_eq!(h.firehose.calls(), vec![3, 1], "only the failed entry is resent");
-    assert_eq!(report.summary.firehose_failed_entries, 1);
+    assert_eq!(report.summary.firehose.failed_entries, 1);
     let ids: Vec<String> =
         h.firehose.documents().iter().map(|d| d["es_target"]["_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, vec![doc_id(0, 0), doc_id(2, 0), doc_id(1, 0)], "each exactly once");
@@ -371,7 +371,7 @@ async fn s14_a_firehose_that_keeps_failing_sends_records_back_to_kinesis() {
 
     assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
     assert_eq!(h.firehose.calls(), vec![2, 2, 2]);
-    assert!(report.records[0].failure.as_ref().unwrap().reason.contains("ServiceUnavailableException"));
+    assert!(report.records[0].fate.failure.as_ref().unwrap().reason.contains("ServiceUnavailableException"));
 }
 
 #[tokio::test]
@@ -383,7 +383,7 @@ async fn s15_a_document_too_large_for_firehose_goes_back_to_kinesis() {
     let report = h.deliver(&event(&payloads)).await;
 
     assert_eq!(outcomes(&report), vec![ToFirehose, BackToKinesis]);
-    assert!(report.records[1].failure.as_ref().unwrap().reason.contains("record limit"));
+    assert!(report.records[1].fate.failure.as_ref().unwrap().reason.contains("record limit"));
 }
 
 #[tokio::test]
@@ -409,7 +409,7 @@ async fn s16_a_missing_delivery_stream_sends_records_back_with_the_reason() {
 
     assert_eq!(outcomes(&report), vec![BackToKinesis; 2]);
     assert_eq!(
-        report.summary.firehose_calls, 1,
+        report.summary.firehose.calls, 1,
         "no retries of a call that cannot succeed (FIREHOSE_MAX_ATTEMPTS is 2)"
     );
     let line = &logs.matching("ERROR", "Records go back to Kinesis")[0];
@@ -491,8 +491,8 @@ async fn s18_redelivering_an_indexed_batch_writes_nothing_new() {
     let second = h.deliver(&event).await;
 
     for (before, after) in first.records.iter().zip(&second.records) {
-        let expected = if before.outcome == Indexed { AlreadyThere } else { before.outcome };
-        assert_eq!(after.outcome, expected, "record {:?}", before.provenance.sequence_number);
+        let expected = if before.fate.outcome == Indexed { AlreadyThere } else { before.fate.outcome };
+        assert_eq!(after.fate.outcome, expected, "record {:?}", before.record.provenance.sequence_number);
     }
     assert_eq!(h.es.documents(), stored, "zero new documents");
     for (index, id, _) in &stored {
@@ -538,7 +538,7 @@ async fn records_that_kinesis_redelivers_anyway_are_not_also_sent_to_firehose() 
 
     assert_eq!(outcomes(&report), vec![ToFirehose, BackToKinesis, BackToKinesis]);
     assert_eq!(h.firehose.records().len(), 1);
-    assert_eq!(report.records[2].failure.as_ref().unwrap().error_type, "redelivered_anyway");
+    assert_eq!(report.records[2].fate.failure.as_ref().unwrap().error_type, "redelivered_anyway");
 }
 
 #[tokio::test]

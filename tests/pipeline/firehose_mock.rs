@@ -67,7 +67,7 @@ async fn a_partial_failure_resends_only_the_failed_entries() {
 
     assert!(delivery.refused.is_empty(), "{:?}", delivery.refused);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
-    assert_eq!((delivery.calls, delivery.accepted, delivery.failed_entries), (2, 4, 2));
+    assert_eq!((delivery.stats.calls, delivery.stats.accepted, delivery.stats.failed_entries), (2, 4, 2));
 }
 
 #[tokio::test]
@@ -84,7 +84,7 @@ async fn a_throttled_call_is_made_again() {
     let delivery = sink.put(entries(2), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
 
     assert!(delivery.refused.is_empty());
-    assert_eq!(delivery.calls, 2);
+    assert_eq!(delivery.stats.calls, 2);
 }
 
 /// On tokio's paused clock: the backoff pauses and the deadline are exact, however loaded the machine is. The
@@ -117,11 +117,11 @@ async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
             "throttling passes; it needs no one to act"
         );
         assert!(
-            delivery.calls >= 2 && delivery.calls < 20,
+            delivery.stats.calls >= 2 && delivery.stats.calls < 20,
             "round {round}: {} calls: retried with backoff, bounded by the time left",
-            delivery.calls
+            delivery.stats.calls
         );
-        calls += delivery.calls;
+        calls += delivery.stats.calls;
     }
     assert_eq!(failing.num_calls(), calls);
 }
@@ -139,7 +139,7 @@ async fn entries_are_split_within_firehose_limits() {
     let delivery = sink.put(entries(600), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
 
     assert!(delivery.refused.is_empty(), "{:?}", delivery.refused.values().next());
-    assert_eq!((delivery.calls, delivery.accepted), (2, 600), "500 records per call at most");
+    assert_eq!((delivery.stats.calls, delivery.stats.accepted), (2, 600), "500 records per call at most");
 }
 
 /// One entry offered to a stream whose every call fails with `error`.
@@ -167,7 +167,7 @@ async fn a_failed_call_names_the_stream_and_the_endpoint_and_says_whose_it_is_to
     );
     assert!(failure.reason.starts_with("Firehose stream retry-later at "), "{}", failure.reason);
     assert!(failure.reason.contains("cannot take records (ResourceNotFoundException"), "{}", failure.reason);
-    assert_eq!(delivery.calls, 1, "a missing stream is not asked again");
+    assert_eq!(delivery.stats.calls, 1, "a missing stream is not asked again");
 
     let delivery = put_one_failing_with(|| {
         PutRecordBatchError::InvalidKmsResourceException(
@@ -211,5 +211,5 @@ async fn firehose_out_of_reach_is_networking_and_no_credentials_is_credentials()
             .await;
     let failure = &anonymous.refused[&0];
     assert!(failure.reason.contains("no usable AWS credentials"), "{}", failure.reason);
-    assert_eq!((failure.cause.name(), anonymous.calls), ("firehose_misconfigured", 1), "not asked for again");
+    assert_eq!((failure.cause.name(), anonymous.stats.calls), ("firehose_misconfigured", 1), "not asked for again");
 }

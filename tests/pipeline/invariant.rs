@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use kinesis_es_indexer::handler::Report;
+use kinesis_es_indexer::record::Decoded;
 use kinesis_es_indexer::{KinesisEventIn, Outcome};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
@@ -184,7 +185,7 @@ fn judge(h: &Harness, event: &KinesisEventIn, report: &Report, log: &[Value], be
 /// `report` with record `i` reported `outcome`, its summary counting it so.
 fn reported(report: &Report, i: usize, outcome: Outcome) -> Report {
     let mut report = report.clone();
-    let was = std::mem::replace(&mut report.records[i].outcome, outcome);
+    let was = std::mem::replace(&mut report.records[i].fate.outcome, outcome);
     *report.summary.outcomes.entry(was).or_default() -= 1;
     *report.summary.outcomes.entry(outcome).or_default() += 1;
     report
@@ -212,7 +213,10 @@ async fn a_dropped_ndjson_line_is_caught() {
     // report counting the two documents it wrote. (The old invariant took the count from the report: let through.)
     let h = Harness::start(&[]).await;
     let (report, log, before) = run(&h, &event(&[b"{\"n\":1}\n{\"n\":2}\n".to_vec()])).await;
-    assert_eq!((outcomes(&report), report.records[0].documents, h.es.count()), (vec![Outcome::Indexed], 2, 2));
+    assert_eq!(
+        (outcomes(&report), report.records[0].record.documents().len(), h.es.count()),
+        (vec![Outcome::Indexed], 2, 2)
+    );
     caught(
         judge(&h, &three_lines, &report, &log, before),
         &format!("record 0 ({}) is Indexed, yet Elasticsearch holds 2 of the 3 documents the test reads", sequence(0)),
@@ -330,7 +334,7 @@ async fn a_record_neither_redelivered_nor_held_is_caught() {
     // Reported indexed, with no document, as a decoder that found nothing would count it. (The old invariant caught
     // this as lost.)
     let mut nothing = reported(&report, 0, Outcome::Indexed);
-    nothing.records[0].documents = 0;
+    nothing.records[0].record.decoded = Decoded::Documents { range: 0..0, rejected_parts: Vec::new() };
     caught(
         judge(&h, &sent, &nothing, &log, before),
         &format!("record 0 ({}) is Indexed, yet Elasticsearch holds 0 of the 1 documents the test reads", sequence(0)),

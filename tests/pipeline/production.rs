@@ -122,9 +122,9 @@ async fn s21_kpl_aggregates_become_one_document_per_user_record_with_stable_ids(
     let report = h.deliver(&event).await;
 
     assert_eq!(outcomes(&report), vec![Indexed; 3]);
-    assert_eq!(report.records[0].documents, 3);
+    assert_eq!(report.records[0].record.documents().len(), 3);
     // mixed_kinds: an object, a text line, three NDJSON lines, gzip inside, a CloudWatch envelope of two events.
-    assert_eq!(report.records[2].documents, 1 + 1 + 3 + 1 + 2);
+    assert_eq!(report.records[2].record.documents().len(), 1 + 1 + 3 + 1 + 2);
     let paid = h.es.document("logs-2026.11.22", &doc_id(0, "2.0")).expect("the third user record");
     assert_eq!(paid["message"], "paid");
     assert_eq!(h.es.document("logs-2026.11.22", &doc_id(2, "2.1")).unwrap()["n"], 2, "NDJSON inside KPL");
@@ -188,8 +188,8 @@ async fn s22_an_ndjson_record_becomes_one_document_per_line() {
     let report = h.deliver(&event).await;
 
     assert_eq!(outcomes(&report), vec![Indexed, Indexed]);
-    assert_eq!(report.records[0].documents, 4, "blank lines skipped");
-    assert_eq!(report.records[1].documents, 1, "a pretty-printed object is one document");
+    assert_eq!(report.records[0].record.documents().len(), 4, "blank lines skipped");
+    assert_eq!(report.records[1].record.documents().len(), 1, "a pretty-printed object is one document");
     assert_eq!(h.es.document("logs-2026.11.22", &doc_id(0, 0)).unwrap()["n"], 1);
     assert_eq!(h.es.document("logs-2026.11.21", &doc_id(0, 1)).unwrap()["n"], 2, "each line names its own index");
     assert_eq!(h.es.document("logs-2026.11.22", &doc_id(0, 2)).unwrap()["message"], "not json at all");
@@ -327,7 +327,7 @@ async fn s26_a_deadline_too_short_for_any_request_is_an_error_once_per_cold_star
 
     for report in [&first, &second] {
         assert_eq!(outcomes(report), vec![BackToKinesis; 2]);
-        assert_eq!(report.records[0].failure.as_ref().unwrap().error_type, "deadline");
+        assert_eq!(report.records[0].fate.failure.as_ref().unwrap().error_type, "deadline");
     }
     assert!(h.es.requests().is_empty());
     let errors = logs.matching("ERROR", "The invocation's time is too short");
@@ -438,7 +438,7 @@ async fn s25_pacing_ends_with_the_first_normal_answer() {
     let second = h.deliver(&redelivery(&event, &first).unwrap()).await;
     assert!(second.summary.probe, "the redelivery probes first");
     assert_eq!(outcomes(&second), vec![Indexed; 4]);
-    assert_eq!(second.summary.bulk_requests, 2, "the probe, then the rest");
+    assert_eq!(second.summary.indexing.requests, 2, "the probe, then the rest");
     assert_eq!(second.summary.paced, std::time::Duration::ZERO);
     let third = h.deliver(&event).await;
     assert!(!third.summary.probe, "pacing is over");

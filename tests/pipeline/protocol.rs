@@ -80,7 +80,7 @@ async fn chunks_go_out_at_most_bulk_concurrency_at_a_time() {
     };
     let (report, ()) = tokio::join!(h.deliver(&event), answer_one_at_a_time);
 
-    assert_eq!(report.summary.bulk_requests, REQUESTS);
+    assert_eq!(report.summary.indexing.requests, REQUESTS);
     assert_eq!(h.es.max_in_flight(), CONCURRENCY, "three at a time, never more");
 }
 
@@ -96,9 +96,9 @@ async fn bodies_are_gzipped_by_default_and_plain_when_asked() {
     assert_eq!(gzip.es.count(), 50, "the double inflates what it receives");
     assert_eq!(plain.es.count(), 50);
     assert!(plain.es.requests()[0].headers.get("content-encoding").is_none());
-    let (before, after) = (compressed.summary.body_bytes, compressed.summary.bytes_sent);
-    assert_eq!(before, uncompressed.summary.body_bytes, "the same body either way");
-    assert_eq!(uncompressed.summary.bytes_sent, before);
+    let (before, after) = (compressed.summary.indexing.body_bytes, compressed.summary.indexing.bytes_sent);
+    assert_eq!(before, uncompressed.summary.indexing.body_bytes, "the same body either way");
+    assert_eq!(uncompressed.summary.indexing.bytes_sent, before);
     assert_eq!(after, gzip.es.requests()[0].wire_bytes, "bytes_sent is what went on the wire");
     assert!(after * 4 < before, "{after} compressed bytes for {before}");
 }

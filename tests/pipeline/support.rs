@@ -186,7 +186,8 @@ pub fn redelivery(event: &KinesisEventIn, report: &Report) -> Option<KinesisEven
         .iter()
         .filter_map(|f| f.item_identifier.clone())
         .min_by(|a, b| compare_sequence_numbers(a, b))?;
-    let start = report.records.iter().position(|r| r.provenance.sequence_number.as_deref() == Some(lowest.as_str()))?;
+    let start =
+        report.records.iter().position(|r| r.record.provenance.sequence_number.as_deref() == Some(lowest.as_str()))?;
     Some(KinesisEventIn::from_records(event.records_json().into_iter().skip(start)).expect("records of an event"))
 }
 
@@ -202,7 +203,7 @@ pub fn edit_records(event: &KinesisEventIn, mut edit: impl FnMut(usize, &mut Val
 
 /// The outcome of every record, in order.
 pub fn outcomes(report: &Report) -> Vec<Outcome> {
-    report.records.iter().map(|r| r.outcome).collect()
+    report.records.iter().map(|r| r.fate.outcome).collect()
 }
 
 /// The `_id` of document `position` of record `i` (in `ES_DOC_ID=kinesis` mode): `stream:shard:sequence:position`.
@@ -413,7 +414,8 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
     }
 
     for (position, (claim, sent)) in report.records.iter().zip(&sent).enumerate() {
-        let outcome = claim.outcome;
+        let outcome = claim.fate.outcome;
+        let claimed_documents = claim.record.documents().len();
         let Some(sequence) = sent.sequence.as_deref() else {
             // Too malformed to carry a sequence number: it cannot be reported back, only rejected.
             check!(outcome == Rejected, "record {position} has no sequence number yet is {outcome:?}");
@@ -491,16 +493,16 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
                 // Not read by the test: the report's count stands in.
                 Expected::Unknown => match outcome {
                     Indexed | AlreadyThere => check!(
-                        stored.len() == claim.documents,
+                        stored.len() == claimed_documents,
                         "record {position} ({sequence}) is {outcome:?} with {} documents, {} in Elasticsearch",
-                        claim.documents,
+                        claimed_documents,
                         stored.len()
                     ),
                     ToFirehose => check!(
-                        stored.union(parked).count() >= claim.documents,
+                        stored.union(parked).count() >= claimed_documents,
                         "record {position} ({sequence}) went to Firehose with {} documents, {} in Elasticsearch or \
                          Firehose",
-                        claim.documents,
+                        claimed_documents,
                         stored.union(parked).count()
                     ),
                     Skipped => check!(
@@ -582,9 +584,9 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
             && !field_ids
         {
             check!(
-                claim.documents == positions.len(),
+                claimed_documents == positions.len(),
                 "record {position} ({sequence}) is reported with {} documents, the test reads {} in its data",
-                claim.documents,
+                claimed_documents,
                 positions.len()
             );
         }
