@@ -12,6 +12,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use crate::json::{self, ReadObject, Shape, ShapeOf};
+
 /// A Kinesis event: its JSON text, and what one pass over it read of each element of its `Records` array.
 #[derive(Debug, Clone, Default)]
 pub struct KinesisEventIn {
@@ -27,10 +29,10 @@ pub struct EventError(String);
 /// One record as the scan read it: each field the indexer needs, as a place in the body.
 #[derive(Debug, Clone, Default)]
 struct RecordIn {
-    event_id: Option<Text>,
-    event_source_arn: Option<Text>,
-    sequence_number: Option<Text>,
-    data: Option<Text>,
+    event_id: Option<BodyText>,
+    event_source_arn: Option<BodyText>,
+    sequence_number: Option<BodyText>,
+    data: Option<BodyText>,
     arrival_seconds: Option<f64>,
     /// What makes the record something other than a Kinesis record, when something does.
     malformed: Option<String>,
@@ -38,7 +40,7 @@ struct RecordIn {
 
 /// A string of the event: where it lies in the body, or its text when it had escapes to resolve.
 #[derive(Debug, Clone)]
-enum Text {
+enum BodyText {
     At(Range<usize>),
     Unescaped(Box<str>),
 }
@@ -73,7 +75,10 @@ impl KinesisEventIn {
     }
 
     /// An event holding these records (each one JSON value), in order.
-    pub fn from_records<R: AsRef<str>>(records: impl IntoIterator<Item = R>) -> Result<KinesisEventIn, EventError> {
+    #[cfg(test)]
+    pub(crate) fn from_records<R: AsRef<str>>(
+        records: impl IntoIterator<Item = R>,
+    ) -> Result<KinesisEventIn, EventError> {
         let mut body = String::from(r#"{"Records":["#);
         for (i, record) in records.into_iter().enumerate() {
             if i > 0 {
@@ -106,10 +111,10 @@ impl KinesisEventIn {
         })
     }
 
-    fn text<'a>(&'a self, text: &'a Option<Text>) -> Option<&'a str> {
+    fn text<'a>(&'a self, text: &'a Option<BodyText>) -> Option<&'a str> {
         text.as_ref().map(|text| match text {
-            Text::At(range) => &self.body[range.clone()],
-            Text::Unescaped(text) => &**text,
+            BodyText::At(range) => &self.body[range.clone()],
+            BodyText::Unescaped(text) => &**text,
         })
     }
 
@@ -122,7 +127,8 @@ impl KinesisEventIn {
     }
 
     /// The event as it came.
-    pub fn as_json(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn as_json(&self) -> &str {
         &self.body
     }
 }
@@ -149,7 +155,7 @@ impl<'de> Visitor<'de> for EventScan<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut records = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(json::Text(key)) = map.next_key::<json::Text>()? {
             if key == "Records" {
                 if records.is_some() {
                     return Err(de::Error::duplicate_field("Records"));
@@ -184,117 +190,56 @@ impl<'de> Visitor<'de> for RecordsScan<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<RecordIn>, A::Error> {
         let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(record) = seq.next_element_seed(Scan { body: self.body, part: Part::Record })? {
-            records.push(record.into_record());
+        while let Some(record) = seq.next_element_seed(ShapeOf(RecordReader { body: self.body, part: Part::Record }))? {
+            records.push(into_record(record));
         }
         Ok(records)
     }
 }
 
-/// Which part of a record a value is: the record, its `kinesis` object, or a field the indexer reads.
+/// Which object of a record is being read: the record itself, or its `kinesis` object.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Part {
     Record,
     Kinesis,
-    Field,
 }
 
-/// Any JSON value where a record, its `kinesis` object or one of their fields belongs: read leniently (a value of
-/// the wrong type is noted, never an error), so that only broken JSON syntax can fail the event.
-struct Scan<'b> {
+/// Reads a record or its `kinesis` object leniently: a field of the wrong type is noted, never an error, so that
+/// only broken JSON syntax can fail the event.
+struct RecordReader<'b> {
     body: &'b str,
     part: Part,
 }
 
-/// What a `Scan` found.
-enum Scanned {
-    /// A record or `kinesis` object, as far as it goes.
-    Object(RecordIn),
-    Text(Text),
-    Number(f64),
-    Null,
-    /// A value of another kind: a boolean, an array, or an object where a field belongs.
-    Other(&'static str),
-}
-
-impl Scanned {
-    fn kind(&self) -> &'static str {
-        match self {
-            Scanned::Object(_) => "an object",
-            Scanned::Text(_) => "a string",
-            Scanned::Number(_) => "a number",
-            Scanned::Null => "null",
-            Scanned::Other(kind) => kind,
-        }
-    }
-
-    fn into_record(self) -> RecordIn {
-        match self {
-            Scanned::Object(record) => record,
-            other => RecordIn {
-                malformed: Some(format!("the record is {}, not an object", other.kind())),
-                ..RecordIn::default()
-            },
-        }
-    }
-}
-
-impl Scan<'_> {
-    fn text(&self, text: &str, borrowed: bool) -> Scanned {
-        let start = text.as_ptr() as usize;
+impl RecordReader<'_> {
+    /// A string field as a place in the body, or its text when it had escapes to resolve.
+    fn text(&self, text: Cow<'_, str>) -> BodyText {
         let body = self.body.as_ptr() as usize;
-        Scanned::Text(match borrowed && start >= body && start + text.len() <= body + self.body.len() {
-            true => Text::At(start - body..start - body + text.len()),
-            false => Text::Unescaped(text.into()),
-        })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Scan<'_> {
-    type Value = Scanned;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Scanned, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Scan<'_> {
-    type Value = Scanned;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Scanned, E> {
-        Ok(self.text(value, true))
-    }
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Scanned, E> {
-        Ok(self.text(value, false))
-    }
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Scanned, E> {
-        Ok(Scanned::Number(value as f64))
-    }
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Scanned, E> {
-        Ok(Scanned::Number(value as f64))
-    }
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Scanned, E> {
-        Ok(Scanned::Number(value))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scanned, E> {
-        Ok(Scanned::Other("a boolean"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Scanned, E> {
-        Ok(Scanned::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scanned, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scanned::Other("an array"))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scanned, A::Error> {
-        if self.part == Part::Field {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(Scanned::Other("an object"));
+        let start = text.as_ptr() as usize;
+        match text {
+            Cow::Borrowed(text) if start >= body && start + text.len() <= body + self.body.len() => {
+                BodyText::At(start - body..start - body + text.len())
+            }
+            text => BodyText::Unescaped(text.into()),
         }
+    }
+}
+
+/// A record read as its shape: what `RecordReader` made of it, or why it is not a record.
+fn into_record(shape: Shape<'_, RecordIn>) -> RecordIn {
+    match shape {
+        Shape::Object(record) => record,
+        other => RecordIn {
+            malformed: Some(format!("the record is {}, not an object", other.kind())),
+            ..RecordIn::default()
+        },
+    }
+}
+
+impl<'de> ReadObject<'de> for RecordReader<'_> {
+    type Object = RecordIn;
+
+    fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordIn, A::Error> {
         let mut record = RecordIn::default();
         // The first problem found makes the record malformed; reading goes on to the end of its JSON.
         let mut malformed: Option<String> = None;
@@ -302,15 +247,14 @@ impl<'de> Visitor<'de> for Scan<'_> {
             malformed.get_or_insert(why);
         };
         let mut kinesis_seen = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let field = |part| Scan { body: self.body, part };
+        while let Some(json::Text(key)) = map.next_key::<json::Text>()? {
             match (self.part, &*key) {
                 (Part::Record, "kinesis") => {
                     if std::mem::replace(&mut kinesis_seen, true) {
                         note("duplicate field `kinesis`".to_owned());
                     }
-                    match map.next_value_seed(field(Part::Kinesis))? {
-                        Scanned::Object(kinesis) => {
+                    match map.next_value_seed(ShapeOf(RecordReader { body: self.body, part: Part::Kinesis }))? {
+                        Shape::Object(kinesis) => {
                             record.sequence_number = kinesis.sequence_number;
                             record.data = kinesis.data;
                             record.arrival_seconds = kinesis.arrival_seconds;
@@ -323,7 +267,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
                 }
                 (Part::Record, name @ ("eventID" | "eventSourceARN"))
                 | (Part::Kinesis, name @ ("sequenceNumber" | "data")) => {
-                    let value = map.next_value_seed(field(Part::Field))?;
+                    let value = map.next_value::<Shape>()?;
                     let slot = match name {
                         "eventID" => &mut record.event_id,
                         "eventSourceARN" => &mut record.event_source_arn,
@@ -334,16 +278,18 @@ impl<'de> Visitor<'de> for Scan<'_> {
                         note(format!("duplicate field `{name}`"));
                     }
                     match value {
-                        Scanned::Text(text) => *slot = Some(text),
+                        Shape::Text(text) => *slot = Some(self.text(text)),
                         // Optional fields may be null; a required one that is null is missing below.
-                        Scanned::Null => {}
+                        Shape::Null => {}
                         other => note(format!("`{name}` is {}, not a string", other.kind())),
                     }
                 }
-                (Part::Kinesis, "approximateArrivalTimestamp") => match map.next_value_seed(field(Part::Field))? {
-                    Scanned::Number(seconds) => record.arrival_seconds = Some(seconds),
-                    Scanned::Null => {}
-                    other => note(format!("`approximateArrivalTimestamp` is {}, not a number", other.kind())),
+                (Part::Kinesis, "approximateArrivalTimestamp") => match map.next_value::<Shape>()? {
+                    Shape::Null => {}
+                    other => match other.number() {
+                        Some(seconds) => record.arrival_seconds = Some(seconds),
+                        None => note(format!("`approximateArrivalTimestamp` is {}, not a number", other.kind())),
+                    },
                 },
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -363,7 +309,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
             _ => {}
         }
         record.malformed = malformed;
-        Ok(Scanned::Object(record))
+        Ok(record)
     }
 }
 
@@ -379,7 +325,7 @@ impl<'de> Visitor<'de> for RawRecords {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut records = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(json::Text(key)) = map.next_key::<json::Text>()? {
             match key == "Records" {
                 true => records = map.next_value::<Vec<&'de RawValue>>()?,
                 false => map.next_value::<IgnoredAny>().map(drop)?,

@@ -21,6 +21,7 @@ pub mod firehose;
 pub mod handler;
 pub mod index;
 pub mod invocation;
+pub mod json;
 pub mod kpl;
 pub mod logging;
 pub mod outcome;

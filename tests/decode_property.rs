@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use kinesis_es_indexer::Config;
 use kinesis_es_indexer::KinesisEventIn;
-use kinesis_es_indexer::record::{Decoded, decode_batch};
+use kinesis_es_indexer::record::{Batch, BatchDecoder, Decoded};
 use proptest::prelude::*;
 use testkit::gzip;
 
@@ -173,4 +173,12 @@ proptest! {
         let ids_again: Vec<_> = again.documents.iter().map(|d| d.id.clone()).collect();
         prop_assert_eq!(ids, ids_again, "the same on every redelivery");
     }
+}
+
+/// Every record of the event decoded, as the indexer decodes them while it sends.
+fn decode_batch(event: &KinesisEventIn, config: &Config) -> Batch {
+    let mut decoder = BatchDecoder::new(event, config);
+    let mut documents = Vec::new();
+    while decoder.decode_next_into(&mut documents) {}
+    decoder.finish(documents)
 }

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use kinesis_es_indexer::Config;
 use kinesis_es_indexer::KinesisEventIn;
-use kinesis_es_indexer::record::{Decoded, decode_batch};
+use kinesis_es_indexer::record::{Batch, BatchDecoder, Decoded};
 use libfuzzer_sys::fuzz_target;
 
 static CONFIG: LazyLock<Config> = LazyLock::new(|| {
@@ -59,3 +59,11 @@ fuzz_target!(|data: &[u8]| {
         check(&event);
     }
 });
+
+/// Every record of the event decoded, as the indexer decodes them while it sends.
+fn decode_batch(event: &KinesisEventIn, config: &Config) -> Batch {
+    let mut decoder = BatchDecoder::new(event, config);
+    let mut documents = Vec::new();
+    while decoder.decode_next_into(&mut documents) {}
+    decoder.finish(documents)
+}

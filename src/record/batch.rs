@@ -16,14 +16,6 @@ use crate::event::KinesisEventIn;
 use crate::index::IndexNamer;
 use crate::kpl;
 
-/// Reads and decodes every record of the event.
-pub fn decode_batch(event: &KinesisEventIn, config: &Config) -> Batch {
-    let mut decoder = BatchDecoder::new(event, config);
-    let mut documents = Vec::new();
-    while decoder.decode_next_into(&mut documents) {}
-    decoder.finish(documents)
-}
-
 /// Decodes a batch one record at a time, handing each record's documents out as it goes: the indexer decodes a
 /// chunk's worth, sends it, and keeps of each document only what routing needs, so a batch that inflates (gzip,
 /// CloudWatch Logs) never has all its documents' sources in memory at once. Every record is decoded exactly once,

@@ -4,8 +4,8 @@ use serde::Deserialize;
 
 use super::Rejection;
 use super::content::{Content, DocumentContext, Source, write_stamped_message};
-use super::scan::Text;
 use crate::index;
+use crate::json::Text;
 
 #[derive(Deserialize)]
 struct CloudWatchEnvelope<'a> {

@@ -2,15 +2,9 @@
 
 use super::{Provenance, Rejection};
 
-/// The start of every `_id` of a record's documents in `ES_DOC_ID=kinesis` mode: `stream:shardId:sequenceNumber:`.
+/// Writes the start of every `_id` of a record's documents in `ES_DOC_ID=kinesis` mode: `stream:shardId:sequenceNumber:`.
 /// The position follows: `3` for a record's fourth document, `2.0` for the first of a KPL aggregate's third user
 /// record. The same on every redelivery.
-pub fn id_prefix(stream_tag: &str, provenance: &Provenance) -> String {
-    let mut prefix = String::new();
-    write_id_prefix(&mut prefix, stream_tag, provenance);
-    prefix
-}
-
 pub(super) fn write_id_prefix(out: &mut String, stream_tag: &str, provenance: &Provenance) {
     use std::fmt::Write;
     let sequence = provenance.sequence_number.as_deref().unwrap_or("none");
@@ -19,7 +13,7 @@ pub(super) fn write_id_prefix(out: &mut String, stream_tag: &str, provenance: &P
 
 /// A short, stable name of a stream: the first 8 hex digits of the MD5 of its `eventSourceARN`, so that sequence
 /// numbers of two streams writing to one index never make the same `_id`.
-pub fn stream_tag(event_source_arn: &str) -> String {
+pub(super) fn stream_tag(event_source_arn: &str) -> String {
     use md5::{Digest, Md5};
     let digest = Md5::digest(event_source_arn.as_bytes());
     digest[..4].iter().map(|byte| format!("{byte:02x}")).collect()
@@ -82,7 +76,9 @@ mod tests {
     #[test]
     fn ids_are_deterministic_and_name_the_record() {
         let provenance = Provenance { shard_id: "shardId-000000000001".into(), sequence_number: Some("495".into()) };
-        assert_eq!(id_prefix("1a2b3c4d", &provenance), "1a2b3c4d:shardId-000000000001:495:");
+        let mut prefix = String::new();
+        write_id_prefix(&mut prefix, "1a2b3c4d", &provenance);
+        assert_eq!(prefix, "1a2b3c4d:shardId-000000000001:495:");
         let tag = stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs");
         assert_eq!(tag.len(), 8);
         assert_eq!(tag, stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs"), "stable");

@@ -1,7 +1,7 @@
 //! Kinesis records in, documents out: what a batch is once decoded, and the pieces that decode it, one concern per
 //! file: `read` (one record of the event), `data` (base64 and gzip), `content` (what decoded data becomes),
-//! `sources` (decoded data → documents' JSON), `cloudwatch` (CloudWatch Logs envelopes), `scan` (one-pass JSON
-//! shapes), `ids` (`_id`s), `batch` (the whole batch, record by record).
+//! `sources` (decoded data → documents' JSON), `cloudwatch` (CloudWatch Logs envelopes), `scan` (a document's
+//! few fields, through `json`), `ids` (`_id`s), `batch` (the whole batch, record by record).
 //!
 //! Pure: bytes and values in, values out. A record that cannot be read or decoded becomes a `Rejection`, never an
 //! error for the batch.
@@ -21,12 +21,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use batch::{BatchDecoder, decode_batch};
-pub use content::{Content, DocumentContext, Source};
-pub use data::inflate;
-pub use ids::{id_prefix, stream_tag};
-pub use read::{KinesisRecord, read_record};
-pub use sources::{into_sources, prepend_field, take_prepended_field};
+pub use batch::BatchDecoder;
+pub use sources::{prepend_field, take_prepended_field};
 
 /// Where a record came from: enough to report it back to Kinesis and to name it in every log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -115,7 +115,7 @@ async fn s34_the_binary_behind_a_proxy_that_closes_on_a_large_body_indexes_every
         while let Some(delivered) = pending.take() {
             deliveries += 1;
             assert!(deliveries <= 3, "the shard is wedged: {deliveries} deliveries of one batch");
-            let request_id = api.invoke(delivered.as_json(), Duration::from_secs(30));
+            let request_id = api.invoke(&body_of(delivered.records_json()), Duration::from_secs(30));
             invocations += 1;
             let answers = api.answers(invocations, Duration::from_secs(60)).await;
             let Some(Answer::Response { request_id: answered, body }) = answers.get(invocations - 1) else {
@@ -129,7 +129,7 @@ async fn s34_the_binary_behind_a_proxy_that_closes_on_a_large_body_indexes_every
                 .min_by(|a, b| compare_sequence_numbers(a, b))
             {
                 let records = delivered.records_json().into_iter().skip_while(|raw| !raw.contains(lowest));
-                pending = Some(kinesis_es_indexer::KinesisEventIn::from_records(records).expect("records"));
+                pending = Some(event_of(records));
             }
         }
     }
@@ -230,7 +230,7 @@ async fn a_missing_es_url_stops_the_cold_start_with_an_error_naming_it() {
 
 /// A test event with these payloads, as the JSON text Lambda sends.
 fn lambda_event(payloads: &[Vec<u8>]) -> String {
-    event(payloads).as_json().to_owned()
+    body_of(event(payloads).records_json())
 }
 
 /// gzip'd CloudWatch Logs envelopes of `events` log events of 16 KiB each (repetitive, as logs are: they compress to

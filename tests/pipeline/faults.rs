@@ -460,7 +460,7 @@ async fn s17_bad_records_never_fail_the_batch() {
     let no_data = json!({"eventID": format!("{SHARD}:{}", sequence(9)), "kinesis": {"sequenceNumber": sequence(9)}});
     let (bad_base64, no_data) = (bad_base64.to_string(), no_data.to_string());
     let records = event.records_json().into_iter().chain([bad_base64.as_str(), no_data.as_str()]);
-    let event = kinesis_es_indexer::KinesisEventIn::from_records(records).unwrap();
+    let event = event_of(records);
 
     let report = h.deliver(&event).await;
 

@@ -163,6 +163,18 @@ pub fn event_on(shard: &str, first: usize, payloads: &[Vec<u8>]) -> KinesisEvent
     parse_event(&json!({ "Records": records }).to_string())
 }
 
+/// The JSON text Lambda sends for an event of these records (each one JSON value), in order.
+pub fn body_of<R: AsRef<str>>(records: impl IntoIterator<Item = R>) -> String {
+    let records: Vec<R> = records.into_iter().collect();
+    let records: Vec<&str> = records.iter().map(AsRef::as_ref).collect();
+    format!(r#"{{"Records":[{}]}}"#, records.join(","))
+}
+
+/// An event of these records (each one JSON value), in order.
+pub fn event_of<R: AsRef<str>>(records: impl IntoIterator<Item = R>) -> KinesisEventIn {
+    parse_event(&body_of(records))
+}
+
 /// Reads an event as the Lambda runtime would.
 pub fn parse_event(text: &str) -> KinesisEventIn {
     serde_json::from_str(text).expect("an event")
@@ -188,7 +200,7 @@ pub fn redelivery(event: &KinesisEventIn, report: &Report) -> Option<KinesisEven
         .min_by(|a, b| compare_sequence_numbers(a, b))?;
     let start =
         report.records.iter().position(|r| r.record.provenance.sequence_number.as_deref() == Some(lowest.as_str()))?;
-    Some(KinesisEventIn::from_records(event.records_json().into_iter().skip(start)).expect("records of an event"))
+    Some(event_of(event.records_json().into_iter().skip(start)))
 }
 
 /// `event` with each record (its position, its JSON) changed by `edit`.
@@ -198,7 +210,7 @@ pub fn edit_records(event: &KinesisEventIn, mut edit: impl FnMut(usize, &mut Val
         edit(i, &mut record);
         record.to_string()
     });
-    KinesisEventIn::from_records(records).expect("records of JSON")
+    event_of(records)
 }
 
 /// The outcome of every record, in order.

@@ -1,0 +1,209 @@
+//! JSON read in one pass without building it: a string borrowed where it lies, any value as its shape, and an
+//! object's fields read by whoever asks for them. The event's records (`event`) and a document's timestamp and
+//! envelope fields (`record::scan`) are both read through it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// A string that borrows from the input when it can (no escapes) and owns a copy when it must.
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The shape of any JSON value: a string or number as it is, an array only as an array, an object as what `O`
+/// read of it (nothing, by default). Never an error for a value of an unexpected kind: the reader decides what a
+/// kind means where it found it, so that only broken JSON syntax fails.
+#[derive(Debug)]
+pub enum Shape<'a, O = ()> {
+    Text(Cow<'a, str>),
+    Integer(i64),
+    Unsigned(u64),
+    Float(f64),
+    Bool,
+    Null,
+    Array,
+    Object(O),
+}
+
+impl<O> Shape<'_, O> {
+    /// What kind of value it is, as a log line says it: "a string", "an array".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Shape::Text(_) => "a string",
+            Shape::Integer(_) | Shape::Unsigned(_) | Shape::Float(_) => "a number",
+            Shape::Bool => "a boolean",
+            Shape::Null => "null",
+            Shape::Array => "an array",
+            Shape::Object(_) => "an object",
+        }
+    }
+
+    /// The number it is, when it is one.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Shape::Integer(n) => Some(*n as f64),
+            Shape::Unsigned(n) => Some(*n as f64),
+            Shape::Float(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// What to read of an object where one is found: the fields someone needs, the rest skipped.
+pub trait ReadObject<'de> {
+    type Object;
+    fn read<A: MapAccess<'de>>(self, map: A) -> Result<Self::Object, A::Error>;
+}
+
+/// Reads nothing of an object: its entries are checked and skipped.
+pub struct SkipObject;
+
+impl<'de> ReadObject<'de> for SkipObject {
+    type Object = ();
+    fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// Reads any value as its `Shape`, an object through `R`.
+pub struct ShapeOf<R>(pub R);
+
+impl<'de, R: ReadObject<'de>> DeserializeSeed<'de> for ShapeOf<R> {
+    type Value = Shape<'de, R::Object>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, R: ReadObject<'de>> Visitor<'de> for ShapeOf<R> {
+    type Value = Shape<'de, R::Object>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+        Ok(Shape::Text(Cow::Borrowed(value)))
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Shape::Text(Cow::Owned(value.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
+        Ok(Shape::Text(Cow::Owned(value)))
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Shape::Integer(value))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Shape::Unsigned(value))
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(Shape::Float(value))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Shape::Bool)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Shape::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Shape::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0.read(map).map(Shape::Object)
+    }
+}
+
+/// Reads `text` through `reader` when it is exactly one JSON object; `None` when it is anything else, which is
+/// found at its first byte, not after reading it.
+pub fn read_object<'de, R: ReadObject<'de>>(text: &'de str, reader: R) -> Option<R::Object> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let object = deserializer.deserialize_map(ObjectOnly(reader)).ok()?;
+    deserializer.end().ok()?;
+    Some(object)
+}
+
+struct ObjectOnly<R>(R);
+
+impl<'de, R: ReadObject<'de>> Visitor<'de> for ObjectOnly<R> {
+    type Value = R::Object;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<R::Object, A::Error> {
+        self.0.read(map)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ShapeOf(SkipObject).deserialize(deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(text: &str) -> Shape<'_> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn every_value_is_read_as_its_shape_and_a_plain_string_is_borrowed() {
+        let kinds: Vec<&str> = ["\"s\"", "-1", "1", "1.5", "true", "null", "[1,[2]]", "{\"a\":{}}"]
+            .into_iter()
+            .map(|text| shape(text).kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["a string", "a number", "a number", "a number", "a boolean", "null", "an array", "an object"]
+        );
+        assert!(matches!(shape("\"plain\""), Shape::Text(Cow::Borrowed("plain"))));
+        assert!(matches!(shape(r#""esc\"aped""#), Shape::Text(Cow::Owned(text)) if text == "esc\"aped"));
+        assert_eq!((shape("-2").number(), shape("18446744073709551615").number()), (Some(-2.0), Some(u64::MAX as f64)));
+        assert!(serde_json::from_str::<Shape>("[1,").is_err(), "broken syntax is an error, a kind never is");
+    }
+
+    #[test]
+    fn only_exactly_one_object_is_read_as_an_object() {
+        struct Keys;
+        impl<'de> ReadObject<'de> for Keys {
+            type Object = Vec<String>;
+            fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((Text(key), IgnoredAny)) = map.next_entry::<Text, IgnoredAny>()? {
+                    keys.push(key.into_owned());
+                }
+                Ok(keys)
+            }
+        }
+        assert_eq!(read_object(r#" {"a":1,"b\u0041":[{}]} "#, Keys), Some(vec!["a".to_owned(), "bA".to_owned()]));
+        for text in [r#""{}""#, "[{}]", "{} {}", "{", "", "null", "plain text"] {
+            assert_eq!(read_object(text, Keys), None, "{text}");
+        }
+    }
+}
