@@ -176,12 +176,13 @@ impl ChunkDecision {
     }
 
     /// The decision when the instance adapts its load and holds (`elasticsearch` decides when): the chunks not yet
-    /// sent stay in the stream (`ClusterSaturated`: back to Kinesis, paced) instead of being sent into the saturated cluster or
-    /// parked unsent. The request's own "retry later" documents go to Firehose as any 429'd item does.
+    /// sent stay in the stream (`Cause::held_in_the_stream`: back to Kinesis, paced) instead of being sent into the
+    /// saturated cluster or parked unsent. The request's own "retry later" documents go to Firehose as any 429'd item
+    /// does.
     pub fn holding_after_saturation(self) -> ChunkDecision {
         match self {
             ChunkDecision::PerDocument { outcomes, .. } if asked_later_for_most(&outcomes) => {
-                ChunkDecision::PerDocument { outcomes, hold: Some(Cause::ClusterSaturated) }
+                ChunkDecision::PerDocument { outcomes, hold: Some(Cause::ClusterBusy.held_in_the_stream()) }
             }
             other => other,
         }
@@ -190,11 +191,20 @@ impl ChunkDecision {
     /// Whether the cluster answered every document and asked for none later, nor is away: the end of pacing, and one
     /// more request in flight in time.
     pub fn answered_normally(&self) -> bool {
+        matches!(self, ChunkDecision::PerDocument { .. }) && self.pacing_cause().is_none()
+    }
+
+    /// Why the cluster did not answer normally, when a cause that paces says so: the hold, else the first document
+    /// asked for later or left unknown. None for a split, which says nothing of the cluster.
+    pub fn pacing_cause(&self) -> Option<Cause> {
         match self {
-            ChunkDecision::PerDocument { outcomes, hold: None } => {
-                outcomes.iter().all(|outcome| outcome.failure().is_none_or(|failure| failure.cause.paces().is_none()))
-            }
-            ChunkDecision::PerDocument { .. } | ChunkDecision::Split { .. } => false,
+            ChunkDecision::PerDocument { hold: Some(cause), .. } => Some(*cause),
+            ChunkDecision::PerDocument { outcomes, hold: None } => outcomes
+                .iter()
+                .filter_map(DocOutcome::failure)
+                .map(|failure| failure.cause)
+                .find(|c| c.paces().is_some()),
+            ChunkDecision::Split { .. } => None,
         }
     }
 }

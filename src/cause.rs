@@ -113,6 +113,17 @@ impl Cause {
         }
     }
 
+    /// The cause the indexing stage holds the documents it has not sent for, once an answer of this cause made it
+    /// keep the rest of the batch in the stream: "later" becomes `ClusterSaturated` (paced as busy, never parked
+    /// unsent, where Firehose would deliver it into the same cluster); a cluster away or refusing holds them for its
+    /// own cause.
+    pub fn held_in_the_stream(self) -> Cause {
+        match self {
+            Cause::ClusterBusy => Cause::ClusterSaturated,
+            other => other,
+        }
+    }
+
     /// What someone must do, when redelivery alone will not cure it.
     pub fn fix(self) -> Option<Fix> {
         match self {
@@ -237,7 +248,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with no HTTP answer behind it.
-    pub fn ours(cause: Cause, error_type: &str, reason: impl Into<String>) -> Failure {
+    pub(crate) fn ours(cause: Cause, error_type: &str, reason: impl Into<String>) -> Failure {
         Failure { cause, status: None, error_type: error_type.to_owned(), reason: reason.into() }
     }
 
@@ -293,6 +304,21 @@ impl Failure {
                 "an earlier request of this batch found the cluster unavailable or refusing us; not sent",
             ),
         }
+    }
+
+    /// Firehose did not take a document: its stream is unusable to us (missing, forbidden, its KMS key or source
+    /// wrong: someone must fix it), or it refused, throttled, did not answer, or time ran out (a redelivery may
+    /// park it).
+    pub fn not_parked(stream_unusable: bool, reason: impl Into<String>) -> Failure {
+        match stream_unusable {
+            true => Failure::ours(Cause::Misconfigured(Fix::FirehoseStream), "firehose_misconfigured", reason),
+            false => Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason),
+        }
+    }
+
+    /// A record left to Kinesis's redelivery because an earlier record of its shard goes back: settled then.
+    pub fn redelivered_anyway(reason: String) -> Failure {
+        Failure::ours(Cause::RedeliveredAnyway, "redelivered_anyway", reason)
     }
 
     /// A 413 to a request holding one document alone: no request the cluster accepts can carry it.

@@ -10,7 +10,7 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
 
-use crate::cause::{Cause, Failure, Fix};
+use crate::cause::Failure;
 use crate::chunk;
 use crate::pacing;
 use crate::record::{self, Document};
@@ -132,7 +132,7 @@ impl Firehose {
         for entry in too_large {
             let reason =
                 format!("{} bytes exceed Firehose's {FIREHOSE_RECORD_LIMIT}-byte record limit", entry.data.len());
-            delivery.refused.insert(entry.document, Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason));
+            delivery.refused.insert(entry.document, Failure::not_parked(false, reason));
         }
         let calls =
             chunk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL);
@@ -231,12 +231,7 @@ impl Firehose {
             (Some(_), true) => format!("{reason}; no time left for another attempt before the deadline"),
             _ => reason,
         };
-        match last_failure {
-            Some(AttemptFailure::Call { needs_fixing: true, .. }) => {
-                Failure::ours(Cause::Misconfigured(Fix::FirehoseStream), "firehose_misconfigured", reason)
-            }
-            _ => Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason),
-        }
+        Failure::not_parked(matches!(last_failure, Some(AttemptFailure::Call { needs_fixing: true, .. })), reason)
     }
 }
 
@@ -292,6 +287,7 @@ pub fn endpoint_of(client: &aws_sdk_firehose::Client) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cause::{Cause, Fix};
     use std::sync::Arc;
 
     #[test]

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use crate::bulk::{DocOutcome, IndexedDocument};
-use crate::cause::{Cause, Failure, Outcome};
+use crate::cause::{Failure, Outcome};
 use crate::record::{Batch, Decoded, Record};
 
 /// A record's outcome and, for every outcome but indexed and already there, why.
@@ -170,10 +170,7 @@ fn leave_to_redelivery(fates: &mut [RecordFate], records: &[Record], pulled: &[O
                 "Lambda redelivers {} from sequence number {first_back} on; this record is settled then",
                 provenance.shard_id
             );
-            *fate = RecordFate {
-                outcome: Outcome::BackToKinesis,
-                failure: Some(Failure::ours(Cause::RedeliveredAnyway, "redelivered_anyway", reason)),
-            };
+            *fate = RecordFate { outcome: Outcome::BackToKinesis, failure: Some(Failure::redelivered_anyway(reason)) };
         }
     }
 }
@@ -187,6 +184,7 @@ pub fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cause::Cause;
     use crate::record::{Document, Provenance, Rejection};
     use std::sync::Arc;
 

@@ -122,12 +122,10 @@ async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
         let verdict = chunk.verdict;
         answered.push(chunk);
         probing = verdict == Verdict::MaybeTooLarge;
-        match verdict {
-            // Asked for later (items, or the whole request, which already held as busy): the rest stays in the
-            // stream (paced as busy), neither sent nor parked unsent.
-            Verdict::Failed(Cause::ClusterBusy) => sender.shared().hold = Some(Cause::ClusterSaturated),
-            Verdict::Failed(cause) => sender.hold(cause),
-            Verdict::Normal | Verdict::MaybeTooLarge => {}
+        if let Verdict::Failed(cause) = verdict {
+            // The rest stays in the stream: asked for later (items, or the whole request, which may have held as
+            // busy already), it is neither sent nor parked unsent.
+            sender.shared().hold = Some(cause.held_in_the_stream());
         }
     }
     let mut in_flight = FuturesUnordered::new();
@@ -373,14 +371,10 @@ impl Sender<'_> {
             if matches!(reply, BulkReply::Lost { while_sending: true, .. }) && !sent.may_be_too_large {
                 self.load.body_lost(plain);
             }
-            verdict = match &decision {
-                _ if normal => Verdict::Normal,
-                ChunkDecision::Split { .. } => Verdict::MaybeTooLarge,
-                ChunkDecision::PerDocument { outcomes, hold } => Verdict::Failed(hold.unwrap_or_else(|| {
-                    let pacing =
-                        outcomes.iter().filter_map(|outcome| outcome.failure()).find(|f| f.cause.paces().is_some());
-                    pacing.map_or(Cause::Unknown, |failure| failure.cause)
-                })),
+            verdict = match (&decision, decision.pacing_cause()) {
+                (ChunkDecision::Split { .. }, _) => Verdict::MaybeTooLarge,
+                (ChunkDecision::PerDocument { .. }, None) => Verdict::Normal,
+                (ChunkDecision::PerDocument { .. }, Some(cause)) => Verdict::Failed(cause),
             };
             if normal {
                 stats.answered_normally = true;
@@ -397,13 +391,16 @@ impl Sender<'_> {
                     fill(&mut outcomes, DocOutcome::Failed(Failure::too_large_alone(plain)))
                 }
                 ChunkDecision::Split { unread: true } => {
-                    fill(&mut outcomes, DocOutcome::Failed(Failure::lost_alone()));
+                    let lost = Failure::lost_alone();
+                    let cause = lost.cause;
+                    fill(&mut outcomes, DocOutcome::Failed(lost));
                     maybe_too_large.push((part.start, plain));
                     let mut shared = self.shared();
                     shared.lost_alone += 1;
                     if shared.lost_alone >= 2 {
-                        // Two documents alone lost in a row, nothing answered between: the cluster is away.
-                        shared.hold.get_or_insert(Cause::Unknown);
+                        // Two documents alone lost in a row, nothing answered between: the cluster is away, and
+                        // what is not sent is held for the same cause.
+                        shared.hold.get_or_insert(cause);
                     }
                 }
                 ChunkDecision::PerDocument { outcomes: part_outcomes, hold } => {
