@@ -435,6 +435,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_is_answered_normally_unless_a_document_says_the_cluster_is_busy_or_away() {
+        let item = |status: u16, error_type: &str| {
+            format!(
+                r#"{{"create":{{"_index":"logs","status":{status},"error":{{"type":"{error_type}","reason":"r"}}}}}}"#
+            )
+        };
+        let created = r#"{"create":{"_index":"logs","status":201}}"#;
+        let reply = |items: &[String]| format!(r#"{{"took":1,"errors":true,"items":[{}]}}"#, items.join(","));
+        let rejected = answered(200, &reply(&[created.into(), item(400, "document_parsing_exception")]));
+        assert_eq!((rejected.answered_normally(), rejected.pacing_cause()), (true, None), "a bad document is no news");
+        let busy = answered(
+            200,
+            &reply(&[item(400, "document_parsing_exception"), item(429, "es_rejected_execution_exception")]),
+        );
+        assert_eq!((busy.answered_normally(), busy.pacing_cause()), (false, Some(Cause::ClusterBusy)));
+        let blocked = answered(200, &reply(&[created.into(), item(403, "cluster_block_exception")]));
+        assert_eq!(blocked.pacing_cause(), Some(Cause::Misconfigured(Fix::ClusterBlock)));
+        let whole = answered(429, r#"{"error":{"type":"es_rejected_execution_exception","reason":"r"},"status":429}"#);
+        assert_eq!((whole.answered_normally(), whole.pacing_cause()), (false, Some(Cause::ClusterBusy)));
+        assert_eq!(ChunkDecision::Split { unread: false }.pacing_cause(), None, "a split says nothing of the cluster");
+    }
+
+    #[test]
     fn the_body_is_create_actions_and_sources_one_per_line() {
         let body = encode(&[doc("a:1:0", r#"{"x":1}"#), doc("a\"q", "{}")]);
         assert_eq!(
