@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::index::IndexPattern;
+use crate::preprocess::Preprocess;
 
 /// How requests to the cluster authenticate (`ES_AUTH`).
 #[derive(Clone, PartialEq, Eq)]
@@ -86,6 +87,8 @@ pub struct Config {
     pub ca_cert: Option<std::path::PathBuf>,
     /// Certificate verification; `false` only by explicit choice (`ES_TLS_VERIFY=false`), and logged loudly.
     pub tls_verify: bool,
+    /// What is done to documents on the way: structured messages, filters, static fields, provenance.
+    pub preprocess: Preprocess,
 }
 
 /// Where a document's `_id` comes from (`ES_DOC_ID`).
@@ -166,6 +169,9 @@ impl Config {
             return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
         }
 
+        let preprocess = Preprocess::parse(&get, &timestamp_field, &firehose_target_field)
+            .map_err(|(variable, why)| problem(variable, why))?;
+
         let pipeline = get("ES_PIPELINE");
         if let Some(id) = &pipeline
             && !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
@@ -233,6 +239,7 @@ impl Config {
                 Some("none") => Compression::None,
                 Some(other) => return Err(problem("ES_COMPRESSION", format!("expects gzip or none, got {other:?}"))),
             },
+            preprocess,
         })
     }
 }
@@ -462,6 +469,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::preprocess::MessageJson;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -480,6 +488,40 @@ mod tests {
         assert_eq!(config.firehose_stream, None);
         assert_eq!(config.auth, EsAuth::None);
         assert_eq!(config.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn preprocessing_is_merge_by_default_and_each_setting_is_checked_naming_its_variable() {
+        let defaults = config(&[("ES_URL", "http://h")]).unwrap().preprocess;
+        assert_eq!((defaults.message_json, defaults.message_json_field.as_str()), (MessageJson::Merge, "json"));
+        assert!(!defaults.filter.is_active() && defaults.added_fields.is_empty() && !defaults.kinesis_metadata);
+        let set = config(&[
+            ("ES_URL", "http://h"),
+            ("MESSAGE_JSON", "Nest"),
+            ("MESSAGE_JSON_FIELD", "msg"),
+            ("FILTER_EXCLUDE", "^DEBUG"),
+            ("ADD_FIELDS", r#"{"env":"prod"}"#),
+            ("ADD_KINESIS_METADATA", "TRUE"),
+        ])
+        .unwrap()
+        .preprocess;
+        assert_eq!((set.message_json, set.message_json_field.as_str()), (MessageJson::Nest, "msg"));
+        assert!(set.filter.is_active() && !set.filter.keeps("DEBUG x") && set.kinesis_metadata);
+        assert_eq!(set.added_fields.names().collect::<Vec<_>>(), ["env"]);
+        for (pairs, variable, says) in [
+            (("MESSAGE_JSON", "yes"), "MESSAGE_JSON", "merge, nest or off"),
+            (("MESSAGE_JSON_FIELD", "aws"), "MESSAGE_JSON_FIELD", "writes itself"),
+            (("FILTER_INCLUDE", "a("), "FILTER_INCLUDE", "regular expression"),
+            (("FILTER_EXCLUDE", "*"), "FILTER_EXCLUDE", "regular expression"),
+            (("ADD_FIELDS", "env=prod"), "ADD_FIELDS", "JSON object"),
+            (("ADD_FIELDS", r#"{"@timestamp":"x"}"#), "ADD_FIELDS", "writes itself"),
+            (("ADD_FIELDS", r#"{"json":1}"#), "ADD_FIELDS", "writes itself"),
+            (("ADD_KINESIS_METADATA", "1"), "ADD_KINESIS_METADATA", "true or false"),
+        ] {
+            let error = config(&[("ES_URL", "http://h"), pairs]).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+            assert!(error.problem.contains(says), "{error}");
+        }
     }
 
     #[test]

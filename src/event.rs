@@ -33,6 +33,7 @@ struct RecordIn {
     event_source_arn: Option<BodyText>,
     sequence_number: Option<BodyText>,
     data: Option<BodyText>,
+    partition_key: Option<BodyText>,
     arrival_seconds: Option<f64>,
     /// What makes the record something other than a Kinesis record, when something does.
     malformed: Option<String>,
@@ -52,6 +53,8 @@ pub struct RecordView<'a> {
     pub event_source_arn: Option<&'a str>,
     pub sequence_number: Option<&'a str>,
     pub data: Option<&'a str>,
+    /// `partitionKey`: what the producer chose to spread records over shards (provenance only).
+    pub partition_key: Option<&'a str>,
     /// `approximateArrivalTimestamp`: seconds since the epoch, with a fraction.
     pub arrival_seconds: Option<f64>,
     /// Why this is not a Kinesis record (not an object, no `kinesis` object, no `sequenceNumber` or `data`
@@ -106,6 +109,7 @@ impl KinesisEventIn {
             event_source_arn: self.text(&record.event_source_arn),
             sequence_number: self.text(&record.sequence_number),
             data: self.text(&record.data),
+            partition_key: self.text(&record.partition_key),
             arrival_seconds: record.arrival_seconds,
             malformed: record.malformed.as_deref(),
         })
@@ -257,6 +261,7 @@ impl<'de> ReadObject<'de> for RecordReader<'_> {
                         Shape::Object(kinesis) => {
                             record.sequence_number = kinesis.sequence_number;
                             record.data = kinesis.data;
+                            record.partition_key = kinesis.partition_key;
                             record.arrival_seconds = kinesis.arrival_seconds;
                             if let Some(why) = kinesis.malformed {
                                 note(why);
@@ -282,6 +287,13 @@ impl<'de> ReadObject<'de> for RecordReader<'_> {
                         // Optional fields may be null; a required one that is null is missing below.
                         Shape::Null => {}
                         other => note(format!("`{name}` is {}, not a string", other.kind())),
+                    }
+                }
+                // Provenance only: a partition key of another type (Kinesis always sends a string) is left out, and
+                // the record is read as any other.
+                (Part::Kinesis, "partitionKey") => {
+                    if let Shape::Text(text) = map.next_value::<Shape>()? {
+                        record.partition_key = Some(self.text(text));
                     }
                 }
                 (Part::Kinesis, "approximateArrivalTimestamp") => match map.next_value::<Shape>()? {
@@ -380,6 +392,7 @@ mod tests {
             event_source_arn: Some("arn:s"),
             sequence_number: Some("49"),
             data: Some("aGk="),
+            partition_key: Some("p"),
             arrival_seconds: Some(1.5),
             malformed: None,
         };

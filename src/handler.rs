@@ -292,6 +292,8 @@ pub struct Summary {
     pub timestamps_out_of_range: usize,
     /// Documents without a timestamp in records without an arrival time: stamped and indexed by the Unix epoch.
     pub documents_undated: usize,
+    /// Documents the filters dropped (`FILTER_INCLUDE`, `FILTER_EXCLUDE`): never indexed, not in `documents`.
+    pub documents_filtered: usize,
     /// What the indexing stage did: requests, bytes, time, and the concurrency and body limit it ended at.
     pub indexing: elasticsearch::IndexingStats,
     /// What the Firehose step did: calls, entries accepted and failed, time.
@@ -348,6 +350,7 @@ impl Summary {
             documents_refused = self.documents_refused,
             timestamps_out_of_range = self.timestamps_out_of_range,
             documents_undated = self.documents_undated,
+            documents_filtered = self.documents_filtered,
             bulk_requests = self.indexing.requests,
             body_bytes = self.indexing.body_bytes,
             bytes_sent = self.indexing.bytes_sent,
@@ -400,6 +403,7 @@ impl Report {
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
             timestamps_out_of_range: batch.timestamps_out_of_range,
             documents_undated: batch.undated,
+            documents_filtered: batch.filtered,
             indexing,
             firehose,
             elapsed,

@@ -26,6 +26,7 @@ pub mod kpl;
 pub mod logging;
 pub mod outcome;
 pub mod pacing;
+pub mod preprocess;
 pub mod record;
 pub mod route;
 pub mod secret;

@@ -1,5 +1,6 @@
 //! The whole batch, record by record: each record read, decoded and named into documents as the indexer asks.
 
+use std::cell::Cell;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -76,8 +77,8 @@ impl<'a> BatchDecoder<'a> {
     pub fn finish<D>(self, documents: Vec<D>) -> Batch<Record, D> {
         assert_eq!(self.next_record, self.event.len(), "every record is decoded");
         assert_eq!(documents.len(), self.target.handed_out, "every document handed out comes back");
-        let Batch { records, timestamps_out_of_range, undated, oldest_arrival, .. } = self.target.batch;
-        Batch { records, documents, timestamps_out_of_range, undated, oldest_arrival }
+        let Batch { records, timestamps_out_of_range, undated, filtered, oldest_arrival, .. } = self.target.batch;
+        Batch { records, documents, timestamps_out_of_range, undated, filtered, oldest_arrival }
     }
 }
 
@@ -113,9 +114,13 @@ impl Target<'_> {
         };
         // Without an arrival time (a hand-made event), a document without its own timestamp is stamped and named
         // by the Unix epoch, not by the clock: a redelivery on another day must write its `_id` to the same index.
+        let kinesis = config.preprocess.kinesis_metadata.then(|| kinesis_metadata(record));
         let context = DocumentContext {
             timestamp_field: &config.timestamp_field,
             default_timestamp: record.arrival.unwrap_or(DateTime::UNIX_EPOCH),
+            preprocess: &config.preprocess,
+            kinesis: kinesis.as_deref(),
+            filtered: Cell::new(0),
         };
         self.arrival = record.arrival;
         let first = self.handed_out + self.batch.documents.len();
@@ -136,7 +141,12 @@ impl Target<'_> {
             },
         };
         let range = first..self.handed_out + self.batch.documents.len();
+        let filtered = context.filtered.get();
+        self.batch.filtered += filtered;
         match (range.is_empty(), rejected_parts.is_empty(), skipped) {
+            (true, true, _) if filtered > 0 => Decoded::Skipped(format!(
+                "every document of the record is filtered out ({filtered}: FILTER_INCLUDE, FILTER_EXCLUDE)"
+            )),
             (true, true, Some(why)) => Decoded::Skipped(why),
             (true, true, None) => Decoded::Skipped("the record holds no documents".to_owned()),
             _ => Decoded::Documents { range, rejected_parts },
@@ -233,6 +243,35 @@ impl Target<'_> {
             self.batch.documents.push(Document { record, id, index, source: source.json });
         }
     }
+}
+
+/// The record's provenance as the value of `aws.kinesis`, named as Elastic's serverless forwarder names it (`type`,
+/// `name`, `partition_key`, `sequence_number`), with the shard and the arrival time besides.
+fn kinesis_metadata(record: &KinesisRecord) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct KinesisMetadata<'a> {
+        r#type: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        shard_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence_number: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        partition_key: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        approximate_arrival_timestamp: Option<String>,
+    }
+    // `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`
+    let name = record.stream.map(|arn| arn.rsplit_once(":stream/").map_or(arn, |(_, name)| name));
+    let metadata = KinesisMetadata {
+        r#type: "stream",
+        name,
+        shard_id: &record.provenance.shard_id,
+        sequence_number: record.provenance.sequence_number.as_deref(),
+        partition_key: record.partition_key,
+        approximate_arrival_timestamp: record.arrival.map(crate::index::format_timestamp),
+    };
+    serde_json::to_vec(&metadata).expect("strings serialise")
 }
 
 fn unknown_provenance(position: usize) -> Provenance {

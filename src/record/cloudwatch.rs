@@ -1,11 +1,16 @@
 //! CloudWatch Logs subscription envelopes: one document per log event, fields named as Elastic's ECS names them.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::Rejection;
-use super::content::{Content, DocumentContext, Source, write_stamped_message};
+use super::content::{Content, DocumentContext, Source, write_stamp, write_stamped_message};
+use super::message::read_message_object;
+use super::sources::fold_newlines;
 use crate::index;
 use crate::json::Text;
+use crate::preprocess::MessageJson;
 
 #[derive(Deserialize)]
 struct CloudWatchEnvelope<'a> {
@@ -62,40 +67,98 @@ fn control_message() -> Content {
     Content::Skipped("CloudWatch Logs control message".to_owned())
 }
 
-/// One document per log event of a data message; nothing for one without log events.
+/// One document per log event of a data message that the filters keep; nothing for one without log events.
 fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Content {
     if envelope.log_events.is_empty() {
         return Content::Skipped("CloudWatch Logs message without log events".to_owned());
     }
-    // Each document is `{"<timestamp field>":"…","message":…` and then fields named as Elastic's ECS does:
-    // `"aws":{"cloudwatch":{"log_group":…,"log_stream":…,"event_id":…}},"cloud":{"account":{"id":…}}}`. What the
-    // envelope's documents share is written once; each document is then written in one buffer.
+    // Each document is its timestamp and message (a string, or the message's own fields: `MESSAGE_JSON`), then
+    // fields named as Elastic's ECS does: `"aws":{"cloudwatch":{"log_group":…,"log_stream":…,"event_id":…}}`,
+    // `"cloud":{"account":{"id":…}}`, then what every document gains. What the envelope's documents share is
+    // written once; each document is then written in one buffer.
     let to_json = |text: &str| serde_json::to_vec(text).expect("a str always serialises");
     let mut group_and_stream = br#","aws":{"cloudwatch":{"log_group":"#.to_vec();
     group_and_stream.extend(to_json(&envelope.log_group.0));
     group_and_stream.extend(br#","log_stream":"#);
     group_and_stream.extend(to_json(&envelope.log_stream.0));
-    let mut account = b"}}".to_vec();
-    if let Some(owner) = &envelope.owner {
-        account.extend(br#","cloud":{"account":{"id":"#);
-        account.extend(to_json(&owner.0));
-        account.extend(b"}}");
+    let mut end_of_aws = b"}".to_vec();
+    if let Some(kinesis) = context.kinesis {
+        end_of_aws.extend_from_slice(br#","kinesis":"#);
+        end_of_aws.extend_from_slice(kinesis);
     }
-    account.push(b'}');
+    end_of_aws.push(b'}');
+    if let Some(owner) = &envelope.owner {
+        end_of_aws.extend(br#","cloud":{"account":{"id":"#);
+        end_of_aws.extend(to_json(&owner.0));
+        end_of_aws.extend(b"}}");
+    }
+    let preprocess = context.preprocess;
+    let aside = preprocess.message_json_field.as_str();
+    // The envelope's own fields, which win a clash with a merged message's; the message's are set aside.
+    let envelope_fields = ["aws", "cloud", aside];
+    let log_group: Arc<str> = Arc::from(&*envelope.log_group.0);
     let mut sources = Vec::with_capacity(envelope.log_events.len());
     for event in &envelope.log_events {
-        let timestamp = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
+        let message = &*event.message.0;
+        if !context.keeps(message) {
+            continue;
+        }
+        let arrived = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
         let id = event.id.as_ref().map(|id| &*id.0);
-        let size = context.timestamp_field.len() + event.message.0.len() + group_and_stream.len() + account.len();
-        let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 48);
-        write_stamped_message(&mut json, context.timestamp_field, timestamp, &event.message.0);
+        let size = context.timestamp_field.len() + message.len() + group_and_stream.len() + end_of_aws.len();
+        let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 64);
+        let structured = match preprocess.message_json {
+            MessageJson::Off => None,
+            MessageJson::Merge | MessageJson::Nest => read_message_object(message, context.timestamp_field),
+        };
+        // Which static fields the document has of its own: a merged message's.
+        let mut present = 0;
+        let timestamp = match (&structured, preprocess.message_json) {
+            (None, _) | (_, MessageJson::Off) => {
+                write_stamped_message(&mut json, context.timestamp_field, arrived, message);
+                arrived
+            }
+            (Some(object), MessageJson::Nest) => {
+                let timestamp = object.timestamp.flatten().unwrap_or(arrived);
+                write_stamp(&mut json, context.timestamp_field, timestamp);
+                json.push(b',');
+                serde_json::to_writer(&mut json, aside).expect("writing a str to a Vec cannot fail");
+                json.push(b':');
+                json.extend_from_slice(object.text.as_bytes());
+                timestamp
+            }
+            (Some(object), MessageJson::Merge) => {
+                json.push(b'{');
+                let start = json.len();
+                // The message's own timestamp field stays as it came; without one, the event's is written.
+                if object.timestamp.is_none() {
+                    let stamp = json.len();
+                    write_stamp(&mut json, context.timestamp_field, arrived);
+                    json[stamp] = b',';
+                }
+                object.write_merged(&mut json, &envelope_fields, aside);
+                json.remove(start);
+                for (i, name) in preprocess.added_fields.names().enumerate() {
+                    if object.has(name) {
+                        present |= 1 << i;
+                    }
+                }
+                object.timestamp.flatten().unwrap_or(arrived)
+            }
+        };
         json.extend_from_slice(&group_and_stream);
         if let Some(id) = id {
             json.extend_from_slice(br#","event_id":"#);
             serde_json::to_writer(&mut json, id).expect("writing a str to a Vec cannot fail");
         }
-        json.extend_from_slice(&account);
-        sources.push(Source { json, timestamp });
+        json.extend_from_slice(&end_of_aws);
+        preprocess.added_fields.write_missing(&mut json, present);
+        json.push(b'}');
+        if structured.is_some() {
+            // A pretty-printed message's newlines are whitespace between its tokens: one line again.
+            fold_newlines(&mut json);
+        }
+        sources.push(Source { json, timestamp, log_group: Some(log_group.clone()) });
     }
     Content::Sources(sources)
 }

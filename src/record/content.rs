@@ -1,9 +1,13 @@
-//! What decoded data becomes: document sources, each with the instant that names its index, and how a document made
-//! from a message is stamped.
+//! What decoded data becomes: document sources, each with the instant that names its index, and what every document
+//! gains on the way (its timestamp, static fields, the record's provenance), written in the buffer it is built in.
+
+use std::cell::Cell;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::index;
+use crate::preprocess::Preprocess;
 
 /// What one record's decoded data holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,27 +16,94 @@ pub enum Content {
     Skipped(String),
 }
 
-/// One document's JSON (a single line) and the instant that names its index.
+/// One document's JSON (a single line), the instant that names its index, and the CloudWatch Logs log group it came
+/// from, when it did (an index pattern may name it).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Source {
     pub json: Vec<u8>,
     pub timestamp: DateTime<Utc>,
+    pub log_group: Option<Arc<str>>,
 }
 
-/// How documents are stamped.
+impl Source {
+    pub(super) fn new(json: Vec<u8>, timestamp: DateTime<Utc>) -> Source {
+        Source { json, timestamp, log_group: None }
+    }
+}
+
+/// How a record's documents are made: stamped, filtered, and what they gain.
 pub struct DocumentContext<'a> {
     pub timestamp_field: &'a str,
     /// For documents without a readable timestamp of their own: the record's arrival time.
     pub default_timestamp: DateTime<Utc>,
+    pub preprocess: &'a Preprocess,
+    /// The record's provenance as a JSON object, the value of `aws.kinesis` (`ADD_KINESIS_METADATA`).
+    pub kinesis: Option<&'a [u8]>,
+    /// Documents the filters dropped so far: the batch reads it after each record.
+    pub filtered: Cell<usize>,
+}
+
+/// What a document already has under `aws`, which decides how the record's provenance joins it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OwnAws {
+    /// No `aws` field: `"aws":{"kinesis":…}`.
+    Absent,
+    /// An object: `"aws.kinesis":…`, which Elasticsearch expands into the same object.
+    Object,
+    /// Something else: the document's own field wins, and the provenance is left out.
+    Other,
+}
+
+impl DocumentContext<'_> {
+    /// Whether a document whose text is `text` is indexed; counted when the filters drop it.
+    pub(super) fn keeps(&self, text: &str) -> bool {
+        let filter = &self.preprocess.filter;
+        if !filter.is_active() || filter.keeps(text) {
+            return true;
+        }
+        self.filtered.set(self.filtered.get() + 1);
+        false
+    }
+
+    /// Whether a document gains anything besides its timestamp: its own fields must then be scanned for clashes.
+    pub(super) fn adds_fields(&self) -> bool {
+        !self.preprocess.added_fields.is_empty() || self.kinesis.is_some()
+    }
+
+    /// `,"key":value` for each static field the document does not have (`present`, bit per `AddedFields::names`),
+    /// then `,"aws":{"kinesis":…}` as `aws` allows.
+    pub(super) fn write_added(&self, out: &mut Vec<u8>, present: u64, aws: OwnAws) {
+        self.preprocess.added_fields.write_missing(out, present);
+        if let Some(kinesis) = self.kinesis {
+            match aws {
+                OwnAws::Absent => {
+                    out.extend_from_slice(br#","aws":{"kinesis":"#);
+                    out.extend_from_slice(kinesis);
+                    out.push(b'}');
+                }
+                OwnAws::Object => {
+                    out.extend_from_slice(br#","aws.kinesis":"#);
+                    out.extend_from_slice(kinesis);
+                }
+                OwnAws::Other => {}
+            }
+        }
+    }
 }
 
 /// The start of a document made from a message, `{"<timestamp field>":"…","message":"…"`, for its caller to close
 /// or to go on with more fields.
 pub(super) fn write_stamped_message(out: &mut Vec<u8>, timestamp_field: &str, at: DateTime<Utc>, message: &str) {
+    write_stamp(out, timestamp_field, at);
+    out.extend_from_slice(br#","message":"#);
+    serde_json::to_writer(out, message).expect("writing a str to a Vec cannot fail");
+}
+
+/// `{"<timestamp field>":"…"`, the start of every document the indexer writes whole.
+pub(super) fn write_stamp(out: &mut Vec<u8>, timestamp_field: &str, at: DateTime<Utc>) {
     out.push(b'{');
     serde_json::to_writer(&mut *out, timestamp_field).expect("writing a str to a Vec cannot fail");
     out.extend_from_slice(b":\"");
     index::write_timestamp(out, at);
-    out.extend_from_slice(br#"","message":"#);
-    serde_json::to_writer(out, message).expect("writing a str to a Vec cannot fail");
+    out.push(b'"');
 }

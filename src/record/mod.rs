@@ -11,6 +11,7 @@ mod cloudwatch;
 mod content;
 mod data;
 mod ids;
+mod message;
 mod read;
 mod scan;
 mod sources;
@@ -152,6 +153,8 @@ pub struct Batch<R = Record, D = Document> {
     /// event: Lambda always sends it), stamped and named by the Unix epoch so that a redelivery on another day
     /// writes the same `_id` to the same index.
     pub undated: usize,
+    /// Documents the filters dropped (`FILTER_INCLUDE`, `FILTER_EXCLUDE`): never indexed, and counted here.
+    pub filtered: usize,
     /// The earliest `approximateArrivalTimestamp` of the batch: how far behind the stream the function is.
     pub oldest_arrival: Option<DateTime<Utc>>,
 }
@@ -163,6 +166,7 @@ impl<R, D> Default for Batch<R, D> {
             documents: Vec::new(),
             timestamps_out_of_range: 0,
             undated: 0,
+            filtered: 0,
             oldest_arrival: None,
         }
     }

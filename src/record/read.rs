@@ -14,6 +14,7 @@ pub struct KinesisRecord<'a> {
     pub stream: Option<&'a str>,
     pub data: &'a str,
     pub arrival: Option<DateTime<Utc>>,
+    pub partition_key: Option<&'a str>,
 }
 
 /// Reads one record of the event as the event's scan found it. On failure, returns whatever provenance it has.
@@ -27,7 +28,8 @@ pub fn read_record(record: RecordView<'_>) -> Result<KinesisRecord<'_>, (Option<
                 .arrival_seconds
                 .filter(|seconds| seconds.is_finite())
                 .and_then(|seconds| index::epoch_millis((seconds * 1000.0).round() as i64));
-            Ok(KinesisRecord { provenance, stream: record.event_source_arn, data, arrival })
+            let partition_key = record.partition_key;
+            Ok(KinesisRecord { provenance, stream: record.event_source_arn, data, arrival, partition_key })
         }
         (why, _) => {
             let provenance = provenance.sequence_number.is_some().then_some(provenance);

@@ -1,9 +1,10 @@
 //! The few fields of a document the indexer needs (its timestamp, a CloudWatch Logs envelope's `messageType` and
-//! `logEvents`), read in one pass through `json` without building the document.
+//! `logEvents`, the names of fields it is to gain), read in one pass through `json` without building the document.
 
 use chrono::{DateTime, Utc};
 use serde::de::{IgnoredAny, MapAccess};
 
+use super::content::{DocumentContext, OwnAws};
 use crate::index;
 use crate::json::{self, ReadObject, Shape, Text};
 
@@ -13,24 +14,37 @@ pub(super) struct ObjectScan {
     pub(super) timestamp: Option<DateTime<Utc>>,
     pub(super) message_type: Option<String>,
     pub(super) has_log_events: bool,
+    /// Which static fields (`ADD_FIELDS`) the object has of its own, a bit each in their order.
+    pub(super) present: u64,
+    /// What the object has under `aws`, when the record's provenance is to join it.
+    pub(super) aws: OwnAws,
 }
 
-/// Checks that `text` is exactly one JSON object and reads the few fields the indexer needs from it.
-pub(super) fn scan_object(text: &str, timestamp_field: &str) -> Option<ObjectScan> {
-    json::read_object(text, ObjectScanner { timestamp_field })
+/// Checks that `text` is exactly one JSON object and reads the few fields the indexer needs from it: its timestamp
+/// field, an envelope's `messageType` and `logEvents`, and, when the document is to gain fields, which of them it
+/// has already.
+pub(super) fn scan_object(text: &str, context: &DocumentContext) -> Option<ObjectScan> {
+    json::read_object(text, ObjectScanner { context, adds_fields: context.adds_fields() })
 }
 
 struct ObjectScanner<'a> {
-    timestamp_field: &'a str,
+    context: &'a DocumentContext<'a>,
+    adds_fields: bool,
 }
 
 impl<'de> ReadObject<'de> for ObjectScanner<'_> {
     type Object = ObjectScan;
     fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectScan, A::Error> {
-        let mut scan =
-            ObjectScan { has_timestamp_field: false, timestamp: None, message_type: None, has_log_events: false };
+        let mut scan = ObjectScan {
+            has_timestamp_field: false,
+            timestamp: None,
+            message_type: None,
+            has_log_events: false,
+            present: 0,
+            aws: OwnAws::Absent,
+        };
         while let Some(Text(key)) = map.next_key::<Text>()? {
-            if key == self.timestamp_field {
+            if key == self.context.timestamp_field {
                 scan.has_timestamp_field = true;
                 scan.timestamp = timestamp_of(&map.next_value::<Shape>()?);
             } else if key == "messageType" {
@@ -41,7 +55,17 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
                 };
             } else if key == "logEvents" {
                 scan.has_log_events = matches!(map.next_value::<Shape>()?, Shape::Array);
+            } else if self.adds_fields && key == "aws" {
+                scan.aws = match map.next_value::<Shape>()? {
+                    Shape::Object(()) => OwnAws::Object,
+                    _ => OwnAws::Other,
+                };
             } else {
+                if self.adds_fields
+                    && let Some(i) = self.context.preprocess.added_fields.names().position(|name| name == key)
+                {
+                    scan.present |= 1 << i;
+                }
                 map.next_value::<IgnoredAny>()?;
             }
         }
@@ -51,7 +75,7 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
 
 /// The instant a timestamp field holds, read as Elasticsearch would: a date string or epoch milliseconds; anything
 /// else is left for Elasticsearch to judge.
-fn timestamp_of(shape: &Shape) -> Option<DateTime<Utc>> {
+pub(super) fn timestamp_of(shape: &Shape) -> Option<DateTime<Utc>> {
     match shape {
         Shape::Text(text) => index::parse_timestamp(text),
         Shape::Integer(millis) => index::epoch_millis(*millis),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Rejection;
 use super::cloudwatch::envelope_content;
-use super::content::{Content, DocumentContext, Source, write_stamped_message};
+use super::content::{Content, DocumentContext, OwnAws, Source, write_stamped_message};
 use super::scan::{ObjectScan, scan_object};
 use crate::index;
 
@@ -40,7 +40,7 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     {
         return Ok(content);
     }
-    let scan = if trimmed.starts_with('{') { scan_object(trimmed, context.timestamp_field) } else { None };
+    let scan = if trimmed.starts_with('{') { scan_object(trimmed, context) } else { None };
     if let Some(scan) = scan {
         let (start, end) = (text.len() - text.trim_start().len(), text.trim_end().len());
         bytes.truncate(end);
@@ -50,7 +50,7 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
     match ndjson_sources(text, context) {
         Some(Ok(sources)) => Ok(Content::Sources(sources)),
         Some(Err(rejection)) => Err((rejection, bytes)),
-        None => Ok(Content::Sources(vec![message_source(text, context)])),
+        None => Ok(Content::Sources(message_source(text, context).into_iter().collect())),
     }
 }
 
@@ -70,16 +70,31 @@ fn object_sources(
             Err(rejection) => return Err((rejection, object)),
         }
     }
+    if !context.keeps(std::str::from_utf8(&object).expect("checked as UTF-8")) {
+        return Ok(Content::Sources(Vec::new()));
+    }
     let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
-    let json = if scan.has_timestamp_field {
+    // What the document gains, first in it: its timestamp when it has none, then static fields and provenance.
+    let mut gained = Vec::new();
+    if !scan.has_timestamp_field {
+        gained.push(b',');
+        serde_json::to_writer(&mut gained, context.timestamp_field).expect("writing a str to a Vec cannot fail");
+        gained.push(b':');
+        gained.extend_from_slice(quoted_timestamp(timestamp).as_bytes());
+    }
+    if context.adds_fields() {
+        context.write_added(&mut gained, scan.present, scan.aws);
+    }
+    let json = match gained.is_empty() {
         // The document passes through as it came: the decoded buffer itself becomes the source.
-        one_line(object)
-    } else {
-        let mut object = object;
-        prepend_field_in_place(context.timestamp_field, &quoted_timestamp(timestamp), &mut object);
-        object
+        true => one_line(object),
+        false => {
+            let mut object = object;
+            prepend_entries_in_place(&gained[1..], &mut object);
+            object
+        }
     };
-    Ok(Content::Sources(vec![Source { json, timestamp }]))
+    Ok(Content::Sources(vec![Source::new(json, timestamp)]))
 }
 
 /// Several lines of which at least one is a JSON object: one source per non-blank line. `None` when the text is
@@ -94,7 +109,7 @@ fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<So
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .map(|line| {
-            let scan = if line.starts_with('{') { scan_object(line, context.timestamp_field) } else { None };
+            let scan = if line.starts_with('{') { scan_object(line, context) } else { None };
             (line, scan)
         })
         .collect();
@@ -104,7 +119,7 @@ fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<So
     let mut sources = Vec::with_capacity(lines.len());
     for (line, scan) in lines {
         match scan {
-            None => sources.push(message_source(line, context)),
+            None => sources.extend(message_source(line, context)),
             Some(scan) => match object_sources(line.as_bytes().to_vec(), scan, context) {
                 Ok(Content::Sources(more)) => sources.extend(more),
                 // A control message among other lines: nothing to index for that line.
@@ -116,14 +131,18 @@ fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<So
     Some(Ok(sources))
 }
 
-/// Text that is not a JSON object, as `{"@timestamp": arrival, "message": text}`.
-fn message_source(text: &str, context: &DocumentContext) -> Source {
+/// Text that is not a JSON object, as `{"@timestamp": arrival, "message": text}`; none when the filters drop it.
+fn message_source(text: &str, context: &DocumentContext) -> Option<Source> {
     let message = text.trim_end_matches(['\n', '\r']);
+    if !context.keeps(message) {
+        return None;
+    }
     let timestamp = context.default_timestamp;
     let mut json = Vec::with_capacity(context.timestamp_field.len() + message.len() + 48);
     write_stamped_message(&mut json, context.timestamp_field, timestamp, message);
+    context.write_added(&mut json, 0, OwnAws::Absent);
     json.push(b'}');
-    Source { json, timestamp }
+    Some(Source::new(json, timestamp))
 }
 
 /// An instant as a JSON string.
@@ -173,16 +192,23 @@ pub fn take_prepended_field<'a>(field: &str, object: &'a [u8]) -> Option<(&'a se
     Some((value, without))
 }
 
-/// `prepend_field` within `object`'s own buffer: the document moves up by what is inserted (one memmove, and no
-/// new buffer while the capacity holds it).
+/// `prepend_field` within `object`'s own buffer.
 fn prepend_field_in_place(field: &str, value_json: &str, object: &mut Vec<u8>) {
+    let mut entry = Vec::with_capacity(field.len() + value_json.len() + 4);
+    serde_json::to_writer(&mut entry, field).expect("writing a str to a Vec cannot fail");
+    entry.push(b':');
+    entry.extend_from_slice(value_json.as_bytes());
+    prepend_entries_in_place(&entry, object);
+}
+
+/// `entries` (`"a":1,"b":2`, on one line) put first in `object`, within its own buffer: the document moves up by
+/// what is inserted (one memmove, and no new buffer while the capacity holds it); its newlines are folded.
+fn prepend_entries_in_place(entries: &[u8], object: &mut Vec<u8>) {
     let brace = object.iter().position(|&b| b == b'{').expect("a JSON object");
     let is_empty = object[brace + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    let mut head = Vec::with_capacity(field.len() + value_json.len() + 8);
+    let mut head = Vec::with_capacity(entries.len() + 2);
     head.push(b'{');
-    serde_json::to_writer(&mut head, field).expect("writing a str to a Vec cannot fail");
-    head.push(b':');
-    head.extend_from_slice(value_json.as_bytes());
+    head.extend_from_slice(entries);
     if !is_empty {
         head.push(b',');
     }
@@ -198,7 +224,7 @@ fn one_line(mut json: Vec<u8>) -> Vec<u8> {
     json
 }
 
-fn fold_newlines(json: &mut [u8]) {
+pub(super) fn fold_newlines(json: &mut [u8]) {
     // Most documents are on one line already: find the first newline at memchr's speed, fold from there.
     let Some(first) = memchr::memchr2(b'\n', b'\r', json) else { return };
     for byte in &mut json[first..] {
@@ -211,6 +237,7 @@ fn fold_newlines(json: &mut [u8]) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::preprocess::{AddedFields, Filter, MessageJson, Preprocess};
     use crate::record::data::{decode_base64, inflate};
     use base64::Engine;
     use testkit::gzip;
@@ -229,15 +256,31 @@ pub(super) mod tests {
         assert!(take_prepended_field("es_target", b"not json").is_none());
     }
 
+    /// The context of a record that arrived at 2024-05-01T12:00:00.5Z, with the default preprocessing.
     pub(in crate::record) fn context() -> DocumentContext<'static> {
+        context_with(Preprocess::default(), None)
+    }
+
+    /// The context of that record with `preprocess`, and `kinesis` as its provenance.
+    pub(in crate::record) fn context_with(
+        preprocess: Preprocess,
+        kinesis: Option<&'static str>,
+    ) -> DocumentContext<'static> {
         DocumentContext {
             timestamp_field: "@timestamp",
             default_timestamp: index::parse_timestamp("2024-05-01T12:00:00.5Z").unwrap(),
+            preprocess: Box::leak(Box::new(preprocess)),
+            kinesis: kinesis.map(str::as_bytes),
+            filtered: std::cell::Cell::new(0),
         }
     }
 
     pub(in crate::record) fn sources(bytes: &[u8]) -> Vec<String> {
-        match into_sources(bytes.to_vec(), &context()).unwrap() {
+        sources_with(bytes, &context())
+    }
+
+    fn sources_with(bytes: &[u8], context: &DocumentContext) -> Vec<String> {
+        match into_sources(bytes.to_vec(), context).unwrap() {
             Content::Sources(sources) => sources.into_iter().map(|s| String::from_utf8(s.json).unwrap()).collect(),
             Content::Skipped(why) => panic!("skipped: {why}"),
         }
@@ -391,6 +434,9 @@ pub(super) mod tests {
             out[0],
             r#"{"@timestamp":"2024-05-01T12:00:00.000Z","message":"first","aws":{"cloudwatch":{"log_group":"/aws/lambda/app","log_stream":"2024/05/01/[$LATEST]abc","event_id":"1"}},"cloud":{"account":{"id":"123456789012"}}}"#
         );
+        assert!(out[1].starts_with(r#"{"@timestamp":"2024-05-01T12:00:01.000Z","k":1,"aws":"#), "merged: {}", out[1]);
+        let off = Preprocess { message_json: MessageJson::Off, ..Preprocess::default() };
+        let out = sources_with(CLOUDWATCH.as_bytes(), &context_with(off, None));
         assert!(out[1].starts_with(r#"{"@timestamp":"2024-05-01T12:00:01.000Z","message":"{\"k\":1}""#), "{}", out[1]);
         let bare = r#"{"messageType":"DATA_MESSAGE","logGroup":"g\"1","logStream":"s","logEvents":[{"timestamp":0,"message":"m"}]}"#;
         assert_eq!(
@@ -417,5 +463,132 @@ pub(super) mod tests {
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"message":"no timestamp"}]}"#;
         let (rejection, _) = into_sources(broken.as_bytes().to_vec(), &context()).unwrap_err();
         assert_eq!(rejection.kind(), "bad_cloudwatch_envelope");
+    }
+
+    // What documents gain on the way (`preprocess`): structured messages, filters, static fields, provenance.
+
+    /// A CloudWatch Logs data message of these (timestamp, message) log events.
+    fn envelope(events: &[(i64, &str)]) -> Vec<u8> {
+        let events: Vec<serde_json::Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (at, message))| serde_json::json!({"id": i.to_string(), "timestamp": at, "message": message}))
+            .collect();
+        serde_json::to_vec(
+            &serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "/aws/lambda/f",
+            "logStream": "s", "subscriptionFilters": ["all"], "logEvents": events}),
+        )
+        .unwrap()
+    }
+
+    const LAMBDA_JSON: &str =
+        r#"{"timestamp":"2024-05-01T12:00:00.123Z","level":"INFO","requestId":"r-1","message":"hi"}"#;
+    const AWS: &str = r#""aws":{"cloudwatch":{"log_group":"/aws/lambda/f","log_stream":"s","event_id":"0"}},"cloud":{"account":{"id":"1"}}"#;
+
+    #[test]
+    fn a_lambda_json_log_line_becomes_its_fields_stamped_by_its_own_timestamp() {
+        let mut context = context();
+        context.timestamp_field = "timestamp";
+        let Content::Sources(out) = into_sources(envelope(&[(1_714_564_900_000, LAMBDA_JSON)]), &context).unwrap()
+        else {
+            panic!("documents")
+        };
+        let expected = format!(
+            r#"{{"timestamp":"2024-05-01T12:00:00.123Z","level":"INFO","requestId":"r-1","message":"hi",{AWS}}}"#
+        );
+        assert_eq!(String::from_utf8(out[0].json.clone()).unwrap(), expected);
+        assert_eq!(out[0].timestamp.timestamp_millis(), 1_714_564_800_123, "the message's instant, not the event's");
+        assert_eq!(out[0].log_group.as_deref(), Some("/aws/lambda/f"));
+        // Under the default `@timestamp`, the message's own `timestamp` is one more field and the event's is stamped.
+        let out = sources(&envelope(&[(1_714_564_900_000, LAMBDA_JSON)]));
+        assert!(
+            out[0].starts_with(
+                r#"{"@timestamp":"2024-05-01T12:01:40.000Z","timestamp":"2024-05-01T12:00:00.123Z","level""#
+            ),
+            "{}",
+            out[0]
+        );
+    }
+
+    #[test]
+    fn the_envelopes_fields_win_a_clash_and_the_messages_are_kept_aside() {
+        let message = r#"{"aws":"mine","json":1,"cloud":{"x":1},"level":"WARN"}"#;
+        let out = sources(&envelope(&[(0, message)]));
+        let expected = format!(
+            r#"{{"@timestamp":"1970-01-01T00:00:00.000Z","level":"WARN","json":{{"aws":"mine","json":1,"cloud":{{"x":1}}}},{AWS}}}"#
+        );
+        assert_eq!(out[0], expected);
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&out[0]).expect("one object, no duplicate");
+    }
+
+    #[test]
+    fn a_message_that_is_not_one_json_object_stays_a_string() {
+        for message in ["[1,2]", "\"quoted\"", "{\"broken\":", "{\"a\":1} and more", "42", "plain {\"a\":1}"] {
+            let out = sources(&envelope(&[(0, message)]));
+            let expected = format!(r#""message":{}"#, serde_json::to_string(message).unwrap());
+            assert!(out[0].contains(&expected), "{message}: {}", out[0]);
+        }
+    }
+
+    #[test]
+    fn nested_the_message_is_one_field_and_pretty_printed_it_is_one_line() {
+        let nest =
+            Preprocess { message_json: MessageJson::Nest, message_json_field: "msg".into(), ..Preprocess::default() };
+        let out = sources_with(
+            &envelope(&[(0, "{\n  \"@timestamp\": \"2024-05-01T00:00:00Z\",\r\n  \"n\": [1,\n2]\n}\n")]),
+            &context_with(nest, None),
+        );
+        let expected = format!(
+            r#"{{"@timestamp":"2024-05-01T00:00:00.000Z","msg":{{   "@timestamp": "2024-05-01T00:00:00Z",    "n": [1, 2] }},{AWS}}}"#
+        );
+        assert_eq!(out[0], expected);
+        let merged = sources(&envelope(&[(0, "{\n\"n\":\n[1,\r\n2]}")]));
+        assert_eq!(merged[0], format!(r#"{{"@timestamp":"1970-01-01T00:00:00.000Z","n":[1,  2],{AWS}}}"#));
+    }
+
+    #[test]
+    fn filters_drop_documents_by_their_text_and_count_them_exclude_winning() {
+        let filter = Filter::new(Some("ERROR|WARN"), Some("health")).unwrap();
+        let context = context_with(Preprocess { filter, ..Preprocess::default() }, None);
+        let events = envelope(&[(0, "ERROR a"), (0, "INFO b"), (0, "WARN health"), (0, r#"{"level":"ERROR"}"#)]);
+        let out = sources_with(&events, &context);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].contains(r#""message":"ERROR a""#) && out[1].contains(r#""level":"ERROR""#));
+        assert_eq!(context.filtered.get(), 2);
+        // Any other document by its own text: an object, NDJSON lines, plain text.
+        assert_eq!(sources_with(br#"{"level":"INFO"}"#, &context), Vec::<String>::new());
+        let lines = sources_with(b"{\"m\":\"ERROR x\"}\nWARN y\nINFO z\n{\"m\":\"WARN health\"}\n", &context);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(sources_with(b"an ERROR line", &context).len(), 1);
+        assert_eq!(context.filtered.get(), 2 + 1 + 2);
+    }
+
+    #[test]
+    fn static_fields_and_provenance_join_every_kind_of_document_the_documents_own_winning() {
+        let added = AddedFields::parse(r#"{"env":"prod","team":"core"}"#, &[]).unwrap();
+        let context =
+            context_with(Preprocess { added_fields: added, ..Preprocess::default() }, Some(r#"{"shard_id":"s-1"}"#));
+        let stamp = r#""@timestamp":"2024-05-01T12:00:00.500Z""#;
+        let cases = [
+            (&br#"{"a":1}"#[..], format!(r#"{{{stamp},"env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}},"a":1}}"#)),
+            (br#"{"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#, r#"{"team":"core","aws.kinesis":{"shard_id":"s-1"},"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#.to_owned()),
+            (br#"{"@timestamp":"2024-01-01","aws":"text"}"#, r#"{"env":"prod","team":"core","@timestamp":"2024-01-01","aws":"text"}"#.to_owned()),
+            (b"plain text", format!(r#"{{{stamp},"message":"plain text","env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}}}}"#)),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(
+                sources_with(data, &context),
+                std::slice::from_ref(&expected),
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&expected).expect("one object");
+        }
+        let out = sources_with(&envelope(&[(0, r#"{"team":"app","n":1}"#)]), &context);
+        let aws = r#""aws":{"cloudwatch":{"log_group":"/aws/lambda/f","log_stream":"s","event_id":"0"},"kinesis":{"shard_id":"s-1"}},"cloud":{"account":{"id":"1"}}"#;
+        assert_eq!(
+            out[0],
+            format!(r#"{{"@timestamp":"1970-01-01T00:00:00.000Z","team":"app","n":1,{aws},"env":"prod"}}"#)
+        );
     }
 }
