@@ -122,6 +122,23 @@ fn cloudwatch_logs() -> Kind {
     kind("cloudwatch_logs_gzip", &datas, 100)
 }
 
+/// The same CloudWatch Logs batch with its messages (JSON objects) kept as strings (`MESSAGE_JSON=off`): the
+/// difference to `cloudwatch_logs_gzip` (merged, the default) is the cost of structured messages.
+fn cloudwatch_logs_strings() -> Kind {
+    Kind { name: "cloudwatch_strings", env: &[("MESSAGE_JSON", "off")], ..cloudwatch_logs() }
+}
+
+/// The same CloudWatch Logs batch with every preprocessing feature on: messages merged, a filter that keeps all
+/// (so every document is still sent, and the figure is the cost of matching), static fields and provenance.
+fn cloudwatch_logs_all_features() -> Kind {
+    const ALL: &[(&str, &str)] = &[
+        ("FILTER_EXCLUDE", "healthcheck|ELB-HealthChecker"),
+        ("ADD_FIELDS", r#"{"env":"prod","team":"payments","tags":["checkout"]}"#),
+        ("ADD_KINESIS_METADATA", "true"),
+    ];
+    Kind { name: "cloudwatch_all_features", env: ALL, ..cloudwatch_logs() }
+}
+
 /// 1 KiB JSON documents, up to Lambda's payload limit.
 fn json_1k() -> Kind {
     let mut rng = fastrand::Rng::with_seed(11);
@@ -302,7 +319,15 @@ async fn main() {
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let selected = std::env::var("BENCH_KINDS").ok();
     let wanted = |name: &str| selected.as_deref().is_none_or(|s| s.split(',').any(|k| k.trim() == name));
-    let kinds: Vec<fn() -> Kind> = vec![json_1k, json_1k_uncompressed, cloudwatch_logs, kpl_aggregates, plain_text];
+    let kinds: Vec<fn() -> Kind> = vec![
+        json_1k,
+        json_1k_uncompressed,
+        cloudwatch_logs,
+        cloudwatch_logs_strings,
+        cloudwatch_logs_all_features,
+        kpl_aggregates,
+        plain_text,
+    ];
     let starts = cold_starts(env!("CARGO_BIN_EXE_bootstrap"), runs).await;
     println!(
         "cold start (exec to the first poll of the Runtime API): median {:.1} ms of {runs} starts ({:.1}–{:.1} ms)\n",

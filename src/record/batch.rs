@@ -121,6 +121,7 @@ impl Target<'_> {
             preprocess: &config.preprocess,
             kinesis: kinesis.as_deref(),
             filtered: Cell::new(0),
+            positions: Cell::new(0),
         };
         self.arrival = record.arrival;
         let first = self.handed_out + self.batch.documents.len();
@@ -178,6 +179,8 @@ impl Target<'_> {
             // Copied with the room a document's timestamp field takes, as `decode_base64` leaves it.
             let mut bytes = Vec::with_capacity(data.len() + STAMP_ROOM);
             bytes.extend_from_slice(data);
+            // A user record's documents are numbered from 0, as a record's are.
+            context.positions.set(0);
             match inflate(bytes, budget).and_then(|bytes| into_sources(bytes, context)) {
                 Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), rejected_parts),
                 Ok(Content::Skipped(why)) => skipped = Some(why),
@@ -195,7 +198,8 @@ impl Target<'_> {
     /// `_id` as `ES_DOC_ID` says.
     fn push(&mut self, sources: Vec<Source>, user_record: Option<usize>, rejected_parts: &mut Vec<RejectedPart>) {
         let record = self.batch.records.len();
-        for (position, source) in sources.into_iter().enumerate() {
+        for source in sources {
+            let position = source.position;
             let prefix = &self.id_prefix;
             let id = match &self.config.doc_id {
                 DocIdMode::Kinesis => {

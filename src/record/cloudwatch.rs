@@ -158,7 +158,7 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
             // A pretty-printed message's newlines are whitespace between its tokens: one line again.
             fold_newlines(&mut json);
         }
-        sources.push(Source { json, timestamp, log_group: Some(log_group.clone()) });
+        sources.push(Source { log_group: Some(log_group.clone()), ..Source::new(context, json, timestamp) });
     }
     Content::Sources(sources)
 }

@@ -16,18 +16,21 @@ pub enum Content {
     Skipped(String),
 }
 
-/// One document's JSON (a single line), the instant that names its index, and the CloudWatch Logs log group it came
-/// from, when it did (an index pattern may name it).
+/// One document's JSON (a single line), its position among the documents of its data (filtered ones counted, so
+/// that an `_id` does not change with the filters), the instant that names its index, and the CloudWatch Logs log
+/// group it came from, when it did (an index pattern may name it).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Source {
     pub json: Vec<u8>,
+    pub position: usize,
     pub timestamp: DateTime<Utc>,
     pub log_group: Option<Arc<str>>,
 }
 
 impl Source {
-    pub(super) fn new(json: Vec<u8>, timestamp: DateTime<Utc>) -> Source {
-        Source { json, timestamp, log_group: None }
+    /// The next document of the data `context` decodes.
+    pub(super) fn new(context: &DocumentContext, json: Vec<u8>, timestamp: DateTime<Utc>) -> Source {
+        Source { json, position: context.take_position(), timestamp, log_group: None }
     }
 }
 
@@ -41,6 +44,8 @@ pub struct DocumentContext<'a> {
     pub kinesis: Option<&'a [u8]>,
     /// Documents the filters dropped so far: the batch reads it after each record.
     pub filtered: Cell<usize>,
+    /// The position of the next document of the data being decoded (a record's, or a KPL user record's).
+    pub positions: Cell<usize>,
 }
 
 /// What a document already has under `aws`, which decides how the record's provenance joins it.
@@ -62,7 +67,14 @@ impl DocumentContext<'_> {
             return true;
         }
         self.filtered.set(self.filtered.get() + 1);
+        self.take_position();
         false
+    }
+
+    fn take_position(&self) -> usize {
+        let position = self.positions.get();
+        self.positions.set(position + 1);
+        position
     }
 
     /// Whether a document gains anything besides its timestamp: its own fields must then be scanned for clashes.

@@ -94,7 +94,7 @@ fn object_sources(
             object
         }
     };
-    Ok(Content::Sources(vec![Source::new(json, timestamp)]))
+    Ok(Content::Sources(vec![Source::new(context, json, timestamp)]))
 }
 
 /// Several lines of which at least one is a JSON object: one source per non-blank line. `None` when the text is
@@ -142,7 +142,7 @@ fn message_source(text: &str, context: &DocumentContext) -> Option<Source> {
     write_stamped_message(&mut json, context.timestamp_field, timestamp, message);
     context.write_added(&mut json, 0, OwnAws::Absent);
     json.push(b'}');
-    Some(Source::new(json, timestamp))
+    Some(Source::new(context, json, timestamp))
 }
 
 /// An instant as a JSON string.
@@ -272,6 +272,7 @@ pub(super) mod tests {
             preprocess: Box::leak(Box::new(preprocess)),
             kinesis: kinesis.map(str::as_bytes),
             filtered: std::cell::Cell::new(0),
+            positions: std::cell::Cell::new(0),
         }
     }
 
@@ -561,6 +562,14 @@ pub(super) mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(sources_with(b"an ERROR line", &context).len(), 1);
         assert_eq!(context.filtered.get(), 2 + 1 + 2);
+        // A kept document keeps the position it has without filters: its `_id` does not change with them.
+        context.positions.set(0);
+        let Content::Sources(kept) =
+            into_sources(b"INFO a\n{\"m\":\"ERROR b\"}\nINFO c\nWARN d\n".to_vec(), &context).unwrap()
+        else {
+            panic!("documents")
+        };
+        assert_eq!(kept.iter().map(|source| source.position).collect::<Vec<_>>(), [1, 3]);
     }
 
     #[test]
