@@ -38,6 +38,12 @@ impl Filter {
         Ok(Filter { include: compile("FILTER_INCLUDE", include)?, exclude: compile("FILTER_EXCLUDE", exclude)? })
     }
 
+    /// The include and exclude patterns as configured (for the Ready line, and for tests that read records
+    /// themselves).
+    pub fn patterns(&self) -> (Option<&str>, Option<&str>) {
+        (self.include.as_ref().map(Regex::as_str), self.exclude.as_ref().map(Regex::as_str))
+    }
+
     /// Whether any pattern is set: without one, nothing is matched and nothing filtered.
     pub fn is_active(&self) -> bool {
         self.include.is_some() || self.exclude.is_some()

@@ -179,16 +179,21 @@ impl Target<'_> {
             // Copied with the room a document's timestamp field takes, as `decode_base64` leaves it.
             let mut bytes = Vec::with_capacity(data.len() + STAMP_ROOM);
             bytes.extend_from_slice(data);
-            // A user record's documents are numbered from 0, as a record's are.
+            // A user record's documents are numbered from 0, as a record's are; one that is rejected has none
+            // filtered.
             context.positions.set(0);
+            let filtered = context.filtered.get();
             match inflate(bytes, budget).and_then(|bytes| into_sources(bytes, context)) {
                 Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), rejected_parts),
                 Ok(Content::Skipped(why)) => skipped = Some(why),
-                Err((rejection, bytes)) => rejected_parts.push(RejectedPart {
-                    part: format!("user record {user_record}"),
-                    rejection,
-                    excerpt: quote(&bytes),
-                }),
+                Err((rejection, bytes)) => {
+                    context.filtered.set(filtered);
+                    rejected_parts.push(RejectedPart {
+                        part: format!("user record {user_record}"),
+                        rejection,
+                        excerpt: quote(&bytes),
+                    })
+                }
             }
         }
         Ok(skipped)

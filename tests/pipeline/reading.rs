@@ -6,6 +6,9 @@
 //! `1f 8b`) inflated; then the text: one JSON object is one document, a CloudWatch Logs envelope one per log event
 //! (a control message none), NDJSON (several non-blank lines, one of them at least a JSON object) one per non-blank
 //! line, anything else one `{"message": …}`. Where it cannot be sure (a shape no test makes), it says `Unknown`.
+//! With `FILTER_INCLUDE`/`FILTER_EXCLUDE` set, the test compiles the patterns itself and drops a document whose
+//! text (a log event's message, an object's or a line's own text, a text record without its final newlines) the
+//! include pattern does not match or the exclude pattern does; a dropped document keeps its position.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -13,8 +16,34 @@ use std::io::Read as _;
 
 use base64::Engine;
 use md5::{Digest, Md5};
+use regex::Regex;
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+/// What the test reads of the function's settings: the cap on a record's decoded size, and the filters.
+pub struct Reading {
+    pub max_record_bytes: usize,
+    include: Option<Regex>,
+    exclude: Option<Regex>,
+}
+
+impl Reading {
+    /// No filters.
+    pub fn unfiltered(max_record_bytes: usize) -> Reading {
+        Reading { max_record_bytes, include: None, exclude: None }
+    }
+
+    /// Filtered by these patterns, compiled here.
+    pub fn filtered(max_record_bytes: usize, include: Option<&str>, exclude: Option<&str>) -> Reading {
+        let compile = |pattern: Option<&str>| pattern.map(|pattern| Regex::new(pattern).expect("a test's pattern"));
+        Reading { max_record_bytes, include: compile(include), exclude: compile(exclude) }
+    }
+
+    fn keeps(&self, text: &str) -> bool {
+        self.include.as_ref().is_none_or(|include| include.is_match(text))
+            && !self.exclude.as_ref().is_some_and(|exclude| exclude.is_match(text))
+    }
+}
 
 /// What a record must become, read from its data alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +59,8 @@ pub enum Expected {
     /// Neither: nothing to index (a CloudWatch Logs control message, an aggregate of none), it may be skipped.
     Holds {
         positions: Vec<String>,
+        /// Documents the filters drop.
+        filtered: usize,
         corrupt_parts: usize,
         /// The most bytes one decoded data (the record's, or one user record's) has: a document's size is bound
         /// by it.
@@ -46,6 +77,11 @@ impl Expected {
 
 /// What one record of the event (its JSON) must become, when a record's data may inflate to `max_record_bytes`.
 pub fn expected(record: &Value, max_record_bytes: usize) -> Expected {
+    expected_by(record, &Reading::unfiltered(max_record_bytes))
+}
+
+/// What one record of the event (its JSON) must become under `reading`.
+pub fn expected_by(record: &Value, reading: &Reading) -> Expected {
     // A record the runtime could not read whole: its data, shard, sequence number or arrival time are not there or
     // not of their type.
     let kinesis = &record["kinesis"];
@@ -59,15 +95,16 @@ pub fn expected(record: &Value, max_record_bytes: usize) -> Expected {
         Ok(raw) if !raw.is_empty() => raw,
         _ => return Expected::Corrupt,
     };
-    let mut budget = max_record_bytes;
+    let mut budget = reading.max_record_bytes;
     // The magic and more than a digest: an aggregate (anything shorter is ordinary data).
     if raw.len() > KPL_MAGIC.len() + 16 && raw.starts_with(&KPL_MAGIC) {
-        return aggregate(&raw, &mut budget);
+        return aggregate(&raw, &mut budget, reading);
     }
     let Some(text) = inflate(&raw, &mut budget) else { return Expected::Corrupt };
-    match documents(&text) {
-        Read::Documents(n) => Expected::Holds {
-            positions: (0..n).map(|p| p.to_string()).collect(),
+    match documents(&text, reading) {
+        Read::Documents(kept) => Expected::Holds {
+            positions: kept_positions(&kept).map(|p| p.to_string()).collect(),
+            filtered: kept.iter().filter(|kept| !**kept).count(),
             corrupt_parts: 0,
             largest: text.len(),
         },
@@ -75,11 +112,16 @@ pub fn expected(record: &Value, max_record_bytes: usize) -> Expected {
     }
 }
 
-/// How many documents decoded data makes, or that it cannot be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The documents decoded data makes, each kept or dropped by the filters, or that it cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Read {
-    Documents(usize),
+    Documents(Vec<bool>),
     Corrupt,
+}
+
+/// The positions of the documents the filters keep.
+fn kept_positions(kept: &[bool]) -> impl Iterator<Item = usize> + '_ {
+    kept.iter().enumerate().filter(|(_, kept)| **kept).map(|(position, _)| position)
 }
 
 /// The data as bytes: gzip inflated, within what is left of the record's `MAX_RECORD_BYTES` (all of an aggregate's
@@ -102,36 +144,36 @@ fn inflate(raw: &[u8], budget: &mut usize) -> Option<Vec<u8>> {
 }
 
 /// The documents of decoded data (a byte order mark and surrounding whitespace aside).
-fn documents(bytes: &[u8]) -> Read {
+fn documents(bytes: &[u8], reading: &Reading) -> Read {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let Ok(text) = std::str::from_utf8(bytes) else { return Read::Corrupt };
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Read::Corrupt;
     }
-    if let Some(read) = object(trimmed) {
+    if let Some(read) = object(trimmed, reading) {
         return read;
     }
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
-    let objects: Vec<Option<Read>> = lines.iter().map(|line| object(line)).collect();
+    let objects: Vec<Option<Read>> = lines.iter().map(|line| object(line, reading)).collect();
     if lines.len() < 2 || objects.iter().all(Option::is_none) {
-        return Read::Documents(1);
+        return Read::Documents(vec![reading.keeps(text.trim_end_matches(['\n', '\r']))]);
     }
     // NDJSON: a line that is not an object is one `{"message": …}`; one broken envelope rejects the whole record.
-    let mut total = 0;
-    for read in objects {
-        match read.unwrap_or(Read::Documents(1)) {
-            Read::Documents(n) => total += n,
+    let mut all = Vec::new();
+    for (line, read) in lines.iter().zip(objects) {
+        match read.unwrap_or_else(|| Read::Documents(vec![reading.keeps(line)])) {
+            Read::Documents(kept) => all.extend(kept),
             Read::Corrupt => return Read::Corrupt,
         }
     }
-    Read::Documents(total)
+    Read::Documents(all)
 }
 
 /// The documents of `text` when it is exactly one JSON object: one, or a CloudWatch Logs envelope's (a string
 /// `messageType` of `DATA_MESSAGE` or `CONTROL_MESSAGE` and an array `logEvents`). `None` when it is not an object.
 /// Fields are kept raw: a number beyond `f64` passes through to Elasticsearch, as the README says.
-fn object(text: &str) -> Option<Read> {
+fn object(text: &str, reading: &Reading) -> Option<Read> {
     if !text.starts_with('{') {
         return None;
     }
@@ -139,15 +181,15 @@ fn object(text: &str) -> Option<Read> {
     let kind: Option<String> = fields.get("messageType").and_then(|raw| serde_json::from_str(raw.get()).ok());
     let events = fields.get("logEvents").filter(|raw| raw.get().starts_with('['));
     Some(match (kind.as_deref(), events) {
-        (Some("CONTROL_MESSAGE"), Some(_)) => Read::Documents(0),
-        (Some("DATA_MESSAGE"), Some(events)) => envelope(&fields, events),
-        _ => Read::Documents(1),
+        (Some("CONTROL_MESSAGE"), Some(_)) => Read::Documents(Vec::new()),
+        (Some("DATA_MESSAGE"), Some(events)) => envelope(&fields, events, reading),
+        _ => Read::Documents(vec![reading.keeps(text)]),
     })
 }
 
 /// A data message's log events, or `Corrupt` when the envelope lacks its log group or stream, or a log event its
 /// integer timestamp or string message (an owner and an event id may be left out or null).
-fn envelope(fields: &HashMap<String, &RawValue>, events: &RawValue) -> Read {
+fn envelope(fields: &HashMap<String, &RawValue>, events: &RawValue, reading: &Reading) -> Read {
     fn is<T: serde::de::DeserializeOwned>(raw: Option<&&RawValue>) -> bool {
         raw.is_some_and(|raw| serde_json::from_str::<T>(raw.get()).is_ok())
     }
@@ -161,7 +203,12 @@ fn envelope(fields: &HashMap<String, &RawValue>, events: &RawValue) -> Read {
         && events.iter().all(|event| {
             is::<i64>(event.get("timestamp")) && is::<String>(event.get("message")) && optional(event.get("id"))
         });
-    if whole { Read::Documents(events.len()) } else { Read::Corrupt }
+    if !whole {
+        return Read::Corrupt;
+    }
+    let message =
+        |event: &HashMap<String, &RawValue>| -> String { serde_json::from_str(event["message"].get()).unwrap() };
+    Read::Documents(events.iter().map(|event| reading.keeps(&message(event))).collect())
 }
 
 /// The four bytes a KPL aggregate starts with; its last 16 are the MD5 of the protobuf between.
@@ -170,7 +217,7 @@ const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 /// An aggregate's user records, each read as a record's data is (`_id`s `user.position`); a user record that
 /// cannot be decoded is a corrupt part, the aggregate itself corrupt when its digest or protobuf is broken or a user
 /// record names a key its tables do not have.
-fn aggregate(raw: &[u8], budget: &mut usize) -> Expected {
+fn aggregate(raw: &[u8], budget: &mut usize, reading: &Reading) -> Expected {
     let (body, digest) = raw[KPL_MAGIC.len()..].split_at(raw.len() - KPL_MAGIC.len() - 16);
     if Md5::digest(body).as_slice() != digest {
         return Expected::Corrupt;
@@ -180,19 +227,22 @@ fn aggregate(raw: &[u8], budget: &mut usize) -> Expected {
         Err(Protobuf::Corrupt) => return Expected::Corrupt,
         Err(Protobuf::Unknown) => return Expected::Unknown,
     };
-    let (mut positions, mut corrupt_parts, mut largest) = (Vec::new(), 0, 0);
+    let (mut positions, mut filtered, mut corrupt_parts, mut largest) = (Vec::new(), 0, 0, 0);
     for (user, data) in users.iter().enumerate() {
         let Some(text) = inflate(data, budget) else {
             corrupt_parts += 1;
             continue;
         };
         largest = largest.max(text.len());
-        match documents(&text) {
-            Read::Documents(n) => positions.extend((0..n).map(|p| format!("{user}.{p}"))),
+        match documents(&text, reading) {
+            Read::Documents(kept) => {
+                positions.extend(kept_positions(&kept).map(|p| format!("{user}.{p}")));
+                filtered += kept.iter().filter(|kept| !**kept).count();
+            }
             Read::Corrupt => corrupt_parts += 1,
         }
     }
-    Expected::Holds { positions, corrupt_parts, largest }
+    Expected::Holds { positions, filtered, corrupt_parts, largest }
 }
 
 /// Why a protobuf was not read: it is broken, or of a shape this reader leaves alone (the tests write neither).

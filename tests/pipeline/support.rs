@@ -317,6 +317,8 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
     let kinesis_ids = config.doc_id == DocIdMode::Kinesis;
     let field_ids = matches!(config.doc_id, DocIdMode::Field(_));
 
+    let (include, exclude) = config.preprocess.filter.patterns();
+    let reading = reading::Reading::filtered(config.max_record_bytes, include, exclude);
     let sent: Vec<Sent> = event
         .records_json()
         .into_iter()
@@ -326,7 +328,7 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
             // A record without its shard in `eventID` is named by a shard the test does not know: not read.
             let expected = match shard.is_empty() {
                 true => Expected::Unknown,
-                false => reading::expected(&record, config.max_record_bytes),
+                false => reading::expected_by(&record, &reading),
             };
             Sent {
                 shard: shard.to_owned(),
@@ -336,6 +338,22 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
             }
         })
         .collect();
+
+    // A filtered document is the only one that may be nowhere, and it is counted: as many as the test drops.
+    if sent.iter().all(|sent| sent.expected != Expected::Unknown) {
+        let dropped: usize = sent
+            .iter()
+            .map(|sent| match &sent.expected {
+                Expected::Holds { filtered, .. } => *filtered,
+                _ => 0,
+            })
+            .sum();
+        check!(
+            report.summary.documents_filtered == dropped,
+            "the summary counts {} documents filtered, the test's reading drops {dropped}",
+            report.summary.documents_filtered
+        );
+    }
 
     // What Lambda redelivers: each shard from the lowest sequence number the response names.
     let named: Vec<String> =
