@@ -48,7 +48,8 @@ pub struct Config {
     /// Base URL of the cluster (`https://host:9200`, optionally with a path prefix).
     pub es_url: String,
     pub auth: EsAuth,
-    /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC).
+    /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC) and
+    /// placeholders for its log group or fields.
     pub index: IndexPattern,
     /// Ingest pipeline every bulk request names (`?pipeline=`), overriding the index's default pipeline.
     pub pipeline: Option<String>,
@@ -731,7 +732,11 @@ mod tests {
 
     #[test]
     fn a_bad_index_pattern_names_es_index() {
-        let error = config(&[("ES_URL", "http://h"), ("ES_INDEX", "Logs-%Y")]).unwrap_err();
-        assert_eq!(error.variable, "ES_INDEX");
+        for bad in ["Logs-%Y", "logs-{service}", "logs-{log_group|Other}"] {
+            let error = config(&[("ES_URL", "http://h"), ("ES_INDEX", bad)]).unwrap_err();
+            assert_eq!(error.variable, "ES_INDEX", "{bad}");
+        }
+        let routed = config(&[("ES_URL", "http://h"), ("ES_INDEX", "logs-{field:service.name}-default")]).unwrap();
+        assert_eq!(routed.index.as_str(), "logs-{field:service.name}-default");
     }
 }

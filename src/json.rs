@@ -1,6 +1,6 @@
 //! JSON read in one pass without building it: a string borrowed where it lies, any value as its shape, and an
-//! object's fields read by whoever asks for them. The event's records (`event`) and a document's timestamp and
-//! envelope fields (`record::scan`) are both read through it.
+//! object's fields read by whoever asks for them. The event's records (`event`), a document's timestamp and
+//! envelope fields (`record::scan`) and the fields that name its index (`index`) are all read through it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -158,6 +158,38 @@ impl<'de, R: ReadObject<'de>> Visitor<'de> for ObjectOnly<R> {
     }
 }
 
+/// The value at `path` in the JSON object `text`, as its shape. `path` is keys joined by dots, each a level of nested
+/// objects, and a key may itself hold dots: `service.name` finds `{"service":{"name":…}}` and `{"service.name":…}`.
+/// Where both are present, the key that holds the whole rest of the path wins. Only objects on the path are read
+/// into; every other value is skipped. `None` when nothing is there, or when `text` is not one JSON object.
+pub fn value_at<'a>(text: &'a str, path: &str) -> Option<Shape<'a>> {
+    read_object(text, PathReader { path }).flatten()
+}
+
+/// Reads, of an object, the value at the rest of a path.
+struct PathReader<'p> {
+    path: &'p str,
+}
+
+impl<'de> ReadObject<'de> for PathReader<'_> {
+    type Object = Option<Shape<'de>>;
+    fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Object, A::Error> {
+        let (mut whole_key, mut nested) = (None, None);
+        while let Some(Text(key)) = map.next_key::<Text>()? {
+            if key == self.path {
+                whole_key = Some(map.next_value::<Shape>()?);
+            } else if let Some(rest) = self.path.strip_prefix(&*key).and_then(|rest| rest.strip_prefix('.')) {
+                if let Shape::Object(Some(found)) = map.next_value_seed(ShapeOf(PathReader { path: rest }))? {
+                    nested = nested.or(Some(found));
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(whole_key.or(nested))
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         ShapeOf(SkipObject).deserialize(deserializer)
@@ -186,6 +218,57 @@ mod tests {
         assert!(matches!(shape(r#""esc\"aped""#), Shape::Text(Cow::Owned(text)) if text == "esc\"aped"));
         assert_eq!((shape("-2").number(), shape("18446744073709551615").number()), (Some(-2.0), Some(u64::MAX as f64)));
         assert!(serde_json::from_str::<Shape>("[1,").is_err(), "broken syntax is an error, a kind never is");
+    }
+
+    fn text_at<'a>(text: &'a str, path: &str) -> Option<Cow<'a, str>> {
+        match value_at(text, path)? {
+            Shape::Text(found) => Some(found),
+            other => panic!("{path} in {text} is {}, not a string", other.kind()),
+        }
+    }
+
+    #[test]
+    fn a_value_is_found_through_nested_objects() {
+        let document = r#"{"a":1,"service":{"id":[{"name":"no"}],"name":"billing","x":{}},"name":"top"}"#;
+        assert_eq!(text_at(document, "service.name").as_deref(), Some("billing"));
+        assert_eq!(text_at(document, "name").as_deref(), Some("top"));
+        assert!(matches!(value_at(document, "a"), Some(Shape::Unsigned(1))));
+        assert!(matches!(value_at(document, "service"), Some(Shape::Object(()))));
+        assert!(matches!(value_at(document, "service.id"), Some(Shape::Array)));
+        assert_eq!(value_at(r#"{"a":{"b":{"c":-2.5}}}"#, "a.b.c").and_then(|found| found.number()), Some(-2.5));
+        assert!(matches!(text_at(document, "service.name"), Some(Cow::Borrowed(_))), "a plain string is borrowed");
+    }
+
+    #[test]
+    fn a_key_may_hold_dots_and_the_whole_key_wins() {
+        assert_eq!(text_at(r#"{"service.name":"dotted"}"#, "service.name").as_deref(), Some("dotted"));
+        assert_eq!(text_at(r#"{"a":{"b.c":"inner"}}"#, "a.b.c").as_deref(), Some("inner"));
+        assert_eq!(text_at(r#"{"a.b":{"c":"outer"}}"#, "a.b.c").as_deref(), Some("outer"));
+        let both = r#"{"service":{"name":"nested"},"service.name":"dotted"}"#;
+        assert_eq!(text_at(both, "service.name").as_deref(), Some("dotted"));
+        let both_reversed = r#"{"service.name":"dotted","service":{"name":"nested"}}"#;
+        assert_eq!(text_at(both_reversed, "service.name").as_deref(), Some("dotted"));
+        assert_eq!(text_at(r#"{"a":{"b":"first"},"a.x":1}"#, "a.b").as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn escaped_keys_and_values_are_matched_as_they_read() {
+        let document = r#"{"ser\u0076ice":{"na\"me":"b\u0069lling"}}"#;
+        assert_eq!(text_at(document, "service.na\"me").as_deref(), Some("billing"));
+        assert!(matches!(text_at(r#"{"k":"a\nb"}"#, "k"), Some(Cow::Owned(text)) if text == "a\nb"));
+    }
+
+    #[test]
+    fn nothing_is_found_where_the_path_leads_nowhere() {
+        let document = r#"{"service":{"name":null},"list":[{"name":"x"}],"text":"t","empty":{}}"#;
+        assert!(matches!(value_at(document, "service.name"), Some(Shape::Null)), "null is there, as null");
+        for absent in ["service.id", "service.name.first", "list.name", "text.length", "empty.x", "missing", "servic"] {
+            assert!(value_at(document, absent).is_none(), "{absent}");
+        }
+        assert!(value_at(r#"{"service":{"name":"x"}}"#, "service.").is_none());
+        for not_an_object in [r#"["service"]"#, r#""service.name""#, "null", "", r#"{"service":"#, r#"{"a":1} {}"#] {
+            assert!(value_at(not_an_object, "service").is_none(), "{not_an_object}");
+        }
     }
 
     #[test]

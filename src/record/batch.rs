@@ -14,7 +14,7 @@ use super::sources::into_sources;
 use super::{Batch, Decoded, Document, Provenance, Record, RejectedPart, Rejection, excerpt};
 use crate::config::{Config, DocIdMode};
 use crate::event::KinesisEventIn;
-use crate::index::IndexNamer;
+use crate::index::{IndexNamer, Routing};
 use crate::kpl;
 
 /// Decodes a batch one record at a time, handing each record's documents out as it goes: the indexer decodes a
@@ -248,7 +248,7 @@ impl Target<'_> {
                     source.timestamp
                 }
             };
-            let index = self.namer.name(named_by);
+            let index = self.namer.name(named_by, &Routing { log_group: None, document: &source.json });
             self.batch.documents.push(Document { record, id, index, source: source.json });
         }
     }
