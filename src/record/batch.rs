@@ -248,7 +248,8 @@ impl Target<'_> {
                     source.timestamp
                 }
             };
-            let index = self.namer.name(named_by, &Routing { log_group: None, document: &source.json });
+            let index =
+                self.namer.name(named_by, &Routing { log_group: source.log_group.as_deref(), document: &source.json });
             self.batch.documents.push(Document { record, id, index, source: source.json });
         }
     }

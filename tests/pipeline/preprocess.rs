@@ -159,3 +159,76 @@ async fn static_fields_and_provenance_join_every_document_and_a_documents_own_fi
     let text = h.es.document("logs-2026.11.22", &doc_id(2, "1.0")).unwrap();
     assert_eq!((text["message"].clone(), text["aws"]["kinesis"]["shard_id"].clone()), (json!("plain"), json!(SHARD)));
 }
+
+#[tokio::test]
+async fn each_document_is_routed_by_its_log_group_or_field_and_a_missing_or_unusable_value_takes_the_fallback() {
+    let h = Harness::start(&[("ES_INDEX", "logs-{log_group|direct}-{field:service.name|misc}-%Y.%m")]).await;
+    let aggregate = testkit::kpl::aggregate(&[
+        ("k", br#"{"service":{"name":"Checkout-API"},"n":0}"#),
+        ("k", br#"{"service.name":"cart","n":1}"#),
+    ]);
+    let payloads = vec![
+        envelope("/aws/lambda/Orders", &[(ARRIVAL_MS, r#"{"service":{"name":"orders"}}"#), (ARRIVAL_MS, "text")]),
+        aggregate,
+        // NDJSON: routed line by line; a missing field, a null one, a value of only forbidden
+        // characters, and a value that would make a name longer than Elasticsearch allows.
+        format!(
+            "{{\"service\":{{\"name\":\"billing\"}}}}\n{{\"n\":2}}\n{{\"service\":{{\"name\":null}}}}\n{{\"service\":{{\"name\":\"/*?\"}}}}\n{{\"service\":{{\"name\":\"{}\"}}}}\n",
+            "x".repeat(300)
+        )
+        .into_bytes(),
+    ];
+    let event = event(&payloads);
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), [Indexed, Indexed, Indexed]);
+    let index_of = |record: usize, position: &str| -> String {
+        let id = doc_id(record, position);
+        let stored = h.es.documents();
+        let found = stored.iter().find(|(_, stored_id, _)| *stored_id == id);
+        found.unwrap_or_else(|| panic!("{id} is stored")).0.clone()
+    };
+    assert_eq!(index_of(0, "0"), "logs-aws_lambda_orders-orders-2026.11");
+    assert_eq!(index_of(0, "1"), "logs-aws_lambda_orders-misc-2026.11", "text has no field");
+    assert_eq!(index_of(1, "0.0"), "logs-direct-checkout_api-2026.11", "a KPL user record by its own field");
+    assert_eq!(index_of(1, "1.0"), "logs-direct-cart-2026.11", "a key with a dot");
+    assert_eq!(index_of(2, "0"), "logs-direct-billing-2026.11");
+    assert_eq!(index_of(2, "1"), "logs-direct-misc-2026.11", "missing");
+    assert_eq!(index_of(2, "2"), "logs-direct-misc-2026.11", "null is no name");
+    assert_eq!(index_of(2, "3"), "logs-direct-misc-2026.11", "nothing left once sanitised");
+    assert_eq!(index_of(2, "4"), format!("logs-direct-{}-2026.11", "x".repeat(100)), "bounded to 100 bytes");
+}
+
+#[tokio::test]
+async fn a_routed_document_parked_in_firehose_keeps_the_index_it_was_meant_for() {
+    let h = Harness::start(&[("ES_INDEX", "app-{field:team}-%Y.%m.%d")]).await;
+    h.es.set_index_fault(
+        "app-payments-2026.11.22",
+        Some(testkit::IndexFault::Refuse(429, "es_rejected_execution_exception")),
+    );
+    let event = event(&json_payloads(&[json!({"team": "Payments", "n": 0}), json!({"team": "search", "n": 1})]));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), [ToFirehose, Indexed]);
+    let parked = h.firehose.documents();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0]["es_target"], json!({"_index": "app-payments-2026.11.22", "_id": doc_id(0, 0)}));
+    assert!(h.es.document("app-search-2026.11.22", &doc_id(1, 0)).is_some());
+}
+
+#[test]
+fn a_routing_pattern_that_cannot_make_valid_names_stops_the_cold_start_naming_es_index() {
+    for pattern in
+        ["logs-{service}", "logs-{log_group", "logs-{field:}", "logs-{log_group|Bad-Fallback}", "_{log_group}"]
+    {
+        let error = kinesis_es_indexer::Config::from_lookup(|name| match name {
+            "ES_URL" => Some("http://127.0.0.1:9200".into()),
+            "ES_INDEX" => Some(pattern.into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(error.variable, "ES_INDEX", "{pattern}: {error}");
+    }
+}
