@@ -10,6 +10,10 @@ kinesis.json          the `make run` demo: plain JSON, text, CloudWatch Logs (DA
 plain.json            100 plain JSON log records
 cloudwatch-logs.json  gzip CloudWatch Logs subscription envelopes, DATA and CONTROL
 malformed.json        one of every kind of bad record next to a good one
+preprocessing.json    what documents gain or lose on the way, with the settings in preprocessing.env (which
+                      `make run EVENT=events/preprocessing.json` applies): Lambda JSON logs and an ECS logger's lines
+                      merged, a clash, health checks filtered (one record of nothing else: skipped), documents
+                      routed by log group and service, static fields and provenance
 """
 import base64
 import gzip
@@ -145,6 +149,27 @@ def main():
     # A record without data: the event shape itself is broken for this one record.
     malformed["Records"].append({"eventID": f"{SHARD}:{sequence(8)}", "kinesis": {"sequenceNumber": sequence(8), "partitionKey": "app"}})
     write("malformed.json", malformed)
+    lambda_json = lambda at, level, message: json.dumps({"timestamp": at, "level": level, "requestId": "7c1f0b8e-1d2a-4c3b-9e4f-5a6b7c8d9e0f", "message": message}, separators=(",", ":"))
+    write("preprocessing.json", event([
+        cloudwatch([
+            "START RequestId: 7c1f0b8e-1d2a-4c3b-9e4f-5a6b7c8d9e0f Version: $LATEST",
+            lambda_json("2026-11-22T07:59:59.120Z", "INFO", "order placed"),
+            lambda_json("2026-11-22T07:59:59.480Z", "ERROR", "payment declined"),
+            '{"level":"WARN","aws":{"region":"eu-west-1"},"message":"a field named as the envelope\'s"}',
+            "GET /health 200 1ms",
+        ]),
+        cloudwatch([
+            '{"@timestamp":"2026-11-22T07:59:58.000Z","log.level":"error","message":"upstream timeout","service.name":"api","ecs.version":"1.6.0"}',
+            "GET /health 200 0ms",
+        ], group="/aws/ecs/api", stream="api/web/0a1b2c"),
+        js({"@timestamp": "2026-11-22T08:00:02.000Z", "service": {"name": "Search"}, "message": "query", "latency_ms": 8}),
+        b"\n".join([
+            js({"service": {"name": "cart"}, "message": "item added"}),
+            b"GET /health 200 2ms",
+            js({"service": {"name": "cart"}, "message": "item removed"}),
+        ]) + b"\n",
+        b"GET /health 200 1ms\nGET /health 200 1ms\n",
+    ]))
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,8 @@
 //! `make run`'s runner: the real cold start and handler on a sample event file, printing where every record went.
 //!
-//! Configuration comes from the environment exactly as in Lambda. Without `ES_URL`, an in-process Elasticsearch
+//! Configuration comes from the environment exactly as in Lambda, and from the settings file beside the event, when
+//! there is one (`events/preprocessing.env` for `events/preprocessing.json`: `NAME=value` lines; the environment
+//! wins). Without `ES_URL`, an in-process Elasticsearch
 //! double is started whose indices have `DOUBLE_SHARDS` shards (default 3) and whose write queue takes
 //! `DOUBLE_WRITE_QUEUE` shard-level operations per request (default 2), so that a busy cluster's 429s show up on the
 //! sample event: the documents of one shard come back 429 together, as from Elasticsearch.
@@ -35,13 +37,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let event: KinesisEventIn =
         serde_json::from_str(&text).map_err(|e| format!("{path} is not a Lambda event: {e}"))?;
 
-    let double = match std::env::var("ES_URL") {
-        Ok(url) if !url.trim().is_empty() => None,
+    let settings = settings_beside(&path)?;
+    let setting = |name: &str| {
+        std::env::var(name).ok().or_else(|| settings.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    let double = match setting("ES_URL") {
+        Some(url) if !url.trim().is_empty() => None,
         _ => {
             let double = EsDouble::start().await;
-            let setting =
-                |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-            let (shards, queue) = (setting("DOUBLE_SHARDS", 3), setting("DOUBLE_WRITE_QUEUE", 2));
+            let number = |name: &str, default: usize| setting(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+            let (shards, queue) = (number("DOUBLE_SHARDS", 3), number("DOUBLE_WRITE_QUEUE", 2));
             double.set_shards(shards);
             double.set_write_queue(Some(queue));
             println!(
@@ -54,7 +59,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let double_url = double.as_ref().map(EsDouble::url);
     let config = Config::from_lookup(|name| match (name, &double_url) {
         ("ES_URL", Some(url)) => Some(url.clone()),
-        _ => std::env::var(name).ok(),
+        _ => setting(name),
     })?;
     let deps = Deps::connect(config).await?;
     let budget =
@@ -80,6 +85,28 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut indices: Vec<String> = double.documents().into_iter().map(|(index, _, _)| index).collect();
         indices.dedup();
         println!("The Elasticsearch double holds {} documents in {}", double.count(), indices.join(", "));
+        // A small sample shows what each document became.
+        if double.count() <= 30 {
+            for (index, id, source) in double.documents() {
+                println!("  {index}  {id}\n    {source}");
+            }
+        }
     }
     Ok(())
+}
+
+/// The `NAME=value` lines of the settings file beside the event (`x.env` for `x.json`), when there is one; `#` starts
+/// a comment.
+fn settings_beside(event: &str) -> Result<Vec<(String, String)>, String> {
+    let path = std::path::Path::new(event).with_extension("env");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    println!("Settings from {} (the environment wins)", path.display());
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| match line.split_once('=') {
+            Some((name, value)) => Ok((name.trim().to_owned(), value.trim().to_owned())),
+            None => Err(format!("{}: {line:?} is not NAME=value", path.display())),
+        })
+        .collect()
 }
