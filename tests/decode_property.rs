@@ -76,7 +76,10 @@ fn record_data() -> impl Strategy<Value = String> {
         }
         aggregate
     });
-    let cloudwatch = (prop::collection::vec((any::<i64>(), ".{0,30}"), 0..5), any::<bool>()).prop_map(|(events, control)| {
+    // A log event's message: text, or a JSON object (merged into its document with preprocessing on).
+    let message =
+        prop_oneof![".{0,30}".boxed(), json_object.clone().prop_map(|bytes| String::from_utf8(bytes).unwrap()).boxed()];
+    let cloudwatch = (prop::collection::vec((any::<i64>(), message), 0..5), any::<bool>()).prop_map(|(events, control)| {
         let events: Vec<serde_json::Value> = events.into_iter().map(|(t, m)| serde_json::json!({"id": "1", "timestamp": t, "message": m})).collect();
         let kind = if control { "CONTROL_MESSAGE" } else { "DATA_MESSAGE" };
         gzip(&serde_json::to_vec(&serde_json::json!({"messageType": kind, "owner": "1", "logGroup": "g", "logStream": "s", "logEvents": events})).unwrap())
@@ -110,10 +113,21 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_record_data_yields_one_outcome_per_record_within_the_caps(datas in prop::collection::vec(record_data(), 1..8)) {
-        let config = Config::from_lookup(|name| match name {
-            "ES_URL" => Some("http://127.0.0.1:9200".into()),
-            "MAX_RECORD_BYTES" => Some(CAP.to_string()),
+    fn any_record_data_yields_one_outcome_per_record_within_the_caps(
+        datas in prop::collection::vec(record_data(), 1..8),
+        preprocessing in any::<bool>(),
+        message_json in prop_oneof![Just("merge"), Just("nest"), Just("off")],
+    ) {
+        // Every preprocessing feature, or none: a filter that drops some documents, static fields, provenance,
+        // routing by log group and by a field the generated objects may have.
+        let config = Config::from_lookup(|name| match (name, preprocessing) {
+            ("ES_URL", _) => Some("http://127.0.0.1:9200".into()),
+            ("MAX_RECORD_BYTES", _) => Some(CAP.to_string()),
+            ("MESSAGE_JSON", true) => Some(message_json.into()),
+            ("FILTER_EXCLUDE", true) => Some("x".into()),
+            ("ADD_FIELDS", true) => Some(r#"{"env":"prop","tags":["p"]}"#.into()),
+            ("ADD_KINESIS_METADATA", true) => Some("true".into()),
+            ("ES_INDEX", true) => Some("logs-{log_group|d}-{field:a|z}-%Y".into()),
             _ => None,
         }).unwrap();
         let event = event(&datas);
@@ -137,6 +151,20 @@ proptest! {
                     let value: serde_json::Value = serde_json::from_slice(&document.source).expect("valid JSON");
                     prop_assert!(value.is_object());
                     prop_assert!(value.get("@timestamp").is_some());
+                    let keys = top_level_keys(&document.source);
+                    let mut unique = keys.clone();
+                    unique.sort();
+                    unique.dedup();
+                    prop_assert_eq!(unique.len(), keys.len(), "no field twice (Elasticsearch refuses it): {:?}", keys);
+                    let index = &*document.index;
+                    prop_assert!(!index.is_empty() && index.len() <= 255, "{}", index);
+                    prop_assert!(!index.chars().any(|c| c.is_uppercase() || "\\/*?\"<>|,#: ".contains(c)), "{}", index);
+                    if preprocessing {
+                        prop_assert!(value.get("env").is_some(), "static fields on every document: {}", value);
+                        let provenance = value.get("aws.kinesis").or_else(|| value.get("aws").and_then(|aws| aws.get("kinesis")));
+                        let own_aws_is_no_object = value.get("aws").is_some_and(|aws| !aws.is_object());
+                        prop_assert!(provenance.is_some_and(|p| p["shard_id"] == "shardId-0") || own_aws_is_no_object, "provenance: {}", value);
+                    }
                 }
             }
         }
@@ -181,4 +209,24 @@ fn decode_batch(event: &KinesisEventIn, config: &Config) -> Batch {
     let mut documents = Vec::new();
     while decoder.decode_next_into(&mut documents) {}
     decoder.finish(documents)
+}
+
+/// The names of a JSON object's top-level fields, in order, repeats kept.
+fn top_level_keys(json: &[u8]) -> Vec<String> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some((key, serde::de::IgnoredAny)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    serde::Deserializer::deserialize_map(&mut deserializer, Keys).expect("an object")
 }

@@ -11,17 +11,30 @@ use kinesis_es_indexer::KinesisEventIn;
 use kinesis_es_indexer::record::{Batch, BatchDecoder, Decoded};
 use libfuzzer_sys::fuzz_target;
 
-static CONFIG: LazyLock<Config> = LazyLock::new(|| {
-    Config::from_lookup(|name| match name {
-        "ES_URL" => Some("http://127.0.0.1:9200".into()),
-        "MAX_RECORD_BYTES" => Some("65536".into()),
+static CONFIG: LazyLock<Config> = LazyLock::new(|| config(false));
+/// Every preprocessing feature on: structured messages, a filter, static fields, provenance, routing by source.
+static PREPROCESSED: LazyLock<Config> = LazyLock::new(|| config(true));
+
+fn config(preprocessing: bool) -> Config {
+    Config::from_lookup(|name| match (name, preprocessing) {
+        ("ES_URL", _) => Some("http://127.0.0.1:9200".into()),
+        ("MAX_RECORD_BYTES", _) => Some("65536".into()),
+        ("FILTER_EXCLUDE", true) => Some("x{2}".into()),
+        ("ADD_FIELDS", true) => Some(r#"{"env":"fuzz","tags":["a"]}"#.into()),
+        ("ADD_KINESIS_METADATA", true) => Some("true".into()),
+        ("ES_INDEX", true) => Some("logs-{log_group|d}-{field:a.b|z}-%Y".into()),
         _ => None,
     })
     .expect("fuzz config")
-});
+}
 
 fn check(event: &KinesisEventIn) {
-    let batch = decode_batch(event, &CONFIG);
+    check_with(event, &CONFIG);
+    check_with(event, &PREPROCESSED);
+}
+
+fn check_with(event: &KinesisEventIn, config: &Config) {
+    let batch = decode_batch(event, config);
     assert_eq!(batch.records.len(), event.len(), "one outcome per record");
     let mut next = 0;
     for decoded in batch.records.iter().map(|record| &record.decoded) {

@@ -94,8 +94,12 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
     }
     let preprocess = context.preprocess;
     let aside = preprocess.message_json_field.as_str();
-    // The envelope's own fields, which win a clash with a merged message's; the message's are set aside.
-    let envelope_fields = ["aws", "cloud", aside];
+    // The envelope's own fields, which win a clash with a merged message's (a dotted name into them too, which
+    // Elasticsearch would expand into the same objects); the message's are set aside.
+    let clashes = |name: &str| {
+        let into = |object: &str| name == object || name.strip_prefix(object).is_some_and(|rest| rest.starts_with('.'));
+        into("aws") || into("cloud") || name == aside
+    };
     let log_group: Arc<str> = Arc::from(&*envelope.log_group.0);
     let mut sources = Vec::with_capacity(envelope.log_events.len());
     for event in &envelope.log_events {
@@ -136,7 +140,7 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
                     write_stamp(&mut json, context.timestamp_field, arrived);
                     json[stamp] = b',';
                 }
-                object.write_merged(&mut json, &envelope_fields, aside);
+                object.write_merged(&mut json, clashes, aside);
                 json.remove(start);
                 for (i, name) in preprocess.added_fields.names().enumerate() {
                     if object.has(name) {

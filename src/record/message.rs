@@ -54,11 +54,9 @@ impl<'de> ReadObject<'de> for FieldReader<'_> {
 }
 
 impl MessageObject<'_> {
-    /// Writes the object's fields as the document's own, each `"name":value,`, except those named in `clashing`,
-    /// which are written together under `aside` (`,"json":{…}` is left for the caller to end with: see below).
-    /// Returns whether any field clashed.
-    pub(super) fn write_merged(&self, out: &mut Vec<u8>, clashing: &[&str], aside: &str) -> bool {
-        let clashes = |name: &str| clashing.contains(&name);
+    /// Writes the object's fields as the document's own, each `,"name":value`, except those `clashes` names, which
+    /// are written together under `aside` (`,"json":{…}`). Returns whether any field clashed.
+    pub(super) fn write_merged(&self, out: &mut Vec<u8>, clashes: impl Fn(&str) -> bool, aside: &str) -> bool {
         let mut any_clash = false;
         for (name, value) in &self.fields {
             if clashes(name) {
@@ -124,10 +122,10 @@ mod tests {
     fn clashing_fields_are_set_aside_together_and_the_rest_written_as_they_came() {
         let object = read_message_object(r#"{"aws":1,"level":"INFO","cloud":{"a":2}}"#, "@timestamp").unwrap();
         let mut out = Vec::new();
-        assert!(object.write_merged(&mut out, &["aws", "cloud"], "json"));
+        assert!(object.write_merged(&mut out, |name| ["aws", "cloud"].contains(&name), "json"));
         assert_eq!(String::from_utf8(out).unwrap(), r#","level":"INFO","json":{"aws":1,"cloud":{"a":2}}"#);
         let mut out = Vec::new();
-        assert!(!object.write_merged(&mut out, &["other"], "json"));
+        assert!(!object.write_merged(&mut out, |name| name == "other", "json"));
         assert_eq!(String::from_utf8(out).unwrap(), r#","aws":1,"level":"INFO","cloud":{"a":2}"#);
     }
 }

@@ -55,11 +55,15 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
                 };
             } else if key == "logEvents" {
                 scan.has_log_events = matches!(map.next_value::<Shape>()?, Shape::Array);
-            } else if self.adds_fields && key == "aws" {
+            } else if self.adds_fields && key == "aws" && scan.aws != OwnAws::Other {
                 scan.aws = match map.next_value::<Shape>()? {
                     Shape::Object(()) => OwnAws::Object,
                     _ => OwnAws::Other,
                 };
+            } else if self.adds_fields && key == "aws.kinesis" {
+                // Its own provenance by that name: ours would be a second field of the same name.
+                scan.aws = OwnAws::Other;
+                map.next_value::<IgnoredAny>()?;
             } else {
                 if self.adds_fields
                     && let Some(i) = self.context.preprocess.added_fields.names().position(|name| name == key)

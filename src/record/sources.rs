@@ -513,10 +513,10 @@ pub(super) mod tests {
 
     #[test]
     fn the_envelopes_fields_win_a_clash_and_the_messages_are_kept_aside() {
-        let message = r#"{"aws":"mine","json":1,"cloud":{"x":1},"level":"WARN"}"#;
+        let message = r#"{"aws":"mine","json":1,"cloud":{"x":1},"level":"WARN","aws.region":"r","awsome":1}"#;
         let out = sources(&envelope(&[(0, message)]));
         let expected = format!(
-            r#"{{"@timestamp":"1970-01-01T00:00:00.000Z","level":"WARN","json":{{"aws":"mine","json":1,"cloud":{{"x":1}}}},{AWS}}}"#
+            r#"{{"@timestamp":"1970-01-01T00:00:00.000Z","level":"WARN","awsome":1,"json":{{"aws":"mine","json":1,"cloud":{{"x":1}},"aws.region":"r"}},{AWS}}}"#
         );
         assert_eq!(out[0], expected);
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&out[0]).expect("one object, no duplicate");
@@ -582,6 +582,7 @@ pub(super) mod tests {
             (&br#"{"a":1}"#[..], format!(r#"{{{stamp},"env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}},"a":1}}"#)),
             (br#"{"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#, r#"{"team":"core","aws.kinesis":{"shard_id":"s-1"},"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#.to_owned()),
             (br#"{"@timestamp":"2024-01-01","aws":"text"}"#, r#"{"env":"prod","team":"core","@timestamp":"2024-01-01","aws":"text"}"#.to_owned()),
+            (br#"{"@timestamp":"2024-01-01","aws.kinesis":1,"aws":{}}"#, r#"{"env":"prod","team":"core","@timestamp":"2024-01-01","aws.kinesis":1,"aws":{}}"#.to_owned()),
             (b"plain text", format!(r#"{{{stamp},"message":"plain text","env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}}}}"#)),
         ];
         for (data, expected) in cases {

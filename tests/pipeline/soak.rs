@@ -3,6 +3,8 @@
 //! doubles misbehave (rejection bursts, a node leaving, outages, resets, timeouts, Firehose failures, a short deadline,
 //! a shard limit reached, `_id`s refused). Batches mix JSON, text, NDJSON, CloudWatch Logs envelopes and KPL aggregates.
 //! After `FAULTY_ROUNDS` the cluster recovers. Then Firehose's holdings are delivered through the ingest pipeline.
+//! Half the seeds switch preprocessing on: structured messages (merge, nest or off), a filter whose word some log
+//! events and lines carry, static fields, provenance, and routing by log group.
 //!
 //! At the end: every indexable document is in the double exactly once; every rejected record is logged exactly once;
 //! every unindexable document is logged by the indexer at most once, and is logged or refused by Firehose's delivery.
@@ -60,11 +62,19 @@ impl SoakTally {
 /// What CloudWatch Logs sends to check a subscription's destination: nothing to index.
 const CONTROL_MESSAGE: &[u8] = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#;
 
-fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut Expected) -> Vec<Vec<u8>> {
+/// The word `FILTER_EXCLUDE` drops, in seeds that switch preprocessing on.
+const DROPPED: &str = "drop-me";
+
+fn random_batch(
+    rng: &mut fastrand::Rng,
+    first: usize,
+    n: usize,
+    expected: &mut Expected,
+    preprocessing: bool,
+) -> Vec<Vec<u8>> {
     let mut payloads = Vec::with_capacity(n);
     for i in first..first + n {
-        let day = INDICES[rng.usize(..2)];
-        let stamp = if day.ends_with("21") { "2026-11-21T10:00:00Z" } else { "2026-11-22T10:00:00Z" };
+        let stamp = if rng.bool() { "2026-11-21T10:00:00Z" } else { "2026-11-22T10:00:00Z" };
         let roll = rng.u8(..100);
         let payload = match roll {
             0..=54 => {
@@ -73,11 +83,24 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
             }
             55..=66 => {
                 let events = rng.usize(1..5);
-                for position in 0..events {
-                    expected.indexable.insert(doc_id(i, position));
+                // With preprocessing, some messages are JSON objects (merged or nested), some carry the dropped word.
+                let messages: Vec<String> = (0..events)
+                    .map(|e| match (preprocessing, rng.u8(..4)) {
+                        (true, 0) => format!("line {e} {DROPPED}"),
+                        (true, 1) => json!({"line": e, "level": "INFO", "n": i}).to_string(),
+                        _ => format!("line {e}"),
+                    })
+                    .collect();
+                for (position, message) in messages.iter().enumerate() {
+                    if !message.contains(DROPPED) {
+                        expected.indexable.insert(doc_id(i, position));
+                    }
                 }
-                let log_events: Vec<Value> =
-                    (0..events).map(|e| json!({"id": format!("{i}-{e}"), "timestamp": 1795334400000u64 + e as u64, "message": format!("line {e}")})).collect();
+                let log_events: Vec<Value> = messages
+                    .iter()
+                    .enumerate()
+                    .map(|(e, message)| json!({"id": format!("{i}-{e}"), "timestamp": 1795334400000u64 + e as u64, "message": message}))
+                    .collect();
                 gzip(&serde_json::to_vec(&json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/app", "logStream": "s", "subscriptionFilters": ["f"], "logEvents": log_events})).unwrap())
             }
             67..=74 => {
@@ -125,11 +148,14 @@ fn random_batch(rng: &mut fastrand::Rng, first: usize, n: usize, expected: &mut 
                 // line has no newline now and then (producers differ), which must not lose it.
                 let lines = rng.usize(2..5);
                 let newline = if rng.bool() { "\n" } else { "\r\n" };
+                let dropped = if preprocessing && rng.bool() { DROPPED } else { "" };
                 let mut text = String::new();
                 for line in 0..lines {
-                    expected.indexable.insert(doc_id(i, line));
+                    if line != 1 || dropped.is_empty() {
+                        expected.indexable.insert(doc_id(i, line));
+                    }
                     match line {
-                        1 => text.push_str(&format!("text line {i}{newline}{newline}")),
+                        1 => text.push_str(&format!("text line {i}{dropped}{newline}{newline}")),
                         _ => {
                             text.push_str(&format!("{{\"@timestamp\":\"{stamp}\",\"n\":{i},\"line\":{line}}}{newline}"))
                         }
@@ -209,8 +235,16 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let chunk = rng.usize(2..12).to_string();
     let concurrency = rng.usize(1..4).to_string();
-    let h = Harness::start(&[
-        ("ES_INDEX", "logs-%Y.%m.%d"),
+    let preprocessing = rng.bool();
+    let message_json = ["merge", "nest", "off"][rng.usize(..3)];
+    // Documents without a log group go to the soak's two daily indices (where `latency_ms` is a long); with
+    // preprocessing, log events go to their group's.
+    let (pattern, indices) = match preprocessing {
+        false => ("logs-%Y.%m.%d", INDICES),
+        true => ("logs-{log_group|direct}-%Y.%m.%d", ["logs-direct-2026.11.21", "logs-direct-2026.11.22"]),
+    };
+    let mut settings = vec![
+        ("ES_INDEX", pattern),
         ("BULK_MAX_DOCS", &chunk),
         ("BULK_CONCURRENCY", &concurrency),
         ("ES_TIMEOUT_MS", "100"),
@@ -219,14 +253,22 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
         // Pacing and probing run, at a scale that keeps the soak fast.
         ("PACING_BASE_MS", "1"),
         ("PACING_MAX_MS", "8"),
-    ])
-    .await;
+    ];
+    if preprocessing {
+        settings.extend([
+            ("MESSAGE_JSON", message_json),
+            ("FILTER_EXCLUDE", DROPPED),
+            ("ADD_FIELDS", r#"{"env":"soak","tags":["a","b"]}"#),
+            ("ADD_KINESIS_METADATA", "true"),
+        ]);
+    }
+    let h = Harness::start(&settings).await;
     let pipeline: Value = serde_json::from_str(include_str!("../../deploy/firehose-pipeline.json")).unwrap();
     h.es.install_pipeline("kinesis-es-indexer-firehose", &pipeline)?;
     h.es.install_index_template(
         &serde_json::from_str(include_str!("../../deploy/firehose-index-template.json")).unwrap(),
     );
-    for index in INDICES {
+    for index in indices {
         h.es.map_field(index, "latency_ms", "long");
     }
 
@@ -234,7 +276,7 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
     let mut tally = SoakTally { seeds: 1, records: BATCHES_PER_SEED * records, ..SoakTally::default() };
     for batch_number in 0..BATCHES_PER_SEED {
         let first = batch_number * records;
-        let payloads = random_batch(&mut rng, first, records, &mut expected);
+        let payloads = random_batch(&mut rng, first, records, &mut expected, preprocessing);
         let mut pending = Some(event_from(first, &payloads));
         let mut round = 0;
         while let Some(batch) = pending.take() {
