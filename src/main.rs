@@ -26,7 +26,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    tracing::info!(es_url = %deps.config.es_url, index = deps.config.index.as_str(), firehose_stream = deps.config.firehose_stream.as_deref().unwrap_or("none"), "Ready");
+    let preprocess = &deps.config.preprocess;
+    let (filter_include, filter_exclude) = preprocess.filter.patterns();
+    tracing::info!(
+        es_url = %deps.config.es_url,
+        index = deps.config.index.as_str(),
+        firehose_stream = deps.config.firehose_stream.as_deref().unwrap_or("none"),
+        message_json = ?preprocess.message_json,
+        filter_include = filter_include.unwrap_or("none"),
+        filter_exclude = filter_exclude.unwrap_or("none"),
+        added_fields = preprocess.added_fields.names().collect::<Vec<_>>().join(","),
+        kinesis_metadata = preprocess.kinesis_metadata,
+        "Ready"
+    );
     let deps = &deps;
     let bodies = Bodies::default();
     let taken = bodies.clone();
