@@ -5,9 +5,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Rejection;
-use super::content::{Content, DocumentContext, Source, write_stamp, write_stamped_message};
+use super::content::{Content, DocumentContext, Source, fold_newlines, write_stamp, write_stamped_message};
 use super::message::read_message_object;
-use super::sources::fold_newlines;
 use crate::index;
 use crate::json::Text;
 use crate::preprocess::MessageJson;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Rejection;
 use super::cloudwatch::envelope_content;
-use super::content::{Content, DocumentContext, OwnAws, Source, write_stamped_message};
+use super::content::{Content, DocumentContext, OwnAws, Source, fold_newlines, write_stamped_message};
 use super::scan::{ObjectScan, scan_object};
 use crate::index;
 
@@ -222,16 +222,6 @@ fn prepend_entries_in_place(entries: &[u8], object: &mut Vec<u8>) {
 fn one_line(mut json: Vec<u8>) -> Vec<u8> {
     fold_newlines(&mut json);
     json
-}
-
-pub(super) fn fold_newlines(json: &mut [u8]) {
-    // Most documents are on one line already: find the first newline at memchr's speed, fold from there.
-    let Some(first) = memchr::memchr2(b'\n', b'\r', json) else { return };
-    for byte in &mut json[first..] {
-        if *byte == b'\n' || *byte == b'\r' {
-            *byte = b' ';
-        }
-    }
 }
 
 #[cfg(test)]
