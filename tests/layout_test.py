@@ -1,4 +1,4 @@
-"""README.md's layout names every source file of the repository, so that a new file cannot be left out.
+"""docs/development.md's layout names every source file of the repository, so that a new file cannot be left out.
 
     python3 -m unittest discover -s tests -p '*_test.py'
 """
@@ -37,8 +37,8 @@ class LayoutTest(unittest.TestCase):
             cwd=ROOT, check=True, capture_output=True, text=True,
         ).stdout.split()
         sources = {path for path in tracked if SOURCE.search(path) and (ROOT / path).exists()}
-        listed = listed_paths((ROOT / "README.md").read_text())
-        self.assertEqual(sorted(sources - listed), [], "source files the README's layout does not name")
+        listed = listed_paths((ROOT / "docs" / "development.md").read_text())
+        self.assertEqual(sorted(sources - listed), [], "source files docs/development.md's layout does not name")
         self.assertEqual(sorted(p for p in listed - sources if SOURCE.search(p)), [], "named but not there")
 
     def test_the_reading_of_the_layout_finds_folders_and_their_files(self):

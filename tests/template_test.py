@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The translator fills AWS::Region and AWS::Partition from a boto session; offline, it needs a region to name.
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 TEMPLATE = ROOT / "template.yaml"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
 
 # Read by the local runner only, or set by Lambda itself (the region of the function); never by a deployer.
 NOT_DEPLOYED = {"RUST_LOG", "AWS_REGION", "AWS_DEFAULT_REGION"}
@@ -77,6 +78,8 @@ def deployed(parameters=None):
             return any(evaluate(a) for a in argument)
         if function == "Fn::Join":
             return argument[0].join(evaluate(argument[1]))
+        if function == "Fn::Split":
+            return (evaluate(argument[1]) or "").split(argument[0])
         raise AssertionError(f"no evaluation of {function} in a condition")
 
     def condition(name):
@@ -148,11 +151,50 @@ class TemplateTest(unittest.TestCase):
         self.assertEqual(config_variables() - NOT_DEPLOYED - set(variables), set())
         self.assertEqual(set(variables) - config_variables(), set(), "the template sets nothing the function ignores")
 
-    def test_every_variable_is_documented_in_the_readme(self):
-        table_rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    def test_every_variable_is_documented_in_the_configuration_reference(self):
+        table_rows = [line for line in CONFIGURATION.read_text().splitlines() if line.startswith("| `")]
         for variable in config_variables():
             documented = any(f"`{variable}`" in row.split(" | ")[0] for row in table_rows)
-            self.assertTrue(documented, f"{variable} is missing from README's configuration table")
+            self.assertTrue(documented, f"{variable} is missing from docs/configuration.md's table of variables")
+
+    def test_every_template_parameter_is_documented_with_its_default_and_allowed_values(self):
+        template, _ = decode(str(TEMPLATE))
+        rows = {}
+        for line in CONFIGURATION.read_text().splitlines():
+            match = re.match(r"^\| `(\w+)` \| (.*)$", line)
+            if match:
+                rows[match.group(1)] = match.group(2)
+        for name, parameter in template["Parameters"].items():
+            self.assertIn(name, rows, f"template parameter {name} is missing from docs/configuration.md")
+            default_cell, allowed_cell = rows[name].split(" | ")[:2]
+            default = parameter.get("Default")
+            expected = "required" if default is None else ("empty" if str(default) == "" else f"`{default}`")
+            self.assertEqual(default_cell, expected, f"{name}'s default in docs/configuration.md")
+            for value in parameter.get("AllowedValues", []):
+                self.assertIn(f"`{value}`", allowed_cell, f"{name}'s allowed value {value!r} in docs/configuration.md")
+
+    def test_a_serverless_collection_grants_api_access_to_it_and_a_domain_none(self):
+        collection = "https://abc123xyz.eu-west-1.aoss.amazonaws.com"
+        for parameters, granted in [({"EsUrl": collection}, True), ({"EsUrl": "https://h", "EsSigv4Service": "aoss"}, True),
+                                    ({"EsUrl": "https://search-logs-abc.eu-west-1.es.amazonaws.com", "DomainArn": DOMAIN}, False)]:
+            found = [s for s in statements(deployed(parameters)["Resources"], "FunctionRole") if s.get("Sid") == "UseTheCollection"]
+            self.assertEqual(bool(found), granted, parameters)
+            if found:
+                self.assertEqual(actions(found[0]), ["aoss:APIAccessAll"])
+        (grant,) = [s for s in statements(deployed({"EsUrl": collection})["Resources"], "FunctionRole") if s.get("Sid") == "UseTheCollection"]
+        template, names = grant["Resource"]["Fn::Sub"]
+        self.assertTrue(template.endswith(":collection/${CollectionId}"))
+
+        def value(node):
+            if isinstance(node, dict) and "Fn::Select" in node:
+                index, items = node["Fn::Select"]
+                return value(items)[index]
+            if isinstance(node, dict) and "Fn::Split" in node:
+                separator, text = node["Fn::Split"]
+                return value(text).split(separator)
+            return node
+
+        self.assertEqual(value(names["CollectionId"]), "abc123xyz", "the collection's id, from its endpoint")
 
     def test_the_function_may_do_only_its_job(self):
         for form, parameters in [("public", {"DomainArn": DOMAIN}), ("vpc", {"DomainArn": DOMAIN, **VPC})]:
