@@ -58,15 +58,16 @@ endif
 invoke: ## Run the function under `cargo lambda watch` on 127.0.0.1 and invoke it with EVENT; prints the batch response
 	python3 scripts/invoke_local.py $(EVENT)
 
-deploy: ## sam build and sam deploy --guided for ARCH (x86_64, or arm64), checking the built binary's machine type in between (installs the SAM CLI with pip if missing; needs AWS credentials)
+deploy: ## sam build and sam deploy --guided for ARCH (x86_64, or arm64), checking the built binary's machine type in between; SAM_ENV picks saved answers from deploy/samconfig.toml (copied from deploy/samconfig.example.toml) (installs the SAM CLI with pip if missing; needs AWS credentials)
 	command -v sam > /dev/null || python3 -m pip install --quiet aws-sam-cli
 	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
 ifeq ($(ARCH),arm64)
 	python3 -c "import ziglang" 2> /dev/null || python3 -m pip install --quiet ziglang
 endif
-	sam build --parameter-overrides Architecture=$(ARCH)
+	sam build --beta-features --parameter-overrides Architecture=$(ARCH)
 	python3 scripts/check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)
-	sam deploy --guided --parameter-overrides Architecture=$(ARCH)
+	# Saved answers (SAM_ENV) carry their own Architecture: parameter overrides given here would replace all of them.
+	sam deploy --guided $(if $(SAM_ENV),--config-file deploy/samconfig.toml --config-env $(SAM_ENV),--parameter-overrides Architecture=$(ARCH))
 
 events: ## Regenerate the sample events in events/
 	python3 events/generate.py

@@ -32,7 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         es_url = %deps.config.es_url,
         index = deps.config.index.as_str(),
         firehose_stream = deps.config.firehose_stream.as_deref().unwrap_or("none"),
-        message_json = ?preprocess.message_json,
+        message_json = preprocess.message_json.name(),
         filter_include = filter_include.unwrap_or("none"),
         filter_exclude = filter_exclude.unwrap_or("none"),
         added_fields = preprocess.added_fields.names().collect::<Vec<_>>().join(","),

@@ -16,6 +16,17 @@ pub enum MessageJson {
     Off,
 }
 
+impl MessageJson {
+    /// The setting's value, as `MESSAGE_JSON` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageJson::Merge => "merge",
+            MessageJson::Nest => "nest",
+            MessageJson::Off => "off",
+        }
+    }
+}
+
 /// Which documents are indexed: those whose text the include pattern matches (all, without one), except those the
 /// exclude pattern matches. Exclude wins.
 #[derive(Debug, Clone, Default)]

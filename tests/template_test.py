@@ -125,9 +125,17 @@ class TemplateTest(unittest.TestCase):
         (default,) = re.findall(r"^ARCH \?= (\S+)$", makefile, re.M)
         template, _ = decode(str(TEMPLATE))
         self.assertEqual(template["Parameters"]["Architecture"]["Default"], default)
-        for recipe in ["sam build --parameter-overrides Architecture=$(ARCH)", "sam deploy --guided --parameter-overrides Architecture=$(ARCH)",
-                       "check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)"]:
+        for recipe in ["sam build --beta-features --parameter-overrides Architecture=$(ARCH)",
+                       "--parameter-overrides Architecture=$(ARCH))", "check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)"]:
             self.assertIn(recipe, makefile)
+        # Saved answers carry their Architecture: each environment of the example names one, as ARCH's default.
+        example = (ROOT / "deploy" / "samconfig.example.toml").read_text()
+        overrides = re.findall(r'^parameter_overrides = "(.*)"$', example, re.M)
+        self.assertGreaterEqual(len(overrides), 4)
+        for line in overrides:
+            self.assertIn(f"Architecture={default} ", line)
+            names = {pair.split("=", 1)[0] for pair in line.split()}
+            self.assertLessEqual(names, set(template["Parameters"]), "every saved answer is a parameter of the template")
 
     def test_cfn_lint_finds_nothing_not_even_informational_notes(self):
         cfn_lint = shutil.which("cfn-lint") or str(pathlib.Path(sys.executable).parent / "cfn-lint")
@@ -157,6 +165,13 @@ class TemplateTest(unittest.TestCase):
             documented = any(f"`{variable}`" in row.split(" | ")[0] for row in table_rows)
             self.assertTrue(documented, f"{variable} is missing from docs/configuration.md's table of variables")
 
+    def test_allowed_values_are_strings_as_written(self):
+        # YAML reads a bare off, no or yes as a boolean: CloudFormation would then refuse the value it was meant to allow.
+        template, _ = decode(str(TEMPLATE))
+        for name, parameter in template["Parameters"].items():
+            for value in parameter.get("AllowedValues", []):
+                self.assertNotIsInstance(value, bool, f"{name}: quote {value!r} in template.yaml")
+
     def test_every_template_parameter_is_documented_with_its_default_and_allowed_values(self):
         template, _ = decode(str(TEMPLATE))
         rows = {}
@@ -165,7 +180,7 @@ class TemplateTest(unittest.TestCase):
             if match:
                 rows[match.group(1)] = match.group(2)
         for name, parameter in template["Parameters"].items():
-            self.assertIn(name, rows, f"template parameter {name} is missing from docs/configuration.md")
+            self.assertIn(name, rows, f"{name} is missing from docs/configuration.md: python3 scripts/configuration_table.py")
             default_cell, allowed_cell = rows[name].split(" | ")[:2]
             default = parameter.get("Default")
             expected = "required" if default is None else ("empty" if str(default) == "" else f"`{default}`")
@@ -195,6 +210,18 @@ class TemplateTest(unittest.TestCase):
             return node
 
         self.assertEqual(value(names["CollectionId"]), "abc123xyz", "the collection's id, from its endpoint")
+
+    def test_the_mapping_can_be_deployed_switched_off_and_a_given_up_batch_raises_an_alarm(self):
+        for value in ["true", "false"]:
+            mapping = deployed({"EventSourceMappingEnabled": value})["Resources"]["EventSourceMapping"]["Properties"]
+            self.assertEqual(mapping["Enabled"], value)
+        resources = deployed()["Resources"]
+        alarm = resources["FailedBatchesAlarm"]["Properties"]
+        self.assertEqual((alarm["Namespace"], alarm["MetricName"]), ("AWS/S3", "PutRequests"))
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        self.assertEqual(dimensions["BucketName"], {"Ref": "FailedBatchesBucket"})
+        filters = [m["Id"] for m in resources["FailedBatchesBucket"]["Properties"]["MetricsConfigurations"]]
+        self.assertIn(dimensions["FilterId"], filters, "the bucket publishes the metric the alarm reads")
 
     def test_the_function_may_do_only_its_job(self):
         for form, parameters in [("public", {"DomainArn": DOMAIN}), ("vpc", {"DomainArn": DOMAIN, **VPC})]:
