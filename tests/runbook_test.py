@@ -1,6 +1,6 @@
-"""docs/operations.md answers every line an operator can be woken by: each ERROR and WARN message of the function
-(every `tracing::error!`/`tracing::warn!` in src/), and each status `make replay` prints, has an entry there, so a new
-message cannot be added without one.
+"""docs/operations.md answers everything an operator can be woken by: each ERROR and WARN message of the function
+(every `tracing::error!`/`tracing::warn!` in src/), each status `make replay` prints, and each alarm and metric of
+template.yaml has an entry there, so a new one cannot be added without it.
 
     python3 -m unittest discover -s tests -p '*_test.py'
 """
@@ -76,7 +76,23 @@ def replay_statuses():
     return sorted(set(re.findall(r'print\(\s*f?"([A-Z][A-Z]+(?: [A-Z]+)*)\s', text)))
 
 
+def template_alarms_and_metrics():
+    """The alarms `template.yaml` creates, and the metrics its log filters publish."""
+    text = (ROOT / "template.yaml").read_text()
+    alarms = re.findall(r"^  (\w+):\n    Type: AWS::CloudWatch::Alarm$", text, re.M)
+    metrics = re.findall(r"^\s+- MetricNamespace: .*\n\s+MetricName: (\w+)$", text, re.M)
+    return alarms, metrics
+
+
 class RunbookTest(unittest.TestCase):
+    def test_every_alarm_and_metric_of_the_template_has_an_entry(self):
+        runbook = RUNBOOK.read_text()
+        alarms, metrics = template_alarms_and_metrics()
+        self.assertGreater(len(alarms), 8, "the collector finds the template's alarms")
+        self.assertGreater(len(metrics), 5, "and its metrics")
+        missing = [name for name in alarms + metrics if f"`{name}`" not in runbook]
+        self.assertEqual(missing, [], "alarms and metrics docs/operations.md does not explain")
+
     def test_every_error_and_warn_line_of_the_function_has_an_entry(self):
         runbook = RUNBOOK.read_text()
         messages = function_messages()
