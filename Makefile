@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak bench fleet fuzz lint build invoke deploy events clean firehose-pipeline replay
+.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline replay
 
 EVENT ?= events/kinesis.json
 # The function's architecture, for make build and make deploy alike; the template's Architecture defaults to the same.
@@ -68,6 +68,13 @@ endif
 	python3 scripts/check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)
 	# Saved answers (SAM_ENV) carry their own Architecture: parameter overrides given here would replace all of them.
 	sam deploy --guided $(if $(SAM_ENV),--config-file deploy/samconfig.toml --config-env $(SAM_ENV),--parameter-overrides Architecture=$(ARCH))
+
+package: ## sam build and sam package for the Serverless Application Repository into BUCKET (one the repository may read: docs/deploy.md); then sam publish --template packaged.yaml
+	command -v sam > /dev/null || python3 -m pip install --quiet aws-sam-cli
+	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
+	sam build --beta-features --parameter-overrides Architecture=$(ARCH)
+	python3 scripts/check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)
+	sam package --s3-bucket $(BUCKET) --output-template-file packaged.yaml
 
 events: ## Regenerate the sample events in events/
 	python3 events/generate.py

@@ -165,6 +165,16 @@ class TemplateTest(unittest.TestCase):
             documented = any(f"`{variable}`" in row.split(" | ")[0] for row in table_rows)
             self.assertTrue(documented, f"{variable} is missing from docs/configuration.md's table of variables")
 
+    def test_the_repository_listing_names_this_version_and_files_that_exist(self):
+        template, _ = decode(str(TEMPLATE))
+        listing = template["Metadata"]["AWS::ServerlessRepo::Application"]
+        (version,) = re.findall(r'^version = "([^"]+)"$', (ROOT / "Cargo.toml").read_text(), re.M)
+        self.assertEqual(listing["SemanticVersion"], version, "SemanticVersion follows Cargo.toml")
+        self.assertIn(f"## [{version}]", (ROOT / "CHANGELOG.md").read_text(), "and the changelog says what it holds")
+        for file in ["LicenseUrl", "ReadmeUrl"]:
+            self.assertTrue((ROOT / listing[file]).is_file(), listing[file])
+        self.assertEqual(listing["SpdxLicenseId"], "Apache-2.0")
+
     def test_allowed_values_are_strings_as_written(self):
         # YAML reads a bare off, no or yes as a boolean: CloudFormation would then refuse the value it was meant to allow.
         template, _ = decode(str(TEMPLATE))
