@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use url::Url;
+
 use crate::index::IndexPattern;
 use crate::preprocess::Preprocess;
 
@@ -157,7 +159,7 @@ impl Config {
 
         let auth = parse_auth(&get, &es_url)?;
         if let Some(arn) = get("ES_DOMAIN_ARN") {
-            check_domain(&arn, host_of(&es_url))?;
+            check_domain(&arn, &host_of(&es_url))?;
         }
 
         let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
@@ -383,10 +385,8 @@ fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
 }
 
 /// The host of a URL that `parse_url` accepted.
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
-    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+fn host_of(url: &str) -> String {
+    Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The region in an AWS endpoint, the label before `es.amazonaws.com` or `aoss.amazonaws.com` (or `.com.cn`):
@@ -411,39 +411,45 @@ fn region_of(host: &str) -> Option<String> {
 
 fn parse_url(text: &str) -> Result<String, ConfigError> {
     let shown = redact_url(text);
-    let rest = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
+    let url = Url::parse(text)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
         .ok_or_else(|| problem("ES_URL", format!("must start with http:// or https://, got {shown:?}")))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') {
+    if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
         return Err(problem(
             "ES_URL",
             format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {shown:?}"),
         ));
     }
-    if rest.contains(['?', '#']) {
+    if url.query().is_some() || url.fragment().is_some() {
         return Err(problem("ES_URL", format!("must not carry a query or fragment, got {shown:?}")));
     }
     Ok(text.trim_end_matches('/').to_owned())
 }
 
-/// A URL as it may be quoted: any `user:password@` part (anything before an `@` in the authority) as `***@`, and a
-/// query, which may carry a token, as `?***`.
+/// A URL as it may be quoted: a `user:password@` part as `***@`, and a query, which may carry a token, as `?***`.
+/// Text that is not a URL with a host is not quoted when it has an `@` or a `?` (it may hold credentials).
 pub fn redact_url(text: &str) -> String {
-    let (scheme, rest) = text.split_once("://").map_or(("", text), |(scheme, rest)| (scheme, rest));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => authority.to_owned(),
-    };
-    let path = match path.split_once('?') {
-        Some((path, _)) => format!("{path}?***"),
-        None => path.to_owned(),
-    };
-    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
-    format!("{scheme}{authority}{path}")
+    match Url::parse(text) {
+        Ok(mut url) if url.has_host() => {
+            if !url.username().is_empty() || url.password().is_some() {
+                // Both succeed on a URL with a host.
+                let _ = url.set_password(None);
+                let _ = url.set_username("***");
+            }
+            if url.query().is_some() {
+                url.set_query(Some("***"));
+            }
+            let shown = url.to_string();
+            // The parser writes an empty path as `/`; quoted as it was given.
+            match text.ends_with('/') || url.path() != "/" {
+                true => shown,
+                false => shown.replacen("/?", "?", 1).trim_end_matches('/').to_owned(),
+            }
+        }
+        _ if text.contains(['@', '?']) => "(not shown: not a URL, and it may hold credentials)".to_owned(),
+        _ => text.to_owned(),
+    }
 }
 
 fn number<T>(
@@ -659,6 +665,11 @@ mod tests {
         assert!(text.contains("https://***@search-logs-abc.eu-west-1.es.amazonaws.com"), "{text}");
         assert_eq!(redact_url("https://u:p@h:9200/prefix?token=t"), "https://***@h:9200/prefix?***");
         assert_eq!(redact_url("https://h/prefix"), "https://h/prefix");
+        assert_eq!(redact_url("https://h"), "https://h", "quoted as given: no path added");
+        assert_eq!(redact_url("https://u:p@h?t=1"), "https://***@h?***");
+        assert_eq!(redact_url("https://user@h:9200/"), "https://***@h:9200/");
+        assert_eq!(redact_url("user:Hunter2-pw@host:9200"), "(not shown: not a URL, and it may hold credentials)");
+        assert_eq!(redact_url("localhost:9200"), "localhost:9200");
         let secret_pasted =
             config(&[("ES_URL", "https://h"), ("ES_SECRET_ARN", r#"{"username":"u","password":"Hunter2-pw"}"#)]);
         assert!(!secret_pasted.unwrap_err().to_string().contains("Hunter2-pw"));

@@ -190,7 +190,7 @@ class TemplateTest(unittest.TestCase):
             if match:
                 rows[match.group(1)] = match.group(2)
         for name, parameter in template["Parameters"].items():
-            self.assertIn(name, rows, f"{name} is missing from docs/configuration.md: python3 scripts/configuration_table.py")
+            self.assertTrue(name in rows, f"{name} is missing from docs/configuration.md: python3 scripts/configuration_table.py")
             default_cell, allowed_cell = rows[name].split(" | ")[:2]
             default = parameter.get("Default")
             expected = "required" if default is None else ("empty" if str(default) == "" else f"`{default}`")
