@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::adapt::Load;
-use crate::bulk::IndexedDocument;
+use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::cause::{Cause, Failure, Fix, Pace};
 use crate::config::{Config, EsAuth};
 use crate::elasticsearch::{self, Elasticsearch};
@@ -301,6 +301,9 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Age of the batch's oldest record (from its arrival in the stream) when the invocation began.
     pub oldest_record_age: Option<Duration>,
+    /// From its arrival in the stream to now, for the oldest canary record this invocation indexed (the template's
+    /// `CanaryIntervalMinutes`): how long a record takes to reach the cluster, measured end to end.
+    pub canary_age: Option<Duration>,
     /// Whether the invocation began with a probe (the cluster was away at the last ones).
     pub probe: bool,
     /// How long the invocation waited before answering, the cluster being away or busy.
@@ -360,6 +363,7 @@ impl Summary {
             firehose_failed_entries = self.firehose.failed_entries,
             firehose_ms = self.firehose.elapsed.as_millis() as u64,
             oldest_record_age_ms = self.oldest_record_age.map(|age| age.as_millis() as u64),
+            canary_age_ms = self.canary_age.map(|age| age.as_millis() as u64),
             probe = self.probe,
             paced_ms = self.paced.as_millis() as u64,
             paced_because = self.paced_because.map(Pace::name),
@@ -410,6 +414,12 @@ impl Report {
             oldest_record_age: batch
                 .oldest_arrival
                 .and_then(|arrival| (Utc::now() - arrival).to_std().ok().map(|age| age.saturating_sub(elapsed))),
+            canary_age: batch
+                .canaries
+                .iter()
+                .filter(|(document, _)| batch.documents[*document].outcome == DocOutcome::Indexed)
+                .filter_map(|(_, arrival)| (Utc::now() - *arrival).to_std().ok())
+                .max(),
             // Set by `handle`, which knows them.
             probe: false,
             paced: Duration::ZERO,

@@ -42,7 +42,7 @@ pub enum Shape<'a, O = ()> {
     Integer(i64),
     Unsigned(u64),
     Float(f64),
-    Bool,
+    Bool(bool),
     Null,
     Array,
     Object(O),
@@ -54,7 +54,7 @@ impl<O> Shape<'_, O> {
         match self {
             Shape::Text(_) => "a string",
             Shape::Integer(_) | Shape::Unsigned(_) | Shape::Float(_) => "a number",
-            Shape::Bool => "a boolean",
+            Shape::Bool(_) => "a boolean",
             Shape::Null => "null",
             Shape::Array => "an array",
             Shape::Object(_) => "an object",
@@ -122,8 +122,8 @@ impl<'de, R: ReadObject<'de>> Visitor<'de> for ShapeOf<R> {
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
         Ok(Shape::Float(value))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Shape::Bool)
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(Shape::Bool(value))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Shape::Null)

@@ -3,6 +3,7 @@ with the code (every variable Config reads is set by the template and documented
 
     python3 -m unittest discover -s tests -p '*_test.py'
 """
+import json
 import os
 import pathlib
 import re
@@ -232,6 +233,22 @@ class TemplateTest(unittest.TestCase):
         self.assertEqual(dimensions["BucketName"], {"Ref": "FailedBatchesBucket"})
         filters = [m["Id"] for m in resources["FailedBatchesBucket"]["Properties"]["MetricsConfigurations"]]
         self.assertIn(dimensions["FilterId"], filters, "the bucket publishes the metric the alarm reads")
+
+    def test_a_canary_is_put_on_a_schedule_only_when_asked_and_its_absence_alarms(self):
+        self.assertFalse({"CanaryRule", "CanaryRole", "CanaryAlarm"} & set(deployed()["Resources"]), "no canary by default")
+        resources = deployed({"CanaryIntervalMinutes": 5, "CanaryAlarmMinutes": 20})["Resources"]
+        rule = resources["CanaryRule"]["Properties"]
+        self.assertEqual(rule["ScheduleExpression"], {"Fn::Sub": "rate(${CanaryIntervalMinutes} minutes)"})
+        (target,) = rule["Targets"]
+        self.assertEqual(target["Arn"], {"Fn::GetAtt": ["Stream", "Arn"]}, "into the stream the function reads")
+        self.assertEqual(json.loads(target["Input"])["kinesis_es_indexer_canary"], True, "marked as the function reads it")
+        (put,) = statements(resources, "CanaryRole")
+        self.assertEqual((put["Action"], put["Resource"]), ("kinesis:PutRecord", {"Fn::GetAtt": ["Stream", "Arn"]}))
+        alarm = resources["CanaryAlarm"]["Properties"]
+        self.assertEqual((alarm["MetricName"], alarm["Statistic"], alarm["TreatMissingData"]), ("CanaryAgeMilliseconds", "SampleCount", "breaching"))
+        self.assertEqual(alarm["Period"] * alarm["EvaluationPeriods"], 20 * 60, "no canary for CanaryAlarmMinutes")
+        metric = resources["CanaryAgeMetric"]["Properties"]["MetricTransformations"][0]
+        self.assertEqual((metric["MetricName"], metric["MetricValue"]), ("CanaryAgeMilliseconds", "$.canary_age_ms"))
 
     def test_the_function_may_do_only_its_job(self):
         for form, parameters in [("public", {"DomainArn": DOMAIN}), ("vpc", {"DomainArn": DOMAIN, **VPC})]:

@@ -221,7 +221,7 @@ fn write_field_value(value: &mut String, found: Shape) {
             Some(number) => write!(value, "{number}"),
             None => Ok(()),
         },
-        Shape::Bool | Shape::Null | Shape::Array | Shape::Object(()) => Ok(()),
+        Shape::Bool(_) | Shape::Null | Shape::Array | Shape::Object(()) => Ok(()),
     };
     written.expect("writing to a String cannot fail");
 }

@@ -77,8 +77,9 @@ impl<'a> BatchDecoder<'a> {
     pub fn finish<D>(self, documents: Vec<D>) -> Batch<Record, D> {
         assert_eq!(self.next_record, self.event.len(), "every record is decoded");
         assert_eq!(documents.len(), self.target.handed_out, "every document handed out comes back");
-        let Batch { records, timestamps_out_of_range, undated, filtered, oldest_arrival, .. } = self.target.batch;
-        Batch { records, documents, timestamps_out_of_range, undated, filtered, oldest_arrival }
+        let Batch { records, timestamps_out_of_range, undated, filtered, oldest_arrival, canaries, .. } =
+            self.target.batch;
+        Batch { records, documents, timestamps_out_of_range, undated, filtered, oldest_arrival, canaries }
     }
 }
 
@@ -250,6 +251,9 @@ impl Target<'_> {
             };
             let index =
                 self.namer.name(named_by, &Routing { log_group: source.log_group.as_deref(), document: &source.json });
+            if let (true, Some(arrival)) = (source.canary, self.arrival) {
+                self.batch.canaries.push((self.handed_out + self.batch.documents.len(), arrival));
+            }
             self.batch.documents.push(Document { record, id, index, source: source.json });
         }
     }

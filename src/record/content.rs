@@ -25,12 +25,14 @@ pub struct Source {
     pub position: usize,
     pub timestamp: DateTime<Utc>,
     pub log_group: Option<Arc<str>>,
+    /// Whether it is the template's canary (`CANARY_FIELD`).
+    pub canary: bool,
 }
 
 impl Source {
     /// The next document of the data `context` decodes.
     pub(super) fn new(context: &DocumentContext, json: Vec<u8>, timestamp: DateTime<Utc>) -> Source {
-        Source { json, position: context.take_position(), timestamp, log_group: None }
+        Source { json, position: context.take_position(), timestamp, log_group: None, canary: false }
     }
 }
 

@@ -157,7 +157,13 @@ pub struct Batch<R = Record, D = Document> {
     pub filtered: usize,
     /// The earliest `approximateArrivalTimestamp` of the batch: how far behind the stream the function is.
     pub oldest_arrival: Option<DateTime<Utc>>,
+    /// The canary documents (`CANARY_FIELD`) by batch position, with their records' arrival: how long records take
+    /// from the stream to the cluster, told once they are indexed.
+    pub canaries: Vec<(usize, DateTime<Utc>)>,
 }
+
+/// The field that marks the template's canary record (`CanaryIntervalMinutes`): `{"kinesis_es_indexer_canary":true,…}`.
+pub const CANARY_FIELD: &str = "kinesis_es_indexer_canary";
 
 impl<R, D> Default for Batch<R, D> {
     fn default() -> Self {
@@ -168,6 +174,7 @@ impl<R, D> Default for Batch<R, D> {
             undated: 0,
             filtered: 0,
             oldest_arrival: None,
+            canaries: Vec::new(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::de::{IgnoredAny, MapAccess};
 
+use super::CANARY_FIELD;
 use super::content::{DocumentContext, OwnAws};
 use crate::index;
 use crate::json::{self, ReadObject, Shape, Text};
@@ -18,6 +19,8 @@ pub(super) struct ObjectScan {
     pub(super) present: u64,
     /// What the object has under `aws`, when the record's provenance is to join it.
     pub(super) aws: OwnAws,
+    /// Whether it is the template's canary: `CANARY_FIELD` is `true`.
+    pub(super) canary: bool,
 }
 
 /// Checks that `text` is exactly one JSON object and reads the few fields the indexer needs from it: its timestamp
@@ -42,6 +45,7 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
             has_log_events: false,
             present: 0,
             aws: OwnAws::Absent,
+            canary: false,
         };
         while let Some(Text(key)) = map.next_key::<Text>()? {
             if key == self.context.timestamp_field {
@@ -53,6 +57,8 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
                     Shape::Text(text) => Some(text.into_owned()),
                     _ => None,
                 };
+            } else if key == CANARY_FIELD {
+                scan.canary = matches!(map.next_value::<Shape>()?, Shape::Bool(true));
             } else if key == "logEvents" {
                 scan.has_log_events = matches!(map.next_value::<Shape>()?, Shape::Array);
             } else if self.adds_fields && key == "aws" && scan.aws != OwnAws::Other {
@@ -85,6 +91,6 @@ pub(super) fn timestamp_of(shape: &Shape) -> Option<DateTime<Utc>> {
         Shape::Integer(millis) => index::epoch_millis(*millis),
         Shape::Unsigned(millis) => i64::try_from(*millis).ok().and_then(index::epoch_millis),
         Shape::Float(millis) => millis.is_finite().then(|| millis.trunc() as i64).and_then(index::epoch_millis),
-        Shape::Bool | Shape::Null | Shape::Array | Shape::Object(()) => None,
+        Shape::Bool(_) | Shape::Null | Shape::Array | Shape::Object(()) => None,
     }
 }

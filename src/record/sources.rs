@@ -94,7 +94,7 @@ fn object_sources(
             object
         }
     };
-    Ok(Content::Sources(vec![Source::new(context, json, timestamp)]))
+    Ok(Content::Sources(vec![Source { canary: scan.canary, ..Source::new(context, json, timestamp) }]))
 }
 
 /// Several lines of which at least one is a JSON object: one source per non-blank line. `None` when the text is

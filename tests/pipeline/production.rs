@@ -483,3 +483,30 @@ async fn a_record_without_an_arrival_time_is_indexed_by_a_time_that_does_not_cha
     assert_eq!(stored[&doc_id(1, 0)].0, "logs-2026.11.20", "its own timestamp, with no arrival time to bound it by");
     assert_eq!(report.summary.documents_undated, 1);
 }
+
+#[tokio::test]
+async fn a_canary_record_is_indexed_like_any_other_and_its_age_from_arrival_is_reported_once_indexed() {
+    let h = Harness::start(&[]).await;
+    let canary = br#"{"kinesis_es_indexer_canary":true,"message":"kinesis-es-indexer canary"}"#.to_vec();
+    let not_canary = br#"{"kinesis_es_indexer_canary":false}"#.to_vec();
+    let event = event(&[not_canary.clone(), canary.clone()]);
+    // The test's own arrival of record 1 (support::event: 2026-11-22T08:00:00Z + 250 ms a record).
+    let arrival = chrono::DateTime::from_timestamp_millis(1_795_334_400_250).unwrap();
+    let least = (chrono::Utc::now() - arrival).to_std().unwrap();
+
+    let report = h.deliver(&event).await;
+
+    let most = (chrono::Utc::now() - arrival).to_std().unwrap();
+    assert_eq!(outcomes(&report), [Indexed, Indexed]);
+    let age = report.summary.canary_age.expect("the canary's age is reported");
+    assert!(least <= age && age <= most, "{least:?} <= {age:?} <= {most:?}");
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(1, 0)).unwrap()["kinesis_es_indexer_canary"], true);
+
+    // Not indexed (the cluster away: back to Kinesis), or not a canary: no age.
+    let away = Harness::start(&[]).await;
+    away.es.push_fault(testkit::Fault::unavailable());
+    let report = away.deliver(&event_from(2, &[canary])).await;
+    assert_eq!((outcomes(&report), report.summary.canary_age), (vec![BackToKinesis], None));
+    let report = h.deliver(&event_from(3, &[not_canary])).await;
+    assert_eq!(report.summary.canary_age, None);
+}
