@@ -84,7 +84,20 @@ def template_alarms_and_metrics():
     return alarms, metrics
 
 
+def cause_names():
+    """Every `cause` a line can carry: the names `Cause::name` and `Fix::name` give in src/cause.rs."""
+    text = (ROOT / "src" / "cause.rs").read_text().split("#[cfg(test)]", 1)[0]
+    return re.findall(r"(?:Cause|Fix)::\w+(?:\(\w+\))? => \"([a-z_]+)\",", text)
+
+
 class RunbookTest(unittest.TestCase):
+    def test_every_cause_a_line_can_carry_has_an_entry(self):
+        runbook = RUNBOOK.read_text()
+        names = cause_names()
+        self.assertGreater(len(names), 15, "the collector finds the causes")
+        missing = [name for name in names if f"| `{name}` |" not in runbook]
+        self.assertEqual(missing, [], "causes docs/operations.md's table does not explain")
+
     def test_every_alarm_and_metric_of_the_template_has_an_entry(self):
         runbook = RUNBOOK.read_text()
         alarms, metrics = template_alarms_and_metrics()
