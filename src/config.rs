@@ -411,10 +411,11 @@ fn region_of(host: &str) -> Option<String> {
 
 fn parse_url(text: &str) -> Result<String, ConfigError> {
     let shown = redact_url(text);
-    let url = Url::parse(text)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https"))
-        .ok_or_else(|| problem("ES_URL", format!("must start with http:// or https://, got {shown:?}")))?;
+    if !(text.starts_with("http://") || text.starts_with("https://")) {
+        return Err(problem("ES_URL", format!("must start with http:// or https://, got {shown:?}")));
+    }
+    let url =
+        Url::parse(text).map_err(|error| problem("ES_URL", format!("is not a valid URL ({error}), got {shown:?}")))?;
     if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
         return Err(problem(
             "ES_URL",
@@ -564,6 +565,8 @@ mod tests {
         assert_eq!(config(&[("ES_URL", "localhost:9200")]).unwrap_err().variable, "ES_URL");
         assert_eq!(config(&[("ES_URL", "https://user:pw@host")]).unwrap_err().variable, "ES_URL");
         assert_eq!(config(&[("ES_URL", "https://host/?x=1")]).unwrap_err().variable, "ES_URL");
+        let port = config(&[("ES_URL", "https://h:99999")]).unwrap_err();
+        assert!(port.problem.starts_with("is not a valid URL (invalid port number)"), "{port}");
     }
 
     #[test]

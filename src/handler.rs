@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::adapt::Load;
@@ -116,6 +116,8 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     let (batch, indexing) =
         elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe, &deps.warm.load)
             .await;
+    // When the cluster's answers were in: a canary's age is told to then, not to after Firehose and pacing.
+    let indexed_at = Utc::now();
     if indexing.answered_normally {
         deps.warm.pacing.cluster_answered();
     }
@@ -132,7 +134,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     log_failures(&batch, config.log_excerpt_bytes);
     let pace_reason = pace_reason(&batch);
     let paced = pace(pace_reason, deadline, margin, deps).await;
-    let mut report = Report::new(batch, indexing, delivery.stats, started.elapsed());
+    let mut report = Report::new(batch, indexing, delivery.stats, indexed_at, started.elapsed());
     report.summary.probe = probe;
     report.summary.paced = paced;
     report.summary.paced_because = pace_reason.filter(|_| !paced.is_zero());
@@ -388,6 +390,7 @@ impl Report {
         batch: Batch<SettledRecord, IndexedDocument>,
         indexing: elasticsearch::IndexingStats,
         firehose: firehose::DeliveryStats,
+        indexed_at: DateTime<Utc>,
         elapsed: Duration,
     ) -> Report {
         let mut outcomes: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|&o| (o, 0)).collect();
@@ -418,7 +421,7 @@ impl Report {
                 .canaries
                 .iter()
                 .filter(|(document, _)| batch.documents[*document].outcome == DocOutcome::Indexed)
-                .filter_map(|(_, arrival)| (Utc::now() - *arrival).to_std().ok())
+                .filter_map(|(_, arrival)| (indexed_at - *arrival).to_std().ok())
                 .max(),
             // Set by `handle`, which knows them.
             probe: false,

@@ -239,6 +239,11 @@ class TemplateTest(unittest.TestCase):
         resources = deployed({"CanaryIntervalMinutes": 5, "CanaryAlarmMinutes": 20})["Resources"]
         rule = resources["CanaryRule"]["Properties"]
         self.assertEqual(rule["ScheduleExpression"], {"Fn::Sub": "rate(${CanaryIntervalMinutes} minutes)"})
+        every_minute = deployed({"CanaryIntervalMinutes": 1})["Resources"]["CanaryRule"]["Properties"]
+        self.assertEqual(every_minute["ScheduleExpression"], "rate(1 minute)", "EventBridge refuses rate(1 minutes)")
+        template, _ = decode(str(TEMPLATE))
+        longest = max(template["Parameters"]["CanaryIntervalMinutes"]["AllowedValues"])
+        self.assertGreater(template["Parameters"]["CanaryAlarmMinutes"]["MinValue"], longest, "the alarm's window outlasts any interval")
         (target,) = rule["Targets"]
         self.assertEqual(target["Arn"], {"Fn::GetAtt": ["Stream", "Arn"]}, "into the stream the function reads")
         self.assertEqual(json.loads(target["Input"])["kinesis_es_indexer_canary"], True, "marked as the function reads it")

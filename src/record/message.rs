@@ -19,14 +19,20 @@ pub(super) struct MessageObject<'a> {
     pub(super) timestamp: Option<Option<DateTime<Utc>>>,
 }
 
-/// The message as a JSON object, when it is exactly one (surrounding whitespace aside); `None` for any other
-/// message, which stays a string.
+/// The message as a JSON object, when it is exactly one (surrounding whitespace aside) with no field named twice;
+/// `None` for any other message, which stays a string: Elasticsearch refuses a document with a field twice, and
+/// the line must not be lost for it.
 pub(super) fn read_message_object<'a>(message: &'a str, timestamp_field: &str) -> Option<MessageObject<'a>> {
     let text = message.trim();
     if !(text.starts_with('{') && text.ends_with('}')) {
         return None;
     }
     let (fields, timestamp) = json::read_object(text, FieldReader { timestamp_field })?;
+    let mut names: Vec<&str> = fields.iter().map(|(name, _)| &**name).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        return None;
+    }
     Some(MessageObject { text, fields, timestamp })
 }
 
@@ -105,7 +111,8 @@ mod tests {
         assert_eq!(names, ["b", "a", "té"]);
         assert_eq!(object.fields[1].1.get(), r#"{"x":[1, 2]}"#);
         assert!(object.timestamp.is_none());
-        for not_one in ["plain", "[1]", "\"{}\"", "{\"a\":1} {}", "{\"a\":", "{} trailing"] {
+        for not_one in ["plain", "[1]", "\"{}\"", "{\"a\":1} {}", "{\"a\":", "{} trailing", "{\"a\":1,\"b\":2,\"a\":3}"]
+        {
             assert!(read_message_object(not_one, "timestamp").is_none(), "{not_one}");
         }
     }

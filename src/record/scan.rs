@@ -48,6 +48,12 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
             canary: false,
         };
         while let Some(Text(key)) = map.next_key::<Text>()? {
+            // Whatever else the key is read for, the document has a field of that name: a static one does not join.
+            if self.adds_fields
+                && let Some(i) = self.context.preprocess.added_fields.names().position(|name| name == key)
+            {
+                scan.present |= 1 << i;
+            }
             if key == self.context.timestamp_field {
                 scan.has_timestamp_field = true;
                 scan.timestamp = timestamp_of(&map.next_value::<Shape>()?);
@@ -71,11 +77,6 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
                 scan.aws = OwnAws::Other;
                 map.next_value::<IgnoredAny>()?;
             } else {
-                if self.adds_fields
-                    && let Some(i) = self.context.preprocess.added_fields.names().position(|name| name == key)
-                {
-                    scan.present |= 1 << i;
-                }
                 map.next_value::<IgnoredAny>()?;
             }
         }

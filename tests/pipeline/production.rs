@@ -505,8 +505,15 @@ async fn a_canary_record_is_indexed_like_any_other_and_its_age_from_arrival_is_r
     // Not indexed (the cluster away: back to Kinesis), or not a canary: no age.
     let away = Harness::start(&[]).await;
     away.es.push_fault(testkit::Fault::unavailable());
-    let report = away.deliver(&event_from(2, &[canary])).await;
+    let report = away.deliver(&event_from(2, &[canary.clone()])).await;
     assert_eq!((outcomes(&report), report.summary.canary_age), (vec![BackToKinesis], None));
     let report = h.deliver(&event_from(3, &[not_canary])).await;
     assert_eq!(report.summary.canary_age, None);
+
+    // Filters that would drop it and `_id`s from a field it lacks: it is indexed all the same (its `_id` the
+    // cluster's), or the canary would raise its alarm on a healthy stack.
+    let filtered = Harness::start(&[("FILTER_INCLUDE", "ERROR"), ("ES_DOC_ID", "field:request_id")]).await;
+    let report = filtered.deliver(&event_from(4, &[canary])).await;
+    assert_eq!((outcomes(&report), filtered.es.count()), (vec![Indexed], 1));
+    assert!(report.summary.canary_age.is_some());
 }

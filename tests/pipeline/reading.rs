@@ -183,7 +183,10 @@ fn object(text: &str, reading: &Reading) -> Option<Read> {
     Some(match (kind.as_deref(), events) {
         (Some("CONTROL_MESSAGE"), Some(_)) => Read::Documents(Vec::new()),
         (Some("DATA_MESSAGE"), Some(events)) => envelope(&fields, events, reading),
-        _ => Read::Documents(vec![reading.keeps(text)]),
+        // The canary passes every filter.
+        _ => Read::Documents(vec![
+            fields.get("kinesis_es_indexer_canary").is_some_and(|raw| raw.get() == "true") || reading.keeps(text),
+        ]),
     })
 }
 
