@@ -505,7 +505,7 @@ async fn a_canary_record_is_indexed_like_any_other_and_its_age_from_arrival_is_r
     // Not indexed (the cluster away: back to Kinesis), or not a canary: no age.
     let away = Harness::start(&[]).await;
     away.es.push_fault(testkit::Fault::unavailable());
-    let report = away.deliver(&event_from(2, &[canary.clone()])).await;
+    let report = away.deliver(&event_from(2, std::slice::from_ref(&canary))).await;
     assert_eq!((outcomes(&report), report.summary.canary_age), (vec![BackToKinesis], None));
     let report = h.deliver(&event_from(3, &[not_canary])).await;
     assert_eq!(report.summary.canary_age, None);
