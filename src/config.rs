@@ -502,7 +502,11 @@ mod tests {
     fn preprocessing_is_merge_by_default_and_each_setting_is_checked_naming_its_variable() {
         let defaults = config(&[("ES_URL", "http://h")]).unwrap().preprocess;
         assert_eq!((defaults.message_json, defaults.message_json_field.as_str()), (MessageJson::Merge, "json"));
-        assert!(!defaults.filter.is_active() && defaults.added_fields.is_empty() && !defaults.kinesis_metadata);
+        assert!(
+            defaults.filter.patterns() == (None, None)
+                && defaults.added_fields.is_empty()
+                && !defaults.kinesis_metadata
+        );
         let set = config(&[
             ("ES_URL", "http://h"),
             ("MESSAGE_JSON", "Nest"),
@@ -514,7 +518,9 @@ mod tests {
         .unwrap()
         .preprocess;
         assert_eq!((set.message_json, set.message_json_field.as_str()), (MessageJson::Nest, "msg"));
-        assert!(set.filter.is_active() && !set.filter.keeps("DEBUG x") && set.kinesis_metadata);
+        assert!(
+            set.filter.patterns() == (None, Some("^DEBUG")) && !set.filter.keeps("DEBUG x") && set.kinesis_metadata
+        );
         assert_eq!(set.added_fields.names().collect::<Vec<_>>(), ["env"]);
         for (pairs, variable, says) in [
             (("MESSAGE_JSON", "yes"), "MESSAGE_JSON", "merge, nest or off"),

@@ -55,11 +55,6 @@ impl Filter {
         (self.include.as_ref().map(Regex::as_str), self.exclude.as_ref().map(Regex::as_str))
     }
 
-    /// Whether any pattern is set: without one, nothing is matched and nothing filtered.
-    pub fn is_active(&self) -> bool {
-        self.include.is_some() || self.exclude.is_some()
-    }
-
     /// Whether a document whose text (a CloudWatch Logs event's message, or any other document's own text) is
     /// `text` is indexed.
     pub fn keeps(&self, text: &str) -> bool {
@@ -201,7 +196,7 @@ mod tests {
             .map(|text| filter.keeps(text))
             .collect();
         assert_eq!(kept, [true, false, false, false]);
-        assert!(Filter::default().keeps("anything") && !Filter::default().is_active());
+        assert!(Filter::default().keeps("anything") && Filter::default().patterns() == (None, None));
         let only_exclude = Filter::new(None, Some("^DEBUG")).unwrap();
         assert_eq!((only_exclude.keeps("DEBUG x"), only_exclude.keeps("INFO DEBUG")), (false, true));
     }

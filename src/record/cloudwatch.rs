@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Rejection;
-use super::content::{Content, DocumentContext, Source, fold_newlines, write_stamp, write_stamped_message};
+use super::content::{
+    Content, DocumentContext, Source, fold_newlines, write_field, write_stamp, write_stamped_message,
+};
 use super::message::read_message_object;
 use crate::index;
 use crate::json::Text;
@@ -125,9 +127,7 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
                 let timestamp = object.timestamp.flatten().unwrap_or(arrived);
                 write_stamp(&mut json, context.timestamp_field, timestamp);
                 json.push(b',');
-                serde_json::to_writer(&mut json, aside).expect("writing a str to a Vec cannot fail");
-                json.push(b':');
-                json.extend_from_slice(object.text.as_bytes());
+                write_field(&mut json, aside, object.text.as_bytes());
                 timestamp
             }
             (Some(object), MessageJson::Merge) => {

@@ -65,7 +65,7 @@ impl DocumentContext<'_> {
     /// Whether a document whose text is `text` is indexed; counted when the filters drop it.
     pub(super) fn keeps(&self, text: &str) -> bool {
         let filter = &self.preprocess.filter;
-        if !filter.is_active() || filter.keeps(text) {
+        if filter.keeps(text) {
             return true;
         }
         self.filtered.set(self.filtered.get() + 1);
@@ -111,6 +111,13 @@ pub(super) fn write_stamped_message(out: &mut Vec<u8>, timestamp_field: &str, at
     write_stamp(out, timestamp_field, at);
     out.extend_from_slice(br#","message":"#);
     serde_json::to_writer(out, message).expect("writing a str to a Vec cannot fail");
+}
+
+/// `"name":value`, one field of a document, its value already JSON (`value_json`).
+pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value_json: &[u8]) {
+    serde_json::to_writer(&mut *out, name).expect("writing a str to a Vec cannot fail");
+    out.push(b':');
+    out.extend_from_slice(value_json);
 }
 
 /// `{"<timestamp field>":"…"`, the start of every document the indexer writes whole.

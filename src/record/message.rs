@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::de::MapAccess;
 use serde_json::value::RawValue;
 
+use super::content::write_field;
 use super::scan::timestamp_of;
 use crate::json::{self, ReadObject, Shape, Text};
 
@@ -70,18 +71,18 @@ impl MessageObject<'_> {
                 continue;
             }
             out.push(b',');
-            write_field(out, name, value);
+            write_field(out, name, value.get().as_bytes());
         }
         if any_clash {
             out.push(b',');
-            serde_json::to_writer(&mut *out, aside).expect("writing a str to a Vec cannot fail");
-            out.extend_from_slice(b":{");
+            // `"json":{`: the object the clashing fields go in, closed below.
+            write_field(out, aside, b"{");
             let mut first = true;
             for (name, value) in self.fields.iter().filter(|(name, _)| clashes(name)) {
                 if !std::mem::take(&mut first) {
                     out.push(b',');
                 }
-                write_field(out, name, value);
+                write_field(out, name, value.get().as_bytes());
             }
             out.push(b'}');
         }
@@ -92,12 +93,6 @@ impl MessageObject<'_> {
     pub(super) fn has(&self, name: &str) -> bool {
         self.fields.iter().any(|(own, _)| own == name)
     }
-}
-
-fn write_field(out: &mut Vec<u8>, name: &str, value: &RawValue) {
-    serde_json::to_writer(&mut *out, name).expect("writing a str to a Vec cannot fail");
-    out.push(b':');
-    out.extend_from_slice(value.get().as_bytes());
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Rejection;
 use super::cloudwatch::envelope_content;
-use super::content::{Content, DocumentContext, OwnAws, Source, fold_newlines, write_stamped_message};
+use super::content::{Content, DocumentContext, OwnAws, Source, fold_newlines, write_field, write_stamped_message};
 use super::scan::{ObjectScan, scan_object};
 use crate::index;
 
@@ -79,9 +79,7 @@ fn object_sources(
     let mut gained = Vec::new();
     if !scan.has_timestamp_field {
         gained.push(b',');
-        serde_json::to_writer(&mut gained, context.timestamp_field).expect("writing a str to a Vec cannot fail");
-        gained.push(b':');
-        gained.extend_from_slice(quoted_timestamp(timestamp).as_bytes());
+        write_field(&mut gained, context.timestamp_field, quoted_timestamp(timestamp).as_bytes());
     }
     if context.adds_fields() {
         context.write_added(&mut gained, scan.present, scan.aws);
@@ -196,9 +194,7 @@ pub fn take_prepended_field<'a>(field: &str, object: &'a [u8]) -> Option<(&'a se
 /// `prepend_field` within `object`'s own buffer.
 fn prepend_field_in_place(field: &str, value_json: &str, object: &mut Vec<u8>) {
     let mut entry = Vec::with_capacity(field.len() + value_json.len() + 4);
-    serde_json::to_writer(&mut entry, field).expect("writing a str to a Vec cannot fail");
-    entry.push(b':');
-    entry.extend_from_slice(value_json.as_bytes());
+    write_field(&mut entry, field, value_json.as_bytes());
     prepend_entries_in_place(&entry, object);
 }
 
