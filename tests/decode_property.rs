@@ -151,7 +151,7 @@ proptest! {
                     let value: serde_json::Value = serde_json::from_slice(&document.source).expect("valid JSON");
                     prop_assert!(value.is_object());
                     prop_assert!(value.get("@timestamp").is_some());
-                    let keys = top_level_keys(&document.source);
+                    let keys = testkit::top_level_names(&document.source);
                     let mut unique = keys.clone();
                     unique.sort();
                     unique.dedup();
@@ -209,24 +209,4 @@ fn decode_batch(event: &KinesisEventIn, config: &Config) -> Batch {
     let mut documents = Vec::new();
     while decoder.decode_next_into(&mut documents) {}
     decoder.finish(documents)
-}
-
-/// The names of a JSON object's top-level fields, in order, repeats kept.
-fn top_level_keys(json: &[u8]) -> Vec<String> {
-    struct Keys;
-    impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-            let mut keys = Vec::new();
-            while let Some((key, serde::de::IgnoredAny)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
-                keys.push(key);
-            }
-            Ok(keys)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    serde::Deserializer::deserialize_map(&mut deserializer, Keys).expect("an object")
 }

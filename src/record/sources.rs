@@ -455,24 +455,9 @@ pub(super) mod tests {
 
     // What documents gain on the way (`preprocess`): structured messages, filters, static fields, provenance.
 
-    /// Elasticsearch refuses a document with a top-level field twice; serde's map would keep the last silently.
+    /// Elasticsearch refuses a document with a top-level field twice.
     fn assert_no_field_twice(json: &str) {
-        struct Names;
-        impl<'de> serde::de::Visitor<'de> for Names {
-            type Value = Vec<String>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-                let mut names = Vec::new();
-                while let Some((name, serde::de::IgnoredAny)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
-                    names.push(name);
-                }
-                Ok(names)
-            }
-        }
-        let mut names = serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_str(json), Names)
-            .expect("one JSON object");
+        let mut names = testkit::top_level_names(json.as_bytes());
         let count = names.len();
         names.sort();
         names.dedup();

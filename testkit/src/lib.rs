@@ -4,7 +4,7 @@
 //! They answer with the real response shapes (taken from Elasticsearch's and Firehose's API references) and can be
 //! told to misbehave the way production clusters do. Test tools, not products: small and honest. Beside them,
 //! `peak_rss`: how much memory a function process has needed; `gzip`: data as a producer compresses it;
-//! `kpl::aggregate`: user records as the KPL aggregates them.
+//! `kpl::aggregate`: user records as the KPL aggregates them; `top_level_names`: a document's fields, repeats kept.
 
 pub mod elasticsearch;
 pub mod firehose;
@@ -33,4 +33,33 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).expect("writing to memory cannot fail");
     encoder.finish().expect("writing to memory cannot fail")
+}
+
+/// The names of a JSON object's top-level fields, in order, a name given twice kept twice: Elasticsearch refuses such
+/// a document, while serde's map would keep the last value silently. Panics when `json` is not one object.
+pub fn top_level_names(json: &[u8]) -> Vec<String> {
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut names = Vec::new();
+            while let Some((name, serde::de::IgnoredAny)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                names.push(name);
+            }
+            Ok(names)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    serde::Deserializer::deserialize_map(&mut deserializer, Names).expect("one JSON object")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_name_given_twice_is_listed_twice() {
+        assert_eq!(super::top_level_names(br#"{"a":1,"b":{"a":2},"a":3}"#), ["a", "b", "a"]);
+    }
 }
