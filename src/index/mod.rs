@@ -72,6 +72,43 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// Reads the time a logger wrote, in the forms loggers write it besides Elasticsearch's own: everything
+/// `parse_timestamp` reads, and a date and time separated by a space or with a comma before the fraction, with or
+/// without a zone (`+0000`, `+00:00`, `Z`; none is UTC): Python's logging and Powertools' Logger write
+/// `2021-05-03 11:47:12,494+0000`.
+pub fn parse_logger_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if let Some(at) = parse_timestamp(text) {
+        return Some(at);
+    }
+    let bytes = text.as_bytes();
+    // Only a date first (`yyyy-MM-dd`, then a space or a T): anything else is not a logger's time.
+    if bytes.len() < 19 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b' ' | b'T') {
+        return None;
+    }
+    let mut normal = String::with_capacity(text.len());
+    normal.push_str(&text[..10]);
+    normal.push('T');
+    normal.push_str(&text[11..]);
+    // A comma before the fraction (ISO 8601 allows it; Python's logging writes it), in the time part only.
+    if let Some(comma) = normal[11..].find(',') {
+        normal.replace_range(11 + comma..12 + comma, ".");
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(&normal) {
+        return Some(at.with_timezone(&Utc));
+    }
+    if let Ok(at) = DateTime::parse_from_str(&normal, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(at.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(&normal, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|at| at.and_utc())
+}
+
+/// Whether `text` is a date-time Elasticsearch's date mapping and its dynamic date detection both read as it is
+/// (`strict_date_optional_time`: a date, a `T`, a time, an optional zone), so that a logger's value can be kept as
+/// it came.
+pub fn is_iso_date_time(text: &str) -> bool {
+    text.as_bytes().get(10) == Some(&b'T') && parse_timestamp(text).is_some()
+}
+
 /// An instant from milliseconds since the epoch.
 pub fn epoch_millis(millis: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(millis)
@@ -280,6 +317,24 @@ mod tests {
         assert_eq!(format_timestamp(at("2024-05-01T12:00:00")), "2024-05-01T12:00:00.000Z");
         assert_eq!(format_timestamp(at("2024-05-01")), "2024-05-01T00:00:00.000Z");
         assert_eq!(format_timestamp(at("1714564800123")), "2024-05-01T12:00:00.123Z");
+    }
+
+    #[test]
+    fn loggers_times_are_read_in_the_forms_loggers_write_them() {
+        let read = |text: &str| parse_logger_timestamp(text).map(format_timestamp);
+        // Powertools' Logger (Python), from its documentation's sample output; Python's logging without a zone.
+        assert_eq!(read("2021-05-03 11:47:12,494+0000").as_deref(), Some("2021-05-03T11:47:12.494Z"));
+        assert_eq!(read("2021-05-03 11:47:12,494").as_deref(), Some("2021-05-03T11:47:12.494Z"));
+        assert_eq!(read("2021-05-03 13:47:12.494+02:00").as_deref(), Some("2021-05-03T11:47:12.494Z"));
+        assert_eq!(read("2021-05-03T11:47:12,5Z").as_deref(), Some("2021-05-03T11:47:12.500Z"));
+        assert_eq!(read("2023-11-07T12:00:00.000Z").as_deref(), Some("2023-11-07T12:00:00.000Z"));
+        assert_eq!(read("1714564800123").as_deref(), Some("2024-05-01T12:00:00.123Z"));
+        for not_a_time in ["yesterday", "12ms", "2021-05-03 noon", "2021/05/03 11:47:12", "", "2021-05-03 11:47:12,49x"]
+        {
+            assert_eq!(read(not_a_time), None, "{not_a_time}");
+        }
+        assert!(is_iso_date_time("2023-11-07T12:00:00.000Z") && is_iso_date_time("2023-11-07T12:00:00.123456+02:00"));
+        assert!(!is_iso_date_time("2021-05-03 11:47:12,494+0000") && !is_iso_date_time("1714564800123"));
     }
 
     #[test]

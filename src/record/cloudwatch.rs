@@ -8,7 +8,7 @@ use super::Rejection;
 use super::content::{
     Content, DocumentContext, Source, fold_newlines, write_field, write_stamp, write_stamped_message,
 };
-use super::message::read_message_object;
+use super::message::{OwnedFields, read_message_object};
 use crate::index;
 use crate::json::Text;
 use crate::preprocess::MessageJson;
@@ -95,12 +95,9 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
     }
     let preprocess = context.preprocess;
     let aside = preprocess.message_json_field.as_str();
-    // The envelope's own fields, which win a clash with a merged message's (a dotted name into them too, which
-    // Elasticsearch would expand into the same objects); the message's are set aside.
-    let clashes = |name: &str| {
-        let into = |object: &str| name == object || name.strip_prefix(object).is_some_and(|rest| rest.starts_with('.'));
-        into("aws") || into("cloud") || name == aside
-    };
+    // The fields the document owns (the envelope's `aws` and `cloud`, `message`, the timestamp, the field set
+    // aside), which keep their types whatever a merged message holds: its clashing fields are set aside.
+    let owned = OwnedFields { timestamp_field: context.timestamp_field, aside };
     let log_group: Arc<str> = Arc::from(&*envelope.log_group.0);
     let mut sources = Vec::with_capacity(envelope.log_events.len());
     for event in &envelope.log_events {
@@ -124,29 +121,21 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
                 arrived
             }
             (Some(object), MessageJson::Nest) => {
-                let timestamp = object.timestamp.flatten().unwrap_or(arrived);
+                let timestamp = object.time.map_or(arrived, |time| time.at);
                 write_stamp(&mut json, context.timestamp_field, timestamp);
                 json.push(b',');
                 write_field(&mut json, aside, object.text.as_bytes());
                 timestamp
             }
             (Some(object), MessageJson::Merge) => {
-                json.push(b'{');
-                let start = json.len();
-                // The message's own timestamp field stays as it came; without one, the event's is written.
-                if object.timestamp.is_none() {
-                    let stamp = json.len();
-                    write_stamp(&mut json, context.timestamp_field, arrived);
-                    json[stamp] = b',';
-                }
-                object.write_merged(&mut json, clashes, aside);
-                json.remove(start);
+                object.write_stamp(&mut json, context.timestamp_field, arrived);
+                object.write_merged(&mut json, &owned);
                 for (i, name) in preprocess.added_fields.names().enumerate() {
                     if object.has(name) {
                         present |= 1 << i;
                     }
                 }
-                object.timestamp.flatten().unwrap_or(arrived)
+                object.time.map_or(arrived, |time| time.at)
             }
         };
         json.extend_from_slice(&group_and_stream);
