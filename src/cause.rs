@@ -349,6 +349,39 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Whether the cluster refused a document for what its mapping makes of the document's fields: a field of
+    /// another type, a field a strict mapping does not allow, a field limit reached. Another shape of the same
+    /// content (its plain form) may be taken; a document too large, with an immense term, or not JSON may not.
+    pub fn refused_for_its_mapping(&self) -> bool {
+        if self.cause != Cause::Document || self.status != Some(400) {
+            return false;
+        }
+        match self.error_type.as_str() {
+            "mapper_parsing_exception"
+            | "document_parsing_exception"
+            | "strict_dynamic_mapping_exception"
+            | "mapper_exception" => true,
+            "illegal_argument_exception" => {
+                let reason = self.reason.to_ascii_lowercase();
+                MAPPING_ARGUMENT_REASONS.iter().any(|words| reason.contains(words))
+            }
+            _ => false,
+        }
+    }
+
+    /// The field a mapping refusal names, as Elasticsearch and OpenSearch word it: `failed to parse field [f]`,
+    /// `object mapping for [f]`, `dynamic introduction of [f]`, `mapper [f]`. `None` for a refusal of no one field
+    /// (the field limit).
+    pub fn mapping_field(&self) -> Option<&str> {
+        ["object mapping for [", "dynamic introduction of [", "field [", "mapper ["].iter().find_map(|opening| {
+            let start = self.reason.find(opening)? + opening.len();
+            let length = self.reason[start..].find(']')?;
+            Some(&self.reason[start..start + length])
+        })
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.status {
@@ -389,6 +422,17 @@ const DOCUMENT_ARGUMENT_REASONS: [&str; 12] = [
     "cannot contain only whitespace",
 ];
 
+/// Words of an `illegal_argument_exception` that is about the index's mapping of the document's fields.
+const MAPPING_ARGUMENT_REASONS: [&str; 7] = [
+    "limit of total fields",
+    "limit of mapping depth",
+    "limit of nested fields",
+    "cannot be changed from type",
+    "failed to parse",
+    "can't merge a non object mapping",
+    "is a metadata field and cannot be added inside a document",
+];
+
 /// Decides the cause of a refusal (a 4xx other than 409, 413 and 429), item or whole request: the document's own
 /// fault only for the short list above; a known cluster-side fault with what to fix; anything else kept in Kinesis.
 pub fn refusal_cause(status: u16, error_type: &str, reason: &str) -> Cause {
@@ -420,6 +464,64 @@ pub fn refusal_cause(status: u16, error_type: &str, reason: &str) -> Cause {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reasons as Elasticsearch 8 (`[line:column]` first), 7 and OpenSearch word them: their `DocumentParser`,
+    /// `StrictDynamicMappingException` and `MappingLookup.checkFieldLimit`, and bulk answers quoted in their users'
+    /// issues (monstache#604, otoroshi#2205, kubernetes-event-exporter#221).
+    #[test]
+    fn a_mapping_refusal_is_told_from_other_refusals_of_a_document_and_names_its_field() {
+        let item = |error_type: &str, reason: &str| {
+            Failure::answered(refusal_cause(400, error_type, reason), 400, error_type.into(), reason.into())
+        };
+        let refusals = [
+            (
+                "document_parsing_exception",
+                "[1:30] failed to parse field [message] of type [text] in document with id 'a'. Preview of field's value: '{event=order}'",
+                Some("message"),
+            ),
+            (
+                "mapper_parsing_exception",
+                "object mapping for [service] tried to parse field [service] as object, but found a concrete value",
+                Some("service"),
+            ),
+            (
+                "document_parsing_exception",
+                "[1:9] object mapping for [kubernetes.labels.app] tried to parse field [app] as object, but found a concrete value",
+                Some("kubernetes.labels.app"),
+            ),
+            (
+                "strict_dynamic_mapping_exception",
+                "[1:42] mapping set to strict, dynamic introduction of [last_name] within [_doc] is not allowed",
+                Some("last_name"),
+            ),
+            (
+                "document_parsing_exception",
+                "[1:9795] failed to parse: Limit of total fields [1000] has been exceeded while adding new fields [1001]",
+                None,
+            ),
+            ("illegal_argument_exception", "Limit of total fields [1000] has been exceeded", None),
+            (
+                "illegal_argument_exception",
+                "mapper [level] cannot be changed from type [long] to [text]",
+                Some("level"),
+            ),
+        ];
+        for (error_type, reason, field) in refusals {
+            let failure = item(error_type, reason);
+            assert!(failure.refused_for_its_mapping(), "{reason}");
+            assert_eq!(failure.mapping_field(), field, "{reason}");
+        }
+        let not_mapping = [
+            item("illegal_argument_exception", "Document contains at least one immense term in field=\"m\""),
+            item("x_content_parse_exception", "[1:1] Unexpected character"),
+            item("index_not_found_exception", "no such index [x]"),
+            Failure::too_large_alone(10),
+            Failure::answered(Cause::ClusterBusy, 429, "document_parsing_exception".into(), "failed to parse".into()),
+        ];
+        for failure in not_mapping {
+            assert!(!failure.refused_for_its_mapping(), "{failure}");
+        }
+    }
 
     #[test]
     fn only_the_documents_own_faults_are_rejected() {

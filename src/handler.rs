@@ -113,9 +113,21 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     }
     let decoder = record::BatchDecoder::new(event, config);
     let probe = deps.warm.pacing.probing();
-    let (batch, indexing) =
+    let (mut batch, mut indexing) =
         elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe, &deps.warm.load)
             .await;
+    let load = &deps.warm.load;
+    elasticsearch::index_plain_forms(
+        &deps.elasticsearch,
+        event,
+        &mut batch,
+        config,
+        deadline,
+        margin,
+        load,
+        &mut indexing,
+    )
+    .await;
     // When the cluster's answers were in: a canary's age is told to then, not to after Firehose and pacing.
     let indexed_at = Utc::now();
     if indexing.answered_normally {
@@ -356,6 +368,7 @@ impl Summary {
             timestamps_out_of_range = self.timestamps_out_of_range,
             documents_undated = self.documents_undated,
             documents_filtered = self.documents_filtered,
+            documents_unstructured = self.indexing.unstructured,
             bulk_requests = self.indexing.requests,
             body_bytes = self.indexing.body_bytes,
             bytes_sent = self.indexing.bytes_sent,

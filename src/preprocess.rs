@@ -172,6 +172,19 @@ impl Preprocess {
     }
 }
 
+impl Preprocess {
+    /// What is left when nothing reshapes a document: a CloudWatch Logs message stays a string and nothing is added;
+    /// the filters stay, so that the same documents are made, in the same places.
+    pub fn plain(&self) -> Preprocess {
+        Preprocess {
+            message_json: MessageJson::Off,
+            added_fields: AddedFields::default(),
+            kinesis_metadata: false,
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for Preprocess {
     fn default() -> Self {
         Preprocess {

@@ -36,10 +36,12 @@ pub struct IndexingStats {
     /// The body size learned from a refusal, when one was learned (`BULK_MAX_BYTES` otherwise).
     pub body_limit: Option<usize>,
     pub elapsed: Duration,
+    /// Documents refused for their mapping once reshaped, then written in their plain form (`unstructured`).
+    pub unstructured: usize,
 }
 
 impl IndexingStats {
-    fn add(&mut self, other: &IndexingStats) {
+    pub(super) fn add(&mut self, other: &IndexingStats) {
         self.requests += other.requests;
         self.body_bytes += other.body_bytes;
         self.bytes_sent += other.bytes_sent;

@@ -32,16 +32,7 @@ pub struct BatchDecoder<'a> {
 
 impl<'a> BatchDecoder<'a> {
     pub fn new(event: &'a KinesisEventIn, config: &'a Config) -> BatchDecoder<'a> {
-        let target = Target {
-            batch: Batch { records: Vec::with_capacity(event.len()), ..Batch::default() },
-            handed_out: 0,
-            namer: IndexNamer::new(&config.index),
-            config,
-            streams: StreamTags::default(),
-            id_prefix: String::new(),
-            arrival: None,
-        };
-        BatchDecoder { event, records_json: None, next_record: 0, target }
+        BatchDecoder { event, records_json: None, next_record: 0, target: Target::new(config, event.len()) }
     }
 
     /// Decodes the next record and moves its documents (none when it is rejected or skipped) to the end of `out`.
@@ -97,7 +88,33 @@ struct Target<'c> {
     arrival: Option<DateTime<Utc>>,
 }
 
-impl Target<'_> {
+/// The documents of the event's record at `position` in the form it came in: decoded again with the preprocessing
+/// that reshapes a document off (`Preprocess::plain`: a CloudWatch Logs message stays a string, nothing is added)
+/// and the same filters, so that each is at the place `BatchDecoder` gave its reshaped form. Empty for a record that
+/// does not decode to documents.
+pub fn plain_sources(event: &KinesisEventIn, config: &Config, position: usize) -> Vec<Vec<u8>> {
+    let Some(Ok(record)) = event.record(position).map(read_record) else {
+        return Vec::new();
+    };
+    let config = Config { preprocess: config.preprocess.plain(), ..config.clone() };
+    let mut target = Target::new(&config, 1);
+    target.decode(&record);
+    target.batch.documents.into_iter().map(|document| document.source).collect()
+}
+
+impl<'c> Target<'c> {
+    fn new(config: &'c Config, records: usize) -> Target<'c> {
+        Target {
+            batch: Batch { records: Vec::with_capacity(records), ..Batch::default() },
+            handed_out: 0,
+            namer: IndexNamer::new(&config.index),
+            config,
+            streams: StreamTags::default(),
+            id_prefix: String::new(),
+            arrival: None,
+        }
+    }
+
     fn decode(&mut self, record: &KinesisRecord) -> Decoded {
         if let Some(arrival) = record.arrival {
             let oldest = self.batch.oldest_arrival.get_or_insert(arrival);

@@ -6,6 +6,7 @@ mod busy;
 mod faults;
 mod firehose_mock;
 mod invariant;
+mod mappings;
 mod preprocess;
 mod production;
 mod protocol;

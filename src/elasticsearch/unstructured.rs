@@ -1,0 +1,99 @@
+//! The plain form: a document reshaped on the way (a merged or nested message, added fields) that the cluster
+//! refused for its mapping is sent once more as it came, so that a mapping conflict costs the structure, never the
+//! document.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::Elasticsearch;
+use super::indexing::{IndexingStats, index_documents};
+use crate::adapt::Load;
+use crate::bulk::{DocOutcome, IndexedDocument};
+use crate::config::Config;
+use crate::event::KinesisEventIn;
+use crate::record::{self, Batch, Document, Record};
+
+/// Sends, once, the plain form of every document of `batch` that the cluster refused for its mapping
+/// (`Failure::refused_for_its_mapping`) and that preprocessing had reshaped (its plain form differs from what was
+/// sent). Each such document takes the plain form's outcome and source: written, it counts in
+/// `stats.unstructured`; refused again, it is rejected as it came; asked for later, it is parked or goes back in its
+/// plain form. A document that was not reshaped keeps its refusal.
+///
+/// Not a retry: a refusal for its mapping is a 400 the same document always meets, never a 429; the plain form is
+/// another document, sent once in the invocation through the same stage (chunks, holds, the deadline), and never
+/// reshaped, so never sent a third time.
+#[allow(clippy::too_many_arguments)]
+pub async fn index_plain_forms(
+    client: &Elasticsearch,
+    event: &KinesisEventIn,
+    batch: &mut Batch<Record, IndexedDocument>,
+    config: &Config,
+    deadline: Instant,
+    margin: Duration,
+    load: &Load,
+    stats: &mut IndexingStats,
+) {
+    let (positions, plain) = plain_forms_of_refused(event, batch, config);
+    if plain.is_empty() {
+        return;
+    }
+    let refusals: Vec<_> =
+        positions.iter().filter_map(|&doc| batch.documents[doc].outcome.failure().cloned()).collect();
+    let started = Instant::now();
+    let (answered, plain_stats) = index_documents(client, plain, config, deadline, margin, load).await;
+    stats.add(&plain_stats);
+    stats.elapsed += started.elapsed();
+    let mut written = 0;
+    for (&doc, answer) in positions.iter().zip(answered) {
+        written += usize::from(matches!(answer.outcome, DocOutcome::Indexed | DocOutcome::AlreadyThere));
+        batch.documents[doc] = answer;
+    }
+    stats.unstructured += written;
+    let fields: BTreeSet<&str> = refusals.iter().filter_map(|failure| failure.mapping_field()).collect();
+    let first = &refusals[0];
+    tracing::warn!(
+        documents = refusals.len(),
+        indexed_plain = written,
+        fields = %fields.into_iter().collect::<Vec<_>>().join(","),
+        status = first.status.unwrap_or_default(),
+        error_type = %first.error_type,
+        reason = %first.reason,
+        "Documents refused for their mapping once structured were sent as they came (their message as text, \
+         nothing added): a field of theirs has another type in the index; documents_unstructured counts those \
+         indexed so"
+    );
+}
+
+/// The batch positions of the documents refused for their mapping whose plain form differs from what was sent,
+/// and their plain forms at the same `_index` and `_id`.
+fn plain_forms_of_refused(
+    event: &KinesisEventIn,
+    batch: &Batch<Record, IndexedDocument>,
+    config: &Config,
+) -> (Vec<usize>, Vec<Document>) {
+    let mut positions = Vec::new();
+    let mut plain = Vec::new();
+    // A record's plain forms, decoded once for all of its refused documents.
+    let mut decoded: Option<(usize, Vec<Vec<u8>>)> = None;
+    for (doc, IndexedDocument { document, outcome }) in batch.documents.iter().enumerate() {
+        if !outcome.failure().is_some_and(|failure| failure.refused_for_its_mapping()) {
+            continue;
+        }
+        let record = document.record;
+        if decoded.as_ref().is_none_or(|(of, _)| *of != record) {
+            decoded = Some((record, record::plain_sources(event, config, record)));
+        }
+        let (_, sources) = decoded.as_ref().expect("decoded above");
+        let first = batch.records[record].documents().start;
+        match sources.get(doc - first) {
+            Some(source) if *source != document.source => {
+                positions.push(doc);
+                plain.push(Document { source: source.clone(), ..document.clone() });
+            }
+            _ => {}
+        }
+    }
+    (positions, plain)
+}

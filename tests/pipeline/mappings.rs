@@ -1,0 +1,97 @@
+//! Real loggers' lines mixed in one index, every setting at its default, against the double's dynamic mapping:
+//! every log event is indexed once, structured where the index's mapping takes it, as it came where it does not.
+//! The lines are public loggers' own (`tests/fixtures/real_log_lines.json` names each source).
+
+use kinesis_es_indexer::Outcome::*;
+use serde_json::{Value, json};
+use testkit::gzip;
+
+use crate::support::*;
+
+/// The fixture's groups: a log group and its lines, each group one function's CloudWatch Logs subscription.
+fn real_log_lines() -> Vec<(String, Vec<String>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/real_log_lines.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let groups = fixture["groups"].as_array().unwrap();
+    let text = |value: &Value| value.as_str().unwrap().to_owned();
+    groups
+        .iter()
+        .map(|group| (text(&group["log_group"]), group["lines"].as_array().unwrap().iter().map(text).collect()))
+        .collect()
+}
+
+/// A gzip'd CloudWatch Logs data message of `log_group` holding `lines`, logged a second apart.
+fn envelope(log_group: &str, lines: &[String]) -> Vec<u8> {
+    let events: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| json!({"id": format!("{i}"), "timestamp": 1_795_334_390_000u64 + i as u64 * 1000, "message": line}))
+        .collect();
+    gzip(
+        &serde_json::to_vec(&json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": log_group,
+            "logStream": "2026/11/22/[$LATEST]abc", "subscriptionFilters": ["all"], "logEvents": events}))
+        .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn real_loggers_lines_in_one_index_are_each_indexed_once_structured_where_the_mapping_takes_them() {
+    let h = Harness::start(&[]).await;
+    let groups = real_log_lines();
+    let payloads: Vec<Vec<u8>> = groups.iter().map(|(log_group, lines)| envelope(log_group, lines)).collect();
+    let logs = Logs::capture();
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; groups.len()]);
+    let documents = h.es.documents();
+    let lines: usize = groups.iter().map(|(_, lines)| lines.len()).sum();
+    assert_eq!(documents.len(), lines, "one document per log event, none twice");
+    // Which events the index holds as they came: their `message` is the whole line.
+    let mut plain = Vec::new();
+    for (record, (_, lines)) in groups.iter().enumerate() {
+        for (position, line) in lines.iter().enumerate() {
+            let held: Vec<&Value> =
+                documents.iter().filter(|(_, id, _)| *id == doc_id(record, position)).map(|(_, _, d)| d).collect();
+            assert_eq!(held.len(), 1, "event {record}.{position} is in the index once");
+            if held[0]["message"] == json!(line) && line.starts_with('{') {
+                plain.push((record, position));
+            }
+        }
+    }
+    // The test's own reading of the lines, in the order one bulk request carries them:
+    // - 2.0: ECS's `service` is an object; Powertools' lines (record 0) mapped `service` as text;
+    // - 3.0: Lambda's JSON format with a number as `message`, set aside under `json.message`, which Powertools'
+    //   object `message` (0.1, also set aside) mapped as an object;
+    // - 4.2: a platform record whose `record` is a string, after `platform.start` mapped `record` as an object.
+    assert_eq!(plain, [(2, 0), (3, 0), (4, 2)]);
+    assert_eq!(report.summary.indexing.unstructured, plain.len());
+    assert_eq!((report.summary.documents_rejected, report.summary.count(Rejected)), (0, 0));
+    let warned = logs.matching("WARN", "Documents refused for their mapping");
+    assert_eq!(warned.len(), 1, "once per invocation");
+    assert_eq!(warned[0]["fields"], "json.message,record,service");
+    assert_eq!((warned[0]["documents"].as_u64(), warned[0]["indexed_plain"].as_u64()), (Some(3), Some(3)));
+
+    // Structured where it fits: the logger's time at `@timestamp` in RFC 3339, once; an object `message` aside.
+    let document = |record: usize, position: usize| {
+        documents.iter().find(|(_, id, _)| *id == doc_id(record, position)).map(|(_, _, d)| d.clone()).unwrap()
+    };
+    let powertools = document(0, 0);
+    assert_eq!(
+        (powertools["@timestamp"].as_str(), powertools["service"].as_str()),
+        (Some("2021-05-03T11:47:12.494Z"), Some("payment"))
+    );
+    assert!(powertools.get("timestamp").is_none(), "{powertools}");
+    assert_eq!(document(0, 1)["json"]["message"]["operation"], "collect_payment");
+    assert!(document(0, 1)["message"].is_null());
+    assert_eq!(document(0, 3)["@timestamp"], "2023-10-09T21:33:55.734Z", "-0400 read as its zone");
+    assert_eq!(document(2, 1)["@timestamp"], "2020-03-20T14:12:46.123Z", "ECS's own, as it came");
+    assert_eq!(document(4, 0)["@timestamp"], "2022-10-21T14:05:03.165Z", "a platform record's time");
+    // As it came: the line as its message, the envelope's fields, stamped by the event's time.
+    let ecs = document(2, 0);
+    assert_eq!(
+        (ecs["aws"]["cloudwatch"]["log_group"].as_str(), ecs["@timestamp"].as_str()),
+        (Some("/aws/lambda/myapp"), Some("2026-11-22T07:59:50.000Z"))
+    );
+    assert!(ecs.get("service").is_none() && ecs.get("log.level").is_none(), "{ecs}");
+}
