@@ -489,8 +489,8 @@ def report(sources, results, cannot, dry_run):
             replayed.append(source)
         for entry in rejected_here:
             print(
-                f"    rejected {entry['where']}: {entry['reason']} (the document's own fault: not retried; the object "
-                f"is kept, the document begins {entry.get('excerpt', '')!r})"
+                f"    rejected {entry['where']}: {entry['reason']} (refused for its own fault: the object is kept for a "
+                f"replay once the mapping or the document is fixed; the document begins {entry.get('excerpt', '')!r})"
             )
     for source, why in cannot.items():
         print(f"CANNOT        {source}: {why}")
@@ -498,8 +498,8 @@ def report(sources, results, cannot, dry_run):
         print(
             f"\n{len(replayed)} of {len(sources) + len(cannot)} objects replayed in full; "
             f"{done['records']} records and {done['documents']} documents replayed, {not_done['records']} records "
-            f"and {not_done['documents']} documents not; {rejected} documents rejected for their own fault (listed "
-            f"above, not retried); {len(cannot)} objects cannot be replayed. "
+            f"and {not_done['documents']} documents not; {rejected} documents refused for their own fault (listed "
+            f"above, their objects kept); {len(cannot)} objects cannot be replayed. "
             "Objects not replayed in full are kept; run again once the cause is fixed (replaying twice writes "
             "nothing twice)."
         )

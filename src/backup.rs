@@ -3,9 +3,11 @@
 //!
 //! Each backed-up line's `rawData` is what this function put to Firehose (`firehose::entry`): the document with its
 //! target (`FIREHOSE_TARGET_FIELD`, `{"_id":…,"_index":…}`) first. The replay writes it at that `_index` and `_id`,
-//! without that field, with `create` (409: already there), so replaying twice writes nothing twice. A document that
-//! Firehose's last attempt found at fault itself (a mapping error) is not sent again: it is reported with the
-//! cluster's reason. `scripts/replay.py` reads the bucket; `src/bin/replay.rs` runs this.
+//! without that field, with `create` (409: already there), so replaying twice writes nothing twice. The dead letter
+//! (`dead_letter`) writes its lines in the same format. Every document is offered again, whatever its last error:
+//! one refused for its own fault (a mapping error) may be taken once the mapping is fixed; refused again, it is
+//! reported with the cluster's reason and its object kept. `scripts/replay.py` reads the bucket;
+//! `src/bin/replay.rs` runs this.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::bulk::DocOutcome;
-use crate::cause::{self, Cause, Failure, Outcome};
+use crate::cause::{Failure, Outcome};
 use crate::handler::Deps;
 use crate::record::{Document, take_prepended_field};
 
@@ -39,7 +41,7 @@ pub struct BackedUp {
 pub enum Replayed {
     Indexed,
     AlreadyThere,
-    /// The document's own fault (Firehose's last error, or the cluster's answer now): reported, never sent again.
+    /// Refused again for its own fault (the cluster's answer now): reported, its object kept for a later replay.
     Rejected(Failure),
     /// Not written for a reason of the cluster's or the configuration's: kept in the bucket for a later replay.
     NotReplayed(Failure),
@@ -97,10 +99,9 @@ pub async fn replay(lines: &[BackedUp], deadline: Instant, margin: Duration, dep
     let mut documents = Vec::new();
     let mut positions = Vec::new();
     for (position, line) in lines.iter().enumerate() {
-        match (document_of(line, position, &deps.config.firehose_target_field), own_fault(line)) {
-            (Err(why), _) => outcomes[position] = Some(Replayed::Unreadable(why)),
-            (Ok(_), Some(failure)) => outcomes[position] = Some(Replayed::Rejected(failure)),
-            (Ok(document), None) => {
+        match document_of(line, position, &deps.config.firehose_target_field) {
+            Err(why) => outcomes[position] = Some(Replayed::Unreadable(why)),
+            Ok(document) => {
                 documents.push(document);
                 positions.push(position);
             }
@@ -150,32 +151,6 @@ fn document_of(line: &BackedUp, position: usize, target_field: &str) -> Result<D
         id: target._id.or_else(|| line.es_document_id.clone()),
         index: Arc::from(target._index),
         source,
-    })
-}
-
-/// Firehose's last error for the line, when it says the document itself is at fault: the one classifier
-/// (`cause::refusal_cause`) judges its status, `error.type` and reason.
-fn own_fault(line: &BackedUp) -> Option<Failure> {
-    let status: u16 = line.error_code.trim().parse().ok()?;
-    if !(400..500).contains(&status) || matches!(status, 408 | 409 | 413 | 429) {
-        return None;
-    }
-    #[derive(Deserialize)]
-    struct Error {
-        #[serde(rename = "type")]
-        error_type: String,
-        #[serde(default)]
-        reason: String,
-    }
-    let (error_type, reason) = match serde_json::from_str::<Error>(&line.error_message) {
-        Ok(error) => (error.error_type, error.reason),
-        Err(_) => (crate::bulk::type_of_text_error(&line.error_message), line.error_message.clone()),
-    };
-    (cause::refusal_cause(status, &error_type, &reason) == Cause::Document).then_some(Failure {
-        cause: Cause::Document,
-        status: Some(status),
-        error_type,
-        reason,
     })
 }
 
@@ -279,18 +254,5 @@ mod tests {
         let raw = String::from_utf8(entry.data).unwrap();
         let back = document_of(&line(raw.trim_end_matches('\n'), "429", ""), 0, "es_target").unwrap();
         assert_eq!(back, document);
-    }
-
-    #[test]
-    fn only_a_documents_own_fault_keeps_it_from_being_sent_again() {
-        let own = |code: &str, message: &str| own_fault(&line("{}", code, message)).map(|f| f.error_type);
-        let mapping = r#"{"type":"document_parsing_exception","reason":"failed to parse field [n]"}"#;
-        assert_eq!(own("400", mapping).as_deref(), Some("document_parsing_exception"));
-        assert_eq!(own("400", "MapperParsingException[failed to parse]").as_deref(), Some("mapper_parsing_exception"));
-        assert_eq!(own("429", r#"{"type":"es_rejected_execution_exception","reason":"full"}"#), None);
-        assert_eq!(own("503", r#"{"type":"unavailable_shards_exception","reason":"node left"}"#), None);
-        assert_eq!(own("403", r#"{"type":"cluster_block_exception","reason":"read-only"}"#), None, "the cluster's");
-        assert_eq!(own("404", r#"{"type":"index_not_found_exception","reason":"no such index"}"#), None);
-        assert_eq!(own("OS.ConnectionFailed", "connection refused"), None, "not a status: sent again");
     }
 }

@@ -35,6 +35,9 @@ pub enum Cause {
     FirehoseRefused,
     /// Kinesis redelivers the record anyway, because an earlier record of its shard goes back: it is settled then.
     RedeliveredAnyway,
+    /// S3 did not take the dead letter this time (throttled, unreachable, time ran out): the record holding a
+    /// rejected document goes back to Kinesis rather than lose it.
+    DeadLetterRefused,
     /// Nothing to index by design (a CloudWatch Logs control message).
     NothingToIndex,
 }
@@ -52,7 +55,8 @@ impl Cause {
             | Cause::Unknown
             | Cause::Deadline
             | Cause::FirehoseRefused
-            | Cause::RedeliveredAnyway => Outcome::BackToKinesis,
+            | Cause::RedeliveredAnyway
+            | Cause::DeadLetterRefused => Outcome::BackToKinesis,
         }
     }
 
@@ -92,6 +96,7 @@ impl Cause {
             Cause::Deadline => "deadline",
             Cause::FirehoseRefused => "firehose_refused",
             Cause::RedeliveredAnyway => "redelivered_anyway",
+            Cause::DeadLetterRefused => "dead_letter_refused",
             Cause::NothingToIndex => "nothing_to_index",
         }
     }
@@ -103,12 +108,13 @@ impl Cause {
         match self {
             Cause::ClusterBusy | Cause::ClusterSaturated => Some(Pace::Busy),
             Cause::Unknown => Some(Pace::Away),
-            Cause::Misconfigured(Fix::FirehoseStream) => None,
+            Cause::Misconfigured(Fix::FirehoseStream | Fix::DeadLetterBucket) => None,
             Cause::Misconfigured(_) => Some(Pace::Away),
             Cause::Document
             | Cause::Deadline
             | Cause::FirehoseRefused
             | Cause::RedeliveredAnyway
+            | Cause::DeadLetterRefused
             | Cause::NothingToIndex => None,
         }
     }
@@ -173,6 +179,8 @@ pub enum Fix {
     Access,
     /// The delivery stream does not exist, or may not be written (permissions, its KMS key, its source).
     FirehoseStream,
+    /// The dead letter's bucket does not exist, or may not be written (permissions, its KMS key, credentials).
+    DeadLetterBucket,
     /// A refusal the indexer does not know as a document's own fault: kept in Kinesis rather than lost.
     Unrecognized,
 }
@@ -190,6 +198,7 @@ impl Fix {
             Fix::ClusterBlock => "cluster_block",
             Fix::Access => "access_denied",
             Fix::FirehoseStream => "firehose_misconfigured",
+            Fix::DeadLetterBucket => "dead_letter_misconfigured",
             Fix::Unrecognized => "unrecognized_refusal",
         }
     }
@@ -226,6 +235,10 @@ impl Fix {
             Fix::FirehoseStream => {
                 "create the delivery stream FIREHOSE_STREAM_NAME, or let the function's role write it \
                  (firehose:PutRecordBatch, its KMS key)"
+            }
+            Fix::DeadLetterBucket => {
+                "create the bucket DEAD_LETTER_BUCKET, or let the function's role write it (s3:PutObject on \
+                 DEAD_LETTER_PREFIX, its KMS key); or unset DEAD_LETTER_BUCKET to only log rejected documents"
             }
             Fix::Unrecognized => {
                 "the cluster refused with an error the indexer does not know as a document's own fault, so the \
@@ -313,6 +326,15 @@ impl Failure {
         match stream_unusable {
             true => Failure::ours(Cause::Misconfigured(Fix::FirehoseStream), "firehose_misconfigured", reason),
             false => Failure::ours(Cause::FirehoseRefused, "firehose_refused", reason),
+        }
+    }
+
+    /// S3 did not keep the dead letter: its bucket is unusable to us (missing, forbidden, no credentials: someone
+    /// must fix it), or it refused, throttled, did not answer, or time ran out (a redelivery may keep it).
+    pub fn not_kept(bucket_unusable: bool, reason: impl Into<String>) -> Failure {
+        match bucket_unusable {
+            true => Failure::ours(Cause::Misconfigured(Fix::DeadLetterBucket), "dead_letter_misconfigured", reason),
+            false => Failure::ours(Cause::DeadLetterRefused, "dead_letter_refused", reason),
         }
     }
 

@@ -61,6 +61,9 @@ pub struct Config {
     pub firehose_target_field: String,
     /// How many times one Firehose entry is offered before it goes back to Kinesis.
     pub firehose_max_attempts: u32,
+    /// Where documents the cluster rejects for their own fault are kept whole (`DEAD_LETTER_BUCKET`, an S3 bucket,
+    /// and `DEAD_LETTER_PREFIX`); `None`: they are logged only.
+    pub dead_letter: Option<DeadLetterPlace>,
     pub bulk_max_bytes: usize,
     pub bulk_max_docs: usize,
     pub bulk_concurrency: usize,
@@ -93,6 +96,15 @@ pub struct Config {
     /// What is done to documents on the way: structured messages, filters, static fields, provenance.
     pub preprocess: Preprocess,
 }
+
+/// The dead letter's S3 bucket and the prefix of its objects' keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPlace {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+pub const DEFAULT_DEAD_LETTER_PREFIX: &str = "rejected-documents/";
 
 /// Where a document's `_id` comes from (`ES_DOC_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +197,20 @@ impl Config {
             ));
         }
 
+        let dead_letter = match get("DEAD_LETTER_BUCKET") {
+            None => None,
+            Some(bucket) => {
+                // S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and hyphens.
+                let valid = (3..=63).contains(&bucket.len())
+                    && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+                if !valid {
+                    return Err(problem("DEAD_LETTER_BUCKET", format!("expects an S3 bucket name, got {bucket:?}")));
+                }
+                let prefix = get("DEAD_LETTER_PREFIX").unwrap_or_else(|| DEFAULT_DEAD_LETTER_PREFIX.to_owned());
+                Some(DeadLetterPlace { bucket, prefix })
+            }
+        };
+
         Ok(Config {
             es_url,
             auth,
@@ -193,6 +219,7 @@ impl Config {
             firehose_stream: get("FIREHOSE_STREAM_NAME"),
             firehose_target_field,
             firehose_max_attempts: number(&get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
+            dead_letter,
             bulk_max_bytes: number(&get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
             bulk_max_docs: number(&get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
             bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
@@ -496,6 +523,29 @@ mod tests {
         assert_eq!(config.firehose_stream, None);
         assert_eq!(config.auth, EsAuth::None);
         assert_eq!(config.compression, Compression::Gzip);
+        assert_eq!(config.dead_letter, None);
+    }
+
+    #[test]
+    fn the_dead_letter_is_a_bucket_and_a_prefix() {
+        let place = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("ES_URL", "http://h")];
+            all.extend_from_slice(pairs);
+            config(&all).map(|config| config.dead_letter)
+        };
+        let expected = |bucket: &str, prefix: &str| DeadLetterPlace { bucket: bucket.into(), prefix: prefix.into() };
+        assert_eq!(
+            place(&[("DEAD_LETTER_BUCKET", "stack-failedbatches-1a2b")]).unwrap(),
+            Some(expected("stack-failedbatches-1a2b", "rejected-documents/"))
+        );
+        assert_eq!(
+            place(&[("DEAD_LETTER_BUCKET", "b.c-d"), ("DEAD_LETTER_PREFIX", "dl/")]).unwrap(),
+            Some(expected("b.c-d", "dl/"))
+        );
+        assert_eq!(place(&[("DEAD_LETTER_PREFIX", "dl/")]).unwrap(), None, "no bucket, no dead letter");
+        for invalid in ["Upper", "ab", "s3://bucket", "a_b"] {
+            assert_eq!(place(&[("DEAD_LETTER_BUCKET", invalid)]).unwrap_err().variable, "DEAD_LETTER_BUCKET");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::adapt::Load;
 use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::cause::{Cause, Failure, Fix, Pace};
 use crate::config::{Config, EsAuth};
+use crate::dead_letter::{self, DeadLetter};
 use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
 use crate::event::KinesisEventIn;
@@ -29,6 +30,8 @@ pub struct Deps {
     pub config: Config,
     pub elasticsearch: Elasticsearch,
     pub firehose: Option<Firehose>,
+    /// Where documents the cluster rejects for their own fault are kept (`DEAD_LETTER_BUCKET`).
+    pub dead_letter: Option<DeadLetter>,
     /// Where the cluster's credentials live, with `ES_SECRET_ARN`.
     pub secret: Option<SecretCredentials>,
     /// What one invocation leaves for the next ones of the same process.
@@ -65,8 +68,9 @@ impl Deps {
     /// Builds the clients for `config`: the Elasticsearch transport, and a Firehose client from the AWS SDK's
     /// standard configuration (region, credentials chain, `AWS_ENDPOINT_URL_FIREHOSE`) when a stream is named.
     pub async fn connect(config: Config) -> Result<Deps, Error> {
-        let needs_aws =
-            config.firehose_stream.is_some() || matches!(config.auth, EsAuth::SigV4 { .. } | EsAuth::Secret { .. });
+        let needs_aws = config.firehose_stream.is_some()
+            || config.dead_letter.is_some()
+            || matches!(config.auth, EsAuth::SigV4 { .. } | EsAuth::Secret { .. });
         let shared = match needs_aws {
             true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
             false => None,
@@ -84,6 +88,16 @@ impl Deps {
             }
             _ => None,
         };
+        let dead_letter = match (&config.dead_letter, &shared) {
+            (Some(place), Some(shared)) => {
+                // A custom endpoint (`AWS_ENDPOINT_URL_S3`: a local S3, a VPC interface endpoint) is addressed by
+                // path; AWS's own endpoints by the bucket's virtual host.
+                let path_style = shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+                let s3_config = aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style).build();
+                Some(DeadLetter::new(aws_sdk_s3::Client::from_conf(s3_config), place.clone()))
+            }
+            _ => None,
+        };
         let secret = match (&config.auth, &shared) {
             (EsAuth::Secret { arn }, Some(shared)) => {
                 let secret = SecretCredentials::new(aws_sdk_secretsmanager::Client::new(shared), arn.clone());
@@ -92,7 +106,7 @@ impl Deps {
             }
             _ => None,
         };
-        Ok(Deps { config, elasticsearch, firehose, secret, warm: Arc::default() })
+        Ok(Deps { config, elasticsearch, firehose, dead_letter, secret, warm: Arc::default() })
     }
 }
 
@@ -142,11 +156,13 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
         None => FirehoseAnswer::NotConfigured,
         Some(_) => FirehoseAnswer::Answered { refused: &delivery.refused },
     };
-    let batch = route::settle(batch, plan, firehose_answer);
-    log_failures(&batch, config.log_excerpt_bytes);
+    let mut batch = route::settle(batch, plan, firehose_answer);
+    let kept = keep_rejected(&mut batch, deadline, margin, deps).await;
+    log_failures(&batch, config.log_excerpt_bytes, kept.as_ref().map(|(address, _)| address.as_str()));
     let pace_reason = pace_reason(&batch);
     let paced = pace(pace_reason, deadline, margin, deps).await;
     let mut report = Report::new(batch, indexing, delivery.stats, indexed_at, started.elapsed());
+    report.summary.documents_dead_lettered = kept.map_or(0, |(_, documents)| documents);
     report.summary.probe = probe;
     report.summary.paced = paced;
     report.summary.paced_because = pace_reason.filter(|_| !paced.is_zero());
@@ -222,9 +238,49 @@ async fn park_in_firehose(
     firehose.put(entries, deadline, margin).await
 }
 
+/// Keeps the documents the cluster rejected for their own fault in the dead letter, when one is configured: those of
+/// records that are settled (rejected, or parked in Firehose); a record going back is judged again on its
+/// redelivery. Returns where they were kept and how many; when S3 does not take them, their records go back to
+/// Kinesis instead, so that no rejected document is lost (bounded, as every record, by the mapping's retry policy).
+async fn keep_rejected(
+    batch: &mut Batch<SettledRecord, IndexedDocument>,
+    deadline: Instant,
+    margin: Duration,
+    deps: &Deps,
+) -> Option<(String, usize)> {
+    let dead_letter = deps.dead_letter.as_ref()?;
+    let mut records = Vec::new();
+    let mut rejected = Vec::new();
+    for (position, SettledRecord { record, fate }) in batch.records.iter().enumerate() {
+        if !matches!(fate.outcome, Outcome::Rejected | Outcome::ToFirehose) {
+            continue;
+        }
+        let before = rejected.len();
+        for IndexedDocument { document, outcome } in &batch.documents[record.documents()] {
+            if let Some(failure) = outcome.failure().filter(|failure| failure.cause == Cause::Document) {
+                rejected.push(dead_letter::Rejected { document, failure, provenance: &record.provenance });
+            }
+        }
+        if rejected.len() > before {
+            records.push(position);
+        }
+    }
+    if rejected.is_empty() {
+        return None;
+    }
+    let target_field = &deps.config.firehose_target_field;
+    match dead_letter.keep(&rejected, target_field, deadline, margin).await {
+        Ok(address) => Some((address, rejected.len())),
+        Err(failure) => {
+            route::send_back(batch, &records, &failure);
+            None
+        }
+    }
+}
+
 /// One ERROR line per rejected document or record, with everything needed to find and fix it; one line per
 /// distinct reason for records going back to Kinesis: ERROR with what to fix when someone must act, else WARN.
-fn log_failures(batch: &Batch<SettledRecord, IndexedDocument>, excerpt_bytes: usize) {
+fn log_failures(batch: &Batch<SettledRecord, IndexedDocument>, excerpt_bytes: usize, dead_letter: Option<&str>) {
     let mut back: BTreeMap<(Cause, &str, &str), (usize, &Provenance, &Failure)> = BTreeMap::new();
     for SettledRecord { record: Record { provenance, decoded }, fate } in &batch.records {
         let sequence_number = provenance.sequence_number.as_deref().unwrap_or("none");
@@ -262,7 +318,9 @@ fn log_failures(batch: &Batch<SettledRecord, IndexedDocument>, excerpt_bytes: us
                         error_type = %failure.error_type,
                         reason = %failure.reason,
                         excerpt = %record::excerpt(&document.source, excerpt_bytes),
-                        "Document rejected by Elasticsearch: it will not be retried"
+                        dead_letter = dead_letter.unwrap_or("none (DEAD_LETTER_BUCKET is not set)"),
+                        "Document rejected by Elasticsearch: it will not be retried; dead_letter names the object that \
+                         keeps it whole"
                     );
                 }
             }
@@ -279,6 +337,9 @@ fn log_failures(batch: &Batch<SettledRecord, IndexedDocument>, excerpt_bytes: us
         let (status, cause) = (failure.status.unwrap_or_default(), failure.cause.name());
         match failure.cause.fix() {
             // Whose refusal it is: the delivery stream's (missing, forbidden to us), or the cluster's.
+            Some(Fix::DeadLetterBucket) => {
+                tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, cause, error_type = %failure.error_type, reason = %failure.reason, fix = Fix::DeadLetterBucket.hint(), "Records go back to Kinesis: the dead letter cannot keep their rejected documents until this is fixed")
+            }
             Some(Fix::FirehoseStream) => {
                 tracing::error!(records = count, shard_id = %first.shard_id, first_sequence_number = sequence_number, status, cause, error_type = %failure.error_type, reason = %failure.reason, fix = Fix::FirehoseStream.hint(), "Records go back to Kinesis: Firehose cannot take their retry-later documents until this is fixed")
             }
@@ -308,6 +369,8 @@ pub struct Summary {
     pub documents_undated: usize,
     /// Documents the filters dropped (`FILTER_INCLUDE`, `FILTER_EXCLUDE`): never indexed, not in `documents`.
     pub documents_filtered: usize,
+    /// Rejected documents kept whole in the dead letter (`DEAD_LETTER_BUCKET`).
+    pub documents_dead_lettered: usize,
     /// What the indexing stage did: requests, bytes, time, and the concurrency and body limit it ended at.
     pub indexing: elasticsearch::IndexingStats,
     /// What the Firehose step did: calls, entries accepted and failed, time.
@@ -369,6 +432,7 @@ impl Summary {
             documents_undated = self.documents_undated,
             documents_filtered = self.documents_filtered,
             documents_unstructured = self.indexing.unstructured,
+            documents_dead_lettered = self.documents_dead_lettered,
             bulk_requests = self.indexing.requests,
             body_bytes = self.indexing.body_bytes,
             bytes_sent = self.indexing.bytes_sent,
@@ -424,6 +488,7 @@ impl Report {
             timestamps_out_of_range: batch.timestamps_out_of_range,
             documents_undated: batch.undated,
             documents_filtered: batch.filtered,
+            documents_dead_lettered: 0,
             indexing,
             firehose,
             elapsed,

@@ -14,6 +14,7 @@ pub mod bulk;
 pub mod cause;
 pub mod chunk;
 pub mod config;
+pub mod dead_letter;
 pub mod elasticsearch;
 pub mod error;
 pub mod event;

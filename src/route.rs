@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::cause::{Failure, Outcome};
-use crate::record::{Batch, Decoded, Record};
+use crate::record::{Batch, Decoded, Provenance, Record};
 
 /// A record's outcome and, for every outcome but indexed and already there, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +92,27 @@ fn settled_fates(plan: Plan, records: &[Record], firehose: FirehoseAnswer) -> Ve
         }
         // A record parked in Firehose stays there (it cannot be taken back); a rejected one after a record now
         // going back is left to the redelivery.
-        leave_to_redelivery(&mut fates, records, &[Outcome::Rejected]);
+        leave_to_redelivery(&mut fates, &provenances(records), &[Outcome::Rejected]);
     }
     fates
+}
+
+/// Sends `records` back to Kinesis for `failure` after they were settled (the dead letter did not keep their
+/// rejected documents); a rejected record after one of them in its shard is left to the redelivery with them.
+pub fn send_back(batch: &mut Batch<SettledRecord, IndexedDocument>, records: &[usize], failure: &Failure) {
+    let mut fates: Vec<RecordFate> = batch.records.iter().map(|settled| settled.fate.clone()).collect();
+    for &record in records {
+        fates[record] = fate(Outcome::BackToKinesis, Some(failure.clone()));
+    }
+    let provenances: Vec<&Provenance> = batch.records.iter().map(|settled| &settled.record.provenance).collect();
+    leave_to_redelivery(&mut fates, &provenances, &[Outcome::Rejected]);
+    for (settled, fate) in batch.records.iter_mut().zip(fates) {
+        settled.fate = fate;
+    }
+}
+
+fn provenances(records: &[Record]) -> Vec<&Provenance> {
+    records.iter().map(|record| &record.provenance).collect()
 }
 
 /// Each record's fate from its documents' outcomes alone, "retry later" headed for Firehose when one is configured
@@ -105,7 +123,7 @@ fn headed_for_firehose(batch: &Batch<Record, IndexedDocument>, firehose_configur
         .iter()
         .map(|record| from_documents(record, &batch.documents[record.documents()], firehose_configured))
         .collect();
-    leave_to_redelivery(&mut fates, &batch.records, &[Outcome::ToFirehose, Outcome::Rejected]);
+    leave_to_redelivery(&mut fates, &provenances(&batch.records), &[Outcome::ToFirehose, Outcome::Rejected]);
     fates
 }
 
@@ -147,19 +165,18 @@ fn from_documents(record: &Record, documents: &[IndexedDocument], firehose_confi
 
 /// Records at or after the lowest sequence number going back to Kinesis in their shard will be redelivered: those
 /// whose outcome is one of `pulled` (not yet written) are left to that redelivery.
-fn leave_to_redelivery(fates: &mut [RecordFate], records: &[Record], pulled: &[Outcome]) {
+fn leave_to_redelivery(fates: &mut [RecordFate], provenances: &[&Provenance], pulled: &[Outcome]) {
     let mut lowest: HashMap<&str, &str> = HashMap::new();
-    for (record, fate) in records.iter().zip(fates.iter()) {
-        let Some(sequence) = record.provenance.sequence_number.as_deref() else { continue };
+    for (provenance, fate) in provenances.iter().zip(fates.iter()) {
+        let Some(sequence) = provenance.sequence_number.as_deref() else { continue };
         if fate.outcome == Outcome::BackToKinesis {
-            let entry = lowest.entry(&record.provenance.shard_id).or_insert(sequence);
+            let entry = lowest.entry(&provenance.shard_id).or_insert(sequence);
             if compare_sequence_numbers(sequence, entry) == Ordering::Less {
                 *entry = sequence;
             }
         }
     }
-    for (record, fate) in records.iter().zip(fates.iter_mut()) {
-        let provenance = &record.provenance;
+    for (provenance, fate) in provenances.iter().zip(fates.iter_mut()) {
         let (Some(sequence), Some(first_back)) =
             (provenance.sequence_number.as_deref(), lowest.get(provenance.shard_id.as_str()))
         else {

@@ -1,5 +1,5 @@
 //! Local doubles for kinesis-es-indexer's tests and local runs: an Elasticsearch-compatible `_bulk` endpoint, an
-//! Amazon Data Firehose `PutRecordBatch` endpoint and the Lambda Runtime API, each on 127.0.0.1 at a port chosen at run time, stopped on drop.
+//! Amazon Data Firehose `PutRecordBatch` endpoint, an S3 `PutObject` endpoint and the Lambda Runtime API, each on 127.0.0.1 at a port chosen at run time, stopped on drop.
 //!
 //! They answer with the real response shapes (taken from Elasticsearch's and Firehose's API references) and can be
 //! told to misbehave the way production clusters do. Test tools, not products: small and honest. Beside them,
@@ -11,12 +11,14 @@ pub mod firehose;
 pub mod kpl;
 pub mod lambda_api;
 pub mod proxy;
+pub mod s3;
 mod server;
 
 pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check, WritePool};
 pub use firehose::{FirehoseDouble, FirehoseFault};
 pub use lambda_api::{Answer, LambdaApiDouble};
 pub use proxy::BodyLimitProxy;
+pub use s3::S3Double;
 
 /// The most resident memory process `pid` has used (VmHWM from `/proc/<pid>/status`), in bytes: what the function
 /// process needs, for the memory tests and the bench.

@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod busy;
+mod dead_letter;
 mod faults;
 mod firehose_mock;
 mod invariant;

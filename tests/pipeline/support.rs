@@ -121,7 +121,7 @@ pub fn deps_with_aws_credentials(
             double.url(),
         )
     });
-    Deps { config, elasticsearch, firehose, secret: None, warm: Default::default() }
+    Deps { config, elasticsearch, firehose, dead_letter: None, secret: None, warm: Default::default() }
 }
 
 /// The sequence number of the `i`th record of a test batch: 56 digits, growing, as Kinesis makes them.

@@ -1,0 +1,164 @@
+//! The dead letter (`DEAD_LETTER_BUCKET`): a document the cluster rejects for its own fault is kept whole in S3, in
+//! Firehose's backup format, and comes back with the replay once the mapping is fixed; when S3 does not take it,
+//! its record goes back to Kinesis. Every delivery is checked by the invariant.
+
+use std::time::Duration;
+
+use kinesis_es_indexer::Outcome::*;
+use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
+use kinesis_es_indexer::dead_letter::DeadLetter;
+use serde_json::{Value, json};
+use testkit::S3Double;
+
+use crate::support::*;
+
+const BUCKET: &str = "stack-failedbatchesbucket-1a2b3c";
+/// The index the test records go to: they arrive on 2026-11-22.
+const INDEX: &str = "logs-2026.11.22";
+
+/// A harness whose dead letter writes to `s3`.
+async fn harness_with_dead_letter(s3: &S3Double) -> Harness {
+    let mut h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await;
+    let place = h.deps.config.dead_letter.clone().expect("configured");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("AKIDTEST", "test-secret", None, None, "test"))
+        .endpoint_url(s3.url())
+        .force_path_style(true)
+        .build();
+    h.deps.dead_letter = Some(DeadLetter::new(aws_sdk_s3::Client::from_conf(conf), place));
+    h
+}
+
+/// The lines of the dead letter's objects as `make replay` hands them to the replay (its `read_backup`): `rawData`
+/// decoded, without its newline.
+fn backed_up(s3: &S3Double) -> Vec<(String, Vec<Value>, Vec<BackedUp>)> {
+    use base64::Engine;
+    s3.objects()
+        .into_iter()
+        .map(|(key, body)| {
+            let lines: Vec<Value> =
+                String::from_utf8(body).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+            let backed_up = lines
+                .iter()
+                .enumerate()
+                .map(|(number, line)| {
+                    let raw = base64::engine::general_purpose::STANDARD.decode(line["rawData"].as_str().unwrap());
+                    BackedUp {
+                        line: number + 1,
+                        raw: String::from_utf8(raw.unwrap()).unwrap().trim_end_matches('\n').to_owned(),
+                        error_code: line["errorCode"].as_str().unwrap().to_owned(),
+                        error_message: line["errorMessage"].as_str().unwrap().to_owned(),
+                        es_document_id: line["esDocumentId"].as_str().map(str::to_owned),
+                    }
+                })
+                .collect();
+            (key, lines, backed_up)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_document_refused_for_its_mapping_is_kept_whole_and_replayed_once_the_mapping_is_fixed() {
+    let s3 = S3Double::start().await;
+    let h = harness_with_dead_letter(&s3).await;
+    // `level` is a number in this index: two producers' string levels are refused, the third record fits.
+    h.es.map_field(INDEX, "level", "long");
+    let sent = [
+        json!({"level": "INFO", "message": "order placed", "order": {"id": 7}}),
+        json!({"level": 3, "message": "order paid"}),
+        json!({"level": "WARN", "message": "order late"}),
+    ];
+    let logs = Logs::capture();
+
+    let report = h.deliver(&event(&json_payloads(&sent))).await;
+
+    assert_eq!(outcomes(&report), [Rejected, Indexed, Rejected]);
+    assert_eq!(report.summary.documents_dead_lettered, 2);
+    let objects = backed_up(&s3);
+    assert_eq!(objects.len(), 1, "one object per invocation");
+    let (key, lines, _) = &objects[0];
+    assert!(key.starts_with(&format!("{BUCKET}/rejected-documents/")), "{key}");
+    for (line, record) in lines.iter().zip([0, 2]) {
+        assert_eq!((line["esIndexName"].as_str(), line["errorCode"].as_str()), (Some(INDEX), Some("400")));
+        assert_eq!(line["esDocumentId"].as_str(), Some(doc_id(record, 0).as_str()));
+        assert_eq!(line["kinesisSequenceNumber"].as_str(), Some(sequence(record).as_str()));
+        let error: Value = serde_json::from_str(line["errorMessage"].as_str().unwrap()).unwrap();
+        assert!(error["reason"].as_str().unwrap().contains("[level]"), "{error}");
+    }
+    // Whole: the document the test sent, with the target the replay writes it at and the timestamp it was given.
+    let (_, _, documents) = &objects[0];
+    let mut kept: Value = serde_json::from_str(&documents[0].raw).unwrap();
+    assert_eq!(kept["es_target"], json!({"_id": doc_id(0, 0), "_index": INDEX}));
+    let kept = kept.as_object_mut().unwrap();
+    kept.remove("es_target");
+    kept.remove("@timestamp");
+    assert_eq!(Value::Object(kept.clone()), sent[0]);
+    let errors = logs.matching("ERROR", "Document rejected by Elasticsearch");
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().all(|line| line["dead_letter"] == format!("s3://{key}")), "{errors:?}");
+
+    // Replayed while the mapping still refuses them: listed again, nothing written.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    assert!(
+        replayed.iter().all(|r| matches!(r, Replayed::Rejected(f) if f.reason.contains("[level]"))),
+        "{replayed:?}"
+    );
+    // The operator maps `level` as text (a new index would take the template's mapping): each is written once.
+    h.es.map_field(INDEX, "level", "text");
+    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    assert_eq!(replayed, [Replayed::Indexed, Replayed::Indexed]);
+    for record in [0, 2] {
+        assert_eq!(h.es.version(INDEX, &doc_id(record, 0)), Some(1));
+    }
+    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    assert_eq!(replayed, [Replayed::AlreadyThere, Replayed::AlreadyThere], "a second replay writes nothing");
+    assert_eq!(h.es.documents().len(), 3);
+}
+
+#[tokio::test]
+async fn when_s3_does_not_take_the_dead_letter_the_records_go_back_to_kinesis_and_nothing_is_lost() {
+    let s3 = S3Double::start().await;
+    let h = harness_with_dead_letter(&s3).await;
+    h.es.map_field(INDEX, "level", "long");
+    let sent = [json!({"level": 1}), json!({"level": "INFO"}), json!({"level": 2}), json!({"level": "WARN"})];
+    let event = event(&json_payloads(&sent));
+    for (status, code, cause) in
+        [(503, "SlowDown", "dead_letter_refused"), (403, "AccessDenied", "dead_letter_misconfigured")]
+    {
+        s3.set_refusing(Some((status, code)));
+        let logs = Logs::capture();
+
+        let report = h.deliver(&event).await;
+
+        let written = outcomes(&report)[2];
+        assert!(matches!(written, Indexed | AlreadyThere), "{code}: the record that fits stays written");
+        assert_eq!(outcomes(&report), [written, BackToKinesis, written, BackToKinesis], "{code}");
+        let back: Vec<_> =
+            report.response().batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
+        assert_eq!(back, [sequence(1), sequence(3)]);
+        assert_eq!(report.records[1].fate.failure.as_ref().unwrap().cause.name(), cause);
+        assert_eq!(report.summary.documents_dead_lettered, 0);
+        assert!(logs.matching("ERROR", "Document rejected by Elasticsearch").is_empty(), "logged when settled");
+        if code == "AccessDenied" {
+            let errors = logs.matching("ERROR", "Records go back to Kinesis: the dead letter cannot keep");
+            assert_eq!(errors.len(), 1, "{code}");
+            assert!(errors[0]["fix"].as_str().unwrap().contains("DEAD_LETTER_BUCKET"));
+        }
+    }
+    assert!(s3.objects().is_empty());
+
+    // S3 takes it again: the redelivery keeps both, and writes nothing twice.
+    s3.set_refusing(None);
+    let report = h.deliver(&event).await;
+    assert_eq!(outcomes(&report), [AlreadyThere, Rejected, AlreadyThere, Rejected]);
+    let kept: Vec<String> = backed_up(&s3)
+        .into_iter()
+        .flat_map(|(_, lines, _)| lines)
+        .map(|l| l["esDocumentId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kept.contains(&doc_id(1, 0)) && kept.contains(&doc_id(3, 0)), "{kept:?}");
+    assert!(h.es.documents().iter().all(|(index, id, _)| h.es.version(index, id) == Some(1)));
+}
