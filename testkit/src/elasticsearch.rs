@@ -1,12 +1,12 @@
 //! An Elasticsearch-compatible double: `POST /_bulk` and `POST /{index}/_bulk` (plain or gzip), documents stored by
-//! index and `_id`, mappings (`mapping.rs`: dynamic, explicit from index templates, with their refusals), a bounded
-//! write queue, a finite write thread pool, busy
-//! spells, and scripted faults.
+//! index and `_id`, mappings (`mapping.rs`: dynamic, and explicit from index templates), a bounded write queue, a
+//! finite write thread pool, busy spells, and scripted faults.
 //!
 //! Answers use Elasticsearch 8's shapes: item `201 created`, `409 version_conflict_engine_exception` on a duplicate
-//! `create`, `400 document_parsing_exception` on a field type conflict, `429 es_rejected_execution_exception` when the
-//! write queue is full, and the `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request
-//! failures. `filter_path` is honoured as Elasticsearch does (paths with `*`; empty objects dropped).
+//! `create`, `400 document_parsing_exception` or `strict_dynamic_mapping_exception` when a document does not fit its
+//! index's mapping, `429 es_rejected_execution_exception` when the write queue is full, and the
+//! `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request failures. `filter_path` is honoured
+//! as Elasticsearch does (paths with `*`; empty objects dropped).
 //!
 //! A bulk request goes through the double in this order: `hold_answers`, then the latency or a `Fault::Delay`, then
 //! its body is read; an outage answers 503; credentials are checked; the body is parsed (a malformed one answers

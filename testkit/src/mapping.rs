@@ -537,6 +537,14 @@ impl Mapping {
                     }
                 }
             }
+            (
+                Some(Mapper::Field { field_type: FieldType::Date(formats), .. }),
+                Mapper::Field { field_type: FieldType::Date(new), .. },
+            ) => {
+                return Err(format!(
+                    "Mapper for [{path}] conflicts with existing mapper:\n\tCannot update parameter [format] from [{formats}] to [{new}]"
+                ));
+            }
             (Some(existing), new) => {
                 let type_of = |mapper: &Mapper| match mapper {
                     Mapper::Object { .. } => "object",
