@@ -1,11 +1,12 @@
 //! An Elasticsearch-compatible double: `POST /_bulk` and `POST /{index}/_bulk` (plain or gzip), documents stored by
-//! index and `_id`, dynamic mapping with type conflicts, a bounded write queue, a finite write thread pool, busy
-//! spells, and scripted faults.
+//! index and `_id`, mappings (`mapping.rs`: dynamic, and explicit from index templates), a bounded write queue, a
+//! finite write thread pool, busy spells, and scripted faults.
 //!
 //! Answers use Elasticsearch 8's shapes: item `201 created`, `409 version_conflict_engine_exception` on a duplicate
-//! `create`, `400 document_parsing_exception` on a field type conflict, `429 es_rejected_execution_exception` when the
-//! write queue is full, and the `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request
-//! failures. `filter_path` is honoured as Elasticsearch does (paths with `*`; empty objects dropped).
+//! `create`, `400 document_parsing_exception` or `strict_dynamic_mapping_exception` when a document does not fit its
+//! index's mapping, `429 es_rejected_execution_exception` when the write queue is full, and the
+//! `{"error":{"root_cause":[…],"type","reason"},"status"}` body for whole-request failures. `filter_path` is honoured
+//! as Elasticsearch does (paths with `*`; empty objects dropped).
 //!
 //! A bulk request goes through the double in this order: `hold_answers`, then the latency or a `Fault::Delay`, then
 //! its body is read; an outage answers 503; credentials are checked; the body is parsed (a malformed one answers
@@ -23,6 +24,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
+use crate::mapping::{DEFAULT_TOTAL_FIELDS_LIMIT, Mapping};
 use crate::server::{self, Body, Shared};
 
 /// A misbehaviour for the next bulk request (one fault per request, in order).
@@ -166,34 +168,11 @@ pub struct ReceivedRequest {
     pub ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FieldKind {
-    Long,
-    Double,
-    Boolean,
-    Date,
-    Text,
-    Object,
-}
-
-impl FieldKind {
-    fn name(self) -> &'static str {
-        match self {
-            FieldKind::Long => "long",
-            FieldKind::Double => "float",
-            FieldKind::Boolean => "boolean",
-            FieldKind::Date => "date",
-            FieldKind::Text => "text",
-            FieldKind::Object => "object",
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Index {
     /// `_id` → (version, source; `null` when the double keeps no sources).
     documents: HashMap<String, (u64, Value)>,
-    mapping: HashMap<String, FieldKind>,
+    mapping: Mapping,
     seq_no: u64,
 }
 
@@ -240,8 +219,105 @@ struct State {
     keep_sources: bool,
     /// Aliases that point at indices without a write index.
     aliases_without_write_index: HashSet<String>,
-    /// (index name prefixes from `index_patterns` ending in `*`, or exact names; default pipeline)
-    templates: Vec<(Vec<String>, String)>,
+    /// Composable index templates, in the order they were installed.
+    templates: Vec<IndexTemplate>,
+    /// `index.mapping.total_fields.limit` of indices created from now on without a template's (`None`: 1000).
+    total_fields_limit: Option<usize>,
+}
+
+/// What the double keeps of a composable index template (`PUT /_index_template/{name}`).
+#[derive(Debug, Clone)]
+struct IndexTemplate {
+    /// `None` for a template installed by `install_index_template`, which never replaces another.
+    name: Option<String>,
+    /// `index_patterns`: exact names, or prefixes ending in `*`.
+    patterns: Vec<String>,
+    /// Of several templates matching a new index, only the highest priority's applies.
+    priority: u64,
+    /// `index.default_pipeline`.
+    default_pipeline: Option<String>,
+    /// `index.mapping.total_fields.limit`.
+    total_fields_limit: Option<usize>,
+    /// `template.mappings`, with no field limit of its own (the index's applies when it is created).
+    mappings: Option<Mapping>,
+}
+
+impl IndexTemplate {
+    /// Reads a template body, refusing what Elasticsearch refuses and what the double does not emulate (component
+    /// templates).
+    fn parse(name: Option<String>, template: &Value) -> Result<IndexTemplate, String> {
+        let patterns: Vec<String> = match &template["index_patterns"] {
+            Value::String(pattern) => vec![pattern.clone()],
+            Value::Array(patterns) => patterns.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect(),
+            _ => return Err("[index_patterns] is required".into()),
+        };
+        if template["composed_of"].as_array().is_some_and(|components| !components.is_empty()) {
+            return Err("the double does not emulate component templates ([composed_of])".into());
+        }
+        let priority = match &template["priority"] {
+            Value::Null => 0,
+            priority => priority.as_u64().ok_or("[priority] must be a non-negative number")?,
+        };
+        let settings = flatten_settings(&template["template"]["settings"]);
+        let default_pipeline = settings.get("index.default_pipeline").map(|pipeline| match pipeline {
+            Value::String(pipeline) => pipeline.clone(),
+            other => other.to_string(),
+        });
+        let total_fields_limit = settings
+            .get("index.mapping.total_fields.limit")
+            .map(|limit| match limit {
+                Value::String(text) => text.parse::<usize>().ok(),
+                other => other.as_u64().and_then(|limit| usize::try_from(limit).ok()),
+            })
+            .map(|limit| limit.ok_or("[index.mapping.total_fields.limit] must be a non-negative integer"))
+            .transpose()?;
+        let mappings = match &template["template"]["mappings"] {
+            Value::Null => None,
+            definition => {
+                let mut mappings = Mapping::with_limit(usize::MAX);
+                mappings.put(definition)?;
+                Some(mappings)
+            }
+        };
+        Ok(IndexTemplate { name, patterns, priority, default_pipeline, total_fields_limit, mappings })
+    }
+
+    fn matches(&self, index: &str) -> bool {
+        self.patterns.iter().any(|pattern| index_matches(pattern, index))
+    }
+
+    /// Whether some index name could match both templates' patterns (a prefix of one is a prefix of the other).
+    fn overlaps(&self, other: &IndexTemplate) -> bool {
+        let stem =
+            |pattern: &str| pattern.strip_suffix('*').map_or((pattern.to_owned(), false), |p| (p.to_owned(), true));
+        self.patterns.iter().any(|mine| {
+            other.patterns.iter().any(|theirs| {
+                let ((a, a_wild), (b, b_wild)) = (stem(mine), stem(theirs));
+                (a_wild && b.starts_with(&a)) || (b_wild && a.starts_with(&b)) || a == b
+            })
+        })
+    }
+}
+
+/// Index settings as dotted keys, however they were nested (`{"index": {"default_pipeline": …}}` and
+/// `{"index.default_pipeline": …}` are the same setting).
+fn flatten_settings(settings: &Value) -> HashMap<String, Value> {
+    fn walk(prefix: &str, value: &Value, out: &mut HashMap<String, Value>) {
+        match value {
+            Value::Object(object) => {
+                for (key, value) in object {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    walk(&path, value, out);
+                }
+            }
+            leaf => {
+                out.insert(prefix.to_owned(), leaf.clone());
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    walk("", settings, &mut out);
+    out
 }
 
 /// The ingest processors the double runs: `set` (value with `{{field.path}}` templates) and `remove`.
@@ -309,6 +385,7 @@ impl EsDouble {
             keep_sources: true,
             aliases_without_write_index: HashSet::new(),
             templates: Vec::new(),
+            total_fields_limit: None,
         };
         EsDouble { shared: Shared::start(state, answer, tls).await, _stopping: stopping }
     }
@@ -502,9 +579,13 @@ impl EsDouble {
         self.state().put_pipeline(id, definition)
     }
 
-    /// The index templates installed: their index patterns and default pipeline.
+    /// The index templates installed that set a default pipeline: their index patterns and that pipeline.
     pub fn index_templates(&self) -> Vec<(Vec<String>, String)> {
-        self.state().templates.clone()
+        let state = self.state();
+        let with_pipelines = state.templates.iter().filter_map(|template| {
+            template.default_pipeline.as_ref().map(|pipeline| (template.patterns.clone(), pipeline.clone()))
+        });
+        with_pipelines.collect()
     }
 
     /// Whether an ingest pipeline of this id is installed.
@@ -512,22 +593,47 @@ impl EsDouble {
         self.state().pipelines.contains_key(id)
     }
 
-    /// Installs an index template's default pipeline, as `PUT /_index_template/{name}` does.
+    /// Installs an index template, as `PUT /_index_template/{name}` does: its `index.default_pipeline`,
+    /// `index.mapping.total_fields.limit` and `mappings` apply to indices created from then on whose name matches
+    /// its `index_patterns` (of several, the highest `priority`'s). Panics on a template the double refuses.
     pub fn install_index_template(&self, template: &Value) {
-        self.state().put_index_template(template);
+        if let Err(why) = self.state().put_index_template(None, template) {
+            panic!("the double refuses the index template: {why}");
+        }
     }
 
-    /// Maps a field explicitly (`long`, `float`, `boolean`, `date`, `text` or `object`), as an index template would.
+    /// Maps a field explicitly (`text`, `keyword`, `long`, `integer`, `float`, `double`, `boolean`, `date` or
+    /// `object`; a dotted path maps its parents as objects), replacing what the index had there. Creates the index
+    /// (from its template) when it does not exist. Panics on another type.
     pub fn map_field(&self, index: &str, field: &str, type_name: &str) {
-        let kind = match type_name {
-            "long" => FieldKind::Long,
-            "float" | "double" => FieldKind::Double,
-            "boolean" => FieldKind::Boolean,
-            "date" => FieldKind::Date,
-            "object" => FieldKind::Object,
-            _ => FieldKind::Text,
-        };
-        self.state().indices.entry(index.to_owned()).or_default().mapping.insert(field.to_owned(), kind);
+        if let Err(why) = self.state().index_mut(index).mapping.force_field(field, type_name) {
+            panic!("map_field({index}, {field}): {why}");
+        }
+    }
+
+    /// Adds to an index's mapping, as `PUT /{index}/_mapping` does: `{"properties": {…}}` adds fields and objects
+    /// (an existing field's type cannot change), `{"dynamic": …}` at the root or on an object changes what becomes
+    /// of new fields. Creates the index (from its template) when it does not exist. Refused in Elasticsearch's words,
+    /// changing nothing. A test "fixes the mapping" with it and replays.
+    pub fn put_mapping(&self, index: &str, mapping: &Value) -> Result<(), String> {
+        self.state().index_mut(index).mapping.put(mapping)
+    }
+
+    /// An index's mapping, as `GET /{index}/_mapping` shows it under `mappings` (`None`: no such index).
+    pub fn mapping(&self, index: &str) -> Option<Value> {
+        self.state().indices.get(index).map(|index| index.mapping.to_json())
+    }
+
+    /// `index.mapping.total_fields.limit` of the indices created from now on, unless their template sets one
+    /// (`None`: Elasticsearch's default, 1000). Existing indices keep theirs: see `set_index_total_fields_limit`.
+    pub fn set_total_fields_limit(&self, limit: Option<usize>) {
+        self.state().total_fields_limit = limit;
+    }
+
+    /// Sets an existing index's `index.mapping.total_fields.limit`, as `PUT /{index}/_settings` does (creating the
+    /// index when it does not exist): a test raises it and replays what was refused.
+    pub fn set_index_total_fields_limit(&self, index: &str, limit: usize) {
+        self.state().index_mut(index).mapping.set_total_fields_limit(limit);
     }
 
     /// Forgets every queued fault, lasting index fault, shard and write pool limit and `_id` refusal: the cluster has
@@ -544,9 +650,9 @@ impl EsDouble {
         state.refuse_ids = false;
     }
 
-    /// Creates an empty index (for `set_auto_create_index(false)`).
+    /// Creates an empty index (for `set_auto_create_index(false)`), from its template if one matches.
     pub fn create_index(&self, name: &str) {
-        self.state().indices.entry(name.to_owned()).or_default();
+        self.state().index_mut(name);
     }
 
     /// A stored document's source.
@@ -620,7 +726,10 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
             let id = (*id).to_owned();
             put_pipeline(state, request, id).await
         }
-        (&Method::PUT, ["_index_template", _name]) => put_index_template(state, request).await,
+        (&Method::PUT, ["_index_template", name]) => {
+            let name = (*name).to_owned();
+            put_index_template(state, request, name).await
+        }
         (&Method::POST | &Method::PUT, [index, "_bulk"]) => {
             let index = (*index).to_owned();
             bulk(state, request, Some(index)).await
@@ -1085,9 +1194,11 @@ impl State {
                 );
             }
         };
-        let index = self.indices.entry(action.index.clone()).or_default();
-        if let Err(reason) = check_mapping(&mut index.mapping, &source, &id) {
-            return item(400, "document_parsing_exception", reason);
+        let keep_sources = self.keep_sources;
+        let index = self.index_mut(&action.index);
+        // Refused before anything is written, the mapping left as it was.
+        if let Err(refusal) = index.mapping.map_document(source.as_object().expect("checked above"), &id) {
+            return json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": refusal.status, "error": refusal.to_json()} });
         }
         let existing = index.documents.get(&id).map(|(version, _)| *version);
         if action.kind == "create"
@@ -1101,7 +1212,7 @@ impl State {
         }
         let version = existing.map_or(1, |v| v + 1);
         index.seq_no += 1;
-        let source = if self.keep_sources { source } else { Value::Null };
+        let source = if keep_sources { source } else { Value::Null };
         index.documents.insert(id.clone(), (version, source));
         let (status, result) = if existing.is_some() { (200, "updated") } else { (201, "created") };
         json!({ &action.kind: {
@@ -1141,12 +1252,27 @@ impl State {
 
     /// The pipeline an action runs through: its own (or the request's), else its index's default.
     fn pipeline_of(&self, action: &Action) -> Option<String> {
-        action.pipeline.clone().or_else(|| {
-            self.templates
-                .iter()
-                .find(|(patterns, _)| patterns.iter().any(|p| index_matches(p, &action.index)))
-                .map(|(_, pipeline)| pipeline.clone())
-        })
+        action.pipeline.clone().or_else(|| self.template_for(&action.index)?.default_pipeline.clone())
+    }
+
+    /// The template a new index of this name is created from: the highest priority of those matching.
+    fn template_for(&self, index: &str) -> Option<&IndexTemplate> {
+        self.templates.iter().filter(|template| template.matches(index)).max_by_key(|template| template.priority)
+    }
+
+    /// The index of this name, created from its template (mappings and field limit) if it does not exist.
+    fn index_mut(&mut self, name: &str) -> &mut Index {
+        if !self.indices.contains_key(name) {
+            let template = self.template_for(name);
+            let limit = template
+                .and_then(|template| template.total_fields_limit)
+                .or(self.total_fields_limit)
+                .unwrap_or(DEFAULT_TOTAL_FIELDS_LIMIT);
+            let mut mapping = template.and_then(|template| template.mappings.clone()).unwrap_or_default();
+            mapping.set_total_fields_limit(limit);
+            self.indices.insert(name.to_owned(), Index { mapping, ..Index::default() });
+        }
+        self.indices.get_mut(name).expect("created above")
     }
 
     /// Runs the action's pipeline (its own, else its index's default) over its source, which may move it to another
@@ -1261,20 +1387,28 @@ impl State {
         Ok(())
     }
 
-    /// Stores an index template's `index.default_pipeline` for its `index_patterns`.
-    fn put_index_template(&mut self, template: &Value) {
-        let patterns: Vec<String> = template["index_patterns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str().map(str::to_owned))
-            .collect();
-        let settings = &template["template"]["settings"];
-        let pipeline =
-            settings["index.default_pipeline"].as_str().or_else(|| settings["index"]["default_pipeline"].as_str());
-        if let Some(pipeline) = pipeline {
-            self.templates.push((patterns, pipeline.to_owned()));
+    /// Stores an index template, replacing the one of the same name. As Elasticsearch, refuses one whose patterns
+    /// overlap another's at the same priority: a new index must match one template at most.
+    fn put_index_template(&mut self, name: Option<String>, template: &Value) -> Result<(), String> {
+        let template = IndexTemplate::parse(name, template)?;
+        let others = self.templates.iter().filter(|other| other.name.is_none() || other.name != template.name);
+        if let Some(other) =
+            others.clone().find(|other| other.priority == template.priority && other.overlaps(&template))
+        {
+            return Err(format!(
+                "index template [{}] has index patterns {:?} matching patterns from existing templates [{}] with patterns ({} => {:?}) that have the same priority [{}], multiple index templates may not match during index creation, please use a different priority",
+                template.name.as_deref().unwrap_or("unnamed"),
+                template.patterns,
+                other.name.as_deref().unwrap_or("unnamed"),
+                other.name.as_deref().unwrap_or("unnamed"),
+                other.patterns,
+                template.priority
+            ));
         }
+        let mut kept: Vec<IndexTemplate> = others.cloned().collect();
+        kept.push(template);
+        self.templates = kept;
+        Ok(())
     }
 }
 
@@ -1395,7 +1529,7 @@ async fn put_pipeline(state: Arc<Mutex<State>>, request: Request<Incoming>, id: 
     }
 }
 
-async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
+async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>, name: String) -> Response<Body> {
     let (parts, body) = server::read_body(request).await;
     if let Err(refused) = authenticate(&state, &parts, &body).await {
         return refused;
@@ -1403,114 +1537,10 @@ async fn put_index_template(state: Arc<Mutex<State>>, request: Request<Incoming>
     let Ok(template) = serde_json::from_slice::<Value>(&body) else {
         return json_response(400, &error_body(400, "parse_exception", "the template is not JSON"));
     };
-    state.lock().expect("state").put_index_template(&template);
-    json_response(200, &json!({"acknowledged": true}))
-}
-
-/// Dynamic mapping as Elasticsearch does it by default: the first value of a field fixes its type (strings that look
-/// like dates become `date`); a later value that cannot be read as that type fails the document.
-fn check_mapping(mapping: &mut HashMap<String, FieldKind>, source: &Value, id: &str) -> Result<(), String> {
-    let mut additions = HashMap::new();
-    check_object(mapping, &mut additions, "", source.as_object().expect("an object"), id)?;
-    mapping.extend(additions);
-    Ok(())
-}
-
-fn check_object(
-    mapping: &HashMap<String, FieldKind>,
-    additions: &mut HashMap<String, FieldKind>,
-    prefix: &str,
-    object: &Map<String, Value>,
-    id: &str,
-) -> Result<(), String> {
-    for (key, value) in object {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        check_value(mapping, additions, &path, value, id)?;
+    match state.lock().expect("state").put_index_template(Some(name), &template) {
+        Ok(()) => json_response(200, &json!({"acknowledged": true})),
+        Err(reason) => json_response(400, &error_body(400, "illegal_argument_exception", &reason)),
     }
-    Ok(())
-}
-
-fn check_value(
-    mapping: &HashMap<String, FieldKind>,
-    additions: &mut HashMap<String, FieldKind>,
-    path: &str,
-    value: &Value,
-    id: &str,
-) -> Result<(), String> {
-    let kind = match value {
-        Value::Null => return Ok(()),
-        Value::Array(values) => {
-            for value in values {
-                check_value(mapping, additions, path, value, id)?;
-            }
-            return Ok(());
-        }
-        Value::Object(_) => FieldKind::Object,
-        Value::Bool(_) => FieldKind::Boolean,
-        Value::Number(n) if n.is_f64() => FieldKind::Double,
-        Value::Number(_) => FieldKind::Long,
-        Value::String(s) if looks_like_date(s) => FieldKind::Date,
-        Value::String(_) => FieldKind::Text,
-    };
-    match mapping.get(path).or_else(|| additions.get(path)).copied() {
-        None => {
-            additions.insert(path.to_owned(), kind);
-        }
-        Some(mapped) if !accepts(mapped, value) => return Err(conflict(mapped, path, value, id)),
-        Some(_) => {}
-    }
-    if let Value::Object(object) = value {
-        check_object(mapping, additions, path, object, id)?;
-    }
-    Ok(())
-}
-
-/// Elasticsearch's reason for a value its field's type cannot take.
-fn conflict(mapped: FieldKind, path: &str, value: &Value, id: &str) -> String {
-    let preview: String = match value {
-        Value::String(s) => s.chars().take(20).collect(),
-        Value::Object(_) => "{…}".into(),
-        other => other.to_string().chars().take(20).collect(),
-    };
-    match mapped {
-        FieldKind::Object => {
-            format!("object mapping for [{path}] tried to parse field [{path}] as object, but found a concrete value")
-        }
-        _ => format!(
-            "[1:2] failed to parse field [{path}] of type [{}] in document with id '{id}'. Preview of field's value: '{preview}'",
-            mapped.name()
-        ),
-    }
-}
-
-/// Whether a field mapped as `mapped` takes `value` (Elasticsearch coerces numeric strings and numbers to text).
-fn accepts(mapped: FieldKind, value: &Value) -> bool {
-    match (mapped, value) {
-        (FieldKind::Object, Value::Object(_)) => true,
-        (FieldKind::Object, _) | (_, Value::Object(_)) => false,
-        (FieldKind::Text, _) => true,
-        (FieldKind::Long | FieldKind::Double, Value::Number(_)) => true,
-        (FieldKind::Long | FieldKind::Double, Value::String(s)) => s.trim().parse::<f64>().is_ok(),
-        (FieldKind::Boolean, Value::Bool(_)) => true,
-        (FieldKind::Boolean, Value::String(s)) => s == "true" || s == "false" || s.is_empty(),
-        (FieldKind::Date, Value::Number(n)) => n.is_i64() || n.is_u64(),
-        (FieldKind::Date, Value::String(s)) => looks_like_date(s) || s.bytes().all(|b| b.is_ascii_digit()),
-        _ => false,
-    }
-}
-
-/// `strict_date_optional_time` at a glance: `yyyy-MM-dd`, optionally followed by `T` and a time.
-fn looks_like_date(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let digits =
-        |range: std::ops::Range<usize>| range.into_iter().all(|i| bytes.get(i).is_some_and(u8::is_ascii_digit));
-    bytes.len() >= 10
-        && digits(0..4)
-        && bytes[4] == b'-'
-        && digits(5..7)
-        && bytes[7] == b'-'
-        && digits(8..10)
-        && (bytes.len() == 10 || bytes[10] == b'T')
 }
 
 #[cfg(test)]
@@ -1519,11 +1549,15 @@ mod tests {
     use std::io::Write;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Sends one raw HTTP/1.1 request and returns the status and body of the answer.
+    /// Sends one raw HTTP/1.1 POST and returns the status and body of the answer.
     async fn post(double: &EsDouble, path: &str, headers: &str, body: &[u8]) -> (u16, Value) {
+        send(double, "POST", path, headers, body).await
+    }
+
+    async fn send(double: &EsDouble, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, Value) {
         let mut stream = tokio::net::TcpStream::connect(double.shared.server.addr).await.unwrap();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: double\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: double\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();
@@ -1721,5 +1755,82 @@ mod tests {
         let (status, _) = post(&double, "/_bulk", "", b"{\"create\":{\"_index\":\"i\"}}\n{}").await;
         assert_eq!(status, 400, "a body must end with a newline");
         assert_eq!(double.count(), 0);
+    }
+
+    /// One `index` action into `index` with this `_id` and source, and its item's answer.
+    async fn index_one(double: &EsDouble, index: &str, id: &str, source: Value) -> Value {
+        let body = format!("{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"{id}\"}}}}\n{source}\n");
+        let (status, answer) = post(double, "/_bulk", "", body.as_bytes()).await;
+        assert_eq!(status, 200);
+        answer["items"][0]["index"].clone()
+    }
+
+    /// Index templates' mappings and settings (<https://www.elastic.co/guide/en/elasticsearch/reference/7.8/indices-put-template.html>):
+    /// the highest priority's apply when an index is created; a strict refusal is 400
+    /// `strict_dynamic_mapping_exception` (<https://github.com/elastic/elasticsearch/blob/17e9ef9eeae5bef37cf4bbf84185d5abdca34b6b/server/src/main/java/org/elasticsearch/index/mapper/StrictDynamicMappingException.java>),
+    /// nothing written; a test fixes the mapping and replays.
+    #[tokio::test]
+    async fn a_template_s_mappings_apply_to_the_indices_it_creates() {
+        let double = EsDouble::start().await;
+        let broad = json!({"index_patterns": ["logs-*"], "priority": 1, "template": {"mappings": {"properties": {"a": {"type": "long"}}}}});
+        let strict = json!({"index_patterns": ["logs-app-*"], "priority": 5, "template": {
+            "settings": {"index": {"mapping": {"total_fields": {"limit": "3"}}}},
+            "mappings": {"dynamic": "strict", "properties": {"@timestamp": {"type": "date"}, "level": {"type": "keyword"}}}
+        }});
+        for (name, template) in [("broad", &broad), ("strict", &strict)] {
+            let (status, _) =
+                send(&double, "PUT", &format!("/_index_template/{name}"), "", template.to_string().as_bytes()).await;
+            assert_eq!(status, 200);
+        }
+        let clash = json!({"index_patterns": ["logs-app-x*"], "priority": 5});
+        let (status, refused) = send(&double, "PUT", "/_index_template/clash", "", clash.to_string().as_bytes()).await;
+        assert_eq!((status, refused["error"]["type"].as_str()), (400, Some("illegal_argument_exception")));
+
+        let item =
+            index_one(&double, "logs-app-1", "1", json!({"@timestamp": "2023-11-07T12:00:00Z", "user": "x"})).await;
+        assert_eq!(item["status"], 400);
+        assert_eq!(item["error"]["type"], "strict_dynamic_mapping_exception");
+        assert_eq!(
+            item["error"]["reason"],
+            "[1:2] mapping set to strict, dynamic introduction of [user] within [_doc] is not allowed"
+        );
+        assert_eq!(double.document("logs-app-1", "1"), None, "a refused document is not written");
+
+        double
+            .put_mapping("logs-app-1", &json!({"properties": {"user": {"type": "keyword"}}}))
+            .expect("3 fields: the limit");
+        assert_eq!(index_one(&double, "logs-app-1", "1", json!({"@timestamp": 1, "user": "x"})).await["status"], 201);
+        assert_eq!(
+            double.put_mapping("logs-app-1", &json!({"properties": {"host": {"type": "keyword"}}})),
+            Err("Limit of total fields [3] has been exceeded".into())
+        );
+        double.set_index_total_fields_limit("logs-app-1", 4);
+        double.put_mapping("logs-app-1", &json!({"properties": {"host": {"type": "keyword"}}})).unwrap();
+
+        let other = index_one(&double, "logs-web", "2", json!({"a": "not a number"})).await;
+        assert_eq!(other["error"]["type"], "document_parsing_exception", "the broad template's mapping: {other}");
+        assert_eq!(index_one(&double, "logs-web", "3", json!({"a": 1, "b": "new"})).await["status"], 201);
+        assert_eq!(double.mapping("logs-web").unwrap()["properties"]["b"]["type"], "text");
+    }
+
+    /// `index.mapping.total_fields.limit` (<https://www.elastic.co/guide/en/elasticsearch/reference/8.18/mapping-settings-limit.html>):
+    /// the double's default limit for new indices, and the 8.x refusal
+    /// (<https://github.com/elastic/elasticsearch/blob/1d618535e832c4067c5c13649c75a4de0be67869/server/src/internalClusterTest/java/org/elasticsearch/index/mapper/DynamicMappingIT.java>).
+    #[tokio::test]
+    async fn new_indices_take_the_double_s_field_limit() {
+        let double = EsDouble::start().await;
+        assert_eq!(index_one(&double, "before", "1", json!({"a": "x", "b": "y"})).await["status"], 201);
+        double.set_total_fields_limit(Some(2));
+        assert_eq!(index_one(&double, "before", "2", json!({"c": "z"})).await["status"], 201, "already created");
+        let refused = index_one(&double, "after", "1", json!({"a": "x", "b": "y"})).await;
+        assert_eq!(refused["status"], 400);
+        assert_eq!(refused["error"]["type"], "document_parsing_exception");
+        assert_eq!(
+            refused["error"]["reason"],
+            "[1:2] failed to parse: Limit of total fields [2] has been exceeded while adding new fields [4]"
+        );
+        assert_eq!(refused["error"]["caused_by"]["type"], "illegal_argument_exception");
+        assert_eq!(double.mapping("after"), Some(json!({"properties": {}})), "created, its mapping unchanged");
+        assert_eq!(double.count(), 2);
     }
 }

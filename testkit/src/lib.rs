@@ -10,6 +10,7 @@ pub mod elasticsearch;
 pub mod firehose;
 pub mod kpl;
 pub mod lambda_api;
+mod mapping;
 pub mod proxy;
 pub mod s3;
 mod server;
