@@ -162,3 +162,89 @@ async fn when_s3_does_not_take_the_dead_letter_the_records_go_back_to_kinesis_an
     assert!(kept.contains(&doc_id(1, 0)) && kept.contains(&doc_id(3, 0)), "{kept:?}");
     assert!(h.es.documents().iter().all(|(index, id, _)| h.es.version(index, id) == Some(1)));
 }
+
+/// A gzip'd CloudWatch Logs data message holding these messages.
+fn cloudwatch(messages: &[&str]) -> Vec<u8> {
+    let events: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| json!({"id": format!("{i}"), "timestamp": 1_795_334_400_000u64, "message": message}))
+        .collect();
+    testkit::gzip(
+        &serde_json::to_vec(
+            &json!({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/f",
+            "logStream": "s", "subscriptionFilters": ["all"], "logEvents": events}),
+        )
+        .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn documents_a_strict_mapping_refuses_in_both_forms_are_dead_lettered_and_replayed_once_after_the_fix() {
+    let s3 = S3Double::start().await;
+    let h = harness_with_dead_letter(&s3).await;
+    // Elasticsearch's strict dynamic mapping, from an index template: only these fields, no new one.
+    h.es.install_index_template(&json!({
+        "index_patterns": ["logs-*"], "priority": 1,
+        "template": {"mappings": {"dynamic": "strict", "properties": {
+            "@timestamp": {"type": "date"}, "message": {"type": "text"}, "level": {"type": "keyword"}}}}
+    }));
+    let records = [
+        json_payloads(&[json!({"level": "INFO", "message": "fits"})]).remove(0),
+        json_payloads(&[json!({"level": "WARN", "message": "a new field", "user": "u-1"})]).remove(0),
+        // Merged, then as it came: its `aws` envelope is a new field too, so both forms are refused.
+        cloudwatch(&[r#"{"level":"ERROR","message":"structured"}"#]),
+    ];
+    let logs = Logs::capture();
+
+    let report = h.deliver(&event(&records)).await;
+
+    assert_eq!(outcomes(&report), [Indexed, Rejected, Rejected]);
+    let objects = backed_up(&s3);
+    let (_, lines, documents) = &objects[0];
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let error: Value = serde_json::from_str(line["errorMessage"].as_str().unwrap()).unwrap();
+        assert_eq!(error["type"], "strict_dynamic_mapping_exception", "{error}");
+    }
+    let plain: Value = serde_json::from_str(&documents[1].raw).unwrap();
+    assert_eq!(
+        plain["message"], r#"{"level":"ERROR","message":"structured"}"#,
+        "kept as it came, after its plain form"
+    );
+    assert_eq!(logs.matching("WARN", "Documents refused for their mapping").len(), 1);
+
+    // The operator maps the new fields (the envelope's `aws` and `cloud` too); the replay writes each once, and a second replay nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    h.es.put_mapping(
+        INDEX,
+        &json!({"properties": {"user": {"type": "keyword"}, "aws": {"type": "object", "dynamic": true},
+            "cloud": {"type": "object", "dynamic": true}}}),
+    )
+    .unwrap();
+    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    assert_eq!(replayed, [Replayed::Indexed, Replayed::Indexed]);
+    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    assert_eq!(replayed, [Replayed::AlreadyThere, Replayed::AlreadyThere]);
+    assert_eq!(h.es.document(INDEX, &doc_id(1, 0)).unwrap()["user"], "u-1");
+}
+
+#[tokio::test]
+async fn documents_over_the_field_limit_are_dead_lettered_and_replayed_once_the_limit_is_raised() {
+    let s3 = S3Double::start().await;
+    let h = harness_with_dead_letter(&s3).await;
+    h.es.set_total_fields_limit(Some(20));
+    let wide: serde_json::Map<String, Value> = (0..25).map(|i| (format!("f{i}"), json!(i))).collect();
+    let report = h.deliver(&event(&json_payloads(&[json!({"message": "narrow"}), Value::Object(wide)]))).await;
+
+    assert_eq!(outcomes(&report), [Indexed, Rejected]);
+    let objects = backed_up(&s3);
+    let (_, lines, documents) = &objects[0];
+    let error: Value = serde_json::from_str(lines[0]["errorMessage"].as_str().unwrap()).unwrap();
+    assert!(error["reason"].as_str().unwrap().contains("Limit of total fields [20] has been exceeded"), "{error}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    h.es.set_index_total_fields_limit(INDEX, 1000);
+    assert_eq!(backup::replay(documents, deadline, Duration::ZERO, &h.deps).await, [Replayed::Indexed]);
+    assert_eq!(backup::replay(documents, deadline, Duration::ZERO, &h.deps).await, [Replayed::AlreadyThere]);
+    assert_eq!(h.es.document(INDEX, &doc_id(1, 0)).unwrap()["f24"], 24);
+}
