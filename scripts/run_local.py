@@ -3,7 +3,8 @@
 
 Elasticsearch: the project's double (started by the runner) unless ES_URL is set.
 Firehose: moto's server (installed with pip if missing), with a delivery stream writing to moto's S3, unless
-AWS_ENDPOINT_URL_FIREHOSE is set. After the run, prints what Firehose delivered.
+AWS_ENDPOINT_URL_FIREHOSE is set; the dead letter (DEAD_LETTER_BUCKET) in moto's S3 as well. After the run, prints
+what Firehose delivered and what the dead letter keeps.
 
     python3 scripts/run_local.py [--release] [events/kinesis.json]
 """
@@ -15,6 +16,7 @@ import sys
 
 STREAM = "kinesis-es-indexer-retry-later"
 BUCKET = "kinesis-es-indexer-backup"
+DEAD_LETTER_BUCKET = "kinesis-es-indexer-failed-batches"
 REGION = "eu-west-1"
 
 
@@ -43,9 +45,10 @@ def create_stream(endpoint):
     import boto3
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    session.client("s3", endpoint_url=endpoint).create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
+    for bucket in (BUCKET, DEAD_LETTER_BUCKET):
+        session.client("s3", endpoint_url=endpoint).create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
     # CompressionFormat and BufferingHints are what a real stream reports; the Rust SDK needs them to describe it.
     session.client("firehose", endpoint_url=endpoint).create_delivery_stream(
         DeliveryStreamName=STREAM,
@@ -73,6 +76,22 @@ def show_delivered(session, endpoint):
         print(f"  _index={target.get('_index')} _id={target.get('_id')}")
 
 
+def show_dead_letter(session, endpoint):
+    import base64
+
+    s3 = session.client("s3", endpoint_url=endpoint)
+    objects = s3.list_objects_v2(Bucket=DEAD_LETTER_BUCKET).get("Contents", [])
+    print(f"\nThe dead letter (moto) keeps {len(objects)} objects in s3://{DEAD_LETTER_BUCKET}:")
+    for obj in objects:
+        print(f"  {obj['Key']}")
+        body = s3.get_object(Bucket=DEAD_LETTER_BUCKET, Key=obj["Key"])["Body"].read().decode()
+        for line in body.splitlines():
+            kept = json.loads(line)
+            error = json.loads(kept["errorMessage"])
+            document = base64.b64decode(kept["rawData"]).decode().strip()
+            print(f"    {kept['errorCode']} {error['type']}: {error['reason']}\n      {document}")
+
+
 def main():
     args = sys.argv[1:]
     profile = ["--release"] if "--release" in args else []
@@ -98,12 +117,16 @@ def main():
                 "AWS_REGION": REGION,
                 "FIREHOSE_STREAM_NAME": env.get("FIREHOSE_STREAM_NAME") or STREAM,
             })
+            if not env.get("DEAD_LETTER_BUCKET"):
+                env.update({"AWS_ENDPOINT_URL_S3": endpoint, "DEAD_LETTER_BUCKET": DEAD_LETTER_BUCKET})
         env.setdefault("RUST_LOG", "info")
         result = subprocess.run(["cargo", "run", "--quiet", *profile, "--example", "run_local", "--", event], env=env)
         if result.returncode != 0:
             sys.exit(result.returncode)
         if session is not None:
             show_delivered(session, endpoint)
+            if env.get("DEAD_LETTER_BUCKET") == DEAD_LETTER_BUCKET:
+                show_dead_letter(session, endpoint)
     finally:
         if server is not None:
             server.stop()
