@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline replay
+.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template replay
 
 EVENT ?= events/kinesis.json
 # The function's architecture, for make build and make deploy alike; the template's Architecture defaults to the same.
@@ -94,3 +94,7 @@ endif
 firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
 	python3 -c "import botocore" 2> /dev/null || python3 -m pip install --quiet botocore
 	python3 scripts/firehose_pipeline.py
+
+index-template: ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern)
+	python3 -c "import botocore" 2> /dev/null || python3 -m pip install --quiet botocore
+	python3 scripts/index_template.py

@@ -95,3 +95,58 @@ async fn real_loggers_lines_in_one_index_are_each_indexed_once_structured_where_
     );
     assert!(ecs.get("service").is_none() && ecs.get("log.level").is_none(), "{ecs}");
 }
+
+#[tokio::test]
+async fn with_the_projects_index_template_only_conflicts_between_the_loggers_own_fields_remain() {
+    let h = Harness::start(&[("ADD_KINESIS_METADATA", "true")]).await;
+    // `make index-template`, as an operator runs it, against the double.
+    let url = h.es.url();
+    let installed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/index_template.py"))
+            .env("ES_URL", url)
+            .env("ES_AUTH", "none")
+            .env_remove("ES_INDEX")
+            .env_remove("INDEX_TEMPLATE_PATTERN")
+            .env_remove("TIMESTAMP_FIELD")
+            .env_remove("MESSAGE_JSON_FIELD")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
+    let groups = real_log_lines();
+    let payloads: Vec<Vec<u8>> = groups.iter().map(|(log_group, lines)| envelope(log_group, lines)).collect();
+
+    let report = h.deliver(&event(&payloads)).await;
+
+    assert_eq!(outcomes(&report), vec![Indexed; groups.len()]);
+    // The test's own reading: what is set aside under `json` is kept, not indexed, so Lambda's JSON format's
+    // number `message` (3.0) is structured now; ECS's object `service` (2.0) and a platform record's string
+    // `record` (4.2) still meet fields the loggers themselves typed otherwise.
+    let documents = h.es.documents();
+    let plain: Vec<(usize, usize)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(record, (_, lines))| lines.iter().enumerate().map(move |(position, line)| (record, position, line)))
+        .filter(|(record, position, line)| {
+            let held = documents.iter().find(|(_, id, _)| *id == doc_id(*record, *position)).unwrap();
+            line.starts_with('{') && held.2["message"] == json!(line)
+        })
+        .map(|(record, position, _)| (record, position))
+        .collect();
+    assert_eq!(plain, [(2, 0), (4, 2)]);
+    assert_eq!(report.summary.indexing.unstructured, 2);
+    let mapping = h.es.mapping(&documents[0].0).expect("the index exists");
+    let properties = &mapping["properties"];
+    assert_eq!(properties["@timestamp"]["type"], "date");
+    assert_eq!(properties["message"]["type"], "text");
+    assert_eq!(properties["level"]["type"], "keyword", "a logger's string: a keyword, from the template");
+    assert_eq!(properties["json"]["enabled"], false);
+    assert_eq!(properties["aws"]["properties"]["kinesis"]["properties"]["sequence_number"]["type"], "keyword");
+    assert_eq!(
+        properties["aws"]["properties"]["kinesis"]["properties"]["approximate_arrival_timestamp"]["type"],
+        "date"
+    );
+}

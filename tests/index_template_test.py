@@ -1,0 +1,72 @@
+"""`make index-template` (scripts/index_template.py) checked offline: the pattern it derives from ES_INDEX, the
+names it writes for TIMESTAMP_FIELD and MESSAGE_JSON_FIELD, and that deploy/index-template.json types every field
+the function itself writes (the envelope's aws.cloudwatch.*, the provenance aws.kinesis.*, cloud.account.id, the
+canary). `tests/pipeline/mappings.rs` installs it in the Elasticsearch double and indexes public loggers' lines.
+
+    python3 -m unittest discover -s tests -p '*_test.py'
+"""
+import json
+import pathlib
+import re
+import sys
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import index_template  # noqa: E402
+
+
+def declared(properties, prefix=""):
+    """Every field path the template's properties declare."""
+    for name, mapping in properties.items():
+        path = f"{prefix}{name}"
+        yield path
+        yield from declared(mapping.get("properties", {}), f"{path}.")
+
+
+class IndexTemplateTest(unittest.TestCase):
+    def test_the_pattern_is_es_index_up_to_its_first_date_part_or_placeholder(self):
+        cases = {
+            "logs-%Y.%m.%d": "logs-*",
+            "logs-{log_group|other}-%Y.%m.%d": "logs-*",
+            "app-logs": "app-logs",
+            "k8s.%Y-%m": "k8s.*",
+        }
+        for es_index, pattern in cases.items():
+            self.assertEqual(index_template.pattern_of(es_index), pattern, es_index)
+        with self.assertRaises(ValueError):
+            index_template.pattern_of("{log_group}-%Y")
+
+    def test_the_names_the_function_is_configured_with_are_the_ones_typed(self):
+        body = index_template.template("app-*", "timestamp", "structured")
+        properties = body["template"]["mappings"]["properties"]
+        self.assertEqual(body["index_patterns"], ["app-*"])
+        self.assertEqual(properties["timestamp"], {"type": "date"})
+        self.assertEqual(properties["structured"], {"type": "object", "enabled": False})
+        self.assertNotIn("@timestamp", properties)
+        self.assertNotIn("json", properties)
+
+    def test_every_field_the_function_writes_is_typed(self):
+        body = json.loads((ROOT / "deploy" / "index-template.json").read_text())
+        paths = set(declared(body["template"]["mappings"]["properties"]))
+        # The provenance's fields, as src/record/batch.rs names them (KinesisMetadata's members).
+        batch = (ROOT / "src" / "record" / "batch.rs").read_text()
+        struct = re.search(r"struct KinesisMetadata<'a> \{(.*?)\n    \}", batch, re.S).group(1)
+        kinesis = re.findall(r"^\s*(?:r#)?(\w+): ", struct, re.M)
+        self.assertEqual(len(kinesis), 6, kinesis)
+        written = {f"aws.kinesis.{name}" for name in kinesis}
+        # The CloudWatch Logs envelope's, as src/record/cloudwatch.rs writes them, and the canary's field.
+        cloudwatch = (ROOT / "src" / "record" / "cloudwatch.rs").read_text()
+        for name in ("log_group", "log_stream", "event_id"):
+            self.assertIn(f'"{name}":', cloudwatch)
+            written.add(f"aws.cloudwatch.{name}")
+        self.assertIn('"cloud":{"account":{"id":', cloudwatch)
+        written |= {"cloud.account.id", "kinesis_es_indexer_canary", "@timestamp", "message", "json"}
+        self.assertEqual(written - paths, set(), "fields the function writes that the template leaves to dynamic mapping")
+        self.assertEqual(body["priority"], 50, "below the built-in templates (100): their data streams keep them")
+        self.assertFalse(body["template"]["mappings"]["date_detection"])
+
+
+if __name__ == "__main__":
+    unittest.main()
