@@ -105,9 +105,9 @@ fn put_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     }
 }
 
-/// `<prefix>YYYY/MM/DD/HH/<shard>-<first sequence number>-<documents>.ndjson`, by the hour of writing (as
-/// Firehose names its backup objects), the first rejected document's record, and how many it holds: a redelivery
-/// of the same batch writes the same key.
+/// `<prefix>YYYY/MM/DD/HH/<shard>-<first sequence number>-<documents>.ndjson`: by the hour of writing (as
+/// Firehose names its backup objects), the first rejected document's record, and how many it holds, so that the
+/// same invocation run again within the hour writes the same key rather than a second copy.
 pub fn object_key(prefix: &str, now: DateTime<Utc>, rejected: &[Rejected]) -> String {
     let first = rejected.first().map(|r| r.provenance);
     let shard = first.map_or("unknown", |p| p.shard_id.as_str());

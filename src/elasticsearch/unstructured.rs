@@ -60,9 +60,9 @@ pub async fn index_plain_forms(
         status = first.status.unwrap_or_default(),
         error_type = %first.error_type,
         reason = %first.reason,
-        "Documents refused for their mapping once structured were sent as they came (their message as text, \
-         nothing added): a field of theirs has another type in the index; documents_unstructured counts those \
-         indexed so"
+        "Documents refused for their mapping as preprocessing shaped them were sent as they came (their message \
+         as text, nothing added): a field of theirs has another type in the index; documents_unstructured counts \
+         those indexed so"
     );
 }
 

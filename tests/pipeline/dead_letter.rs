@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use kinesis_es_indexer::Outcome::*;
 use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
-use kinesis_es_indexer::dead_letter::DeadLetter;
 use serde_json::{Value, json};
 use testkit::S3Double;
 
@@ -15,21 +14,6 @@ use crate::support::*;
 const BUCKET: &str = "stack-failedbatchesbucket-1a2b3c";
 /// The index the test records go to: they arrive on 2026-11-22.
 const INDEX: &str = "logs-2026.11.22";
-
-/// A harness whose dead letter writes to `s3`.
-async fn harness_with_dead_letter(s3: &S3Double) -> Harness {
-    let mut h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await;
-    let place = h.deps.config.dead_letter.clone().expect("configured");
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("eu-west-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("AKIDTEST", "test-secret", None, None, "test"))
-        .endpoint_url(s3.url())
-        .force_path_style(true)
-        .build();
-    h.deps.dead_letter = Some(DeadLetter::new(aws_sdk_s3::Client::from_conf(conf), place));
-    h
-}
 
 /// The lines of the dead letter's objects as `make replay` hands them to the replay (its `read_backup`): `rawData`
 /// decoded, without its newline.
@@ -62,7 +46,7 @@ fn backed_up(s3: &S3Double) -> Vec<(String, Vec<Value>, Vec<BackedUp>)> {
 #[tokio::test]
 async fn a_document_refused_for_its_mapping_is_kept_whole_and_replayed_once_the_mapping_is_fixed() {
     let s3 = S3Double::start().await;
-    let h = harness_with_dead_letter(&s3).await;
+    let h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await.with_dead_letter(&s3);
     // `level` is a number in this index: two producers' string levels are refused, the third record fits.
     h.es.map_field(INDEX, "level", "long");
     let sent = [
@@ -121,7 +105,7 @@ async fn a_document_refused_for_its_mapping_is_kept_whole_and_replayed_once_the_
 #[tokio::test]
 async fn when_s3_does_not_take_the_dead_letter_the_records_go_back_to_kinesis_and_nothing_is_lost() {
     let s3 = S3Double::start().await;
-    let h = harness_with_dead_letter(&s3).await;
+    let h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await.with_dead_letter(&s3);
     h.es.map_field(INDEX, "level", "long");
     let sent = [json!({"level": 1}), json!({"level": "INFO"}), json!({"level": 2}), json!({"level": "WARN"})];
     let event = event(&json_payloads(&sent));
@@ -182,7 +166,7 @@ fn cloudwatch(messages: &[&str]) -> Vec<u8> {
 #[tokio::test]
 async fn documents_a_strict_mapping_refuses_in_both_forms_are_dead_lettered_and_replayed_once_after_the_fix() {
     let s3 = S3Double::start().await;
-    let h = harness_with_dead_letter(&s3).await;
+    let h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await.with_dead_letter(&s3);
     // Elasticsearch's strict dynamic mapping, from an index template: only these fields, no new one.
     h.es.install_index_template(&json!({
         "index_patterns": ["logs-*"], "priority": 1,
@@ -232,7 +216,7 @@ async fn documents_a_strict_mapping_refuses_in_both_forms_are_dead_lettered_and_
 #[tokio::test]
 async fn documents_over_the_field_limit_are_dead_lettered_and_replayed_once_the_limit_is_raised() {
     let s3 = S3Double::start().await;
-    let h = harness_with_dead_letter(&s3).await;
+    let h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await.with_dead_letter(&s3);
     h.es.set_total_fields_limit(Some(20));
     let wide: serde_json::Map<String, Value> = (0..25).map(|i| (format!("f{i}"), json!(i))).collect();
     let report = h.deliver(&event(&json_payloads(&[json!({"message": "narrow"}), Value::Object(wide)]))).await;

@@ -4,10 +4,12 @@
 //! a shard limit reached, `_id`s refused). Batches mix JSON, text, NDJSON, CloudWatch Logs envelopes and KPL aggregates.
 //! After `FAULTY_ROUNDS` the cluster recovers. Then Firehose's holdings are delivered through the ingest pipeline.
 //! Half the seeds switch preprocessing on: structured messages (merge, nest or off), a filter whose word some log
-//! events and lines carry, static fields, provenance, and routing by log group.
+//! events and lines carry, static fields, provenance, and routing by log group. Half keep rejected documents in a
+//! dead letter, whose S3 refuses now and then (throttling, access denied).
 //!
 //! At the end: every indexable document is in the double exactly once; every rejected record is logged exactly once;
-//! every unindexable document is logged by the indexer at most once, and is logged or refused by Firehose's delivery.
+//! every unindexable document is logged by the indexer at most once, and is logged or refused by Firehose's delivery;
+//! with a dead letter, each document logged as rejected is in it exactly once, and nothing else is.
 //!
 //! `make test` runs `SOAK_SEEDS` (default 100) seeds of 3 batches of `SOAK_RECORDS` (default 40) records; `make soak`
 //! runs many more. A failure names its seed: replay it with `SOAK_FIRST_SEED=<seed> SOAK_SEEDS=1`.
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use kinesis_es_indexer::Outcome;
 use serde_json::{Value, json};
-use testkit::{Fault, FirehoseFault, IndexFault};
+use testkit::{Fault, FirehoseFault, IndexFault, S3Double};
 
 use crate::support::*;
 
@@ -173,9 +175,14 @@ fn random_batch(
 }
 
 /// Misbehaviour for the next invocation.
-fn random_faults(rng: &mut fastrand::Rng, h: &Harness) {
+fn random_faults(rng: &mut fastrand::Rng, h: &Harness, s3: &S3Double) {
     h.es.clear_faults();
     h.firehose.clear_faults();
+    s3.set_refusing(match rng.u8(..100) {
+        0..=14 => Some((503, "SlowDown")),
+        15..=19 => Some((403, "AccessDenied")),
+        _ => None,
+    });
     if rng.u8(..100) < 30 {
         // Write-queue rejections, shard by shard: some of the request's shard-level operations are refused whole.
         h.es.set_shards(rng.usize(1..5));
@@ -236,6 +243,7 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
     let chunk = rng.usize(2..12).to_string();
     let concurrency = rng.usize(1..4).to_string();
     let preprocessing = rng.bool();
+    let dead_letter = rng.bool();
     let message_json = ["merge", "nest", "off"][rng.usize(..3)];
     // Documents without a log group go to the soak's two daily indices (where `latency_ms` is a long); with
     // preprocessing, log events go to their group's.
@@ -262,7 +270,14 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
             ("ADD_KINESIS_METADATA", "true"),
         ]);
     }
-    let h = Harness::start(&settings).await;
+    if dead_letter {
+        settings.push(("DEAD_LETTER_BUCKET", "soak-failed-batches"));
+    }
+    let s3 = S3Double::start().await;
+    let h = match dead_letter {
+        true => Harness::start(&settings).await.with_dead_letter(&s3),
+        false => Harness::start(&settings).await,
+    };
     let pipeline: Value = serde_json::from_str(include_str!("../../deploy/firehose-pipeline.json")).unwrap();
     h.es.install_pipeline("kinesis-es-indexer-firehose", &pipeline)?;
     h.es.install_index_template(
@@ -287,10 +302,11 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
                 ));
             }
             if round <= FAULTY_ROUNDS {
-                random_faults(&mut rng, &h);
+                random_faults(&mut rng, &h, &s3);
             } else {
                 h.es.clear_faults();
                 h.firehose.clear_faults();
+                s3.set_refusing(None);
             }
             let short_deadline = round <= FAULTY_ROUNDS && rng.u8(..100) < 5;
             let budget = if short_deadline { Duration::from_millis(rng.u64(0..60)) } else { Duration::from_secs(30) };
@@ -360,6 +376,20 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
     }
     if let Some(id) = logged_documents.keys().find(|id| !expected.unindexable.contains(*id)) {
         return Err(format!("{id} was logged as rejected but is indexable"));
+    }
+    // The dead letter holds each document logged as rejected, once, and nothing else.
+    let mut dead_lettered: HashMap<String, usize> = HashMap::new();
+    for (_, body) in s3.objects() {
+        for line in String::from_utf8(body).map_err(|e| e.to_string())?.lines() {
+            let line: Value = serde_json::from_str(line).map_err(|e| format!("a dead letter line: {e}"))?;
+            *dead_lettered.entry(line["esDocumentId"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        }
+    }
+    if dead_letter && dead_lettered != logged_documents {
+        return Err(format!("dead letter {dead_lettered:?}, logged as rejected {logged_documents:?}"));
+    }
+    if !dead_letter && !dead_lettered.is_empty() {
+        return Err(format!("a dead letter without DEAD_LETTER_BUCKET: {dead_lettered:?}"));
     }
     for sequence in &expected.undecodable {
         let logged = logged_records.get(sequence).copied().unwrap_or(0);

@@ -42,6 +42,21 @@ impl Harness {
         Harness { es, firehose, deps }
     }
 
+    /// The same harness, its dead letter (configured with `DEAD_LETTER_BUCKET`) writing to `s3`.
+    pub fn with_dead_letter(mut self, s3: &testkit::S3Double) -> Harness {
+        let place = self.deps.config.dead_letter.clone().expect("DEAD_LETTER_BUCKET is set");
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("AKIDTEST", "test-secret", None, None, "test"))
+            .endpoint_url(s3.url())
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(conf);
+        self.deps.dead_letter = Some(kinesis_es_indexer::dead_letter::DeadLetter::new(client, place));
+        self
+    }
+
     /// Handles `event` with a deadline `budget` from now.
     pub async fn deliver_within(&self, event: &KinesisEventIn, budget: Duration) -> Report {
         kinesis_es_indexer::handle(event, tokio::time::Instant::now() + budget, &self.deps).await
