@@ -612,9 +612,10 @@ impl EsDouble {
     }
 
     /// Adds to an index's mapping, as `PUT /{index}/_mapping` does: `{"properties": {…}}` adds fields and objects
-    /// (an existing field's type cannot change), `{"dynamic": …}` at the root or on an object changes what becomes
-    /// of new fields. Creates the index (from its template) when it does not exist. Refused in Elasticsearch's words,
-    /// changing nothing. A test "fixes the mapping" with it and replays.
+    /// (an existing field's type cannot change), `{"dynamic": …}` at the root or on an object, `date_detection` and
+    /// `dynamic_templates` (which replace the old ones) change what becomes of new fields. Creates the index (from
+    /// its template) when it does not exist. Refused in Elasticsearch's words, changing nothing. A test "fixes the
+    /// mapping" with it and replays.
     pub fn put_mapping(&self, index: &str, mapping: &Value) -> Result<(), String> {
         self.state().index_mut(index).mapping.put(mapping)
     }
@@ -1832,5 +1833,53 @@ mod tests {
         assert_eq!(refused["error"]["caused_by"]["type"], "illegal_argument_exception");
         assert_eq!(double.mapping("after"), Some(json!({"properties": {}})), "created, its mapping unchanged");
         assert_eq!(double.count(), 2);
+    }
+
+    /// The project's index template: no date detection, strings as keywords, `json` kept but not mapped
+    /// (<https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-field-mapping.html#date-detection>,
+    /// <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>,
+    /// <https://www.elastic.co/guide/en/elasticsearch/reference/current/enabled.html>): `json` never conflicts, a
+    /// keyword meeting an object is refused.
+    #[tokio::test]
+    async fn the_project_s_template_maps_strings_as_keywords_and_keeps_json_unmapped() {
+        const TEMPLATE: &str = r#"{"index_patterns":["logs-*"],"priority":50,"template":{"mappings":{"date_detection":false,"dynamic_templates":[{"strings_as_keyword":{"match_mapping_type":"string","mapping":{"type":"keyword","ignore_above":1024}}}],"properties":{"@timestamp":{"type":"date"},"message":{"type":"text"},"json":{"type":"object","enabled":false},"aws":{"properties":{"cloudwatch":{"properties":{"log_group":{"type":"keyword"},"log_stream":{"type":"keyword"},"event_id":{"type":"keyword"}}},"kinesis":{"properties":{"type":{"type":"keyword"},"name":{"type":"keyword"},"shard_id":{"type":"keyword"},"sequence_number":{"type":"keyword"},"partition_key":{"type":"keyword"},"approximate_arrival_timestamp":{"type":"date"}}}}},"cloud":{"properties":{"account":{"properties":{"id":{"type":"keyword"}}}}},"kinesis_es_indexer_canary":{"type":"boolean"}}}}}"#;
+        let double = EsDouble::start().await;
+        let (status, answer) = send(&double, "PUT", "/_index_template/logs", "", TEMPLATE.as_bytes()).await;
+        assert_eq!(status, 200, "{answer}");
+        let documents = [
+            json!({"@timestamp":"2026-11-22T08:00:00.000Z","message":"a","service":"payment","json":{"message":100.5}}),
+            json!({"@timestamp":"2026-11-22T08:00:01.000Z","message":"b","service":{"name":"x"},"json":{"message":{"o":1}}}),
+            json!({"@timestamp":"2026-11-22T08:00:02.000Z","message":"c","time":"2021-05-03 11:47:12,494+0000"}),
+        ];
+        let body: String = documents
+            .iter()
+            .enumerate()
+            .map(|(at, document)| {
+                format!("{{\"create\":{{\"_index\":\"logs-2026.11.22\",\"_id\":\"{}\"}}}}\n{document}\n", at + 1)
+            })
+            .collect();
+        let (status, answer) = post(&double, "/_bulk", "", body.as_bytes()).await;
+        assert_eq!(status, 200);
+        assert_eq!(statuses(&answer), vec![201, 400, 201], "{answer}");
+        let refused = &answer["items"][1]["create"]["error"];
+        assert_eq!(refused["type"], "document_parsing_exception");
+        assert_eq!(
+            refused["reason"],
+            "[1:2] failed to parse field [service] of type [keyword] in document with id '2'. Preview of field's value: '{name=x}'"
+        );
+        assert_eq!(double.document("logs-2026.11.22", "1").unwrap()["json"], json!({"message": 100.5}));
+        assert_eq!(double.document("logs-2026.11.22", "2"), None);
+
+        let mapping = double.mapping("logs-2026.11.22").unwrap();
+        assert_eq!(mapping["date_detection"], false);
+        assert_eq!(
+            mapping["dynamic_templates"],
+            json!([{"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}])
+        );
+        let properties = &mapping["properties"];
+        assert_eq!(properties["json"], json!({"type": "object", "enabled": false}), "nothing mapped under it");
+        let keyword = json!({"type": "keyword", "ignore_above": 1024});
+        assert_eq!((&properties["service"], &properties["time"]), (&keyword, &keyword), "not a date: a string");
+        assert_eq!(properties["message"], json!({"type": "text"}));
     }
 }

@@ -1,12 +1,16 @@
 //! An index's mapping as Elasticsearch 8 keeps and extends it: explicit mappings (an index template's, or a test's
 //! `put_mapping`), dynamic mapping of new fields, dotted field names expanded into objects, `dynamic: strict/false`,
-//! `index.mapping.total_fields.limit`, and the refusals of a document that does not fit, in Elasticsearch's words.
+//! `date_detection`, `dynamic_templates`, objects with `enabled: false`, `index.mapping.total_fields.limit`, and the
+//! refusals of a document that does not fit, in Elasticsearch's words.
 //!
 //! Sources, cited by the tests below: the dynamic field mapping table
 //! (<https://www.elastic.co/docs/manage-data/data-store/mapping/dynamic-field-mapping>) and its code
-//! (`DynamicFieldsBuilder`, `RootObjectMapper`), dots in field names
-//! (<https://www.elastic.co/guide/en/elasticsearch/reference/current/subobjects.html>), the field limit
-//! (<https://www.elastic.co/guide/en/elasticsearch/reference/8.18/mapping-settings-limit.html>,
+//! (`DynamicFieldsBuilder`, `RootObjectMapper`), date detection
+//! (<https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-field-mapping.html#date-detection>),
+//! dynamic templates (<https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>,
+//! `DynamicTemplate`), `enabled` (<https://www.elastic.co/guide/en/elasticsearch/reference/current/enabled.html>),
+//! dots in field names (<https://www.elastic.co/guide/en/elasticsearch/reference/current/subobjects.html>), the
+//! field limit (<https://www.elastic.co/guide/en/elasticsearch/reference/8.18/mapping-settings-limit.html>,
 //! `MappingLookup.checkFieldLimit`), `strict_date_optional_time` (`DateFormatters`, `Iso8601Parser`), and the
 //! exceptions' messages (`DocumentParsingException`, `DocumentParser.throwOnConcreteValue`,
 //! `StrictDynamicMappingException`, `FieldMapper`'s value preview).
@@ -251,37 +255,31 @@ fn token(value: &Value) -> &'static str {
 pub enum Mapper {
     /// An object; `dynamic: None` inherits its parent's.
     Object { dynamic: Option<Dynamic> },
-    /// A concrete field and its multi-fields (`fields`), by name.
-    Field { field_type: FieldType, multi_fields: Vec<(String, FieldType)> },
+    /// An object with `enabled: false`: whatever a document holds there stays in `_source`, neither read nor mapped.
+    DisabledObject,
+    /// A concrete field, its multi-fields (`fields`) by name, and the `HARMLESS_PARAMETERS` it was given, kept only
+    /// to show them back as `GET _mapping` does.
+    Field { field_type: FieldType, multi_fields: Vec<(String, FieldType)>, parameters: Map<String, Value> },
 }
 
 impl Mapper {
+    fn field(field_type: FieldType) -> Mapper {
+        Mapper::Field { field_type, multi_fields: Vec::new(), parameters: Map::new() }
+    }
+
     /// How much it counts toward `index.mapping.total_fields.limit`: objects and multi-fields count as fields do.
     fn size(&self) -> usize {
         match self {
-            Mapper::Object { .. } => 1,
+            Mapper::Object { .. } | Mapper::DisabledObject => 1,
             Mapper::Field { multi_fields, .. } => 1 + multi_fields.len(),
         }
     }
 
-    /// The mapper Elasticsearch's dynamic mapping gives a new field's first value (`DynamicFieldsBuilder`), or
-    /// `None` for `null`, which adds nothing.
-    fn dynamic_for(value: &Value) -> Option<Mapper> {
-        let field = |field_type| Some(Mapper::Field { field_type, multi_fields: Vec::new() });
-        match value {
-            Value::Null | Value::Array(_) => None,
-            Value::Object(_) => Some(Mapper::Object { dynamic: None }),
-            Value::Bool(_) => field(FieldType::Boolean),
-            // "we use float by default instead of double"
-            Value::Number(number) if number.is_f64() => field(FieldType::Float),
-            Value::Number(_) => field(FieldType::Long),
-            Value::String(text) => match dynamic_date(text) {
-                Some(formats) => field(FieldType::Date(formats)),
-                None => Some(Mapper::Field {
-                    field_type: FieldType::Text,
-                    multi_fields: vec![("keyword".to_owned(), FieldType::Keyword)],
-                }),
-            },
+    /// The type `mapper [...] cannot be changed from type [...]` names.
+    fn type_name(&self) -> &'static str {
+        match self {
+            Mapper::Object { .. } | Mapper::DisabledObject => "object",
+            Mapper::Field { field_type, .. } => field_type.name(),
         }
     }
 
@@ -293,8 +291,15 @@ impl Mapper {
         };
         let type_name = definition.get("type").and_then(Value::as_str);
         if type_name.is_none_or(|name| name == "object") {
+            let enabled = definition.get("enabled").map(|enabled| boolean("enabled", enabled)).transpose()?;
+            if enabled == Some(false) {
+                if let Some(key) = definition.keys().find(|key| !matches!(key.as_str(), "type" | "enabled")) {
+                    return Err(format!("the double does not emulate an object's [{key}] with [enabled: false]"));
+                }
+                return Ok(Mapper::DisabledObject);
+            }
             for key in definition.keys() {
-                if !matches!(key.as_str(), "type" | "dynamic" | "properties") {
+                if !matches!(key.as_str(), "type" | "dynamic" | "properties" | "enabled") {
                     return Err(format!("the double does not emulate an object's [{key}]"));
                 }
             }
@@ -317,10 +322,17 @@ impl Mapper {
             let mut none = Vec::new();
             match Mapper::from_json(multi_field, &mut none)? {
                 Mapper::Field { field_type, .. } => multi_fields.push((name.clone(), field_type)),
-                Mapper::Object { .. } => return Err(format!("multi-field [{name}] cannot be an object")),
+                Mapper::Object { .. } | Mapper::DisabledObject => {
+                    return Err(format!("multi-field [{name}] cannot be an object"));
+                }
             }
         }
-        Ok(Mapper::Field { field_type, multi_fields })
+        let parameters = definition
+            .iter()
+            .filter(|(key, _)| HARMLESS_PARAMETERS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        Ok(Mapper::Field { field_type, multi_fields, parameters })
     }
 
     fn to_json(&self) -> Value {
@@ -332,17 +344,358 @@ impl Mapper {
                 }
                 Value::Object(object)
             }
-            Mapper::Field { field_type, multi_fields } => {
-                let mut field = field_json(field_type);
+            // Elasticsearch names the type of an object without properties.
+            Mapper::DisabledObject => json!({"type": "object", "enabled": false}),
+            Mapper::Field { field_type, multi_fields, parameters } => {
+                let mut field = type_json(field_type);
+                let object = field.as_object_mut().expect("a type renders as an object");
+                object.extend(parameters.clone());
                 if !multi_fields.is_empty() {
-                    let fields: Map<String, Value> =
-                        multi_fields.iter().map(|(name, field_type)| (name.clone(), field_json(field_type))).collect();
-                    field["fields"] = Value::Object(fields);
+                    let fields: Map<String, Value> = multi_fields
+                        .iter()
+                        .map(|(name, field_type)| (name.clone(), multi_field_json(field_type)))
+                        .collect();
+                    object.insert("fields".into(), Value::Object(fields));
                 }
                 field
             }
         }
     }
+}
+
+/// A boolean mapping parameter, as `XContentMapValues.nodeBooleanValue` reads it.
+fn boolean(parameter: &str, value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(value) => Ok(*value),
+        Value::String(text) if text == "true" => Ok(true),
+        Value::String(text) if text == "false" => Ok(false),
+        _ => Err(format!("Could not convert [{parameter}] to boolean")),
+    }
+}
+
+/// A new field's JSON type as dynamic templates' `match_mapping_type` names it (`DynamicTemplate.XContentFieldType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonType {
+    Object,
+    String,
+    Long,
+    Double,
+    Boolean,
+    /// A string that date detection parsed.
+    Date,
+    /// Only from binary documents (CBOR, Smile), never from JSON.
+    Binary,
+}
+
+impl JsonType {
+    const ALL: [JsonType; 7] = [
+        JsonType::Object,
+        JsonType::String,
+        JsonType::Long,
+        JsonType::Double,
+        JsonType::Boolean,
+        JsonType::Date,
+        JsonType::Binary,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            JsonType::Object => "object",
+            JsonType::String => "string",
+            JsonType::Long => "long",
+            JsonType::Double => "double",
+            JsonType::Boolean => "boolean",
+            JsonType::Date => "date",
+            JsonType::Binary => "binary",
+        }
+    }
+
+    fn from_name(name: &str) -> Result<JsonType, String> {
+        JsonType::ALL.into_iter().find(|json_type| json_type.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = JsonType::ALL.iter().map(|json_type| json_type.name()).collect();
+            format!("No field type matched on [{name}], possible values are [{}]", names.join(", "))
+        })
+    }
+
+    /// What `{dynamic_type}` stands for in a template's mapping: the type dynamic mapping would give
+    /// (`XContentFieldType.defaultMappingType`), a JSON double being a float.
+    fn default_mapping_type(self) -> &'static str {
+        match self {
+            JsonType::String => "text",
+            JsonType::Double => "float",
+            other => other.name(),
+        }
+    }
+}
+
+/// What dynamic mapping makes of a new field's first value (`DynamicFieldsBuilder`): its JSON type and, for a date,
+/// the dynamic date format that parsed it.
+#[derive(Debug, Clone)]
+struct Detected {
+    json_type: JsonType,
+    date_formats: Option<DateFormats>,
+}
+
+impl Detected {
+    /// `None` for `null` and `[]`, which add nothing.
+    fn of(value: &Value, date_detection: bool) -> Option<Detected> {
+        let detected = |json_type| Some(Detected { json_type, date_formats: None });
+        match value {
+            Value::Null | Value::Array(_) => None,
+            Value::Object(_) => detected(JsonType::Object),
+            Value::Bool(_) => detected(JsonType::Boolean),
+            Value::Number(number) if number.is_f64() => detected(JsonType::Double),
+            Value::Number(_) => detected(JsonType::Long),
+            Value::String(text) => match dynamic_date(text).filter(|_| date_detection) {
+                Some(formats) => Some(Detected { json_type: JsonType::Date, date_formats: Some(formats) }),
+                None => detected(JsonType::String),
+            },
+        }
+    }
+
+    /// The mapper Elasticsearch gives a new field no dynamic template takes.
+    fn default_mapper(&self) -> Mapper {
+        match (self.json_type, &self.date_formats) {
+            (JsonType::Object, _) => Mapper::Object { dynamic: None },
+            // Binary is never detected from JSON.
+            (JsonType::String | JsonType::Binary, _) => Mapper::Field {
+                field_type: FieldType::Text,
+                multi_fields: vec![("keyword".to_owned(), FieldType::Keyword)],
+                parameters: Map::new(),
+            },
+            (JsonType::Long, _) => Mapper::field(FieldType::Long),
+            // "we use float by default instead of double"
+            (JsonType::Double, _) => Mapper::field(FieldType::Float),
+            (JsonType::Boolean, _) => Mapper::field(FieldType::Boolean),
+            (JsonType::Date, formats) => {
+                Mapper::field(FieldType::Date(formats.clone().unwrap_or_else(DateFormats::iso)))
+            }
+        }
+    }
+}
+
+/// One of the root's `dynamic_templates` (`DynamicTemplate`): which new fields it takes, and the mapping it gives
+/// them. Patterns are Elasticsearch's simple ones (`*` for any text); a condition with no pattern holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DynamicTemplate {
+    name: String,
+    /// `match`, on the field's own name.
+    name_patterns: Vec<String>,
+    /// `unmatch`, on the field's own name.
+    name_exclusions: Vec<String>,
+    /// `path_match`, on the full dotted path.
+    path_patterns: Vec<String>,
+    /// `path_unmatch`, on the full dotted path.
+    path_exclusions: Vec<String>,
+    /// The JSON types it takes: every one for `*`, or when it matches names without `match_mapping_type`; none
+    /// when it has neither (such a template never applies).
+    json_types: Vec<JsonType>,
+    mapping: Map<String, Value>,
+}
+
+impl DynamicTemplate {
+    /// The root's `dynamic_templates`: a list of `{"name": {conditions…, "mapping": {…}}}`, each checked as
+    /// `RootObjectMapper` checks it.
+    fn parse_all(templates: &Value) -> Result<Vec<DynamicTemplate>, String> {
+        let syntax_error = || "Dynamic template syntax error. An array of named objects is expected.".to_owned();
+        let templates = templates.as_array().ok_or_else(syntax_error)?;
+        templates
+            .iter()
+            .map(|named| {
+                let named = named.as_object().ok_or_else(syntax_error)?;
+                let [(name, definition)] = named.iter().collect::<Vec<_>>()[..] else {
+                    return Err("A dynamic template must be defined with a name".to_owned());
+                };
+                let template = DynamicTemplate::parse(name, definition)?;
+                template.validate()?;
+                Ok(template)
+            })
+            .collect()
+    }
+
+    fn parse(name: &str, definition: &Value) -> Result<DynamicTemplate, String> {
+        let Some(definition) = definition.as_object() else {
+            return Err(format!("dynamic template [{name}] must be an object"));
+        };
+        let patterns = |parameter: &str| -> Result<Vec<String>, String> {
+            match definition.get(parameter) {
+                None => Ok(Vec::new()),
+                Some(Value::Array(patterns)) => patterns
+                    .iter()
+                    .map(|pattern| {
+                        pattern.as_str().map(str::to_owned).ok_or_else(|| {
+                            format!(
+                                "[{parameter}] values must either be a string or list of strings, but was [{}]",
+                                Value::Array(patterns.clone())
+                            )
+                        })
+                    })
+                    .collect(),
+                Some(Value::String(pattern)) => Ok(vec![pattern.clone()]),
+                Some(other) => Ok(vec![other.to_string()]),
+            }
+        };
+        for (key, value) in definition {
+            match key.as_str() {
+                "match" | "unmatch" | "path_match" | "path_unmatch" | "match_mapping_type" | "mapping" => {}
+                "match_pattern" => match value.as_str() {
+                    Some("simple" | "default") => {}
+                    Some("regex") => return Err("the double does not emulate [match_pattern: regex]".into()),
+                    _ => return Err(format!("No matching pattern matched on [{}]", value_text(value))),
+                },
+                "runtime" => return Err(format!("the double does not emulate runtime fields ([runtime] of [{name}])")),
+                other => return Err(format!("Illegal dynamic template parameter: [{other}]")),
+            }
+        }
+        let Some(mapping) = definition.get("mapping") else {
+            return Err(format!("template [{name}] must have either mapping or runtime set"));
+        };
+        let Some(mapping) = mapping.as_object() else {
+            return Err(format!("the [mapping] of dynamic template [{name}] must be an object"));
+        };
+        let (name_patterns, path_patterns) = (patterns("match")?, patterns("path_match")?);
+        let json_types = match definition.get("match_mapping_type") {
+            Some(Value::String(any)) if any == "*" => JsonType::ALL.to_vec(),
+            Some(Value::Array(names)) => {
+                names.iter().map(|name| JsonType::from_name(&value_text(name))).collect::<Result<_, _>>()?
+            }
+            Some(single) => vec![JsonType::from_name(&value_text(single))?],
+            None if name_patterns.is_empty() && path_patterns.is_empty() => Vec::new(),
+            None => JsonType::ALL.to_vec(),
+        };
+        Ok(DynamicTemplate {
+            name: name.to_owned(),
+            name_patterns,
+            name_exclusions: patterns("unmatch")?,
+            path_patterns,
+            path_exclusions: patterns("path_unmatch")?,
+            json_types,
+            mapping: mapping.clone(),
+        })
+    }
+
+    /// Refuses a template whose mapping gives no field for any of its JSON types, as Elasticsearch 8 does
+    /// (`RootObjectMapper.validateDynamicTemplate`): here that includes what the double does not emulate. A mapping
+    /// using `{name}` can only be checked against a real field.
+    fn validate(&self) -> Result<(), String> {
+        if Value::Object(self.mapping.clone()).to_string().contains("{name}") {
+            return Ok(());
+        }
+        let mut last_error = None;
+        for &json_type in &self.json_types {
+            let detected = Detected { json_type, date_formats: None };
+            match self.mapper_for(&format!("__dynamic__{}", self.name), &detected) {
+                Ok(_) => return Ok(()),
+                Err(why) => last_error = Some(why),
+            }
+        }
+        let Some(why) = last_error else { return Ok(()) };
+        let types: Vec<&str> = self.json_types.iter().map(|json_type| json_type.name()).collect();
+        Err(format!(
+            "dynamic template [{}] has invalid content [{}], attempted to validate it with the following match_mapping_type: [{}], caused by [{why}]",
+            self.name,
+            self.to_json()[&self.name],
+            types.join(", ")
+        ))
+    }
+
+    /// Whether it takes a new field (`DynamicTemplate.match`).
+    fn takes(&self, path: &str, name: &str, json_type: JsonType) -> bool {
+        let any_matches = |patterns: &[String], text: &str| patterns.iter().any(|pattern| simple_match(pattern, text));
+        (self.path_patterns.is_empty() || any_matches(&self.path_patterns, path))
+            && (self.name_patterns.is_empty() || any_matches(&self.name_patterns, name))
+            && !any_matches(&self.path_exclusions, path)
+            && !any_matches(&self.name_exclusions, name)
+            && self.json_types.contains(&json_type)
+    }
+
+    /// The mapper (and its properties, as `(relative path, mapper)`) it gives the new field `name`: its mapping with
+    /// `{name}` and `{dynamic_type}` replaced, typed by dynamic mapping when it names no type. A date it takes
+    /// keeps the dynamic date format that detected it unless the mapping sets one.
+    fn mapper_for(&self, name: &str, detected: &Detected) -> Result<(Mapper, Vec<(String, Mapper)>), String> {
+        let dynamic_type = detected.json_type.default_mapping_type();
+        let mut mapping = substitute(&Value::Object(self.mapping.clone()), name, dynamic_type);
+        let definition = mapping.as_object_mut().expect("an object stays an object");
+        definition.entry("type").or_insert_with(|| dynamic_type.into());
+        if let Some(formats) = &detected.date_formats
+            && definition["type"] == "date"
+        {
+            definition.entry("format").or_insert_with(|| formats.to_string().into());
+        }
+        let mut nested = Vec::new();
+        let mapper = Mapper::from_json(&mapping, &mut nested)?;
+        Ok((mapper, nested))
+    }
+
+    /// The template as `GET _mapping` shows it (`DynamicTemplate.toXContent`).
+    fn to_json(&self) -> Value {
+        let mut conditions = Map::new();
+        let patterns = [
+            ("match", &self.name_patterns),
+            ("path_match", &self.path_patterns),
+            ("unmatch", &self.name_exclusions),
+            ("path_unmatch", &self.path_exclusions),
+        ];
+        for (parameter, patterns) in patterns {
+            match patterns.as_slice() {
+                [] => {}
+                [pattern] => {
+                    conditions.insert(parameter.into(), pattern.as_str().into());
+                }
+                patterns => {
+                    conditions.insert(parameter.into(), json!(patterns));
+                }
+            }
+        }
+        let matches_names = !self.name_patterns.is_empty() || !self.path_patterns.is_empty();
+        match self.json_types.as_slice() {
+            [json_type] => {
+                conditions.insert("match_mapping_type".into(), json_type.name().into());
+            }
+            all if all.len() == JsonType::ALL.len() && matches_names => {}
+            all if all.len() == JsonType::ALL.len() => {
+                conditions.insert("match_mapping_type".into(), "*".into());
+            }
+            [] => {}
+            some => {
+                let names: Vec<&str> = some.iter().map(|json_type| json_type.name()).collect();
+                conditions.insert("match_mapping_type".into(), json!(names));
+            }
+        }
+        conditions.insert("mapping".into(), Value::Object(self.mapping.clone()));
+        json!({ &self.name: conditions })
+    }
+}
+
+/// A scalar as Java's `toString` gives it (strings unquoted), as Elasticsearch reads a template's parameters.
+fn value_text(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// `{name}`, `{dynamic_type}` and `{dynamicType}` replaced in every key and string of a template's mapping
+/// (`DynamicTemplate.processMap`).
+fn substitute(value: &Value, name: &str, dynamic_type: &str) -> Value {
+    let replace = |text: &str| {
+        text.replace("{name}", name).replace("{dynamic_type}", dynamic_type).replace("{dynamicType}", dynamic_type)
+    };
+    match value {
+        Value::Object(object) => Value::Object(
+            object.iter().map(|(key, value)| (replace(key), substitute(value, name, dynamic_type))).collect(),
+        ),
+        Value::Array(values) => {
+            Value::Array(values.iter().map(|value| substitute(value, name, dynamic_type)).collect())
+        }
+        Value::String(text) => Value::String(replace(text)),
+        other => other.clone(),
+    }
+}
+
+/// Elasticsearch's `Regex.simpleMatch`: `*` stands for any text (dots included), everything else for itself.
+fn simple_match(pattern: &str, text: &str) -> bool {
+    let Some((head, tail)) = pattern.split_once('*') else { return pattern == text };
+    let Some(rest) = text.strip_prefix(head) else { return false };
+    tail.is_empty()
+        || (0..=rest.len()).filter(|&at| rest.is_char_boundary(at)).any(|at| simple_match(tail, &rest[at..]))
 }
 
 /// Field parameters that change how a field is searched or stored, not which values it takes: accepted and ignored.
@@ -363,14 +716,22 @@ const HARMLESS_PARAMETERS: [&str; 14] = [
     "term_vector",
 ];
 
-fn field_json(field_type: &FieldType) -> Value {
+/// A field's type (and a date's format when it is not the default), as `GET _mapping` shows it.
+fn type_json(field_type: &FieldType) -> Value {
     match field_type {
         FieldType::Date(formats) if *formats != DateFormats::iso() => {
             json!({"type": "date", "format": formats.to_string()})
         }
-        // A dynamic string's keyword sub-field, as GET _mapping shows it.
-        FieldType::Keyword => json!({"type": "keyword", "ignore_above": 256}),
         other => json!({"type": other.name()}),
+    }
+}
+
+/// A multi-field, as `GET _mapping` shows it: a keyword is a dynamic string's sub-field, shown with its
+/// `ignore_above`.
+fn multi_field_json(field_type: &FieldType) -> Value {
+    match field_type {
+        FieldType::Keyword => json!({"type": "keyword", "ignore_above": 256}),
+        other => type_json(other),
     }
 }
 
@@ -462,12 +823,22 @@ pub struct Mapping {
     mappers: BTreeMap<String, Mapper>,
     /// The root object's `dynamic`.
     dynamic: Dynamic,
+    /// The root's `date_detection`, `None` when never set (it is then on, and not shown).
+    date_detection: Option<bool>,
+    /// The root's `dynamic_templates`, in order: the first that takes a new field maps it.
+    dynamic_templates: Vec<DynamicTemplate>,
     total_fields_limit: usize,
 }
 
 impl Default for Mapping {
     fn default() -> Mapping {
-        Mapping { mappers: BTreeMap::new(), dynamic: Dynamic::True, total_fields_limit: DEFAULT_TOTAL_FIELDS_LIMIT }
+        Mapping {
+            mappers: BTreeMap::new(),
+            dynamic: Dynamic::True,
+            date_detection: None,
+            dynamic_templates: Vec::new(),
+            total_fields_limit: DEFAULT_TOTAL_FIELDS_LIMIT,
+        }
     }
 }
 
@@ -488,22 +859,29 @@ impl Mapping {
         self.mappers.values().map(Mapper::size).sum()
     }
 
-    /// Adds an explicit mapping (`{"dynamic": …, "properties": {…}}`), as `PUT /{index}/_mapping` or an index
-    /// template's `mappings` does. A field keeps its type: another one is refused, as Elasticsearch refuses it.
-    /// Nothing is changed when it is refused.
+    /// Adds an explicit mapping (`{"dynamic": …, "date_detection": …, "dynamic_templates": […],
+    /// "properties": {…}}`), as `PUT /{index}/_mapping` or an index template's `mappings` does. A field keeps its
+    /// type: another one is refused, as Elasticsearch refuses it. New `dynamic_templates` replace the old ones, as
+    /// they do in a mapping update. Nothing is changed when it is refused.
     pub fn put(&mut self, mapping: &Value) -> Result<(), String> {
         let Some(definition) = mapping.as_object() else { return Err("mappings must be an object".into()) };
         for key in definition.keys() {
-            if !matches!(key.as_str(), "dynamic" | "properties" | "_source" | "_meta" | "date_detection") {
+            if !matches!(
+                key.as_str(),
+                "dynamic" | "properties" | "_source" | "_meta" | "date_detection" | "dynamic_templates"
+            ) {
                 return Err(format!("the double does not emulate the mapping's [{key}]"));
             }
-        }
-        if definition.get("date_detection").is_some_and(|detection| detection != &json!(true)) {
-            return Err("the double does not emulate [date_detection: false]".into());
         }
         let mut updated = self.clone();
         if let Some(dynamic) = definition.get("dynamic") {
             updated.dynamic = Dynamic::from_json(dynamic)?;
+        }
+        if let Some(date_detection) = definition.get("date_detection") {
+            updated.date_detection = Some(boolean("date_detection", date_detection)?);
+        }
+        if let Some(templates) = definition.get("dynamic_templates") {
+            updated.dynamic_templates = DynamicTemplate::parse_all(templates)?;
         }
         let mut properties = Vec::new();
         if let Some(definition) = definition.get("properties") {
@@ -527,9 +905,16 @@ impl Mapping {
             (Some(Mapper::Object { dynamic }), Mapper::Object { dynamic: new }) => {
                 *dynamic = new.or(*dynamic);
             }
+            (Some(Mapper::DisabledObject), Mapper::DisabledObject) => {}
+            // Elasticsearch keeps a disabled object when an update does not say `enabled`; the double, which does not
+            // keep whether it was said, refuses any change (`ObjectMapper.Builder.merge`).
+            (Some(Mapper::Object { .. }), Mapper::DisabledObject)
+            | (Some(Mapper::DisabledObject), Mapper::Object { .. }) => {
+                return Err(format!("the [enabled] parameter can't be updated for the object mapping [{path}]"));
+            }
             (
-                Some(Mapper::Field { field_type, multi_fields }),
-                Mapper::Field { field_type: new, multi_fields: more },
+                Some(Mapper::Field { field_type, multi_fields, .. }),
+                Mapper::Field { field_type: new, multi_fields: more, .. },
             ) if *field_type == new => {
                 for (name, field_type) in more {
                     if !multi_fields.iter().any(|(known, _)| *known == name) {
@@ -546,14 +931,10 @@ impl Mapping {
                 ));
             }
             (Some(existing), new) => {
-                let type_of = |mapper: &Mapper| match mapper {
-                    Mapper::Object { .. } => "object",
-                    Mapper::Field { field_type, .. } => field_type.name(),
-                };
                 return Err(format!(
                     "mapper [{path}] cannot be changed from type [{}] to [{}]",
-                    type_of(existing),
-                    type_of(&new)
+                    existing.type_name(),
+                    new.type_name()
                 ));
             }
         }
@@ -564,7 +945,7 @@ impl Mapping {
     pub fn force_field(&mut self, path: &str, type_name: &str) -> Result<(), String> {
         let mapper = match type_name {
             "object" => Mapper::Object { dynamic: None },
-            _ => Mapper::Field { field_type: FieldType::from_name(type_name, None)?, multi_fields: Vec::new() },
+            _ => Mapper::field(FieldType::from_name(type_name, None)?),
         };
         let mut parent = String::new();
         for segment in path.split('.').collect::<Vec<_>>().split_last().map(|(_, parents)| parents).unwrap_or(&[]) {
@@ -583,6 +964,12 @@ impl Mapping {
         let mut root = json!({"properties": {}});
         if self.dynamic != Dynamic::True {
             root["dynamic"] = self.dynamic.to_json();
+        }
+        if let Some(date_detection) = self.date_detection {
+            root["date_detection"] = date_detection.into();
+        }
+        if !self.dynamic_templates.is_empty() {
+            root["dynamic_templates"] = self.dynamic_templates.iter().map(DynamicTemplate::to_json).collect();
         }
         // Parents sort before their children ("a" < "a.b"), so each parent is in place when its child comes.
         for (path, mapper) in &self.mappers {
@@ -675,7 +1062,8 @@ impl DocumentParser<'_> {
         let path = join(parent, name);
         let Some(mapper) = self.mapper(&path).cloned() else { return self.parse_unmapped(parent, name, &path, value) };
         match (mapper, value) {
-            (_, Value::Null) => Ok(()),
+            // Anything goes under a disabled object, even a concrete value in its place.
+            (Mapper::DisabledObject, _) | (_, Value::Null) => Ok(()),
             (Mapper::Object { .. }, Value::Object(object)) => self.parse_object(&path, object),
             (Mapper::Object { .. }, _) => Err(MappingError::parsing(
                 format!(
@@ -713,15 +1101,31 @@ impl DocumentParser<'_> {
             }),
             // The field stays in `_source`, unmapped; an object's fields are not read at all.
             Dynamic::False => Ok(()),
+            // The new mappers are added first, then the value is read by them as by any mapper: a dynamic template
+            // may give a type that refuses it.
             Dynamic::True => {
-                let Some(mapper) = Mapper::dynamic_for(value) else { return Ok(()) };
-                self.add(path, mapper)?;
-                match value {
-                    Value::Object(object) => self.parse_object(path, object),
-                    _ => Ok(()),
+                let Some(detected) = Detected::of(value, self.mapping.date_detection.unwrap_or(true)) else {
+                    return Ok(());
+                };
+                for (path, mapper) in self.new_mappers(path, name, &detected)? {
+                    self.add(&path, mapper)?;
                 }
+                self.parse_value(parent, name, value)
             }
         }
+    }
+
+    /// The mappers (by path) of a new field: the first dynamic template's that takes it, else dynamic mapping's.
+    fn new_mappers(&self, path: &str, name: &str, detected: &Detected) -> Result<Vec<(String, Mapper)>, MappingError> {
+        let templates = &self.mapping.dynamic_templates;
+        let Some(template) = templates.iter().find(|template| template.takes(path, name, detected.json_type)) else {
+            return Ok(vec![(path.to_owned(), detected.default_mapper())]);
+        };
+        let (mapper, nested) = template.mapper_for(name, detected).map_err(|why| {
+            MappingError::parsing(format!("failed to parse: {why}"), None).caused("mapper_parsing_exception", &why)
+        })?;
+        let nested = nested.into_iter().map(|(child, mapper)| (join(path, &child), mapper));
+        Ok(std::iter::once((path.to_owned(), mapper)).chain(nested).collect())
     }
 
     /// Adds a dynamic mapper, refused when the index would then hold more fields than its limit: Elasticsearch 8
@@ -1142,5 +1546,256 @@ mod tests {
         mapping.put(&json!({"dynamic": true})).unwrap();
         map(&mut mapping, "3", json!({"new": "x"})).unwrap();
         assert_eq!(mapping.to_json()["properties"]["new"], text(), "mapped once dynamic again");
+    }
+
+    /// A fresh mapping with this root mapping put, which must be accepted.
+    fn put(root: Value) -> Mapping {
+        let mut mapping = Mapping::default();
+        mapping.put(&root).expect("a valid mapping");
+        mapping
+    }
+
+    /// Maps each document into `mapping`, each accepted, and returns its properties as GET _mapping shows them.
+    fn properties_after(mapping: &mut Mapping, documents: &[Value]) -> Value {
+        for (id, document) in documents.iter().enumerate() {
+            map(mapping, &id.to_string(), document.clone()).expect("accepted");
+        }
+        mapping.to_json()["properties"].clone()
+    }
+
+    /// A `match_mapping_type: string` template mapping strings to keywords.
+    fn strings_as_keyword() -> Value {
+        json!({"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}})
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-field-mapping.html#date-detection>
+    #[test]
+    fn without_date_detection_a_date_string_is_a_string() {
+        let mut mapping = put(json!({"date_detection": false}));
+        let properties =
+            properties_after(&mut mapping, &[json!({"at": "2023-11-07T12:00:00.000Z", "day": "2015/09/02"})]);
+        assert_eq!(properties, json!({"at": text(), "day": text()}));
+        let mut keywords = put(json!({"date_detection": false, "dynamic_templates": [strings_as_keyword()]}));
+        let properties = properties_after(&mut keywords, &[json!({"at": "2023-11-07T12:00:00.000Z"})]);
+        assert_eq!(
+            properties,
+            json!({"at": {"type": "keyword", "ignore_above": 1024}}),
+            "the string template takes it"
+        );
+        assert_eq!(put(json!({"date_detection": true})).to_json()["date_detection"], true, "shown once set");
+        assert_eq!(
+            Mapping::default().put(&json!({"date_detection": "no"})),
+            Err("Could not convert [date_detection] to boolean".into())
+        );
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    #[test]
+    fn the_first_dynamic_template_that_matches_maps_a_new_field() {
+        let mut mapping = put(json!({"dynamic_templates": [
+            {"never": {"mapping": {"type": "boolean"}}},
+            strings_as_keyword(),
+            {"all_strings_as_text": {"match_mapping_type": "string", "mapping": {"type": "text"}}}
+        ]}));
+        let properties = properties_after(&mut mapping, &[json!({"a": "x", "b": {"c": "y"}, "n": 1, "r": 1.5})]);
+        let keyword = json!({"type": "keyword", "ignore_above": 1024});
+        assert_eq!(
+            properties,
+            json!({"a": keyword, "b": {"properties": {"c": keyword}}, "n": {"type": "long"}, "r": {"type": "float"}}),
+            "a template without conditions never applies; what no template takes is mapped as without templates"
+        );
+        assert_eq!(mapping.total_fields(), 5, "a keyword without multi-fields counts 1");
+        map(&mut mapping, "1", json!({"a": 2, "n": "3"})).expect("read by the mapped types");
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    /// and <https://github.com/elastic/elasticsearch/blob/main/server/src/main/java/org/elasticsearch/index/mapper/DynamicTemplate.java>
+    #[test]
+    fn a_detected_date_matches_date_not_string() {
+        let mut mapping = put(json!({"dynamic_templates": [
+            strings_as_keyword(),
+            {"dates_as_text": {"match_mapping_type": "date", "mapping": {"type": "text"}}}
+        ]}));
+        let properties = properties_after(&mut mapping, &[json!({"at": "2023-11-07T12:00:00Z", "name": "x"})]);
+        assert_eq!(properties, json!({"at": {"type": "text"}, "name": {"type": "keyword", "ignore_above": 1024}}));
+        let mut strings_only = put(json!({"dynamic_templates": [strings_as_keyword()]}));
+        let properties = properties_after(&mut strings_only, &[json!({"at": "2023-11-07T12:00:00Z"})]);
+        assert_eq!(properties, json!({"at": {"type": "date"}}), "date detection first, then the templates of dates");
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    #[test]
+    fn match_unmatch_path_match_and_path_unmatch_take_simple_wildcards() {
+        let mut mapping = put(json!({"dynamic_templates": [
+            {"ids": {"match": "*_id", "unmatch": "skip_*", "mapping": {"type": "keyword"}}},
+            {"labels": {
+                "path_match": "labels.*", "path_unmatch": "labels.private.*", "match_mapping_type": "string",
+                "mapping": {"type": "keyword"}
+            }}
+        ]}));
+        let document = json!({
+            "user_id": 7, "skip_id": 8, "id": 9,
+            "labels": {"team": "a", "deep": {"tier": "web"}, "private": {"token": "t"}}
+        });
+        let keyword = json!({"type": "keyword"});
+        assert_eq!(
+            properties_after(&mut mapping, &[document]),
+            json!({
+                "user_id": keyword, "skip_id": {"type": "long"}, "id": {"type": "long"},
+                "labels": {"properties": {
+                    "team": keyword, "deep": {"properties": {"tier": keyword}}, "private": {"properties": {"token": text()}}
+                }}
+            }),
+            "match without match_mapping_type takes every type; * in a path spans dots"
+        );
+        let mut listed = put(json!({"dynamic_templates": [
+            {"either": {"match": ["first_*", "*_last"], "match_mapping_type": "long", "mapping": {"type": "keyword"}}}
+        ]}));
+        let properties =
+            properties_after(&mut listed, &[json!({"first_a": 1, "b_last": 2, "middle": 3, "first_s": "x"})]);
+        assert_eq!(
+            properties,
+            json!({"first_a": keyword, "b_last": keyword, "middle": {"type": "long"}, "first_s": text()})
+        );
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    #[test]
+    fn dynamic_type_stands_for_the_type_dynamic_mapping_would_give() {
+        let mut mapping = put(json!({"dynamic_templates": [
+            {"as_detected": {"match_mapping_type": "*", "mapping": {"type": "{dynamic_type}"}}}
+        ]}));
+        let document = json!({
+            "n": 1, "r": 1.5, "s": "x", "b": true, "at": "2023-11-07", "day": "2015/09/02", "o": {"i": 1}
+        });
+        assert_eq!(
+            properties_after(&mut mapping, &[document]),
+            json!({
+                "n": {"type": "long"}, "r": {"type": "float"}, "s": {"type": "text"}, "b": {"type": "boolean"},
+                "at": {"type": "date"},
+                "day": {"type": "date", "format": "yyyy/MM/dd HH:mm:ss||yyyy/MM/dd||epoch_millis"},
+                "o": {"properties": {"i": {"type": "long"}}}
+            }),
+            "a string is text without a keyword; a double is a float; a date keeps the format that detected it"
+        );
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    /// and <https://github.com/elastic/elasticsearch/blob/1bb4d6f003ee23471996c2dbac7c7f7b79c004c9/server/src/main/java/org/elasticsearch/index/mapper/DocumentParsingException.java>
+    #[test]
+    fn a_template_s_type_reads_the_value_and_counts_toward_the_limit() {
+        let mut mapping = put(json!({"dynamic_templates": [
+            {"numbers": {"match": "count_*", "mapping": {"type": "long"}}}
+        ]}));
+        let before = mapping.clone();
+        let refused = map(&mut mapping, "1", json!({"count_a": "many"})).unwrap_err();
+        assert_eq!((refused.status, refused.error_type), (400, "document_parsing_exception"));
+        assert!(refused.reason.contains("failed to parse field [count_a] of type [long]"), "{}", refused.reason);
+        assert_eq!(mapping, before, "a refused document changes nothing");
+
+        let mut limited = Mapping::with_limit(2);
+        limited.put(&json!({"dynamic_templates": [strings_as_keyword()]})).unwrap();
+        map(&mut limited, "1", json!({"a": "x", "b": "y"})).expect("two keywords: the limit");
+        let refused = map(&mut limited, "2", json!({"c": "z"})).unwrap_err();
+        assert_eq!(
+            refused.reason,
+            "[1:2] failed to parse: Limit of total fields [2] has been exceeded while adding new fields [1]"
+        );
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    /// and <https://github.com/elastic/elasticsearch/blob/main/server/src/main/java/org/elasticsearch/index/mapper/DynamicTemplate.java>
+    #[test]
+    fn what_the_double_does_not_emulate_in_a_template_is_refused() {
+        let refusal = |template: Value| Mapping::default().put(&json!({"dynamic_templates": [template]})).unwrap_err();
+        let regex = refusal(json!({"r": {"match_pattern": "regex", "match": "^a$", "mapping": {"type": "keyword"}}}));
+        assert_eq!(regex, "the double does not emulate [match_pattern: regex]");
+        let runtime = refusal(json!({"r": {"match_mapping_type": "string", "runtime": {}}}));
+        assert!(runtime.starts_with("the double does not emulate runtime fields"), "{runtime}");
+        let unknown = refusal(json!({"t": {"match_mapping_typ": "string", "mapping": {"type": "keyword"}}}));
+        assert_eq!(unknown, "Illegal dynamic template parameter: [match_mapping_typ]");
+        let type_name = refusal(json!({"t": {"match_mapping_type": "text", "mapping": {"type": "keyword"}}}));
+        assert!(type_name.starts_with("No field type matched on [text]"), "{type_name}");
+        let flattened = refusal(json!({"t": {"match_mapping_type": "object", "mapping": {"type": "flattened"}}}));
+        assert!(
+            flattened.starts_with("dynamic template [t] has invalid content")
+                && flattened.ends_with("caused by [the double does not map fields of type [flattened]]"),
+            "{flattened}"
+        );
+        assert_eq!(refusal(json!([])), "Dynamic template syntax error. An array of named objects is expected.");
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    /// and <https://github.com/elastic/elasticsearch/blob/main/server/src/main/java/org/elasticsearch/index/mapper/RootObjectMapper.java>
+    #[test]
+    fn a_mapping_update_replaces_the_templates() {
+        let mut mapping = put(json!({"dynamic_templates": [strings_as_keyword()]}));
+        map(&mut mapping, "1", json!({"a": "x"})).unwrap();
+        let booleans =
+            json!({"booleans_as_keyword": {"match_mapping_type": "boolean", "mapping": {"type": "keyword"}}});
+        mapping.put(&json!({"dynamic_templates": [booleans]})).unwrap();
+        map(&mut mapping, "2", json!({"b": "y", "c": true})).unwrap();
+        assert_eq!(mapping.to_json()["dynamic_templates"], json!([booleans]));
+        let properties = mapping.to_json()["properties"].clone();
+        assert_eq!(
+            properties,
+            json!({"a": {"type": "keyword", "ignore_above": 1024}, "b": text(), "c": {"type": "keyword"}}),
+            "fields mapped before keep their mapping"
+        );
+        mapping.put(&json!({"properties": {"d": {"type": "long"}}})).unwrap();
+        assert_eq!(mapping.to_json()["dynamic_templates"], json!([booleans]), "kept when none is given");
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/enabled.html>
+    #[test]
+    fn a_disabled_object_takes_anything_and_maps_nothing() {
+        let mut mapping = put(json!({"properties": {"json": {"type": "object", "enabled": false}}}));
+        let before = mapping.clone();
+        for (id, document) in [
+            json!({"json": {"message": 1}}),
+            json!({"json": {"message": {"x": 1}}}),
+            json!({"json": "text"}),
+            json!({"json": [1, {"a": "b"}, null]}),
+            json!({"json.message": "dotted"}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            map(&mut mapping, &id.to_string(), document).expect("accepted");
+        }
+        assert_eq!(mapping, before, "nothing is mapped under it");
+        assert_eq!(mapping.total_fields(), 1, "the object itself");
+        assert_eq!(mapping.to_json()["properties"], json!({"json": {"type": "object", "enabled": false}}));
+        let without_type = put(json!({"properties": {"json": {"enabled": false}}}));
+        assert_eq!(without_type, before);
+        assert_eq!(
+            mapping.put(&json!({"properties": {"json": {"type": "object"}}})),
+            Err("the [enabled] parameter can't be updated for the object mapping [json]".into())
+        );
+        let mut templated = put(json!({"dynamic_templates": [
+            {"opaque": {"match": "raw", "mapping": {"type": "object", "enabled": false}}}
+        ]}));
+        map(&mut templated, "1", json!({"raw": {"a": 1}})).unwrap();
+        map(&mut templated, "2", json!({"raw": {"a": "x"}})).expect("a template may disable an object too");
+        assert_eq!(templated.total_fields(), 1);
+    }
+
+    /// From <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-templates.html>
+    /// and <https://www.elastic.co/guide/en/elasticsearch/reference/current/dynamic-field-mapping.html#date-detection>
+    /// and <https://www.elastic.co/guide/en/elasticsearch/reference/current/enabled.html>
+    #[test]
+    fn templates_date_detection_and_disabled_objects_show_back_and_round_trip() {
+        let definition = json!({
+            "date_detection": false,
+            "dynamic_templates": [
+                strings_as_keyword(),
+                {"labels": {"path_match": ["labels.*", "tags.*"], "unmatch": "x", "mapping": {"type": "keyword"}}},
+                {"all": {"match_mapping_type": "*", "mapping": {"type": "{dynamic_type}"}}}
+            ],
+            "properties": {"json": {"type": "object", "enabled": false}, "status": {"type": "keyword"}}
+        });
+        let mapping = put(definition.clone());
+        assert_eq!(mapping.to_json(), definition, "as GET _mapping shows it");
+        assert_eq!(put(mapping.to_json()), mapping, "what is shown puts back the same mapping");
     }
 }
