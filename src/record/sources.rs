@@ -75,24 +75,20 @@ fn object_sources(
         return Ok(Content::Sources(Vec::new()));
     }
     let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
-    // What the document gains, first in it: its timestamp when it has none, then static fields and provenance.
-    let mut gained = Vec::new();
+    // The document passes through as it came, in the decoded buffer itself, but for what it gains: its timestamp
+    // first when it has none; static fields and provenance last, so that what the producer wrote comes first (a
+    // rejected document's excerpt quotes it).
+    let mut json = one_line(object);
     if !scan.has_timestamp_field {
-        gained.push(b',');
-        write_field(&mut gained, context.timestamp_field, quoted_timestamp(timestamp).as_bytes());
+        prepend_field_in_place(context.timestamp_field, &quoted_timestamp(timestamp), &mut json);
     }
     if context.adds_fields() {
-        context.write_added(&mut gained, scan.present, scan.aws);
-    }
-    let json = match gained.is_empty() {
-        // The document passes through as it came: the decoded buffer itself becomes the source.
-        true => one_line(object),
-        false => {
-            let mut object = object;
-            prepend_entries_in_place(&gained[1..], &mut object);
-            object
+        let mut added = Vec::new();
+        context.write_added(&mut added, scan.present, scan.aws);
+        if let Some(entries) = added.get(1..) {
+            append_entries_in_place(entries, &mut json);
         }
-    };
+    }
     Ok(Content::Sources(vec![Source { canary: scan.canary, ..Source::new(context, json, timestamp) }]))
 }
 
@@ -212,6 +208,19 @@ fn prepend_entries_in_place(entries: &[u8], object: &mut Vec<u8>) {
     let rest = head.len();
     object.splice(..=brace, head);
     fold_newlines(&mut object[rest..]);
+}
+
+/// `entries` (`"a":1,"b":2`, on one line) put last in `object` (one JSON object on one line), before its closing
+/// brace: only that brace moves.
+fn append_entries_in_place(entries: &[u8], object: &mut Vec<u8>) {
+    let close = object.iter().rposition(|&b| b == b'}').expect("a JSON object");
+    let is_empty = object[..close].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let mut tail = Vec::with_capacity(entries.len() + 1);
+    if !is_empty {
+        tail.push(b',');
+    }
+    tail.extend_from_slice(entries);
+    object.splice(close..close, tail);
 }
 
 /// Valid JSON has newlines only as whitespace between tokens (strings escape theirs), so folding them into spaces
@@ -594,10 +603,13 @@ pub(super) mod tests {
             context_with(Preprocess { added_fields: added, ..Preprocess::default() }, Some(r#"{"shard_id":"s-1"}"#));
         let stamp = r#""@timestamp":"2024-05-01T12:00:00.500Z""#;
         let cases = [
-            (&br#"{"a":1}"#[..], format!(r#"{{{stamp},"env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}},"a":1}}"#)),
-            (br#"{"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#, r#"{"team":"core","aws.kinesis":{"shard_id":"s-1"},"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#.to_owned()),
-            (br#"{"@timestamp":"2024-01-01","aws":"text"}"#, r#"{"env":"prod","team":"core","@timestamp":"2024-01-01","aws":"text"}"#.to_owned()),
-            (br#"{"@timestamp":"2024-01-01","aws.kinesis":1,"aws":{}}"#, r#"{"env":"prod","team":"core","@timestamp":"2024-01-01","aws.kinesis":1,"aws":{}}"#.to_owned()),
+            // What the producer wrote first (a rejected document's excerpt quotes it), what is added last.
+            (&br#"{"a":1}"#[..], format!(r#"{{{stamp},"a":1,"env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}}}}"#)),
+            (br#"{"@timestamp":"2024-01-01","env":"dev","aws":{"x":1}}"#, r#"{"@timestamp":"2024-01-01","env":"dev","aws":{"x":1},"team":"core","aws.kinesis":{"shard_id":"s-1"}}"#.to_owned()),
+            (br#"{"@timestamp":"2024-01-01","aws":"text"}"#, r#"{"@timestamp":"2024-01-01","aws":"text","env":"prod","team":"core"}"#.to_owned()),
+            (br#"{"@timestamp":"2024-01-01","aws.kinesis":1,"aws":{}}"#, r#"{"@timestamp":"2024-01-01","aws.kinesis":1,"aws":{},"env":"prod","team":"core"}"#.to_owned()),
+            (b"{ }", format!(r#"{{{stamp} ,"env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}}}}"#)),
+            (b"{\n  \"a\": 1\n}\n", format!(r#"{{{stamp},   "a": 1 ,"env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}}}}"#)),
             (b"plain text", format!(r#"{{{stamp},"message":"plain text","env":"prod","team":"core","aws":{{"kinesis":{{"shard_id":"s-1"}}}}}}"#)),
         ];
         for (data, expected) in cases {
