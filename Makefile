@@ -83,13 +83,8 @@ clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 	cargo clean
 	rm -rf .aws-sam fuzz/target fuzz/corpus fuzz/artifacts
 
-replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); REMOTE=1 FUNCTION=name: through the deployed function (no cargo, no path to the cluster needed); else locally, FUNCTION=name copying its environment; REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
-ifeq ($(REMOTE),)
-	cargo build --release --quiet --bin replay
-	python3 scripts/replay.py --binary target/release/replay $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
-else
-	python3 scripts/replay.py --remote $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
-endif
+replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); REMOTE=1 FUNCTION=name: through the deployed function (no path to the cluster needed); else locally, FUNCTION=name copying its environment; REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
+	cargo run --release --quiet --features replay --bin replay -- $(if $(REMOTE),--remote) $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
 firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
 	python3 -c "import botocore" 2> /dev/null || python3 -m pip install --quiet botocore

@@ -6,14 +6,14 @@
 //! without that field, with `create` (409: already there), so replaying twice writes nothing twice. The dead letter
 //! (`dead_letter`) writes its lines in the same format. Every document is offered again, whatever its last error:
 //! one refused for its own fault (a mapping error) may be taken once the mapping is fixed; refused again, it is
-//! reported with the cluster's reason and its object kept. `scripts/replay.py` reads the bucket;
-//! `src/bin/replay.rs` runs this.
+//! reported with the cluster's reason and its object kept. `replay` reads the bucket and reports;
+//! `src/bin/replay.rs` runs this locally, the function (`main.rs`) for the remote mode.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::bulk::DocOutcome;
@@ -21,9 +21,9 @@ use crate::cause::{Failure, Outcome};
 use crate::handler::Deps;
 use crate::record::{Document, take_prepended_field};
 
-/// One line of a backup object, as `scripts/replay.py` hands it on: its number in the object, the document as
-/// Firehose received it (`rawData`, decoded), and Firehose's last error for it.
-#[derive(Debug, Clone, Deserialize)]
+/// One line of a backup object, as `replay::backup_object` reads it (and the remote mode sends it in a replay event):
+/// its number in the object, the document as Firehose received it (`rawData`, decoded), and Firehose's last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackedUp {
     pub line: usize,
     pub raw: String,
@@ -154,12 +154,49 @@ fn document_of(line: &BackedUp, position: usize, target_field: &str) -> Result<D
     })
 }
 
-/// What one backup object's replay did, as `make replay` reads it (from the replay binary, or from the deployed
-/// function in the remote mode): counts per outcome; each document not replayed with its cause, each rejected for
-/// its own fault with the cluster's reason; `stop`, when the cluster was busy, away or refusing, why later objects
-/// should wait.
-pub fn report(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value {
-    let mut counts = serde_json::Map::new();
+/// What one backup object's replay did, as `make replay` reads it (from `backup::replay` locally, or as the deployed
+/// function's answer to a replay event in the remote mode, hence its JSON form): counts per outcome; each document not
+/// replayed with its cause, each rejected for its own fault with the cluster's reason; `stop`, when the cluster was
+/// busy, away or refusing, why later objects should wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupReport {
+    #[serde(default)]
+    pub source: String,
+    pub documents: usize,
+    /// Ordered by name, as the report prints them.
+    pub outcomes: BTreeMap<String, usize>,
+    pub not_replayed: Vec<NotReplayed>,
+    #[serde(default)]
+    pub rejected: Vec<RejectedAgain>,
+    #[serde(default)]
+    pub stop: Option<String>,
+}
+
+/// A record or document not replayed: where (`line N` of a backup object, `shard:sequence` of a batch), its cause's
+/// name, the fix the cause calls for, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotReplayed {
+    #[serde(rename = "where")]
+    pub at: String,
+    pub cause: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    pub reason: String,
+}
+
+/// A backed-up document refused again for its own fault: its line, the cluster's reason, and its beginning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedAgain {
+    #[serde(rename = "where")]
+    pub at: String,
+    pub reason: String,
+    #[serde(default)]
+    pub excerpt: String,
+}
+
+/// The report of one backup object's replay: `replayed` holds one outcome per line of `lines`.
+pub fn report(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> BackupReport {
+    let mut outcomes = BTreeMap::new();
     let mut not_replayed = Vec::new();
     let mut rejected = Vec::new();
     for (line, outcome) in lines.iter().zip(replayed) {
@@ -170,23 +207,22 @@ pub fn report(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value 
             Replayed::NotReplayed(_) => "not_replayed",
             Replayed::Unreadable(_) => "unreadable",
         };
-        let count = counts.entry(name).or_insert(json!(0));
-        *count = json!(count.as_u64().unwrap_or(0) + 1);
+        *outcomes.entry(name.to_owned()).or_default() += 1;
         let at = format!("line {}", line.line);
         match outcome {
-            Replayed::Rejected(failure) => rejected.push(json!({
-                "where": at,
-                "reason": failure.to_string(),
-                "excerpt": line.raw.chars().take(EXCERPT_CHARS).collect::<String>(),
-            })),
-            Replayed::NotReplayed(failure) => not_replayed.push(json!({
-                "where": at,
-                "cause": failure.cause.name(),
-                "fix": failure.cause.fix().map(|fix| fix.hint()),
-                "reason": failure.to_string(),
-            })),
+            Replayed::Rejected(failure) => rejected.push(RejectedAgain {
+                at,
+                reason: failure.to_string(),
+                excerpt: line.raw.chars().take(EXCERPT_CHARS).collect(),
+            }),
+            Replayed::NotReplayed(failure) => not_replayed.push(NotReplayed {
+                at,
+                cause: failure.cause.name().to_owned(),
+                fix: failure.cause.fix().map(|fix| fix.hint().to_owned()),
+                reason: failure.to_string(),
+            }),
             Replayed::Unreadable(why) => {
-                not_replayed.push(json!({"where": at, "cause": "unreadable", "reason": why}));
+                not_replayed.push(NotReplayed { at, cause: "unreadable".to_owned(), fix: None, reason: why.clone() });
             }
             Replayed::Indexed | Replayed::AlreadyThere => {}
         }
@@ -196,14 +232,7 @@ pub fn report(source: &str, lines: &[BackedUp], replayed: &[Replayed]) -> Value 
             "an earlier object found the cluster unable to take documents ({failure}): replay again once it is back"
         )
     });
-    json!({
-        "source": source,
-        "documents": lines.len(),
-        "outcomes": counts,
-        "not_replayed": not_replayed,
-        "rejected": rejected,
-        "stop": stop,
-    })
+    BackupReport { source: source.to_owned(), documents: lines.len(), outcomes, not_replayed, rejected, stop }
 }
 
 #[cfg(test)]

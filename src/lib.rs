@@ -6,7 +6,8 @@
 //! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
 //! `invocation` hands the handler the body as Lambda sent it. `pacing` (when to answer) and `adapt` (how much to
 //! send at once) are what one warm instance learns of the cluster across invocations. `backup` takes Firehose's
-//! backed-up documents back to the cluster (`make replay`).
+//! backed-up documents back to the cluster;
+//! `replay` is `make replay`'s reading of the failure stores and its report.
 
 pub mod adapt;
 pub mod backup;
@@ -29,6 +30,7 @@ pub mod outcome;
 pub mod pacing;
 pub mod preprocess;
 pub mod record;
+pub mod replay;
 pub mod route;
 pub mod secret;
 pub mod sigv4;

@@ -55,7 +55,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 #[serde(untagged)]
 enum Answer {
     Batch(aws_lambda_events::streams::KinesisEventResponse),
-    Replay(serde_json::Value),
+    Replay(backup::BackupReport),
 }
 
 /// One invocation: the event read from the body Lambda sent, handled, answered with the partial batch response. A
@@ -72,7 +72,9 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
         let margin = deps.config.deadline_margin.min(allowed / 4);
         let replayed = backup::replay(&request.backup, deadline, margin, deps).await;
         let report = backup::report(&request.source, &request.backup, &replayed);
-        tracing::info!(source = %request.source, documents = request.backup.len(), report = %report, "Replay done");
+        // Its JSON, as the operator's `make replay` receives it.
+        let logged = serde_json::to_string(&report).unwrap_or_default();
+        tracing::info!(source = %request.source, documents = request.backup.len(), report = %logged, "Replay done");
         return Ok(Answer::Replay(report));
     }
     let event = KinesisEventIn::from_body(body).map_err(|error| {

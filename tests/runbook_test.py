@@ -71,9 +71,10 @@ def function_messages():
 
 
 def replay_statuses():
-    """The statuses `scripts/replay.py` prints at the start of a result line (`NOT REPLAYED`, `PARTLY`, …)."""
-    text = (ROOT / "scripts" / "replay.py").read_text()
-    return sorted(set(re.findall(r'print\(\s*f?"([A-Z][A-Z]+(?: [A-Z]+)*)\s', text)))
+    """The statuses `make replay` prints at the start of a result line in capitals (`NOT REPLAYED`, `PARTLY`, …):
+    the words of `Status` in src/replay/report.rs."""
+    text = (ROOT / "src" / "replay" / "report.rs").read_text().split("#[cfg(test)]", 1)[0]
+    return sorted(set(re.findall(r'Status::\w+ => "([A-Z][A-Z]+(?: [A-Z]+)*)",', text)))
 
 
 def template_alarms_and_metrics():

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kinesis_es_indexer::Outcome::*;
 use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
+use kinesis_es_indexer::replay::backup_object::{backup_lines, read_backup};
 use serde_json::{Value, json};
 use testkit::S3Double;
 
@@ -15,30 +16,20 @@ const BUCKET: &str = "stack-failedbatchesbucket-1a2b3c";
 /// The index the test records go to: they arrive on 2026-11-22.
 const INDEX: &str = "logs-2026.11.22";
 
-/// The lines of the dead letter's objects as `make replay` hands them to the replay (its `read_backup`): `rawData`
-/// decoded, without its newline.
+/// The lines of the dead letter's objects, and the documents `make replay` reads from them (`replay::backup_object`).
 fn backed_up(s3: &S3Double) -> Vec<(String, Vec<Value>, Vec<BackedUp>)> {
-    use base64::Engine;
     s3.objects()
         .into_iter()
         .map(|(key, body)| {
-            let lines: Vec<Value> =
-                String::from_utf8(body).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
-            let backed_up = lines
-                .iter()
-                .enumerate()
-                .map(|(number, line)| {
-                    let raw = base64::engine::general_purpose::STANDARD.decode(line["rawData"].as_str().unwrap());
-                    BackedUp {
-                        line: number + 1,
-                        raw: String::from_utf8(raw.unwrap()).unwrap().trim_end_matches('\n').to_owned(),
-                        error_code: line["errorCode"].as_str().unwrap().to_owned(),
-                        error_message: line["errorMessage"].as_str().unwrap().to_owned(),
-                        es_document_id: line["esDocumentId"].as_str().map(str::to_owned),
-                    }
-                })
+            let lines: Vec<Value> = String::from_utf8(body.clone())
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
                 .collect();
-            (key, lines, backed_up)
+            let read = backup_lines(&body).unwrap().expect("the dead letter's objects are in Firehose's backup format");
+            let object = read_backup(&read);
+            assert_eq!(object.unreadable, [], "{key}");
+            (key, lines, object.documents)
         })
         .collect()
 }

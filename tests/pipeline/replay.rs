@@ -1,5 +1,5 @@
 //! `make replay` end to end (FAULTS 25): Lambda's on-failure records in moto's S3 (and records in moto's Kinesis),
-//! read by scripts/replay.py and run through the `replay` binary's handler against the Elasticsearch double.
+//! read by the `replay` binary and run through the function's handler against the Elasticsearch double.
 //! Everything replayable is indexed exactly once, however often it is replayed; what cannot be replayed is named
 //! with its reason and kept; an outage stops the replay after one batch instead of hammering the cluster.
 
@@ -32,7 +32,7 @@ impl Moto {
         Moto::spawn(&[("ES_URL", es_url), ("ES_INDEX", "logs-%Y.%m.%d")], extra)
     }
 
-    /// For the remote mode: the script reaches Lambda's `Invoke` at `invoke_url` and has no cluster configured
+    /// For the remote mode: the binary reaches Lambda's `Invoke` at `invoke_url` and has no cluster configured
     /// (no `ES_URL`), so nothing it replays can be written but through the function.
     fn start_remote(invoke_url: &str) -> Moto {
         Moto::spawn(&[("AWS_ENDPOINT_URL_LAMBDA", invoke_url)], &["--firehose-backup"])
@@ -59,7 +59,7 @@ impl Moto {
         Moto { child, stdin, stdout, stream_records: ready["stream_records"].as_array().unwrap().clone() }
     }
 
-    /// Runs `make replay`'s script once with `extra` arguments: its exit status, report and the objects left.
+    /// Runs `make replay`'s binary once with `extra` arguments: its exit status, report and the objects left.
     fn replay(&mut self, extra: &[&str]) -> (i32, String, BTreeSet<String>) {
         writeln!(self.stdin, "{}", serde_json::to_string(extra).unwrap()).unwrap();
         self.stdin.flush().unwrap();

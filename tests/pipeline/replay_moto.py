@@ -4,8 +4,8 @@
 Starts moto's server on 127.0.0.1 (a port chosen at run time), puts the objects of
 tests/fixtures/lambda_on_failure_s3.json into a bucket, puts three records into a moto Kinesis stream and writes
 a payload-less on-failure record naming them (as an SQS or SNS destination receives it). Then prints one JSON line
-(`{"stream_records": [...]}`) and, for each line read from stdin (a JSON list of extra arguments), runs
-scripts/replay.py against that bucket with the environment it was given (ES_URL, …) and prints
+(`{"stream_records": [...]}`) and, for each line read from stdin (a JSON list of extra arguments), runs the
+`replay` binary (BINARY) against that bucket with the environment it was given (ES_URL, …) and prints
 `{"exit": …, "stdout": …, "keys": [objects left]}`. Stops moto at end of input.
 
 With `--firehose-backup`, the same bucket also holds the objects of tests/fixtures/firehose_backup_s3.json, in
@@ -92,9 +92,8 @@ def main(binary, with_firehose_backup):
 
         for line in sys.stdin:
             extra = json.loads(line)
-            command = [sys.executable, os.path.join(ROOT, "scripts", "replay.py"), "--binary", binary]
             done = subprocess.run(
-                command + ["--bucket", BUCKET] + extra, capture_output=True, text=True, env=env, cwd=ROOT
+                [binary, "--bucket", BUCKET] + extra, capture_output=True, text=True, env=env, cwd=ROOT
             )
             keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
             result = {"exit": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-4000:], "keys": keys}
