@@ -382,3 +382,32 @@ async fn no_secret_reaches_a_message_on_any_refusal_or_failure_path() {
         assert_no_secret("a signature refused", &(output + &answers));
     }
 }
+
+#[tokio::test]
+async fn the_binary_keeps_a_rejected_document_in_the_dead_letter_its_cold_start_configured() {
+    let es = EsDouble::start().await;
+    es.map_field("logs-2026.11.22", "latency_ms", "long");
+    let s3 = testkit::S3Double::start().await;
+    let api = LambdaApiDouble::start().await;
+    let _function = start_function(
+        &api,
+        &[
+            ("ES_URL", &es.url()),
+            ("DEAD_LETTER_BUCKET", "stack-failedbatchesbucket-1a2b3c"),
+            ("AWS_ENDPOINT_URL_S3", &s3.url()),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+        ],
+    );
+    let sent = json!({"@timestamp": "2026-11-22T10:00:00Z", "latency_ms": "slow"});
+    let request_id = api.invoke(&lambda_event(&json_payloads(std::slice::from_ref(&sent))), Duration::from_secs(30));
+    let answers = api.answers(1, Duration::from_secs(30)).await;
+
+    assert_eq!(answers, [Answer::Response { request_id, body: json!({"batchItemFailures": []}) }]);
+    let objects = s3.objects();
+    assert_eq!(objects.len(), 1, "one object, path-style in the bucket the cold start read");
+    assert!(objects[0].0.starts_with("stack-failedbatchesbucket-1a2b3c/rejected-documents/"), "{}", objects[0].0);
+    let line: serde_json::Value = serde_json::from_slice(objects[0].1.trim_ascii_end()).unwrap();
+    assert_eq!(line["esDocumentId"], doc_id(0, 0));
+}
