@@ -118,12 +118,26 @@ def index_template(index_name):
     return template
 
 
-def main():
+def cluster_url(fail):
+    """ES_URL, checked: a URL without credentials in it, without its trailing slash."""
     base = os.environ.get("ES_URL", "").strip().rstrip("/")
     if not base.startswith(("http://", "https://")):
         fail("ES_URL: set it to the cluster, e.g. https://search-domain-abc123.eu-west-1.es.amazonaws.com")
     if "@" in (urllib.request.urlparse(base).netloc or ""):
         fail(f"ES_URL must not carry user:password ({redact(base)}): use ES_USERNAME/ES_PASSWORD")
+    return base
+
+
+def put_or_fail(base, path, body, authenticate, fail):
+    """PUT `body` at `path`, printing the cluster's answer; a refusal ends the command with it."""
+    status, answer = put(base, path, body, authenticate)
+    if status >= 300:
+        fail(f"PUT {path} answered {status}: {' '.join(answer.split())[:500]}")
+    print(f"PUT {path}: {status} {answer}")
+
+
+def main():
+    base = cluster_url(fail)
     index_name = os.environ.get("FIREHOSE_INDEX_NAME", "").strip() or DEFAULT_INDEX_NAME
     if not re.match(r"^[a-z0-9][a-z0-9._-]*$", index_name):
         fail(f"FIREHOSE_INDEX_NAME {index_name!r} is not an index name (lowercase letters, digits, . _ -)")
@@ -132,10 +146,7 @@ def main():
     json.loads(pipeline)
     for path, body in ((f"/_ingest/pipeline/{PIPELINE}", pipeline),
                        (f"/_index_template/{TEMPLATE}", json.dumps(index_template(index_name)).encode())):
-        status, answer = put(base, path, body, authenticate)
-        if status >= 300:
-            fail(f"PUT {path} answered {status}: {' '.join(answer.split())[:500]}")
-        print(f"PUT {path}: {status} {answer}")
+        put_or_fail(base, path, body, authenticate, fail)
     print(f"Firehose's deliveries to {index_name}* now keep the indexer's _index and _id.")
 
 

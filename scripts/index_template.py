@@ -54,9 +54,7 @@ def template(pattern, timestamp_field, message_json_field):
 
 
 def main():
-    base = os.environ.get("ES_URL", "").strip().rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        fail("ES_URL: set it to the cluster, e.g. https://search-domain-abc123.eu-west-1.es.amazonaws.com")
+    base = firehose_pipeline.cluster_url(fail)
     try:
         pattern = os.environ.get("INDEX_TEMPLATE_PATTERN", "").strip() or pattern_of(
             os.environ.get("ES_INDEX", "").strip() or DEFAULT_INDEX
@@ -69,10 +67,7 @@ def main():
     message_json_field = os.environ.get("MESSAGE_JSON_FIELD", "").strip() or "json"
     body = json.dumps(template(pattern, timestamp_field, message_json_field)).encode()
     path = f"/_index_template/{NAME}"
-    status, answer = firehose_pipeline.put(base, path, body, firehose_pipeline.authentication(base))
-    if status >= 300:
-        fail(f"PUT {path} answered {status}: {' '.join(answer.split())[:500]}")
-    print(f"PUT {path}: {status} {answer}")
+    firehose_pipeline.put_or_fail(base, path, body, firehose_pipeline.authentication(base), fail)
     print(f"Indices matching {pattern} created from now on take the template (today's keeps its mapping).")
 
 

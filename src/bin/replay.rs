@@ -234,6 +234,32 @@ async fn replay_locally(
         Err(error) => Err(error.into()),
     };
     let deps = deps.map_err(|error| format!("the function's configuration: {error}"))?;
+    let deps = &deps;
+    let replayed = until_stopped(listed, work, |object, what| async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        Ok(match what {
+            Work::Batch(event) => match KinesisEventIn::from_body(event.to_string().into_bytes()) {
+                Err(e) => Replay::Failed(format!("not a Kinesis event: {e}")),
+                Ok(event) => Replay::Batch(BatchResult::of(&handle(&event, deadline, deps).await)),
+            },
+            Work::Backup(documents) => {
+                let replayed = backup::replay(documents, deadline, Duration::ZERO, deps).await;
+                Replay::Backup(backup::report(&object.source, documents, &replayed))
+            }
+        })
+    })
+    .await;
+    Ok(replayed)
+}
+
+/// Replays each object with `replay_one`, in order, until one says the cluster could not take it (`Replay::stop`)
+/// or could not be replayed at all (`Err`, which is reported as its failure): the rest are not tried, so that
+/// nothing hammers a cluster that is away or busy.
+async fn until_stopped<'a, F, R>(listed: &'a [Listed], work: &'a [Work], mut replay_one: F) -> Vec<Replay>
+where
+    F: FnMut(&'a Listed, &'a Work) -> R,
+    R: std::future::Future<Output = Result<Replay, String>>,
+{
     let mut results = Vec::new();
     let mut stopped_by: Option<String> = None;
     for (object, what) in listed.iter().zip(work) {
@@ -241,21 +267,14 @@ async fn replay_locally(
             results.push(Replay::NotTried(why.clone()));
             continue;
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let result = match what {
-            Work::Batch(event) => match KinesisEventIn::from_body(event.to_string().into_bytes()) {
-                Err(e) => Replay::Failed(format!("not a Kinesis event: {e}")),
-                Ok(event) => Replay::Batch(BatchResult::of(&handle(&event, deadline, &deps).await)),
-            },
-            Work::Backup(documents) => {
-                let replayed = backup::replay(documents, deadline, Duration::ZERO, &deps).await;
-                Replay::Backup(backup::report(&object.source, documents, &replayed))
-            }
-        };
-        stopped_by = result.stop().map(str::to_owned);
+        let result = replay_one(object, what).await.unwrap_or_else(|why| {
+            stopped_by = Some(format!("an earlier invocation failed: {why}"));
+            Replay::Failed(why)
+        });
+        stopped_by = stopped_by.or_else(|| result.stop().map(str::to_owned));
         results.push(result);
     }
-    Ok(results)
+    results
 }
 
 /// Lambda's patience for one invocation: up to its 15 minutes, and a little more for the answer.
@@ -276,31 +295,18 @@ async fn replay_remotely(shared: &SdkConfig, function: &str, listed: &[Listed], 
         .retry_config(aws_sdk_lambda::config::retry::RetryConfig::standard().with_max_attempts(1))
         .build();
     let lambda = aws_sdk_lambda::Client::from_conf(patient);
-    let mut results = Vec::new();
-    let mut stopped_by: Option<String> = None;
-    for (object, what) in listed.iter().zip(work) {
-        if let Some(why) = &stopped_by {
-            results.push(Replay::NotTried(why.clone()));
-            continue;
+    let lambda = &lambda;
+    until_stopped(listed, work, |object, what| async move {
+        match what {
+            Work::Batch(event) => {
+                let (answer, request_id) = invoke(lambda, function, event.to_string()).await?;
+                let records = event["Records"].as_array().map_or(&[][..], Vec::as_slice);
+                remote::batch_result(records, &answer, &request_id).map(Replay::Batch)
+            }
+            Work::Backup(documents) => backup_remotely(lambda, function, &object.source, documents).await,
         }
-        let result = match what {
-            Work::Batch(event) => match invoke(&lambda, function, event.to_string()).await {
-                Ok((answer, request_id)) => {
-                    let records = event["Records"].as_array().map_or(&[][..], Vec::as_slice);
-                    remote::batch_result(records, &answer, &request_id).map(Replay::Batch)
-                }
-                Err(why) => Err(why),
-            },
-            Work::Backup(documents) => backup_remotely(&lambda, function, &object.source, documents).await,
-        };
-        let result = result.unwrap_or_else(|why| {
-            stopped_by = Some(format!("an earlier invocation failed: {why}"));
-            Replay::Failed(why)
-        });
-        stopped_by = stopped_by.or_else(|| result.stop().map(str::to_owned));
-        results.push(result);
-    }
-    results
+    })
+    .await
 }
 
 /// A backup object's report from the function's replay reports, its lines sent in invocations under 6 MB.

@@ -925,30 +925,8 @@ async fn run_in_pool(state: Arc<Mutex<State>>, seat: PoolSeat, actions: Vec<Acti
 /// The `filter_path` of a query string: comma-separated dotted paths, `*` matching any one key.
 fn filter_path(query: &str) -> Option<Vec<Vec<String>>> {
     let value = query.split('&').find_map(|pair| pair.strip_prefix("filter_path="))?;
-    let decoded = percent_decode(value);
+    let decoded = server::percent_decode(value);
     Some(decoded.split(',').map(|path| path.split('.').map(str::to_owned).collect()).collect())
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()),
-        ) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What Elasticsearch keeps of a response under `filter_path`: the values at the paths, arrays filtered element by

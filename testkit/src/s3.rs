@@ -90,7 +90,7 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
         },
         false => body.to_vec(),
     };
-    let key = percent_decode(&path);
+    let key = server::percent_decode(&path);
     state.objects.insert(key, body);
     Response::builder()
         .status(200)
@@ -118,27 +118,6 @@ fn aws_chunked(body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// A key as the SDK escapes it in the path (`%2F` never appears: `/` stays a separator).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +127,6 @@ mod tests {
         let body = b"5;chunk-signature=abc\r\nhello\r\n3\r\n wo\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
         assert_eq!(aws_chunked(body).unwrap(), b"hello wo");
         assert_eq!(aws_chunked(b"5\r\nhel"), None, "cut short");
-        assert_eq!(percent_decode("b/rejected-documents/2026/a%3Ab"), "b/rejected-documents/2026/a:b");
+        assert_eq!(server::percent_decode("b/rejected-documents/2026/a%3Ab"), "b/rejected-documents/2026/a:b");
     }
 }

@@ -174,3 +174,26 @@ pub async fn read_body(request: Request<Incoming>) -> (hyper::http::request::Par
     let bytes = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
     (parts, bytes)
 }
+
+/// A URL's path or query value with its `%XX` escapes decoded (an escape that is not two hex digits stays as it is).
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
