@@ -150,14 +150,14 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
         reread_secret(secret, deadline, margin, deps).await;
     }
-    let plan = route::plan(&batch, deps.firehose.is_some());
+    let mut plan = route::plan(&batch, deps.firehose.is_some());
+    let kept = keep_rejected(&batch, &mut plan, deadline, margin, deps).await;
     let delivery = park_in_firehose(&batch, &plan.to_park, deadline, margin, deps).await;
     let firehose_answer = match deps.firehose {
         None => FirehoseAnswer::NotConfigured,
         Some(_) => FirehoseAnswer::Answered { refused: &delivery.refused },
     };
-    let mut batch = route::settle(batch, plan, firehose_answer);
-    let kept = keep_rejected(&mut batch, deadline, margin, deps).await;
+    let batch = route::settle(batch, plan, firehose_answer);
     log_failures(&batch, config.log_excerpt_bytes, kept.as_ref().map(|(address, _)| address.as_str()));
     let pace_reason = pace_reason(&batch);
     let paced = pace(pace_reason, deadline, margin, deps).await;
@@ -239,11 +239,14 @@ async fn park_in_firehose(
 }
 
 /// Keeps the documents the cluster rejected for their own fault in the dead letter, when one is configured: those of
-/// records that are settled (rejected, or parked in Firehose); a record going back is judged again on its
-/// redelivery. Returns where they were kept and how many; when S3 does not take them, their records go back to
-/// Kinesis instead, so that no rejected document is lost (bounded, as every record, by the mapping's retry policy).
+/// records routing plans to settle (rejected, or parked in Firehose); a record going back is judged again on its
+/// redelivery. Before anything is parked, so that when S3 does not take them their records go back to Kinesis whole
+/// (nothing of theirs parked), and no rejected document is lost (bounded, as every record, by the mapping's retry
+/// policy). A record Firehose then refuses goes back after its documents were kept: its redelivery keeps them
+/// again, which the replay, writing each `_id` once, takes in its stride. Returns where they were kept and how many.
 async fn keep_rejected(
-    batch: &mut Batch<SettledRecord, IndexedDocument>,
+    batch: &Batch<Record, IndexedDocument>,
+    plan: &mut route::Plan,
     deadline: Instant,
     margin: Duration,
     deps: &Deps,
@@ -251,8 +254,8 @@ async fn keep_rejected(
     let dead_letter = deps.dead_letter.as_ref()?;
     let mut records = Vec::new();
     let mut rejected = Vec::new();
-    for (position, SettledRecord { record, fate }) in batch.records.iter().enumerate() {
-        if !matches!(fate.outcome, Outcome::Rejected | Outcome::ToFirehose) {
+    for (position, record) in batch.records.iter().enumerate() {
+        if !matches!(plan.outcome(position), Outcome::Rejected | Outcome::ToFirehose) {
             continue;
         }
         let before = rejected.len();
@@ -272,7 +275,7 @@ async fn keep_rejected(
     match dead_letter.keep(&rejected, target_field, deadline, margin).await {
         Ok(address) => Some((address, rejected.len())),
         Err(failure) => {
-            route::send_back(batch, &records, &failure);
+            plan.send_back(batch, &records, &failure);
             None
         }
     }

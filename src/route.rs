@@ -54,15 +54,38 @@ pub struct Plan {
 /// Plans the batch's routing: "retry later" headed for Firehose when one is configured (else back to Kinesis).
 pub fn plan(batch: &Batch<Record, IndexedDocument>, firehose_configured: bool) -> Plan {
     let fates = headed_for_firehose(batch, firehose_configured);
-    let to_park = batch
+    let to_park = to_park(batch, &fates);
+    Plan { fates, to_park }
+}
+
+/// The "retry later" documents of the records headed for Firehose, in batch order.
+fn to_park(batch: &Batch<Record, IndexedDocument>, fates: &[RecordFate]) -> Vec<usize> {
+    batch
         .records
         .iter()
-        .zip(&fates)
+        .zip(fates)
         .filter(|(_, fate)| fate.outcome == Outcome::ToFirehose)
         .flat_map(|(record, _)| record.documents())
         .filter(|&doc| batch.documents[doc].outcome.routes(Outcome::ToFirehose))
-        .collect();
-    Plan { fates, to_park }
+        .collect()
+}
+
+impl Plan {
+    /// The outcome planned for the record at this position of the batch.
+    pub fn outcome(&self, record: usize) -> Outcome {
+        self.fates[record].outcome
+    }
+
+    /// Sends `records` back to Kinesis for `failure` before anything is parked (the dead letter did not keep their
+    /// rejected documents): their documents are not offered to Firehose, and a record after one of them in its
+    /// shard that is not yet written is left to the redelivery with them.
+    pub fn send_back(&mut self, batch: &Batch<Record, IndexedDocument>, records: &[usize], failure: &Failure) {
+        for &record in records {
+            self.fates[record] = fate(Outcome::BackToKinesis, Some(failure.clone()));
+        }
+        leave_to_redelivery(&mut self.fates, &provenances(&batch.records), &[Outcome::ToFirehose, Outcome::Rejected]);
+        self.to_park = to_park(batch, &self.fates);
+    }
 }
 
 /// Every record with its fate: the plan, given what Firehose answered for the documents it offered.
@@ -95,20 +118,6 @@ fn settled_fates(plan: Plan, records: &[Record], firehose: FirehoseAnswer) -> Ve
         leave_to_redelivery(&mut fates, &provenances(records), &[Outcome::Rejected]);
     }
     fates
-}
-
-/// Sends `records` back to Kinesis for `failure` after they were settled (the dead letter did not keep their
-/// rejected documents); a rejected record after one of them in its shard is left to the redelivery with them.
-pub fn send_back(batch: &mut Batch<SettledRecord, IndexedDocument>, records: &[usize], failure: &Failure) {
-    let mut fates: Vec<RecordFate> = batch.records.iter().map(|settled| settled.fate.clone()).collect();
-    for &record in records {
-        fates[record] = fate(Outcome::BackToKinesis, Some(failure.clone()));
-    }
-    let provenances: Vec<&Provenance> = batch.records.iter().map(|settled| &settled.record.provenance).collect();
-    leave_to_redelivery(&mut fates, &provenances, &[Outcome::Rejected]);
-    for (settled, fate) in batch.records.iter_mut().zip(fates) {
-        settled.fate = fate;
-    }
 }
 
 fn provenances(records: &[Record]) -> Vec<&Provenance> {
@@ -352,6 +361,26 @@ mod tests {
             outcomes(&fates),
             vec![Outcome::BackToKinesis, Outcome::Indexed, Outcome::AlreadyThere, Outcome::Skipped]
         );
+    }
+
+    #[test]
+    fn a_record_the_dead_letter_could_not_keep_goes_back_before_anything_of_it_is_parked_and_pulls_later_ones() {
+        let docs = vec![retry_later(), rejected(), retry_later(), rejected(), retry_later()];
+        let batch = batch(&[("1", 1), ("2", 2), ("3", 1), ("4", 1)], docs);
+        let mut plan = plan(&batch, true);
+        assert_eq!((plan.outcome(1), plan.outcome(2)), (Outcome::ToFirehose, Outcome::Rejected));
+        assert_eq!(plan.to_park, vec![0, 2, 4]);
+        let not_kept = Failure::not_kept(false, "SlowDown");
+        plan.send_back(&batch, &[1], &not_kept);
+        assert_eq!(plan.to_park, vec![0], "nothing of a record going back, nor of those after it, is parked");
+        let fates = settle(batch, plan, FirehoseAnswer::Answered { refused: &HashMap::new() }).records;
+        let fates: Vec<RecordFate> = fates.into_iter().map(|settled| settled.fate).collect();
+        assert_eq!(
+            outcomes(&fates),
+            vec![Outcome::ToFirehose, Outcome::BackToKinesis, Outcome::BackToKinesis, Outcome::BackToKinesis]
+        );
+        assert_eq!(fates[1].failure.as_ref().unwrap().cause, Cause::DeadLetterRefused);
+        assert_eq!(fates[2].failure.as_ref().unwrap().error_type, "redelivered_anyway");
     }
 
     #[test]
