@@ -99,7 +99,11 @@ async fn when_s3_does_not_take_the_dead_letter_the_records_go_back_to_kinesis_an
     let h = Harness::start(&[("DEAD_LETTER_BUCKET", BUCKET)]).await.with_dead_letter(&s3);
     h.es.map_field(INDEX, "level", "long");
     let sent = [json!({"level": 1}), json!({"level": "INFO"}), json!({"level": 2}), json!({"level": "WARN"})];
-    let event = event(&json_payloads(&sent));
+    // Before them, a record rejected for its data alone (not UTF-8): nothing of it for the dead letter, so it stays
+    // rejected whatever S3 answers.
+    let mut payloads = vec![b"caf\xe9".to_vec()];
+    payloads.extend(json_payloads(&sent));
+    let event = event(&payloads);
     for (status, code, cause) in
         [(503, "SlowDown", "dead_letter_refused"), (403, "AccessDenied", "dead_letter_misconfigured")]
     {
@@ -108,15 +112,16 @@ async fn when_s3_does_not_take_the_dead_letter_the_records_go_back_to_kinesis_an
 
         let report = h.deliver(&event).await;
 
-        let written = outcomes(&report)[2];
+        let written = outcomes(&report)[3];
         assert!(matches!(written, Indexed | AlreadyThere), "{code}: the record that fits stays written");
-        assert_eq!(outcomes(&report), [written, BackToKinesis, written, BackToKinesis], "{code}");
+        assert_eq!(outcomes(&report), [Rejected, written, BackToKinesis, written, BackToKinesis], "{code}");
         let back: Vec<_> =
             report.response().batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
-        assert_eq!(back, [sequence(1), sequence(3)]);
-        assert_eq!(report.records[1].fate.failure.as_ref().unwrap().cause.name(), cause);
+        assert_eq!(back, [sequence(2), sequence(4)]);
+        assert_eq!(report.records[2].fate.failure.as_ref().unwrap().cause.name(), cause);
         assert_eq!(report.summary.documents_dead_lettered, 0);
         assert!(logs.matching("ERROR", "Document rejected by Elasticsearch").is_empty(), "logged when settled");
+        assert_eq!(logs.matching("ERROR", "Record rejected").len(), 1, "the undecodable record is settled");
         if code == "AccessDenied" {
             let errors = logs.matching("ERROR", "Records go back to Kinesis: the dead letter cannot keep");
             assert_eq!(errors.len(), 1, "{code}");
@@ -128,13 +133,13 @@ async fn when_s3_does_not_take_the_dead_letter_the_records_go_back_to_kinesis_an
     // S3 takes it again: the redelivery keeps both, and writes nothing twice.
     s3.set_refusing(None);
     let report = h.deliver(&event).await;
-    assert_eq!(outcomes(&report), [AlreadyThere, Rejected, AlreadyThere, Rejected]);
+    assert_eq!(outcomes(&report), [Rejected, AlreadyThere, Rejected, AlreadyThere, Rejected]);
     let kept: Vec<String> = backed_up(&s3)
         .into_iter()
         .flat_map(|(_, lines, _)| lines)
         .map(|l| l["esDocumentId"].as_str().unwrap().to_owned())
         .collect();
-    assert!(kept.contains(&doc_id(1, 0)) && kept.contains(&doc_id(3, 0)), "{kept:?}");
+    assert!(kept.contains(&doc_id(2, 0)) && kept.contains(&doc_id(4, 0)), "{kept:?}");
     assert!(h.es.documents().iter().all(|(index, id, _)| h.es.version(index, id) == Some(1)));
 }
 

@@ -37,6 +37,8 @@ fn envelope(log_group: &str, lines: &[String]) -> Vec<u8> {
 #[tokio::test]
 async fn real_loggers_lines_in_one_index_are_each_indexed_once_structured_where_the_mapping_takes_them() {
     let h = Harness::start(&[]).await;
+    // Every request takes at least this long: the summary's time counts the plain forms' request too.
+    h.es.set_latency(std::time::Duration::from_millis(40));
     let groups = real_log_lines();
     let payloads: Vec<Vec<u8>> = groups.iter().map(|(log_group, lines)| envelope(log_group, lines)).collect();
     let logs = Logs::capture();
@@ -67,6 +69,8 @@ async fn real_loggers_lines_in_one_index_are_each_indexed_once_structured_where_
     assert_eq!(plain, [(2, 0), (3, 0), (4, 2)]);
     assert_eq!(report.summary.indexing.unstructured, plain.len());
     assert_eq!((report.summary.documents_rejected, report.summary.count(Rejected)), (0, 0));
+    assert_eq!(report.summary.indexing.requests, 2, "the batch's request, then one for the plain forms");
+    assert!(report.summary.indexing.elapsed >= std::time::Duration::from_millis(80), "{:?}", report.summary.indexing);
     let warned = logs.matching("WARN", "Documents refused for their mapping");
     assert_eq!(warned.len(), 1, "once per invocation");
     assert_eq!(warned[0]["fields"], "json.message,record,service");
@@ -149,4 +153,18 @@ async fn with_the_projects_index_template_only_conflicts_between_the_loggers_own
         properties["aws"]["properties"]["kinesis"]["properties"]["approximate_arrival_timestamp"]["type"],
         "date"
     );
+}
+
+#[tokio::test]
+async fn a_json_record_refused_for_a_field_the_function_added_is_indexed_without_it() {
+    let h = Harness::start(&[("ADD_FIELDS", r#"{"env":"prod"}"#)]).await;
+    // The index already maps `env` as a number (another producer's): the static field cannot join.
+    h.es.map_field("logs-2026.11.22", "env", "long");
+    let sent = json!({"@timestamp": "2026-11-22T08:00:00.000Z", "message": "order placed"});
+
+    let report = h.deliver(&event(&json_payloads(std::slice::from_ref(&sent)))).await;
+
+    assert_eq!(outcomes(&report), [Indexed]);
+    assert_eq!(report.summary.indexing.unstructured, 1);
+    assert_eq!(h.es.document("logs-2026.11.22", &doc_id(0, 0)).unwrap(), sent, "as it came: nothing added");
 }
