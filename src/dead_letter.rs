@@ -16,9 +16,9 @@ use crate::config::DeadLetterPlace;
 use crate::firehose;
 use crate::record::{Document, Provenance};
 
-/// S3 error codes that say the bucket is unusable to the function until someone acts: missing, forbidden, or the
-/// credentials refused (S3 API reference, "Error responses").
-const BUCKET_UNUSABLE: [&str; 8] = [
+/// S3 error codes that say the bucket is unusable to the function until someone acts: missing, forbidden, in
+/// another region, or the credentials refused (S3 API reference, "Error responses"); every `KMS.` error besides.
+const BUCKET_UNUSABLE: [&str; 11] = [
     "AccessDenied",
     "AllAccessDisabled",
     "NoSuchBucket",
@@ -26,8 +26,21 @@ const BUCKET_UNUSABLE: [&str; 8] = [
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
     "ExpiredToken",
-    "KMS.DisabledException",
+    "InvalidToken",
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
 ];
+
+/// The most one dead letter write may take: an S3 that does not answer must leave time for parking in Firehose.
+const MOST_TIME: Duration = Duration::from_secs(10);
+
+/// An S3 client from the SDK's standard configuration: a custom endpoint (`AWS_ENDPOINT_URL_S3` or
+/// `AWS_ENDPOINT_URL`: a local S3, an interface endpoint) is addressed by path, AWS's own by the bucket's host.
+pub fn s3_client(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style).build())
+}
 
 /// Where rejected documents are kept, and the client that writes them.
 #[derive(Debug, Clone)]
@@ -49,8 +62,8 @@ impl DeadLetter {
         DeadLetter { client, place }
     }
 
-    /// Writes `rejected` as one object, within what is left before `margin`; its `s3://` address, or why S3 did not
-    /// take it.
+    /// Writes `rejected` as one object, within half of what is left before `margin` and at most `MOST_TIME` (the
+    /// rest is for parking in Firehose); its `s3://` address, or why S3 did not take it.
     pub async fn keep(
         &self,
         rejected: &[Rejected<'_>],
@@ -62,7 +75,7 @@ impl DeadLetter {
         let key = object_key(&self.place.prefix, now, rejected);
         let address = format!("s3://{}/{key}", self.place.bucket);
         let body = lines(rejected, target_field, now);
-        let left = deadline.saturating_duration_since(Instant::now()).saturating_sub(margin);
+        let left = (deadline.saturating_duration_since(Instant::now()).saturating_sub(margin) / 2).min(MOST_TIME);
         let put = self
             .client
             .put_object()
@@ -89,19 +102,22 @@ fn put_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
 ) -> Failure {
     let chain = crate::error::error_chain(error);
     match error {
-        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if chain.contains("credential") => {
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+            if chain.to_ascii_lowercase().contains("credential") =>
+        {
             Failure::not_kept(true, format!("{address}: the function has no usable AWS credentials: {chain}"))
         }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Failure::not_kept(
+            false,
+            format!("{address} cannot be reached (networking: a VPC needs an S3 gateway endpoint or a NAT): {chain}"),
+        ),
         SdkError::ServiceError(_) => {
             let code = error.code().unwrap_or("unknown");
             let message = error.message().unwrap_or_default();
-            let unusable = BUCKET_UNUSABLE.contains(&code);
+            let unusable = BUCKET_UNUSABLE.contains(&code) || code.starts_with("KMS.");
             Failure::not_kept(unusable, format!("{address} was not written ({code}: {message})"))
         }
-        _ => Failure::not_kept(
-            false,
-            format!("{address} cannot be reached (networking: a VPC needs an S3 endpoint): {chain}"),
-        ),
+        _ => Failure::not_kept(false, format!("{address} was not written: {chain}")),
     }
 }
 

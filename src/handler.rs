@@ -65,8 +65,9 @@ fn margin_for(configured: Duration, allowed: Duration) -> (Duration, bool) {
 }
 
 impl Deps {
-    /// Builds the clients for `config`: the Elasticsearch transport, and a Firehose client from the AWS SDK's
-    /// standard configuration (region, credentials chain, `AWS_ENDPOINT_URL_FIREHOSE`) when a stream is named.
+    /// Builds the clients for `config`: the Elasticsearch transport, and from the AWS SDK's standard configuration
+    /// (region, credentials chain, `AWS_ENDPOINT_URL_*`) a Firehose client when a stream is named, an S3 client when
+    /// a dead letter is, and a Secrets Manager client for `ES_SECRET_ARN`.
     pub async fn connect(config: Config) -> Result<Deps, Error> {
         let needs_aws = config.firehose_stream.is_some()
             || config.dead_letter.is_some()
@@ -89,13 +90,7 @@ impl Deps {
             _ => None,
         };
         let dead_letter = match (&config.dead_letter, &shared) {
-            (Some(place), Some(shared)) => {
-                // A custom endpoint (`AWS_ENDPOINT_URL_S3`: a local S3, a VPC interface endpoint) is addressed by
-                // path; AWS's own endpoints by the bucket's virtual host.
-                let path_style = shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-                let s3_config = aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style).build();
-                Some(DeadLetter::new(aws_sdk_s3::Client::from_conf(s3_config), place.clone()))
-            }
+            (Some(place), Some(shared)) => Some(DeadLetter::new(dead_letter::s3_client(shared), place.clone())),
             _ => None,
         };
         let secret = match (&config.auth, &shared) {

@@ -62,10 +62,7 @@ async fn main() -> ExitCode {
 /// The whole replay; `Ok(true)` when everything was replayed (or a dry run found nothing that cannot be).
 async fn run(options: &Options) -> Result<bool, String> {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    // As the dead letter's client (`handler`): a custom endpoint (a local S3) is addressed by path.
-    let path_style = shared.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let s3 =
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style).build());
+    let s3 = kinesis_es_indexer::dead_letter::s3_client(&shared);
     let environment = match (&options.function, options.remote) {
         (Some(function), false) => function_environment(&shared, function).await?,
         _ => HashMap::new(),

@@ -13,7 +13,7 @@ use crate::adapt::Load;
 use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::config::Config;
 use crate::event::KinesisEventIn;
-use crate::record::{self, Batch, Document, Record};
+use crate::record::{self, Batch, Decoded, Document, Record, Rejection};
 
 /// Sends, once, the plain form of every document of `batch` that the cluster refused for its mapping
 /// (`Failure::refused_for_its_mapping`) and that preprocessing had reshaped (its plain form differs from what was
@@ -67,7 +67,8 @@ pub async fn index_plain_forms(
 }
 
 /// The batch positions of the documents refused for their mapping whose plain form differs from what was sent,
-/// and their plain forms at the same `_index` and `_id`.
+/// and their plain forms at the same `_index` and `_id`. A record with a document left out for its `_id`
+/// (`ES_DOC_ID=field:…` and no such field) has no plain forms: its documents' places in the two forms may differ.
 fn plain_forms_of_refused(
     event: &KinesisEventIn,
     batch: &Batch<Record, IndexedDocument>,
@@ -75,15 +76,26 @@ fn plain_forms_of_refused(
 ) -> (Vec<usize>, Vec<Document>) {
     let mut positions = Vec::new();
     let mut plain = Vec::new();
-    // A record's plain forms, decoded once for all of its refused documents.
+    // A record's plain forms, decoded once for all of its refused documents, with a configuration made once.
     let mut decoded: Option<(usize, Vec<Vec<u8>>)> = None;
+    let mut plain_config = None;
     for (doc, IndexedDocument { document, outcome }) in batch.documents.iter().enumerate() {
         if !outcome.failure().is_some_and(|failure| failure.refused_for_its_mapping()) {
             continue;
         }
         let record = document.record;
+        let lacks_an_id = match &batch.records[record].decoded {
+            Decoded::Documents { rejected_parts, .. } => {
+                rejected_parts.iter().any(|part| matches!(part.rejection, Rejection::NoDocumentId(_)))
+            }
+            Decoded::Skipped(_) | Decoded::Rejected { .. } => true,
+        };
+        if lacks_an_id {
+            continue;
+        }
         if decoded.as_ref().is_none_or(|(of, _)| *of != record) {
-            decoded = Some((record, record::plain_sources(event, config, record)));
+            let plain = plain_config.get_or_insert_with(|| record::plain_config(config));
+            decoded = Some((record, record::plain_sources(event, plain, record)));
         }
         let (_, sources) = decoded.as_ref().expect("decoded above");
         let first = batch.records[record].documents().start;

@@ -102,11 +102,42 @@ pub fn parse_logger_timestamp(text: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(&normal, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|at| at.and_utc())
 }
 
-/// Whether `text` is a date-time Elasticsearch's date mapping and its dynamic date detection both read as it is
-/// (`strict_date_optional_time`: a date, a `T`, a time, an optional zone), so that a logger's value can be kept as
-/// it came.
+/// Whether `text` is a date-time Elasticsearch's date mapping and its dynamic date detection both read as it is, so
+/// that a logger's value can be kept as it came: `yyyy-MM-ddTHH:mm:ss`, a fraction of 1 to 9 digits, and `Z` or
+/// `±HH:mm` or no zone, a narrow part of `strict_date_optional_time` (anything else is written as RFC 3339, which is
+/// always safe: chrono also reads a leap second, a lowercase `z` and longer fractions, which Elasticsearch refuses).
 pub fn is_iso_date_time(text: &str) -> bool {
-    text.as_bytes().get(10) == Some(&b'T') && parse_timestamp(text).is_some()
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| bytes.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let two = |at: usize| digits(at..at + 2).then(|| (bytes[at] - b'0') * 10 + (bytes[at + 1] - b'0'));
+    let shape = digits(0..4)
+        && bytes.get(4) == Some(&b'-')
+        && two(5).is_some_and(|month| (1..=12).contains(&month))
+        && bytes.get(7) == Some(&b'-')
+        && two(8).is_some_and(|day| (1..=31).contains(&day))
+        && bytes.get(10) == Some(&b'T')
+        && two(11).is_some_and(|hour| hour < 24)
+        && bytes.get(13) == Some(&b':')
+        && two(14).is_some_and(|minute| minute < 60)
+        && bytes.get(16) == Some(&b':')
+        && two(17).is_some_and(|second| second < 60);
+    if !shape {
+        return false;
+    }
+    let mut rest = &bytes[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let length = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(1..=9).contains(&length) {
+            return false;
+        }
+        rest = &fraction[length..];
+    }
+    let zone = match rest {
+        [] | [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()),
+        _ => false,
+    };
+    zone && parse_timestamp(text).is_some()
 }
 
 /// An instant from milliseconds since the epoch.
@@ -333,8 +364,24 @@ mod tests {
         {
             assert_eq!(read(not_a_time), None, "{not_a_time}");
         }
-        assert!(is_iso_date_time("2023-11-07T12:00:00.000Z") && is_iso_date_time("2023-11-07T12:00:00.123456+02:00"));
-        assert!(!is_iso_date_time("2021-05-03 11:47:12,494+0000") && !is_iso_date_time("1714564800123"));
+        for as_it_came in ["2023-11-07T12:00:00.000Z", "2023-11-07T12:00:00.123456+02:00", "2021-05-03T11:47:12"] {
+            assert!(is_iso_date_time(as_it_came), "{as_it_came}");
+        }
+        let rewritten = [
+            "2021-05-03 11:47:12,494+0000",
+            "1714564800123",
+            "2021-05-03",
+            "2016-12-31T23:59:60Z",
+            "2023-11-07T12:00:00z",
+            "2023-11-07T12:00:00.1234567890Z",
+            "2023-11-07T12:00:00+0200",
+            "2023-02-30T12:00:00Z",
+            "2023-11-07T12:00:00.Z",
+            "2023-11-07T12:00Z",
+        ];
+        for rewritten in rewritten {
+            assert!(!is_iso_date_time(rewritten), "{rewritten}");
+        }
     }
 
     #[test]

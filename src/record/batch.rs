@@ -88,16 +88,21 @@ struct Target<'c> {
     arrival: Option<DateTime<Utc>>,
 }
 
-/// The documents of the event's record at `position` in the form it came in: decoded again with the preprocessing
-/// that reshapes a document off (`Preprocess::plain`: a CloudWatch Logs message stays a string, nothing is added)
-/// and the same filters, so that each is at the place `BatchDecoder` gave its reshaped form. Empty for a record that
-/// does not decode to documents.
-pub fn plain_sources(event: &KinesisEventIn, config: &Config, position: usize) -> Vec<Vec<u8>> {
+/// The configuration that decodes a record's documents in the form they came in: the preprocessing that reshapes a
+/// document off (`Preprocess::plain`: a CloudWatch Logs message stays a string, nothing is added), the same filters,
+/// and `_id`s that no document can lack (the plain form keeps the `_id` it was refused with), so that every document
+/// of a record is where `BatchDecoder` put its reshaped form.
+pub fn plain_config(config: &Config) -> Config {
+    Config { preprocess: config.preprocess.plain(), doc_id: DocIdMode::Kinesis, ..config.clone() }
+}
+
+/// The documents of the event's record at `position`, decoded with `plain` (`plain_config`), in order. Empty for a
+/// record that does not decode to documents.
+pub fn plain_sources(event: &KinesisEventIn, plain: &Config, position: usize) -> Vec<Vec<u8>> {
     let Some(Ok(record)) = event.record(position).map(read_record) else {
         return Vec::new();
     };
-    let config = Config { preprocess: config.preprocess.plain(), ..config.clone() };
-    let mut target = Target::new(&config, 1);
+    let mut target = Target::new(plain, 1);
     target.decode(&record);
     target.batch.documents.into_iter().map(|document| document.source).collect()
 }

@@ -14,8 +14,9 @@ use crate::index;
 use crate::json::{self, ReadObject, Shape, Text};
 
 /// The fields loggers write their time in, looked at after the configured `TIMESTAMP_FIELD`: ECS loggers'
-/// `@timestamp`, Powertools' and Lambda's JSON log format's `timestamp`, Lambda's platform records' (and pino's)
-/// `time`.
+/// `@timestamp`, Powertools' and Lambda's JSON log format's `timestamp`, Lambda's platform records' `time`. Only a
+/// date-time string counts in them: a number there may be a duration (`"time":35`) or seconds, not a time to name
+/// a document by, and it stays the field it is.
 const LOGGER_TIME_FIELDS: [&str; 3] = ["@timestamp", "timestamp", "time"];
 
 /// A message's object: each field as its name and its JSON as it came, and the logger's time when one of its
@@ -55,16 +56,19 @@ pub(super) fn read_message_object<'a>(message: &'a str, timestamp_field: &str) -
     }
     let time = std::iter::once(timestamp_field).chain(LOGGER_TIME_FIELDS).find_map(|candidate| {
         let field = fields.iter().position(|(name, _)| name == candidate)?;
-        logger_time(fields[field].1).map(|(at, as_it_came)| LoggerTime { field, at, as_it_came })
+        let numbers = candidate == timestamp_field;
+        logger_time(fields[field].1, numbers).map(|(at, as_it_came)| LoggerTime { field, at, as_it_came })
     });
     Some(MessageObject { text, fields, time })
 }
 
-/// The instant a logger's time field holds, and whether Elasticsearch reads it as a date as it is.
-fn logger_time(value: &RawValue) -> Option<(DateTime<Utc>, bool)> {
+/// The instant a logger's time field holds, and whether Elasticsearch reads it as a date as it is; a number (epoch
+/// milliseconds, as Elasticsearch reads one) only where `numbers` says the field is the configured timestamp.
+fn logger_time(value: &RawValue, numbers: bool) -> Option<(DateTime<Utc>, bool)> {
     match serde_json::from_str::<Shape>(value.get()).ok()? {
         Shape::Text(text) => index::parse_logger_timestamp(&text).map(|at| (at, index::is_iso_date_time(&text))),
-        number => timestamp_of(&number).map(|at| (at, false)),
+        number if numbers => timestamp_of(&number).map(|at| (at, false)),
+        _ => None,
     }
 }
 
@@ -95,7 +99,10 @@ impl OwnedFields<'_> {
     /// Whether the message's field `name` holding `value` would change what an owned field is: it is then set
     /// aside. A string `message` is the message's text, and stays.
     fn clashes(&self, name: &str, value: &RawValue) -> bool {
-        let into = |owned: &str| name == owned || name.strip_prefix(owned).is_some_and(|rest| rest.starts_with('.'));
+        // The owned field itself, a field inside it (`aws.region`), or an object holding it (`event` when the
+        // timestamp field is `event.created`): Elasticsearch expands dotted names into the same objects.
+        let within = |outer: &str, inner: &str| inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('.'));
+        let into = |owned: &str| name == owned || within(owned, name) || within(name, owned);
         match name {
             "message" => !value.get().starts_with('"'),
             _ => into("aws") || into("cloud") || into("message") || into(self.aside) || into(self.timestamp_field),
@@ -190,7 +197,8 @@ mod tests {
         let at =
             |message: &str| read_message_object(message, "@timestamp").unwrap().time.map(|t| t.at.timestamp_millis());
         assert_eq!(at(r#"{"timestamp":"2024-05-01T12:00:00.250Z","level":"INFO"}"#), Some(1_714_564_800_250));
-        assert_eq!(at(r#"{"time":1714564800250}"#), Some(1_714_564_800_250));
+        assert_eq!(at(r#"{"@timestamp":1714564800250}"#), Some(1_714_564_800_250), "the timestamp field's number");
+        assert_eq!(at(r#"{"time":35,"timestamp":1714564800.12}"#), None, "a number elsewhere is not a time");
         assert_eq!(at(r#"{"time":"12ms","timestamp":"2024-05-01 12:00:00,250+0000"}"#), Some(1_714_564_800_250));
         assert_eq!(at(r#"{"@timestamp":"yesterday","time":"2024-05-01T12:00:00.250Z"}"#), Some(1_714_564_800_250));
         assert_eq!(
@@ -211,7 +219,8 @@ mod tests {
             merged(r#"{"@timestamp":"2021-05-03T13:47:12.494123+02:00","x":1}"#),
             r#"{"@timestamp":"2021-05-03T13:47:12.494123+02:00","x":1}"#
         );
-        assert_eq!(merged(r#"{"time":1714564800250}"#), r#"{"@timestamp":"2024-05-01T12:00:00.250Z"}"#);
+        assert_eq!(merged(r#"{"@timestamp":1714564800250}"#), r#"{"@timestamp":"2024-05-01T12:00:00.250Z"}"#);
+        assert_eq!(merged(r#"{"time":35}"#), r#"{"@timestamp":"2024-05-01T00:00:00.000Z","time":35}"#, "kept");
         assert_eq!(merged(r#"{"x":1}"#), r#"{"@timestamp":"2024-05-01T00:00:00.000Z","x":1}"#, "the event's time");
     }
 
@@ -224,6 +233,15 @@ mod tests {
         assert_eq!(
             merged(r#"{"message":"order placed","message.id":7,"@timestamp":{"a":1},"json":"x","log.level":"info"}"#),
             r#"{"@timestamp":"2024-05-01T00:00:00.000Z","message":"order placed","log.level":"info","json":{"message.id":7,"@timestamp":{"a":1},"json":"x"}}"#
+        );
+        let nested = OwnedFields { timestamp_field: "event.created", aside: "x.json" };
+        let object = read_message_object(r#"{"event":"login","x":{"y":1},"xy":2,"event.kind":"e"}"#, "event.created");
+        let mut out = Vec::new();
+        object.unwrap().write_merged(&mut out, &nested);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#","xy":2,"event.kind":"e","x.json":{"event":"login","x":{"y":1}}"#,
+            "an object holding an owned field is set aside too; a sibling inside it is not"
         );
         for not_text in ["1", "null", "true", "[\"a\"]"] {
             let document = merged(&format!(r#"{{"message":{not_text}}}"#));

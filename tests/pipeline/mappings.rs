@@ -168,3 +168,24 @@ async fn a_json_record_refused_for_a_field_the_function_added_is_indexed_without
     assert_eq!(report.summary.indexing.unstructured, 1);
     assert_eq!(h.es.document("logs-2026.11.22", &doc_id(0, 0)).unwrap(), sent, "as it came: nothing added");
 }
+
+#[tokio::test]
+async fn with_ids_from_a_field_the_plain_form_keeps_the_id_its_structured_form_was_given() {
+    // The `_id` is the message's own `requestId`, which only the merged form has as a field.
+    let h = Harness::start(&[("ES_DOC_ID", "field:requestId")]).await;
+    h.es.map_field("logs-2026.11.22", "level", "long");
+    let lines = [r#"{"requestId":"r-1","level":"INFO","message":"a"}"#.to_owned(), "plain text".to_owned()];
+
+    let report = h.deliver(&event(&[envelope("/aws/lambda/f", &lines)])).await;
+
+    // The second line has no `requestId`: a rejected part, and the record rejected with it; the first, refused for
+    // its mapping, gets no plain form (its place among the plain forms may differ): kept by a dead letter, if any.
+    assert_eq!(outcomes(&report), [Rejected]);
+    let held = h.es.documents();
+    assert_eq!(held.len(), 0, "a record with a document left out for its id has no plain forms: {held:?}");
+    let lines = [r#"{"requestId":"r-1","level":"INFO","message":"a"}"#.to_owned()];
+    let report = h.deliver(&event_from(1, &[envelope("/aws/lambda/f", &lines)])).await;
+    assert_eq!((outcomes(&report), report.summary.indexing.unstructured), (vec![Indexed], 1));
+    let plain = h.es.document("logs-2026.11.22", "r-1").expect("at the id the structured form was given");
+    assert_eq!(plain["message"], lines[0]);
+}

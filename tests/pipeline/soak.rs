@@ -9,7 +9,7 @@
 //!
 //! At the end: every indexable document is in the double exactly once; every rejected record is logged exactly once;
 //! every unindexable document is logged by the indexer at most once, and is logged or refused by Firehose's delivery;
-//! with a dead letter, each document logged as rejected is in it, and nothing else is.
+//! with a dead letter, each document logged as rejected is in it, and no indexable one is.
 //!
 //! `make test` runs `SOAK_SEEDS` (default 100) seeds of 3 batches of `SOAK_RECORDS` (default 40) records; `make soak`
 //! runs many more. A failure names its seed: replay it with `SOAK_FIRST_SEED=<seed> SOAK_SEEDS=1`.
@@ -377,8 +377,9 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
     if let Some(id) = logged_documents.keys().find(|id| !expected.unindexable.contains(*id)) {
         return Err(format!("{id} was logged as rejected but is indexable"));
     }
-    // The dead letter holds each document logged as rejected, and nothing else: once, or again when Firehose sent its
-    // record back after it was kept (the replay writes each `_id` once).
+    // The dead letter holds each document logged as rejected, and no indexable one. It may hold more: a rejected
+    // document kept before its record was sent back (Firehose refused an earlier record of the shard) is kept again
+    // on the redelivery, or ends in Firehose's backup when the redelivery found the cluster busy and parked it.
     let mut dead_lettered: HashMap<String, usize> = HashMap::new();
     for (_, body) in s3.objects() {
         for line in String::from_utf8(body).map_err(|e| e.to_string())?.lines() {
@@ -386,9 +387,11 @@ async fn soak_one(seed: u64, records: usize) -> Result<SoakTally, String> {
             *dead_lettered.entry(line["esDocumentId"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
         }
     }
-    let kept: HashSet<&String> = dead_lettered.keys().collect();
-    if dead_letter && kept != logged_documents.keys().collect() {
-        return Err(format!("dead letter {dead_lettered:?}, logged as rejected {logged_documents:?}"));
+    if let Some(id) = logged_documents.keys().find(|id| dead_letter && !dead_lettered.contains_key(*id)) {
+        return Err(format!("{id} was logged as rejected but is not in the dead letter"));
+    }
+    if let Some(id) = dead_lettered.keys().find(|id| !expected.unindexable.contains(*id)) {
+        return Err(format!("{id} is in the dead letter but is indexable"));
     }
     if !dead_letter && !dead_lettered.is_empty() {
         return Err(format!("a dead letter without DEAD_LETTER_BUCKET: {dead_lettered:?}"));
