@@ -50,6 +50,8 @@ async fn a_document_refused_for_its_mapping_is_kept_whole_and_replayed_once_the_
     let report = h.deliver(&event(&json_payloads(&sent))).await;
 
     assert_eq!(outcomes(&report), [Rejected, Indexed, Rejected]);
+    assert_eq!(h.es.bulk_requests_arrived(), 1, "records that are objects as they came have no other form to send");
+    assert_eq!(report.summary.indexing.unstructured, 0);
     assert_eq!(report.summary.documents_dead_lettered, 2);
     let objects = backed_up(&s3);
     assert_eq!(objects.len(), 1, "one object per invocation");
