@@ -102,7 +102,8 @@ fn plain_forms_of_refused(
         match sources.get(doc - first) {
             Some(source) if *source != document.source => {
                 positions.push(doc);
-                plain.push(Document { source: source.clone(), ..document.clone() });
+                let (id, index) = (document.id.clone(), document.index.clone());
+                plain.push(Document { record, id, index, source: source.clone() });
             }
             _ => {}
         }

@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use crate::replay::report::quoted;
+use crate::route::compare_sequence_numbers;
 
 pub const DOCS: &str = "https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html";
 
@@ -179,12 +180,6 @@ fn event_from_payload(payload: &Value) -> Result<Value, String> {
 
 fn is_decimal(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Two sequence numbers compared as the integers they are.
-fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]
