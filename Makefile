@@ -3,19 +3,27 @@
 .PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template replay
 
 EVENT ?= events/kinesis.json
+
+# The Python tools (moto, cfn-lint, the SAM CLI, cargo-lambda, zig) live in a virtual environment of the project's
+# own, .venv, made with the machine's python3: an externally managed Python (PEP 668: Debian, Ubuntu, Homebrew) is
+# never asked to install anything, and what pip installs is on the recipes' PATH. deploy/requirements/ lists them.
+VENV := .venv
+SYSTEM_PYTHON := $(shell command -v python3 2> /dev/null)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export SAM_CLI_TELEMETRY ?= 0
 # The function's architecture, for make build and make deploy alike; the template's Architecture defaults to the same.
 ARCH ?= x86_64
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-run: ## Run the indexer end to end on EVENT (default events/kinesis.json) against the local doubles and moto's Firehose; RELEASE=1 for an optimised build
+run: $(VENV)/.installed-run ## Run the indexer end to end on EVENT (default events/kinesis.json) against the local doubles and moto's Firehose; RELEASE=1 for an optimised build
 	python3 scripts/run_local.py $(if $(RELEASE),--release) $(EVENT)
 
-test: ## Unit, integration, soak and property tests; template.yaml checks; sample events; a local run without Firehose
+test: $(VENV)/.installed-test ## Unit, integration, soak and property tests; template.yaml checks (cfn-lint, sam validate --lint); the deploy tooling; sample events; a local run without Firehose
 	python3 events/generate.py --check
-	python3 -c "import cfnlint, samtranslator" 2> /dev/null || python3 -m pip install --quiet cfn-lint aws-sam-translator
-	python3 -c "import moto.server, boto3, botocore, flask_cors" 2> /dev/null || python3 -m pip install --quiet "moto[server]>=5,<6" boto3 botocore
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-eu-west-1} sam validate --lint
 	REQUIRE_PYTHON_TOOLS=1 cargo test --workspace
 	python3 -m unittest discover -s tests -p '*_test.py'
 	cargo run --quiet --example run_local -- events/malformed.json > /dev/null
@@ -44,37 +52,18 @@ lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-build: ## Build target/lambda/bootstrap/bootstrap with cargo-lambda for ARCH (x86_64; arm64 needs the aarch64 target and zig)
-	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
-ifeq ($(ARCH),arm64)
-	python3 -c "import ziglang" 2> /dev/null || python3 -m pip install --quiet ziglang
-	cargo lambda build --release --bin bootstrap --arm64
-else
-	cargo lambda build --release --bin bootstrap --x86-64 --compiler cargo
-	python3 scripts/check_glibc.py target/lambda/bootstrap/bootstrap
-endif
-	python3 scripts/check_architecture.py target/lambda/bootstrap/bootstrap $(ARCH)
+build: $(VENV)/.installed-deploy ## Build target/lambda/bootstrap/bootstrap with cargo-lambda for ARCH (x86_64, arm64): plain cargo for this Linux machine's own architecture, else cargo-zigbuild with the zig cargo-lambda brings, adding the Rust target with rustup
+	python3 scripts/deploy.py build --architecture $(ARCH)
 
-invoke: ## Run the function under `cargo lambda watch` on 127.0.0.1 and invoke it with EVENT; prints the batch response
+invoke: $(VENV)/.installed-deploy ## Run the function under `cargo lambda watch` on 127.0.0.1 and invoke it with EVENT; prints the batch response
 	python3 scripts/invoke_local.py $(EVENT)
 
-deploy: ## sam build and sam deploy --guided for ARCH (x86_64, or arm64), checking the built binary's machine type in between; SAM_ENV picks saved answers from deploy/samconfig.toml (copied from deploy/samconfig.example.toml) (installs the SAM CLI with pip if missing; needs AWS credentials)
-	command -v sam > /dev/null || python3 -m pip install --quiet aws-sam-cli
-	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
-ifeq ($(ARCH),arm64)
-	python3 -c "import ziglang" 2> /dev/null || python3 -m pip install --quiet ziglang
-endif
-	sam build --beta-features --parameter-overrides Architecture=$(ARCH)
-	python3 scripts/check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)
-	# Saved answers (SAM_ENV) carry their own Architecture: parameter overrides given here would replace all of them.
-	sam deploy --guided $(if $(SAM_ENV),--config-file deploy/samconfig.toml --config-env $(SAM_ENV),--parameter-overrides Architecture=$(ARCH))
+# ARCH given on the command line (or in the environment) changes the saved Architecture; else the saved one holds.
+deploy: $(VENV)/.installed-deploy ## Build and deploy (needs AWS credentials): a first deploy asks what its kind of deployment needs (at most 10 questions) and saves the answers in samconfig.toml; later ones ask nothing. ARCH=arm64 changes the architecture, SET="Name=value …" saved answers, RECONFIGURE=1 asks again, SAM_ENV names another stack's saved answers
+	python3 scripts/deploy.py deploy $(if $(filter command line environment,$(origin ARCH)),--architecture $(ARCH)) $(if $(SAM_ENV),--config-env $(SAM_ENV)) $(if $(RECONFIGURE),--reconfigure) $(foreach setting,$(SET),--set $(setting))
 
-package: ## sam build and sam package for the Serverless Application Repository into BUCKET (one the repository may read: docs/deploy.md); then sam publish --template packaged.yaml
-	command -v sam > /dev/null || python3 -m pip install --quiet aws-sam-cli
-	command -v cargo-lambda > /dev/null || python3 -m pip install --quiet cargo-lambda
-	sam build --beta-features --parameter-overrides Architecture=$(ARCH)
-	python3 scripts/check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)
-	sam package --s3-bucket $(BUCKET) --output-template-file packaged.yaml
+package: $(VENV)/.installed-deploy ## sam build and sam package for the Serverless Application Repository into BUCKET (one the repository may read: docs/deploy.md), the listing offering ARCH only; then sam publish --template packaged.json
+	python3 scripts/deploy.py package --architecture $(ARCH) --bucket "$(BUCKET)"
 
 events: ## Regenerate the sample events in events/
 	python3 events/generate.py
@@ -86,10 +75,19 @@ clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); REMOTE=1 FUNCTION=name: through the deployed function (no path to the cluster needed); else locally, FUNCTION=name copying its environment; REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
 	cargo run --release --quiet --features replay --bin replay -- $(if $(REMOTE),--remote) $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
-firehose-pipeline: ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
-	python3 -c "import botocore" 2> /dev/null || python3 -m pip install --quiet botocore
+firehose-pipeline: $(VENV)/.installed-run ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
 	python3 scripts/firehose_pipeline.py
 
-index-template: ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern)
-	python3 -c "import botocore" 2> /dev/null || python3 -m pip install --quiet botocore
+index-template: $(VENV)/.installed-run ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern)
 	python3 scripts/index_template.py
+
+# The virtual environment, made once; `python3 -m venv` needs the OS's venv package on Debian and Ubuntu.
+$(VENV)/bin/python3:
+	@test -n "$(SYSTEM_PYTHON)" || { echo "make: python3 is not on PATH: install Python 3 (Debian/Ubuntu: sudo apt-get install python3 python3-venv; macOS: xcode-select --install, or brew install python)" >&2; exit 1; }
+	@$(SYSTEM_PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: '$(SYSTEM_PYTHON) -m venv' failed: install the OS's venv package (Debian/Ubuntu: sudo apt-get install python3-venv; Fedora: sudo dnf install python3), then run make again" >&2; exit 1; }
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+# Each set of tools, installed when its list changes.
+$(VENV)/.installed-%: deploy/requirements/%.txt $(VENV)/bin/python3 $(wildcard deploy/requirements/*.txt)
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@

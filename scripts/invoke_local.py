@@ -3,7 +3,7 @@
 `cargo lambda invoke --data-file`, printing the batch response, as users run Lambda functions locally.
 
 Elasticsearch and Firehose: the project's doubles (testkit's `doubles` binary) unless ES_URL /
-AWS_ENDPOINT_URL_FIREHOSE are set. Installs cargo-lambda with pip if it is missing.
+AWS_ENDPOINT_URL_FIREHOSE are set. `make invoke` installs cargo-lambda in .venv.
 
     python3 scripts/invoke_local.py [events/kinesis.json]
 """
@@ -22,8 +22,8 @@ STREAM = "kinesis-es-indexer-retry-later"
 def ensure_cargo_lambda():
     if shutil.which("cargo-lambda"):
         return
-    print("Installing cargo-lambda with pip (once)…", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "cargo-lambda"], check=True)
+    sys.exit("invoke_local: cargo-lambda is missing: run `make invoke`, which installs deploy/requirements/deploy.txt "
+             "in the project's .venv")
 
 
 def free_port():

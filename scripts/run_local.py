@@ -2,7 +2,7 @@
 """`make run`: the indexer end to end on a sample event, against local stand-ins.
 
 Elasticsearch: the project's double (started by the runner) unless ES_URL is set.
-Firehose: moto's server (installed with pip if missing), with a delivery stream writing to moto's S3, unless
+Firehose: moto's server (`make run` installs it in .venv), with a delivery stream writing to moto's S3, unless
 AWS_ENDPOINT_URL_FIREHOSE is set; the dead letter (DEAD_LETTER_BUCKET) in moto's S3 as well. After the run, prints
 what Firehose delivered and what the dead letter keeps.
 
@@ -25,9 +25,10 @@ def ensure_moto():
         import moto.server  # noqa: F401
         import boto3  # noqa: F401
         import flask_cors  # noqa: F401
-    except ImportError:
-        print("Installing moto[server] with pip (once)…", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "moto[server]>=5,<6", "boto3"], check=True)
+    except ImportError as missing:
+        # Installing here would meet PEP 668 on an externally managed Python: the Makefile's .venv holds the tools.
+        sys.exit(f"run_local: {missing.name} is missing: run `make run`, which installs deploy/requirements/run.txt "
+                 "in the project's .venv")
 
 
 def start_moto():
