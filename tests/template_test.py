@@ -81,6 +81,10 @@ def deployed(parameters=None):
             return argument[0].join(evaluate(argument[1]))
         if function == "Fn::Split":
             return (evaluate(argument[1]) or "").split(argument[0])
+        if function == "Fn::Select":
+            return evaluate(argument[1])[int(argument[0])]
+        if function == "Fn::Sub":
+            return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(values[m.group(1)]), argument)
         raise AssertionError(f"no evaluation of {function} in a condition")
 
     def condition(name):
@@ -97,6 +101,8 @@ def deployed(parameters=None):
                 return choose(then if condition(name) else otherwise)
             if list(node) == ["Ref"] and node["Ref"] in values:
                 return values[node["Ref"]]
+            if list(node) == ["Fn::Select"] and "SubscribedLogGroups" in json.dumps(node):
+                return evaluate(node)
             chosen = {k: choose(v) for k, v in node.items()}
             return {k: v for k, v in chosen.items() if v != no_value}
         if isinstance(node, list):
@@ -109,6 +115,11 @@ def deployed(parameters=None):
         if "Condition" not in resource or condition(resource["Condition"])
     }
     return choose({**template, "Resources": resources})
+
+
+def template_parameter(name):
+    template, _ = decode(str(TEMPLATE))
+    return template["Parameters"][name]
 
 
 def statements(resources, role):
@@ -126,17 +137,83 @@ class TemplateTest(unittest.TestCase):
         (default,) = re.findall(r"^ARCH \?= (\S+)$", makefile, re.M)
         template, _ = decode(str(TEMPLATE))
         self.assertEqual(template["Parameters"]["Architecture"]["Default"], default)
-        for recipe in ["sam build --beta-features --parameter-overrides Architecture=$(ARCH)",
-                       "--parameter-overrides Architecture=$(ARCH))", "check_architecture.py .aws-sam/build/Function/bootstrap $(ARCH)"]:
+        for recipe in ["scripts/deploy.py build --architecture $(ARCH)", "scripts/deploy.py package --architecture $(ARCH)",
+                       "--architecture $(ARCH))"]:
             self.assertIn(recipe, makefile)
-        # Saved answers carry their Architecture: each environment of the example names one, as ARCH's default.
-        example = (ROOT / "deploy" / "samconfig.example.toml").read_text()
-        overrides = re.findall(r'^parameter_overrides = "(.*)"$', example, re.M)
-        self.assertGreaterEqual(len(overrides), 4)
-        for line in overrides:
-            self.assertIn(f"Architecture={default} ", line)
-            names = {pair.split("=", 1)[0] for pair in line.split()}
-            self.assertLessEqual(names, set(template["Parameters"]), "every saved answer is a parameter of the template")
+
+    def test_rules_use_only_cloudformation_s_rule_functions(self):
+        # AWS CloudFormation's "Rule functions" page (intrinsic-function-reference-rules): these, and Ref inside them.
+        allowed = {"Fn::And", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn", "Fn::Equals", "Fn::Not",
+                   "Fn::Or", "Fn::RefAll", "Fn::ValueOf", "Fn::ValueOfAll", "Ref"}
+
+        def functions(node):
+            if isinstance(node, dict):
+                return {key for key in node if key.startswith("Fn::") or key in ("Ref", "Condition")} | {
+                    f for value in node.values() for f in functions(value)}
+            if isinstance(node, list):
+                return {f for value in node for f in functions(value)}
+            return set()
+
+        self.assertEqual(functions({"Fn::Not": [{"Fn::Equals": [{"Fn::Join": [",", {"Ref": "P"}]}, ""]}]}) - allowed, {"Fn::Join"})
+        template, _ = decode(str(TEMPLATE))
+        self.assertTrue(template["Rules"])
+        for name, rule in template["Rules"].items():
+            self.assertEqual(functions(rule) - allowed, set(), name)
+
+    def test_security_groups_are_required_with_subnets_and_not_without(self):
+        # The rule evaluated as CloudFormation does: an empty list parameter is [""].
+        template, _ = decode(str(TEMPLATE))
+        rule = template["Rules"]["VpcNeedsSecurityGroups"]
+
+        def evaluate(node, values):
+            ((function, argument),) = node.items()
+            if function == "Ref":
+                return values[argument].split(",")
+            if function == "Fn::Not":
+                return not evaluate(argument[0], values)
+            if function == "Fn::EachMemberEquals":
+                return all(member == argument[1] for member in evaluate(argument[0], values))
+            raise AssertionError(function)
+
+        def passes(subnets, groups):
+            values = {"VpcSubnetIds": subnets, "VpcSecurityGroupIds": groups}
+            return not evaluate(rule["RuleCondition"], values) or all(evaluate(a["Assert"], values) for a in rule["Assertions"])
+
+        self.assertTrue(passes("", ""))
+        self.assertTrue(passes("subnet-a,subnet-b", "sg-1"))
+        self.assertFalse(passes("subnet-a,subnet-b", ""))
+
+    def test_the_repository_listing_offers_only_the_architecture_it_ships(self):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import sar_listing
+
+        template, _ = decode(str(TEMPLATE))
+        packaged = sar_listing.narrow(json.loads(json.dumps(template)), "arm64")
+        self.assertEqual((packaged["Parameters"]["Architecture"]["AllowedValues"], packaged["Parameters"]["Architecture"]["Default"]), (["arm64"], "arm64"))
+        self.assertEqual(packaged["Resources"]["Function"]["Properties"]["Architectures"], [{"Ref": "Architecture"}])
+        with self.assertRaises(ValueError):
+            sar_listing.narrow(json.loads(json.dumps(template)), "riscv64")
+
+    def test_subscribed_log_groups_get_one_filter_each_into_the_stream_with_a_role_logs_may_assume(self):
+        groups = ["/aws/lambda/checkout", "/aws/lambda/payments", "API-Gateway-Execution-Logs_abc/prod"]
+        resources = deployed({"SubscribedLogGroups": ",".join(groups)})["Resources"]
+        filters = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::SubscriptionFilter"]
+        self.assertEqual(sorted(f["LogGroupName"] for f in filters), sorted(groups))
+        for subscription in filters:
+            self.assertEqual(subscription["DestinationArn"], {"Fn::GetAtt": ["Stream", "Arn"]})
+            self.assertEqual(subscription["RoleArn"], {"Fn::GetAtt": ["LogsToStreamRole", "Arn"]})
+            self.assertEqual(subscription["FilterPattern"], "")
+        role = resources["LogsToStreamRole"]["Properties"]
+        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual(trust["Principal"], {"Service": "logs.amazonaws.com"})
+        self.assertIn("aws:SourceArn", trust["Condition"]["StringLike"])
+        granted = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+        self.assertEqual([(actions(s), s["Resource"]) for s in granted], [(["kinesis:PutRecord", "kinesis:PutRecords"], {"Fn::GetAtt": ["Stream", "Arn"]})])
+        none = deployed()["Resources"]
+        self.assertFalse([name for name, r in none.items() if r["Type"] == "AWS::Logs::SubscriptionFilter" or name == "LogsToStreamRole"])
+        pattern = re.compile(template_parameter("SubscribedLogGroups")["AllowedPattern"])
+        self.assertTrue(pattern.fullmatch(",".join(f"/aws/lambda/app-{n}" for n in range(5))))
+        self.assertIsNone(pattern.fullmatch(",".join(f"/aws/lambda/app-{n}" for n in range(6))), "five filters at most")
 
     def test_cfn_lint_finds_nothing_not_even_informational_notes(self):
         cfn_lint = shutil.which("cfn-lint") or str(pathlib.Path(sys.executable).parent / "cfn-lint")
@@ -300,6 +377,14 @@ class TemplateTest(unittest.TestCase):
         alarm = deployed({"DomainArn": DOMAIN})["Resources"]["FirehoseDeliveryAlarm"]["Properties"]
         self.assertEqual((alarm["Statistic"], alarm["DatapointsToAlarm"]), ("Average", 3))
         self.assertLess(alarm["Threshold"], 1)
+
+    def test_a_domain_may_go_without_the_firehose_tier(self):
+        resources = deployed({"DomainArn": DOMAIN, "DeliveryStreamName": "none"})["Resources"]
+        self.assertFalse({"DeliveryStream", "FirehoseRole"} & set(resources))
+        self.assertEqual(resources["Function"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM_NAME"], "")
+        self.assertFalse([s for s in statements(resources, "FunctionRole") if "firehose:PutRecordBatch" in actions(s)])
+        tier = deployed({"DomainArn": DOMAIN})["Resources"]
+        self.assertEqual(tier["Function"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM_NAME"], {"Ref": "DeliveryStream"})
 
     def test_firehose_resources_exist_only_when_asked_for(self):
         template, _ = decode(str(TEMPLATE))
