@@ -11,6 +11,7 @@ Authenticates as the function does, from the same variables:
   (`es`, or `aoss` for Serverless).
 - FIREHOSE_INDEX_NAME: the delivery stream's index name (the stack's `FirehoseIndexName` output; default
   kinesis-es-indexer-firehose). The index template applies the pipeline to `<name>*`, the indices Firehose writes.
+- DEV_TOOLS=1: print the requests for Dev Tools instead of sending them (no ES_URL needed).
 """
 import base64
 import hashlib
@@ -136,16 +137,27 @@ def put_or_fail(base, path, body, authenticate, fail):
     print(f"PUT {path}: {status} {answer}")
 
 
+def print_for_dev_tools(requests):
+    """The requests as OpenSearch Dashboards' or Kibana's Dev Tools take them, for a cluster this machine cannot
+    reach (a domain in a VPC): paste them there as a user who may manage pipelines and templates."""
+    for path, body in requests:
+        print(f"PUT {path.lstrip('/')}\n{json.dumps(json.loads(body), indent=2)}\n")
+
+
 def main():
-    base = cluster_url(fail)
     index_name = os.environ.get("FIREHOSE_INDEX_NAME", "").strip() or DEFAULT_INDEX_NAME
     if not re.match(r"^[a-z0-9][a-z0-9._-]*$", index_name):
         fail(f"FIREHOSE_INDEX_NAME {index_name!r} is not an index name (lowercase letters, digits, . _ -)")
-    authenticate = authentication(base)
     pipeline = (DEPLOY / "firehose-pipeline.json").read_bytes()
     json.loads(pipeline)
-    for path, body in ((f"/_ingest/pipeline/{PIPELINE}", pipeline),
-                       (f"/_index_template/{TEMPLATE}", json.dumps(index_template(index_name)).encode())):
+    requests = [(f"/_ingest/pipeline/{PIPELINE}", pipeline),
+                (f"/_index_template/{TEMPLATE}", json.dumps(index_template(index_name)).encode())]
+    if os.environ.get("DEV_TOOLS"):
+        print_for_dev_tools(requests)
+        return
+    base = cluster_url(fail)
+    authenticate = authentication(base)
+    for path, body in requests:
         put_or_fail(base, path, body, authenticate, fail)
     print(f"Firehose's deliveries to {index_name}* now keep the indexer's _index and _id.")
 

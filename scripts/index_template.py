@@ -12,7 +12,8 @@ The pattern is ES_INDEX's literal start followed by `*` (`logs-%Y.%m.%d` → `lo
 priority is 50, below Elasticsearch's built-in templates (100), so that a name they match (a `logs-*-*` data stream)
 keeps them. Templates apply to indices created afterwards: today's index keeps its mapping until tomorrow's.
 
-Authenticates as `make firehose-pipeline` does (ES_URL, ES_AUTH and the function's other ES_ variables).
+Authenticates as `make firehose-pipeline` does (ES_URL, ES_AUTH and the function's other ES_ variables); DEV_TOOLS=1
+prints the request for Dev Tools instead.
 """
 import json
 import os
@@ -54,7 +55,6 @@ def template(pattern, timestamp_field, message_json_field):
 
 
 def main():
-    base = firehose_pipeline.cluster_url(fail)
     try:
         pattern = os.environ.get("INDEX_TEMPLATE_PATTERN", "").strip() or pattern_of(
             os.environ.get("ES_INDEX", "").strip() or DEFAULT_INDEX
@@ -67,6 +67,10 @@ def main():
     message_json_field = os.environ.get("MESSAGE_JSON_FIELD", "").strip() or "json"
     body = json.dumps(template(pattern, timestamp_field, message_json_field)).encode()
     path = f"/_index_template/{NAME}"
+    if os.environ.get("DEV_TOOLS"):
+        firehose_pipeline.print_for_dev_tools([(path, body)])
+        return
+    base = firehose_pipeline.cluster_url(fail)
     firehose_pipeline.put_or_fail(base, path, body, firehose_pipeline.authentication(base), fail)
     print(f"Indices matching {pattern} created from now on take the template (today's keeps its mapping).")
 

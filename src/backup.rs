@@ -1,4 +1,4 @@
-//! Firehose's backup, taken back (../shared/FAULTS.md row 33): documents the retry tier could not index within its retry
+//! Firehose's backup, taken back (docs/faults.md row 33): documents the retry tier could not index within its retry
 //! duration, written by Firehose to its backup bucket, sent to the cluster as the direct path would have sent them.
 //!
 //! Each backed-up line's `rawData` is what this function put to Firehose (`firehose::entry`): the document with its

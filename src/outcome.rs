@@ -1,6 +1,6 @@
-//! Where a record (or one of its documents) ends: the places ../shared/FAULTS.md names, and their names in log lines.
+//! Where a record (or one of its documents) ends: the places docs/faults.md names, and their names in log lines.
 
-/// Where a record ended, as ../shared/FAULTS.md names the places. A failed document's cause says where it is headed
+/// Where a record ended, as docs/faults.md names the places. A failed document's cause says where it is headed
 /// (`Cause::route`); a record takes the place of its least finished document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {

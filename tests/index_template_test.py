@@ -6,8 +6,10 @@ canary). `tests/pipeline/mappings.rs` installs it in the Elasticsearch double an
     python3 -m unittest discover -s tests -p '*_test.py'
 """
 import json
+import os
 import pathlib
 import re
+import subprocess
 import sys
 import unittest
 
@@ -23,6 +25,23 @@ def declared(properties, prefix=""):
         path = f"{prefix}{name}"
         yield path
         yield from declared(mapping.get("properties", {}), f"{path}.")
+
+
+def dev_tools_requests(script, **env):
+    """What `make firehose-pipeline DEV_TOOLS=1` or `make index-template DEV_TOOLS=1` prints, read back: (path, body)."""
+    printed = subprocess.run([sys.executable, f"scripts/{script}"], cwd=ROOT, capture_output=True, text=True, check=True,
+                             env={**os.environ, "DEV_TOOLS": "1", "ES_URL": "", **env}).stdout
+    return [(path, json.loads(body)) for path, body in re.findall(r"^PUT (\S+)\n(\{.*?^\})$", printed, re.M | re.S)]
+
+
+class DevToolsTest(unittest.TestCase):
+    def test_a_cluster_out_of_reach_gets_the_same_requests_to_paste(self):
+        pipeline, template = dev_tools_requests("firehose_pipeline.py", FIREHOSE_INDEX_NAME="retry-later")
+        self.assertEqual(pipeline, ("_ingest/pipeline/kinesis-es-indexer-firehose", json.loads((ROOT / "deploy" / "firehose-pipeline.json").read_text())))
+        self.assertEqual(template[0], "_index_template/kinesis-es-indexer-firehose")
+        self.assertEqual(template[1]["index_patterns"], ["retry-later*"])
+        (logs,) = dev_tools_requests("index_template.py", ES_INDEX="app-{log_group}-%Y.%m")
+        self.assertEqual((logs[0], logs[1]["index_patterns"]), ("_index_template/kinesis-es-indexer", ["app-*"]))
 
 
 class IndexTemplateTest(unittest.TestCase):

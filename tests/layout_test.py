@@ -46,5 +46,35 @@ class LayoutTest(unittest.TestCase):
         self.assertEqual(listed_paths(readme), {"src/main.rs", "top.py"})
 
 
+def outside_links(path):
+    """The links of a Markdown file that do not land on a file of the repository: a relative target outside it or
+    missing, or a path written in backquotes that climbs out of it (`../…`). Web addresses are not checked."""
+    text = path.read_text()
+    found = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        resolved = (path.parent / target.split("#", 1)[0]).resolve()
+        if not resolved.is_relative_to(ROOT) or not resolved.exists():
+            found.append(target)
+    found += re.findall(r"`(\.\./[^`]*)`", text)
+    return found
+
+
+class LinksTest(unittest.TestCase):
+    def test_readme_and_docs_link_only_inside_the_repository(self):
+        for path in [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]:
+            with self.subTest(path.name):
+                self.assertEqual(outside_links(path), [], "the repository stands alone: what a reader needs lives in docs/")
+
+    def test_an_outside_link_is_found(self):
+        page = ROOT / "docs" / "links-probe.md"
+        try:
+            page.write_text("[faults](../../shared/FAULTS.md), [ok](faults.md#scenarios), [gone](nowhere.md), `../shared/x`, [web](https://example.com)\n")
+            self.assertEqual(outside_links(page), ["../../shared/FAULTS.md", "nowhere.md", "../shared/x"])
+        finally:
+            page.unlink()
+
+
 if __name__ == "__main__":
     unittest.main()
