@@ -205,9 +205,10 @@ def ask_first_deploy(questions, parameters, saved, offline):
     stack = questions.ask("Stack name", saved.get("stack_name", DEFAULT_STACK),
                           lambda s: None if re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,100}", s) else "letters, digits and hyphens, starting with a letter")
     scenario = questions.choose("Where do the documents go?", SCENARIOS, scenario_of(saved))
+    # A domain may be reached through its custom endpoint; a collection only through its own (SigV4 for aoss).
     url = parameter("EsUrl", "The cluster's endpoint URL (https://…)",
-                    extra=lambda u: None if scenario == "self-managed" or endpoint_parts(u)[0]
-                    else "an Amazon OpenSearch Service endpoint (https://search-… or vpc-….es.amazonaws.com) or a Serverless one (https://….aoss.amazonaws.com)")
+                    extra=lambda u: None if scenario != "serverless" or ".aoss.amazonaws.com" in u
+                    else "a Serverless collection's endpoint: https://<id>.<region>.aoss.amazonaws.com")
     name, region = endpoint_parts(url)
     if not region:
         region = questions.ask("AWS region to deploy to", saved.get("region") or configured_region(),

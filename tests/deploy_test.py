@@ -31,6 +31,7 @@ SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cluster-AbCdEf"
 ANSWERS = {
     "public": ["logs-indexer", "public", URL, DOMAIN, "", "", "", "y"],
     "public, an existing stream": ["logs-indexer", "public", URL, DOMAIN, STREAM, "TRIM_HORIZON", "/aws/lambda/checkout", "", "y"],
+    "public, a custom endpoint": ["logs-indexer", "public", "https://logs.example.com", "eu-west-1", DOMAIN, "", "", "", "y"],
     "vpc": ["logs-indexer", "vpc", URL.replace("search-", "vpc-"), DOMAIN, "subnet-0a1b2c3d,subnet-4e5f6a7b", "sg-0123456789abcdef0", "", "", "", "y"],
     "serverless": ["logs-indexer", "serverless", "https://abc123xyz.eu-west-1.aoss.amazonaws.com", "TIMESERIES", "", "", "", "", "y"],
     "self-managed, secret": ["logs-indexer", "self-managed", "https://es.example.com:9200", "eu-west-1", "secret", SECRET, "", "", "", "", "y"],
@@ -99,7 +100,12 @@ class FirstDeployTest(unittest.TestCase):
                     self.assertNotIn(credential, text)
                 self.assertFalse((ROOT / ".aws-sam" / "samconfig-with-credential.toml").exists(), "the private copy is removed")
                 (command,) = deploy_commands(finished.stdout)
-                if kind in ("self-managed, basic", "self-managed, api-key"):
+                typed = {"self-managed, basic": "EsPassword", "self-managed, api-key": "EsApiKey"}.get(kind)
+                for credential in ("EsPassword", "EsApiKey"):
+                    # A typed credential is left out, so that a redeploy keeps the stack's (UsePreviousValue); any
+                    # other is saved empty, so that switching authentication clears it.
+                    self.assertEqual(saved(config).get(credential), None if credential == typed else "", credential)
+                if typed:
                     self.assertIn("samconfig-with-credential.toml", command, "the typed credential reaches this deploy")
                 else:
                     self.assertIn(str(config), command)
