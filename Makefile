@@ -59,7 +59,7 @@ invoke: $(VENV)/.installed-deploy ## Run the function under `cargo lambda watch`
 	python3 scripts/invoke_local.py $(EVENT)
 
 # ARCH given on the command line (or in the environment) changes the saved Architecture; else the saved one holds.
-deploy: $(VENV)/.installed-deploy ## Build and deploy (needs AWS credentials): a first deploy asks what its kind of deployment needs (at most 10 questions) and saves the answers in samconfig.toml; later ones ask nothing. ARCH=arm64 changes the architecture, SET="Name=value …" saved answers, RECONFIGURE=1 asks again, SAM_ENV names another stack's saved answers
+deploy: $(VENV)/.installed-deploy ## Build and deploy (needs AWS credentials): a first deploy asks what its kind of deployment needs (8 for a public domain, up to 12; docs/deploy.md) and saves the answers in samconfig.toml; later ones ask nothing. ARCH=arm64 changes the architecture, SET="Name=value …" saved answers, RECONFIGURE=1 asks again, SAM_ENV names another stack's saved answers
 	python3 scripts/deploy.py deploy $(if $(filter command line environment,$(origin ARCH)),--architecture $(ARCH)) $(if $(SAM_ENV),--config-env $(SAM_ENV)) $(if $(RECONFIGURE),--reconfigure) $(foreach setting,$(SET),--set $(setting))
 
 package: $(VENV)/.installed-deploy ## sam build and sam package for the Serverless Application Repository into BUCKET (one the repository may read: docs/deploy.md), the listing offering ARCH only; then sam publish --template packaged.json
@@ -75,10 +75,10 @@ clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); REMOTE=1 FUNCTION=name: through the deployed function (no path to the cluster needed); else locally, FUNCTION=name copying its environment; REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
 	cargo run --release --quiet --features replay --bin replay -- $(if $(REMOTE),--remote) $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
-firehose-pipeline: $(VENV)/.installed-run ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
+firehose-pipeline: $(VENV)/.installed-cluster ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output)
 	python3 scripts/firehose_pipeline.py
 
-index-template: $(VENV)/.installed-run ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern)
+index-template: $(VENV)/.installed-cluster ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern)
 	python3 scripts/index_template.py
 
 # The virtual environment, made once; `python3 -m venv` needs the OS's venv package on Debian and Ubuntu.

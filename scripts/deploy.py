@@ -260,6 +260,10 @@ def ask_first_deploy(questions, parameters, saved, offline):
     stream = parameter("StreamArn", "The Kinesis stream's ARN (empty: the stack creates one)")
     if stream:
         parameter("StartingPosition", "Where to start reading it: TRIM_HORIZON (every record it keeps) or LATEST (from now on)", "TRIM_HORIZON")
+    else:
+        # A stream made with the stack holds only what was written since: read all of it when the mapping is switched
+        # on, so that the records written before (and during the mapping's update) are not skipped as LATEST would.
+        answers["StartingPosition"] = "TRIM_HORIZON"
     parameter("SubscribedLogGroups", "CloudWatch Logs groups to subscribe to the stream, comma-separated (empty: none)",
               extra=lambda groups: log_groups_problem(stack, groups))
     parameter("AlarmTopicArn", "An SNS topic's ARN for the alarms (empty: alarms without notifications)")
@@ -320,6 +324,13 @@ def save_config(path, document, env, stack, region, overrides):
     section["confirm_changeset"] = False
     section["fail_on_empty_changeset"] = False
     section["parameter_overrides"] = overrides_text(overrides)
+    # Every SAM command (sam logs, sam remote invoke, sam list) reads the global section: the stack's region there
+    # keeps them from looking in another one.
+    if "global" not in document[env]:
+        document[env].add("global", tomlkit.table(True))
+    if document[env]["global"].get("parameters") is None:
+        document[env]["global"]["parameters"] = tomlkit.table()
+    document[env]["global"]["parameters"]["region"] = region
     if not document.get("version"):
         document["version"] = 0.1
     text = tomlkit.dumps(document)
@@ -461,21 +472,29 @@ def deploy(arguments):
         if deploy_config != config:
             deploy_config.unlink(missing_ok=True)
     if first and not arguments.print_commands:
-        next_steps(stack, overrides)
+        next_steps(stack, region, overrides)
 
 
-def next_steps(stack, overrides):
+def next_steps(stack, region, overrides):
+    """What is left before the first document, for this kind of deployment (docs/deploy.md has each in full)."""
     url = overrides.get("EsUrl", "")
-    print(f"""
-Deployed {stack}, with the event source mapping off: nothing is read from the stream yet. Next (docs/deploy.md):
-  1. Let the roles write: the stack's outputs FunctionRoleArn (and FirehoseRoleArn with a domain):
-       aws cloudformation describe-stacks --stack-name {stack} --query 'Stacks[0].Outputs'""")
-    if overrides.get("DomainArn"):
-        print(f"""  2. From a machine that reaches the domain:
+    steps = [f"""Read the stack's outputs (FunctionRoleArn, FirehoseRoleArn, StreamArn):
+       .venv/bin/sam list stack-outputs --stack-name {stack} --region {region}"""]
+    if ".aoss.amazonaws.com" in url:
+        steps.append("Grant FunctionRoleArn the collection's data access policy (docs/deploy.md#opensearch-serverless-policies-and-a-vpc-endpoint)")
+    elif overrides.get("DomainArn"):
+        steps.append("Under fine-grained access control, map FunctionRoleArn and FirehoseRoleArn to roles that may write "
+                     "(docs/deploy.md#fine-grained-access-control-the-two-roles)")
+        if overrides.get("DeliveryStreamName") != "none":
+            steps.append(f"""Install the Firehose pipeline and the index template (DEV_TOOLS=1 prints them for Dev Tools):
        make firehose-pipeline ES_URL={url}
        make index-template ES_URL={url}""")
-    print("""  3. Start reading the stream:
-       make deploy SET=EventSourceMappingEnabled=true""")
+    else:
+        steps.append("Let the function's credentials create and write the indices ES_INDEX names")
+    steps.append("Start reading the stream:\n       make deploy SET=EventSourceMappingEnabled=true")
+    print(f"\nDeployed {stack}, with the event source mapping off: nothing is read from the stream yet. Next (docs/deploy.md):")
+    for number, step in enumerate(steps, 1):
+        print(f"  {number}. {step}")
 
 
 def package(arguments):

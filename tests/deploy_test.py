@@ -34,6 +34,7 @@ ANSWERS = {
     "public, a custom endpoint": ["logs-indexer", "public", "https://logs.example.com", "eu-west-1", DOMAIN, "", "", "", "y"],
     "vpc": ["logs-indexer", "vpc", URL.replace("search-", "vpc-"), DOMAIN, "subnet-0a1b2c3d,subnet-4e5f6a7b", "sg-0123456789abcdef0", "", "", "", "y"],
     "serverless": ["logs-indexer", "serverless", "https://abc123xyz.eu-west-1.aoss.amazonaws.com", "TIMESERIES", "", "", "", "", "y"],
+    "serverless, in a VPC, an existing stream": ["logs-indexer", "serverless", "https://abc123xyz.eu-west-1.aoss.amazonaws.com", "TIMESERIES", "subnet-0a1b2c3d,subnet-4e5f6a7b", "sg-0123456789abcdef0", STREAM, "", "", "", "y"],
     "self-managed, secret": ["logs-indexer", "self-managed", "https://es.example.com:9200", "eu-west-1", "secret", SECRET, "", "", "", "", "y"],
     "self-managed, basic": ["logs-indexer", "self-managed", "https://es.example.com:9200", "eu-west-1", "basic", "indexer", "s3cret-pa55", "", "", "", "", "y"],
     "self-managed, api-key": ["logs-indexer", "self-managed", "https://es.example.com:9200", "eu-west-1", "api-key", "aWQ6a2V5", "", "", "", "", "y"],
@@ -84,6 +85,11 @@ class FirstDeployTest(unittest.TestCase):
         self.assertIn("standard input is closed", short.stderr)
         values = saved(self.config)
         self.assertEqual((values["EsUrl"], values["DomainArn"], values["EventSourceMappingEnabled"]), (URL, DOMAIN, "false"))
+        # The stream the stack makes is read from its first record once the mapping is on: nothing written before
+        # (or while the mapping is updated) is skipped.
+        self.assertEqual(values["StartingPosition"], "TRIM_HORIZON")
+        # sam logs and sam remote invoke read the global section: the stack's region is there, as the endpoint names it.
+        self.assertEqual(tomlkit.parse(self.config.read_text())["default"]["global"]["parameters"]["region"], "eu-west-1")
         # The defaults it did not ask about work for this deployment: a new stack takes the template's.
         template, _ = decode(str(ROOT / "template.yaml"))
         unanswered = set(template["Parameters"]) - set(values)
