@@ -200,6 +200,29 @@ class RedeployTest(unittest.TestCase):
         self.assertEqual(saved(self.config), answers)
 
 
+class SetUpTest(unittest.TestCase):
+    def test_a_python_without_venv_is_named_with_the_package_to_install_and_leaves_nothing_half_made(self):
+        # Debian's and Ubuntu's python3 without python3-venv: `python3 -m venv` fails after making part of the tree.
+        with tempfile.TemporaryDirectory() as directory:
+            place = pathlib.Path(directory)
+            (place / "bin").mkdir()
+            fake = place / "bin" / "python3"
+            fake.write_text('#!/bin/sh\nif [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; touch "$3/bin/python3"; '
+                            'echo "The virtual environment was not created successfully because ensurepip is not available." >&2; exit 1; fi\n'
+                            'exec /usr/bin/env -i false\n')
+            fake.chmod(0o755)
+            project = place / "project"
+            (project / "deploy" / "requirements").mkdir(parents=True)
+            (project / "Makefile").write_text((ROOT / "Makefile").read_text())
+            for requirements in (ROOT / "deploy" / "requirements").glob("*.txt"):
+                (project / "deploy" / "requirements" / requirements.name).write_text(requirements.read_text())
+            made = subprocess.run(["make", "--no-print-directory", ".venv/.installed-run"], cwd=project, capture_output=True, text=True,
+                                  env={"PATH": f"{place / 'bin'}:/usr/bin:/bin", "HOME": directory})
+            self.assertNotEqual(made.returncode, 0)
+            self.assertIn("sudo apt-get install python3-venv", made.stderr)
+            self.assertFalse((project / ".venv").exists(), "a half-made .venv would pass for a made one next time")
+
+
 class MakefileTest(unittest.TestCase):
     def test_make_deploy_passes_no_parameter_override_to_sam(self):
         makefile = (ROOT / "Makefile").read_text()
