@@ -398,7 +398,8 @@ impl Summary {
         if self.documents == 0 || self.documents_retry_later * 2 <= self.documents {
             return;
         }
-        tracing::warn!(
+        crate::event_at!(
+            crate::logging::kept_level(tracing::Level::WARN),
             documents = self.documents,
             documents_retry_later = self.documents_retry_later,
             share = format!("{:.0} %", 100.0 * self.documents_retry_later as f64 / self.documents as f64),
@@ -412,9 +413,10 @@ impl Summary {
         );
     }
 
-    /// The one INFO line per invocation.
+    /// The one summary line per invocation: INFO, or the configured level when higher (the metrics read it).
     pub fn log(&self) {
-        tracing::info!(
+        crate::event_at!(
+            crate::logging::kept_level(tracing::Level::INFO),
             records = self.records,
             indexed = self.count(Outcome::Indexed),
             already_there = self.count(Outcome::AlreadyThere),

@@ -1,7 +1,11 @@
-//! Log setup: level from `RUST_LOG` (else `AWS_LAMBDA_LOG_LEVEL`, else INFO), JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`.
+//! Log setup: level from `RUST_LOG` (else `AWS_LAMBDA_LOG_LEVEL`, else INFO), JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`,
+//! and the level of the lines the stack's metrics are made of.
 //! Every line of an invocation carries its request id: the runtime wraps each invocation in a span
-//! (`Lambda runtime invoke`, field `requestId`), shown as `span` in JSON and as a prefix in text.
+//! (`Lambda runtime invoke`, field `requestId`), shown as `span` in JSON and as a prefix in text. Every JSON line
+//! carries `level` and an RFC 3339 `timestamp`: Lambda's log-level filtering reads both, and takes a line without a
+//! valid timestamp for INFO, which a WARN setting would drop, ERROR lines included.
 
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber writing to stdout, where Lambda reads it; call once, first thing at cold start.
@@ -20,18 +24,72 @@ where
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    // Lambda stamps every line itself; no ANSI colours in CloudWatch.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false)
-        .without_time()
-        .with_target(false);
+    // No ANSI colours in CloudWatch. A text line is stamped by Lambda; a JSON line names its own time, which
+    // Lambda's level filtering needs (RFC 3339, UTC, microseconds).
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).with_target(false);
     if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
+        builder
+            .with_timer(tracing_subscriber::fmt::time::SystemTime)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     } else {
-        builder.init();
+        builder.without_time().init();
     }
+}
+
+/// Where a level stands among Lambda's application log levels, from the most detailed.
+fn severity(level: Level) -> u8 {
+    match level {
+        Level::TRACE => 0,
+        Level::DEBUG => 1,
+        Level::INFO => 2,
+        Level::WARN => 3,
+        _ => 4,
+    }
+}
+
+/// The level Lambda keeps lines from, as `AWS_LAMBDA_LOG_LEVEL` (the template's `LogLevel`) names it; INFO when
+/// unset or unknown, as Lambda's default.
+fn level_named(named: &str) -> Level {
+    match lambda_level_directive(named.trim()).as_str() {
+        "trace" => Level::TRACE,
+        "debug" => Level::DEBUG,
+        "warn" => Level::WARN,
+        "error" => Level::ERROR,
+        _ => Level::INFO,
+    }
+}
+
+/// `own`, raised to `configured` when that is higher.
+fn raised(own: Level, configured: Level) -> Level {
+    if severity(configured) > severity(own) { configured } else { own }
+}
+
+/// The level of a line the stack's metrics and alarms are made of (the summary, the saturation warning): its own,
+/// raised to the configured level when that is higher, so that no allowed `LogLevel` drops it and silences the
+/// alarms that read it. At `LogLevel` WARN the summary is a WARN line; its message still says what it is.
+pub fn kept_level(own: Level) -> Level {
+    static CONFIGURED: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    let configured =
+        *CONFIGURED.get_or_init(|| level_named(&std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_default()));
+    raised(own, configured)
+}
+
+/// A `tracing` event at a level chosen when it is written (`tracing`'s macros take a constant one): ERROR, WARN, or
+/// INFO for anything more detailed.
+#[macro_export]
+macro_rules! event_at {
+    ($level:expr, $($fields:tt)+) => {
+        match $level {
+            ::tracing::Level::ERROR => ::tracing::event!(::tracing::Level::ERROR, $($fields)+),
+            ::tracing::Level::WARN => ::tracing::event!(::tracing::Level::WARN, $($fields)+),
+            _ => ::tracing::event!(::tracing::Level::INFO, $($fields)+),
+        }
+    };
 }
 
 /// Lambda's application log levels as a tracing filter (`FATAL` has no tracing level: ERROR is the closest).
@@ -44,6 +102,23 @@ fn lambda_level_directive(level: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_metric_line_is_raised_to_the_configured_level_and_never_lowered() {
+        use tracing::Level;
+        for (configured, own, kept) in [
+            ("", Level::INFO, Level::INFO),
+            ("DEBUG", Level::INFO, Level::INFO),
+            ("TRACE", Level::WARN, Level::WARN),
+            ("WARN", Level::INFO, Level::WARN),
+            ("ERROR", Level::INFO, Level::ERROR),
+            ("FATAL", Level::WARN, Level::ERROR),
+            ("INFO", Level::WARN, Level::WARN),
+            ("warn", Level::INFO, Level::WARN),
+        ] {
+            assert_eq!(super::raised(own, super::level_named(configured)), kept, "{configured:?} {own}");
+        }
+    }
+
     #[test]
     fn lambda_log_levels_become_tracing_filters() {
         assert_eq!(super::lambda_level_directive("WARN"), "warn");

@@ -411,3 +411,72 @@ async fn the_binary_keeps_a_rejected_document_in_the_dead_letter_its_cold_start_
     let line: serde_json::Value = serde_json::from_slice(objects[0].1.trim_ascii_end()).unwrap();
     assert_eq!(line["esDocumentId"], doc_id(0, 0));
 }
+
+/// The level Lambda's log-level filtering gives a JSON line: its `level` when that is one of Lambda's and the line
+/// has an RFC 3339 `timestamp`; else INFO (Lambda's "Log-level filtering" page).
+fn level_lambda_reads(line: &serde_json::Value) -> usize {
+    const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let stamped = line["timestamp"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+    let named = line["level"].as_str().and_then(|l| LEVELS.iter().position(|known| known.eq_ignore_ascii_case(l)));
+    match (stamped, named) {
+        (true, Some(position)) => position,
+        _ => 2,
+    }
+}
+
+/// The messages template.yaml's metric filters read (`{ $.message = "…" }`, a trailing `*` a prefix), and the
+/// `LogLevel` values it allows.
+fn metric_messages_and_log_levels() -> (Vec<String>, Vec<String>) {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let filters = regex::Regex::new(r#"FilterPattern: '\{ \$\.message = "([^"]+)"[^']*\}'"#).unwrap();
+    let messages: Vec<String> = filters.captures_iter(&template).map(|c| c[1].to_owned()).collect();
+    assert_eq!(
+        messages.len(),
+        template.matches("Type: AWS::Logs::MetricFilter").count(),
+        "a metric filter this test cannot read"
+    );
+    let block = template.split("\n  LogLevel:\n").nth(1).unwrap().split("\n  LogRetentionDays:").next().unwrap();
+    let allowed = regex::Regex::new(r"AllowedValues: \[([^\]]+)\]").unwrap();
+    let levels = allowed.captures(block).unwrap()[1].split(',').map(|l| l.trim().to_owned()).collect();
+    (messages, levels)
+}
+
+#[tokio::test]
+async fn no_allowed_log_level_drops_a_line_a_metric_is_made_of_or_an_error() {
+    let (messages, levels) = metric_messages_and_log_levels();
+    assert!(levels.contains(&"WARN".to_owned()) && levels.contains(&"ERROR".to_owned()), "{levels:?}");
+    for configured in &levels {
+        let es = EsDouble::start().await;
+        // Every item "retry later" and no Firehose: saturated, back to Kinesis with an ERROR line, then a summary.
+        es.set_index_fault(
+            "logs-2026.11.22",
+            Some(testkit::IndexFault::Refuse(429, "es_rejected_execution_exception")),
+        );
+        let api = LambdaApiDouble::start().await;
+        let function = start_function(&api, &[("ES_URL", &es.url()), ("AWS_LAMBDA_LOG_LEVEL", configured)]);
+        api.invoke(&lambda_event(&plain_payloads(4)), Duration::from_secs(30));
+        api.answers(1, Duration::from_secs(30)).await;
+
+        let threshold =
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"].iter().position(|l| l == configured).unwrap();
+        let lines = function.log_lines();
+        let kept: Vec<&serde_json::Value> = lines.iter().filter(|line| level_lambda_reads(line) >= threshold).collect();
+        let kept_messages: Vec<&str> = kept.iter().filter_map(|line| line["message"].as_str()).collect();
+        for message in &messages {
+            let matches = |m: &&str| match message.strip_suffix('*') {
+                Some(prefix) => m.starts_with(prefix),
+                None => m == message,
+            };
+            assert!(
+                kept_messages.iter().any(matches),
+                "at LogLevel {configured} Lambda drops every {message:?} line: {kept_messages:?}"
+            );
+        }
+        for line in lines.iter().filter(|line| line["level"] == "ERROR") {
+            assert!(
+                level_lambda_reads(line) >= threshold.min(4),
+                "an ERROR line Lambda reads as below {configured}: {line}"
+            );
+        }
+    }
+}
