@@ -99,6 +99,15 @@ class RunbookTest(unittest.TestCase):
         missing = [name for name in names if f"| `{name}` |" not in runbook]
         self.assertEqual(missing, [], "causes docs/operations.md's table does not explain")
 
+    def test_every_alarm_names_its_widget_on_the_dashboard(self):
+        template = (ROOT / "template.yaml").read_text()
+        titles = set(re.findall(r'"title": "([^"]+)"', template))
+        self.assertGreaterEqual(len(titles), 6, "the dashboard's widgets")
+        alarms, _ = template_alarms_and_metrics()
+        rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+Alarm)` \|.*\| ([^|]+) \|$", RUNBOOK.read_text(), re.M)}
+        for alarm in alarms:
+            self.assertIn(rows.get(alarm, "").strip(), titles, f"{alarm}'s row names no widget of the dashboard")
+
     def test_every_alarm_and_metric_of_the_template_has_an_entry(self):
         runbook = RUNBOOK.read_text()
         alarms, metrics = template_alarms_and_metrics()

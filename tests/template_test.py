@@ -386,6 +386,50 @@ class TemplateTest(unittest.TestCase):
         tier = deployed({"DomainArn": DOMAIN})["Resources"]
         self.assertEqual(tier["Function"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM_NAME"], {"Ref": "DeliveryStream"})
 
+    def test_the_dashboard_shows_only_metrics_the_template_defines_or_its_alarms_watch(self):
+        # Everything on: a domain (the Firehose widget), a canary (its widget).
+        resources = deployed({"DomainArn": DOMAIN, "CanaryIntervalMinutes": "5"})["Resources"]
+        names = {"AWS::Region": "eu-west-1", "AWS::StackName": "logs-indexer", "Function": "<Function>",
+                 "FailedBatchesBucket": "<FailedBatchesBucket>", "DeliveryStream": "<DeliveryStream>"}
+
+        def text(node):
+            if isinstance(node, str):
+                return node
+            ((function, argument),) = node.items()
+            if function == "Fn::Sub":
+                return re.sub(r"\$\{([A-Za-z:]+)\}", lambda m: names[m.group(1)], argument)
+            if function == "Fn::Join":
+                return argument[0].join(text(part) for part in argument[1])
+            raise AssertionError(f"{function} in the dashboard's body")
+
+        def reference(node):
+            if isinstance(node, dict) and list(node) == ["Ref"]:
+                return names[node["Ref"]]
+            return text(node) if isinstance(node, dict) else node
+
+        body = json.loads(text(resources["OperatorDashboard"]["Properties"]["DashboardBody"]))
+        shown = set()
+        for widget in body["widgets"]:
+            namespace = None
+            for metric in widget["properties"]["metrics"]:
+                plain = [part for part in metric if not isinstance(part, dict)]
+                namespace = plain[0] if plain[0] != "." else namespace
+                shown.add((namespace, plain[1], tuple(plain[2:])))
+        defined = {(text(t["MetricNamespace"]), t["MetricName"], ())
+                   for r in resources.values() if r["Type"] == "AWS::Logs::MetricFilter"
+                   for t in r["Properties"]["MetricTransformations"]}
+        watched = {(text(a["Properties"]["Namespace"]), a["Properties"]["MetricName"],
+                    tuple(v for d in a["Properties"].get("Dimensions", []) for v in (d["Name"], reference(d["Value"]))))
+                   for a in resources.values() if a["Type"] == "AWS::CloudWatch::Alarm"}
+        watched |= {("AWS/Lambda", "Invocations", ("FunctionName", "<Function>"))}  # Lambda's own, beside Errors
+        self.assertEqual(shown - defined - watched, set())
+        self.assertGreaterEqual(len(shown & defined), 15, "the function's metrics are shown")
+        for alarm in (a for a in resources.values() if a["Type"] == "AWS::CloudWatch::Alarm"):
+            key = (text(alarm["Properties"]["Namespace"]), alarm["Properties"]["MetricName"],
+                   tuple(v for d in alarm["Properties"].get("Dimensions", []) for v in (d["Name"], reference(d["Value"]))))
+            self.assertIn(key, shown, "every alarm's metric has its widget")
+        self.assertNotIn("OperatorDashboard", deployed({"Dashboard": "disabled"})["Resources"])
+
     def test_firehose_resources_exist_only_when_asked_for(self):
         template, _ = decode(str(TEMPLATE))
         conditions = template["Conditions"]
