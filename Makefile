@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template replay
+.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template role-mapping replay
 
 EVENT ?= events/kinesis.json
 
@@ -75,11 +75,14 @@ clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); REMOTE=1 FUNCTION=name: through the deployed function (no path to the cluster needed); else locally, FUNCTION=name copying its environment; REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
 	cargo run --release --quiet --features replay --bin replay -- $(if $(REMOTE),--remote) $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
-firehose-pipeline: $(VENV)/.installed-cluster ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output); DEV_TOOLS=1 prints the requests for Dev Tools instead
+firehose-pipeline: $(VENV)/.installed-cluster ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output); REMOTE=1 FUNCTION=<stack>-indexer through the deployed function, from inside its VPC; DEV_TOOLS=1 prints the requests for Dev Tools instead
 	python3 scripts/firehose_pipeline.py
 
-index-template: $(VENV)/.installed-cluster ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern); DEV_TOOLS=1 prints the request for Dev Tools instead
+index-template: $(VENV)/.installed-cluster ## Install an index template that fits what the function writes for the indices ES_INDEX makes (ES_URL and the function's ES_AUTH settings; TIMESTAMP_FIELD, MESSAGE_JSON_FIELD; INDEX_TEMPLATE_PATTERN overrides the pattern); REMOTE=1 FUNCTION=<stack>-indexer through the deployed function; DEV_TOOLS=1 prints the request for Dev Tools instead
 	python3 scripts/index_template.py
+
+role-mapping: $(VENV)/.installed-cluster ## Print the fine-grained access control requests that let the stack's roles write, for Dev Tools (STACK=name reads the roles from its outputs, or FUNCTION_ROLE_ARN, FIREHOSE_ROLE_ARN; ES_INDEX, FIREHOSE_INDEX_NAME)
+	python3 scripts/role_mapping.py
 
 # The virtual environment, made once; `python3 -m venv` needs the OS's venv package on Debian and Ubuntu.
 $(VENV)/bin/python3:

@@ -12,6 +12,8 @@ Authenticates as the function does, from the same variables:
 - FIREHOSE_INDEX_NAME: the delivery stream's index name (the stack's `FirehoseIndexName` output; default
   kinesis-es-indexer-firehose). The index template applies the pipeline to `<name>*`, the indices Firehose writes.
 - DEV_TOOLS=1: print the requests for Dev Tools instead of sending them (no ES_URL needed).
+- REMOTE=1 FUNCTION=<stack>-indexer: have the deployed function send them, from inside its VPC, with its role and
+  credentials (no ES_URL, no path to the cluster needed; `lambda:InvokeFunction` on it).
 """
 import base64
 import hashlib
@@ -144,6 +146,38 @@ def print_for_dev_tools(requests):
         print(f"PUT {path.lstrip('/')}\n{json.dumps(json.loads(body), indent=2)}\n")
 
 
+def send_through_function(requests, function, fail, invoke=None):
+    """Has the deployed function put the requests, from inside its VPC, with its role and credentials (REMOTE=1):
+    one Lambda invocation of a set-up event (src/setup.rs), whose answer names each request's outcome."""
+    if not function:
+        fail("REMOTE=1 needs FUNCTION, the deployed function's name (<stack>-indexer)")
+    event = {"kinesis_es_indexer_setup": {"requests": [{"path": path, "body": json.loads(body)} for path, body in requests]}}
+    if invoke is None:
+        try:
+            import boto3
+        except ImportError:
+            fail("REMOTE=1 needs boto3: run it through make, which installs deploy/requirements/cluster.txt in .venv")
+
+        def invoke(payload):
+            answer = boto3.client("lambda").invoke(FunctionName=function, Payload=payload)
+            return answer.get("FunctionError"), answer["Payload"].read()
+
+    error, payload = invoke(json.dumps(event).encode())
+    if error:
+        fail(f"{function} failed the set-up event ({error}): {payload.decode(errors='replace')[:500]}")
+    outcomes = json.loads(payload).get("setup")
+    if not isinstance(outcomes, list):
+        fail(f"{function} did not answer a set-up event (an older version? deploy this one): {payload.decode(errors='replace')[:300]}")
+    refused = []
+    for outcome in outcomes:
+        status = outcome.get("status")
+        print(f"PUT /{outcome['path']} through {function}: {status if status is not None else '-'} {outcome.get('answer', '')}")
+        if status is None or status >= 300:
+            refused.append(outcome["path"])
+    if refused:
+        fail(f"not applied: {', '.join(refused)}")
+
+
 def main():
     index_name = os.environ.get("FIREHOSE_INDEX_NAME", "").strip() or DEFAULT_INDEX_NAME
     if not re.match(r"^[a-z0-9][a-z0-9._-]*$", index_name):
@@ -154,6 +188,10 @@ def main():
                 (f"/_index_template/{TEMPLATE}", json.dumps(index_template(index_name)).encode())]
     if os.environ.get("DEV_TOOLS"):
         print_for_dev_tools(requests)
+        return
+    if os.environ.get("REMOTE"):
+        send_through_function(requests, os.environ.get("FUNCTION", "").strip(), fail)
+        print(f"Firehose's deliveries to {index_name}* now keep the indexer's _index and _id.")
         return
     base = cluster_url(fail)
     authenticate = authentication(base)

@@ -13,7 +13,7 @@ priority is 50, below Elasticsearch's built-in templates (100), so that a name t
 keeps them. Templates apply to indices created afterwards: today's index keeps its mapping until tomorrow's.
 
 Authenticates as `make firehose-pipeline` does (ES_URL, ES_AUTH and the function's other ES_ variables); DEV_TOOLS=1
-prints the request for Dev Tools instead.
+prints the request for Dev Tools instead; REMOTE=1 FUNCTION=<stack>-indexer has the deployed function send it.
 """
 import json
 import os
@@ -69,6 +69,10 @@ def main():
     path = f"/_index_template/{NAME}"
     if os.environ.get("DEV_TOOLS"):
         firehose_pipeline.print_for_dev_tools([(path, body)])
+        return
+    if os.environ.get("REMOTE"):
+        firehose_pipeline.send_through_function([(path, body)], os.environ.get("FUNCTION", "").strip(), fail)
+        print(f"Indices matching {pattern} created from now on take the template (today's keeps its mapping).")
         return
     base = firehose_pipeline.cluster_url(fail)
     firehose_pipeline.put_or_fail(base, path, body, firehose_pipeline.authentication(base), fail)

@@ -33,6 +33,7 @@ pub mod record;
 pub mod replay;
 pub mod route;
 pub mod secret;
+pub mod setup;
 pub mod sigv4;
 
 pub use config::Config;

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kinesis_es_indexer::backup;
 use kinesis_es_indexer::invocation::{Bodies, TakeBody};
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
+use kinesis_es_indexer::{backup, setup};
 use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 
 // One thread: Lambda runs one invocation at a time and gives most functions one vCPU or less; the chunks in flight
@@ -56,11 +56,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 enum Answer {
     Batch(aws_lambda_events::streams::KinesisEventResponse),
     Replay(backup::BackupReport),
+    Setup { setup: Vec<setup::PutOutcome> },
 }
 
 /// One invocation: the event read from the body Lambda sent, handled, answered with the partial batch response. A
 /// replay event (`make replay REMOTE=1`, invoked by an operator) has backed-up documents written from inside the
-/// function's VPC and role, and is answered with their report.
+/// function's VPC and role, and is answered with their report; a set-up event (`make firehose-pipeline REMOTE=1`)
+/// has the project's pipeline and templates put from there, and is answered with each request's outcome.
 async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Answer, Diagnostic> {
     let deadline = invocation_deadline(deadline_ms, SystemTime::now());
     if let Some(request) = backup::replay_request(&body) {
@@ -76,6 +78,16 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
         let logged = serde_json::to_string(&report).unwrap_or_default();
         tracing::info!(source = %request.source, documents = request.backup.len(), report = %logged, "Replay done");
         return Ok(Answer::Replay(report));
+    }
+    if let Some(request) = setup::setup_request(&body) {
+        let request = request.map_err(|error| {
+            tracing::error!(%error, "The set-up event cannot be read: nothing of it is sent");
+            Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error }
+        })?;
+        // Each request within the invocation's time, less its margin, at most the cluster timeout.
+        let allowed = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let timeout = allowed.saturating_sub(deps.config.deadline_margin.min(allowed / 4)).min(deps.config.es_timeout);
+        return Ok(Answer::Setup { setup: setup::apply(&request, timeout, deps).await });
     }
     let event = KinesisEventIn::from_body(body).map_err(|error| {
         // Lambda retries the whole batch; nothing of it was indexed.

@@ -44,6 +44,30 @@ class DevToolsTest(unittest.TestCase):
         self.assertEqual((logs[0], logs[1]["index_patterns"]), ("_index_template/kinesis-es-indexer", ["app-*"]))
 
 
+class RoleMappingTest(unittest.TestCase):
+    def test_the_roles_may_write_the_indices_es_index_makes_and_their_data_streams(self):
+        function_role, firehose_role = "arn:aws:iam::123456789012:role/fn", "arn:aws:iam::123456789012:role/fh"
+        printed = dev_tools_requests("role_mapping.py", FUNCTION_ROLE_ARN=function_role, FIREHOSE_ROLE_ARN=firehose_role,
+                                     ES_INDEX="app-{log_group}-%Y.%m", FIREHOSE_INDEX_NAME="retry-later", STACK="")
+        requests = dict(printed)
+        self.assertEqual(len(printed), 4)
+        (own,) = requests["_plugins/_security/api/roles/kinesis-es-indexer"]["index_permissions"]
+        self.assertEqual(own["index_patterns"], ["app-*", ".ds-app-*"])
+        self.assertIn("indices:admin/data_stream/create", own["allowed_actions"])
+        self.assertEqual(requests["_plugins/_security/api/roles/kinesis-es-indexer"]["cluster_permissions"], ["indices:data/write/bulk"])
+        self.assertEqual(requests["_plugins/_security/api/rolesmapping/kinesis-es-indexer"], {"backend_roles": [function_role]})
+        (firehose,) = requests["_plugins/_security/api/roles/kinesis-es-indexer-firehose"]["index_permissions"]
+        self.assertEqual(firehose["index_patterns"], ["retry-later*", "app-*"])
+        self.assertEqual(requests["_plugins/_security/api/rolesmapping/kinesis-es-indexer-firehose"], {"backend_roles": [firehose_role]})
+        without_firehose = dev_tools_requests("role_mapping.py", FUNCTION_ROLE_ARN=function_role, FIREHOSE_ROLE_ARN="", STACK="")
+        self.assertEqual([path for path, _ in without_firehose], ["_plugins/_security/api/roles/kinesis-es-indexer",
+                                                                  "_plugins/_security/api/rolesmapping/kinesis-es-indexer"])
+        unnamed = subprocess.run([sys.executable, "scripts/role_mapping.py"], cwd=ROOT, capture_output=True, text=True,
+                                 env={**os.environ, "STACK": "", "FUNCTION_ROLE_ARN": ""})
+        self.assertNotEqual(unnamed.returncode, 0)
+        self.assertIn("STACK=", unnamed.stderr)
+
+
 class IndexTemplateTest(unittest.TestCase):
     def test_the_pattern_is_es_index_up_to_its_first_date_part_or_placeholder(self):
         cases = {

@@ -33,6 +33,8 @@ pub struct Elasticsearch {
     /// The bulk URL exactly as the transport requests it, and its `Host` header: what a signature covers.
     bulk_url: String,
     host: String,
+    /// `ES_URL` as the transport joins paths to it (with a trailing slash), for the URLs of other requests.
+    base: Url,
 }
 
 impl Elasticsearch {
@@ -46,7 +48,8 @@ impl Elasticsearch {
             Some(pipeline) => format!("{BULK_PATH}&pipeline={pipeline}"),
             None => BULK_PATH.to_owned(),
         };
-        let bulk_url = Connection::new(url.clone()).url().join(&bulk_path).map_err(|e| bad_url(&e))?;
+        let base = Url::clone(&Connection::new(url.clone()).url());
+        let bulk_url = base.join(&bulk_path).map_err(|e| bad_url(&e))?;
         let host = match (bulk_url.host_str(), bulk_url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
@@ -89,6 +92,7 @@ impl Elasticsearch {
             bulk_path,
             bulk_url: bulk_url.into(),
             host,
+            base,
         })
     }
 
@@ -131,23 +135,9 @@ impl Elasticsearch {
         if self.compression == Compression::Gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        if let Some(signer) = &self.signer {
-            let mut signed: Vec<(&str, &str)> = vec![("host", &self.host)];
-            signed.extend(headers.iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default())));
-            match signer.sign("POST", &self.bulk_url, &signed, &body).await {
-                Ok(signature) => {
-                    for (name, value) in signature {
-                        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-                            (Ok(name), Ok(value)) => headers.insert(name, value),
-                            _ => {
-                                return BulkReply::NotSent(format!("the signature produced an invalid header {name}"));
-                            }
-                        };
-                    }
-                }
-                // Nothing was sent: like a refused connection, the rest of the batch goes back to Kinesis.
-                Err(why) => return BulkReply::NotSent(why),
-            }
+        if let Err(why) = self.sign("POST", &self.bulk_url, &mut headers, &body).await {
+            // Nothing was sent: like a refused connection, the rest of the batch goes back to Kinesis.
+            return BulkReply::NotSent(why);
         }
         let sent =
             self.transport.send(Method::Post, &self.bulk_path, headers, None::<&()>, Some(body), Some(timeout)).await;
@@ -168,6 +158,38 @@ impl Elasticsearch {
                 while_sending: false,
             },
         }
+    }
+}
+
+impl Elasticsearch {
+    /// Adds SigV4's headers for this request to `headers`, when requests are signed.
+    async fn sign(&self, method: &str, url: &str, headers: &mut HeaderMap, body: &[u8]) -> Result<(), String> {
+        let Some(signer) = &self.signer else { return Ok(()) };
+        let mut signed: Vec<(&str, &str)> = vec![("host", &self.host)];
+        signed.extend(headers.iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default())));
+        let signature = signer.sign(method, url, &signed, body).await?;
+        for (name, value) in signature {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                (Ok(name), Ok(value)) => headers.insert(name, value),
+                _ => return Err(format!("the signature produced an invalid header {name}")),
+            };
+        }
+        Ok(())
+    }
+
+    /// Puts a JSON `body` at `path` (relative to `ES_URL`, encoded as sent), authenticated and signed as every
+    /// request of the function: the set-up an operator runs through it (`make firehose-pipeline REMOTE=1`). The
+    /// cluster's status and answer, or why there was none.
+    pub async fn put_json(&self, path: &str, body: Bytes, timeout: Duration) -> Result<(u16, String), String> {
+        let url = self.base.join(path).map_err(|e| format!("{path}: {e}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.sign("PUT", url.as_str(), &mut headers, &body).await?;
+        let sent = self.transport.send(Method::Put, path, headers, None::<&()>, Some(body), Some(timeout)).await;
+        let response = sent.map_err(|error| crate::error::error_chain(&error))?;
+        let status = response.status_code().as_u16();
+        let answer = response.text().await.map_err(|error| crate::error::error_chain(&error))?;
+        Ok((status, answer))
     }
 }
 

@@ -480,3 +480,75 @@ async fn no_allowed_log_level_drops_a_line_a_metric_is_made_of_or_an_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_set_up_event_puts_the_project_s_pipeline_and_templates_from_inside_and_nothing_else() {
+    let es = EsDouble::start().await;
+    let api = LambdaApiDouble::start().await;
+    let function = start_function(&api, &[("ES_URL", &es.url())]);
+    let read = |name: &str| -> serde_json::Value {
+        let path = format!("{}/deploy/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let mut firehose_template = read("firehose-index-template.json");
+    firehose_template["index_patterns"] = json!(["kinesis-es-indexer-firehose*"]);
+    let event = json!({"kinesis_es_indexer_setup": {"requests": [
+        {"path": "_ingest/pipeline/kinesis-es-indexer-firehose", "body": read("firehose-pipeline.json")},
+        {"path": "/_index_template/kinesis-es-indexer-firehose", "body": firehose_template},
+        {"path": "_cluster/settings", "body": {"persistent": {"action.auto_create_index": false}}},
+    ]}});
+    api.invoke(&event.to_string(), Duration::from_secs(30));
+    let answers = api.answers(1, Duration::from_secs(30)).await;
+    let Some(Answer::Response { body, .. }) = answers.first() else { panic!("no answer: {answers:?}") };
+    let outcomes = body["setup"].as_array().expect("one outcome per request");
+    let statuses: Vec<Option<u64>> = outcomes.iter().map(|o| o["status"].as_u64()).collect();
+    assert_eq!(statuses, [Some(200), Some(200), None], "{body}");
+    assert!(outcomes[2]["answer"].as_str().unwrap().starts_with("not sent"), "{body}");
+    assert!(es.has_pipeline("kinesis-es-indexer-firehose"));
+    let templates = es.index_templates();
+    assert!(
+        templates
+            .contains(&(vec!["kinesis-es-indexer-firehose*".to_owned()], "kinesis-es-indexer-firehose".to_owned())),
+        "{templates:?}"
+    );
+    let refused = function.log_lines().into_iter().filter(|line| line["level"] == "ERROR").count();
+    assert_eq!(refused, 1, "the refused path is named at ERROR");
+}
+
+#[tokio::test]
+async fn make_firehose_pipeline_and_index_template_with_remote_put_them_through_the_deployed_function() {
+    if !python_has(&["boto3"]) {
+        return;
+    }
+    let es = EsDouble::start().await;
+    let api = LambdaApiDouble::start().await;
+    let _function = start_function(&api, &[("ES_URL", &es.url())]);
+    let run = |script: &'static str, extra: Vec<(&'static str, &'static str)>| {
+        let invoke_url = api.invoke_url();
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new("python3");
+            command
+                .arg(format!("scripts/{script}"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("REMOTE", "1")
+                .env("FUNCTION", "kinesis-es-indexer")
+                .env("AWS_ENDPOINT_URL_LAMBDA", invoke_url)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_DEFAULT_REGION", "eu-west-1")
+                .env_remove("ES_URL");
+            command.envs(extra).output().expect("python3 runs")
+        })
+    };
+    let pipeline = run("firehose_pipeline.py", vec![("FIREHOSE_INDEX_NAME", "retry-later")]).await.unwrap();
+    let printed = String::from_utf8_lossy(&pipeline.stdout).into_owned() + &String::from_utf8_lossy(&pipeline.stderr);
+    assert!(pipeline.status.success(), "{printed}");
+    assert!(es.has_pipeline("kinesis-es-indexer-firehose"), "{printed}");
+    assert!(
+        es.index_templates().contains(&(vec!["retry-later*".to_owned()], "kinesis-es-indexer-firehose".to_owned()))
+    );
+    let template = run("index_template.py", vec![("ES_INDEX", "app-%Y.%m.%d")]).await.unwrap();
+    let printed = String::from_utf8_lossy(&template.stdout).into_owned() + &String::from_utf8_lossy(&template.stderr);
+    assert!(template.status.success(), "{printed}");
+    assert!(printed.contains("PUT /_index_template/kinesis-es-indexer through kinesis-es-indexer: 200"), "{printed}");
+}
