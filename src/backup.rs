@@ -76,20 +76,7 @@ pub struct ReplayRequest {
 /// The replay request a Lambda invocation's body holds, when it is one (it starts with `REPLAY_EVENT_KEY`; a
 /// Kinesis event starts with `Records`), or why it cannot be read.
 pub fn replay_request(body: &[u8]) -> Option<Result<ReplayRequest, String>> {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
-    let key = format!("{{\"{REPLAY_EVENT_KEY}\"");
-    if !body[start..].starts_with(key.as_bytes()) {
-        return None;
-    }
-    #[derive(Deserialize)]
-    struct Event {
-        kinesis_es_indexer_replay: ReplayRequest,
-    }
-    Some(
-        serde_json::from_slice::<Event>(body)
-            .map(|event| event.kinesis_es_indexer_replay)
-            .map_err(|e| format!("not a replay event: {e}")),
-    )
+    crate::invocation::operator_request(body, REPLAY_EVENT_KEY, "replay")
 }
 
 /// Sends the documents of one backup object to the cluster; one outcome per line, in order. No request starts

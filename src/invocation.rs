@@ -11,6 +11,24 @@ use std::task::{Context, Poll};
 use lambda_runtime::LambdaInvocation;
 use lambda_runtime::tower::{Layer, Service};
 
+/// The request an operator's event holds when the body is one (`{"KEY": {…}}`, KEY first; a Kinesis event starts
+/// with `Records`), or why it cannot be read; `what` names the event in that reason.
+pub fn operator_request<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    key: &str,
+    what: &str,
+) -> Option<Result<T, String>> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if !body[start..].starts_with(format!("{{\"{key}\"").as_bytes()) {
+        return None;
+    }
+    let mut event = match serde_json::from_slice::<HashMap<String, T>>(body) {
+        Ok(event) => event,
+        Err(e) => return Some(Err(format!("not a {what} event: {e}"))),
+    };
+    Some(event.remove(key).ok_or_else(|| format!("not a {what} event: {key} is missing")))
+}
+
 /// Bodies taken from invocations and not yet handled, by request id (one at a time without managed concurrency).
 #[derive(Debug, Clone, Default)]
 pub struct Bodies(Arc<Mutex<HashMap<String, bytes::Bytes>>>);

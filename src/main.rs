@@ -68,10 +68,9 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
     if let Some(request) = backup::replay_request(&body) {
         let request = request.map_err(|error| {
             tracing::error!(%error, "The replay event cannot be read: nothing of it is indexed");
-            Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error }
+            invalid_event(error)
         })?;
-        let allowed = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let margin = deps.config.deadline_margin.min(allowed / 4);
+        let (_, margin) = time_left(deadline, deps);
         let replayed = backup::replay(&request.backup, deadline, margin, deps).await;
         let report = backup::report(&request.source, &request.backup, &replayed);
         // Its JSON, as the operator's `make replay` receives it.
@@ -82,20 +81,32 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
     if let Some(request) = setup::setup_request(&body) {
         let request = request.map_err(|error| {
             tracing::error!(%error, "The set-up event cannot be read: nothing of it is sent");
-            Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error }
+            invalid_event(error)
         })?;
         // Each request within the invocation's time, less its margin, at most the cluster timeout.
-        let allowed = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let timeout = allowed.saturating_sub(deps.config.deadline_margin.min(allowed / 4)).min(deps.config.es_timeout);
+        let (allowed, margin) = time_left(deadline, deps);
+        let timeout = allowed.saturating_sub(margin).min(deps.config.es_timeout);
         return Ok(Answer::Setup { setup: setup::apply(&request, timeout, deps).await });
     }
     let event = KinesisEventIn::from_body(body).map_err(|error| {
         // Lambda retries the whole batch; nothing of it was indexed.
         tracing::error!(%error, "The invocation's event cannot be read: nothing of it is indexed");
-        Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error.to_string() }
+        invalid_event(error)
     })?;
     let report = handle(&event, deadline, deps).await;
     Ok(Answer::Batch(report.response()))
+}
+
+/// The failure Lambda reports for an event the function cannot read.
+fn invalid_event(error: impl ToString) -> Diagnostic {
+    Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error.to_string() }
+}
+
+/// The time an operator's event (a replay, a set-up) has before `deadline`, and the margin kept from it: the
+/// configured one, at most a quarter of that time.
+fn time_left(deadline: tokio::time::Instant, deps: &Deps) -> (Duration, Duration) {
+    let allowed = deadline.saturating_duration_since(tokio::time::Instant::now());
+    (allowed, deps.config.deadline_margin.min(allowed / 4))
 }
 
 /// Tells Lambda why the cold start failed (`/runtime/init/error`), so the invocation shows the error's type and

@@ -43,19 +43,7 @@ pub struct PutOutcome {
 
 /// The set-up request a Lambda invocation's body holds, when it is one (it starts with `SETUP_EVENT_KEY`).
 pub fn setup_request(body: &[u8]) -> Option<Result<SetupRequest, String>> {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
-    if !body[start..].starts_with(format!("{{\"{SETUP_EVENT_KEY}\"").as_bytes()) {
-        return None;
-    }
-    #[derive(Deserialize)]
-    struct Event {
-        kinesis_es_indexer_setup: SetupRequest,
-    }
-    Some(
-        serde_json::from_slice::<Event>(body)
-            .map(|event| event.kinesis_es_indexer_setup)
-            .map_err(|e| format!("not a set-up event: {e}")),
-    )
+    crate::invocation::operator_request(body, SETUP_EVENT_KEY, "set-up")
 }
 
 /// Sends each allowed `PUT` in order, each within `timeout`; a path outside `SETUP_PATHS` is answered without a
