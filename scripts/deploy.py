@@ -241,12 +241,14 @@ def ask_first_deploy(questions, parameters, saved, offline):
             secret_name = SECRET_PARAMETERS[mode]
             # Not saved: an empty answer on a redeploy keeps the stack's current one.
             del answers[secret_name]
-            value = questions.ask("Password" if mode == "basic" else "API key (base64 of id:key)", "", None, hidden=True, parameter=secret_name)
+            # A first deploy needs it; on a later one, an empty answer keeps the stack's.
+            needed = None if saved.get("stack_name") else (lambda v: None if v else "needed on a first deploy; typed, not saved")
+            value = questions.ask("Password" if mode == "basic" else "API key (base64 of id:key)", "", needed, hidden=True, parameter=secret_name)
             secret = (secret_name, value) if value else None
     elif scenario in ("public", "vpc", "serverless"):
         # SigV4 with the function's role; credentials from an earlier answer would stop the cold start.
         answers.update(EsAuth="", EsSecretArn="", EsUsername="", EsPassword="", EsApiKey="")
-    if scenario == "vpc" or scenario in ("serverless", "self-managed"):
+    if scenario in ("vpc", "serverless", "self-managed"):
         optional = scenario != "vpc"
         subnets = parameter("VpcSubnetIds", "Private subnets that reach the cluster, comma-separated" + (" (empty: outside any VPC)" if optional else ""),
                             extra=lambda s: (None if optional else "a domain in a VPC needs two subnets that reach it") if not s else list_problem(s, "subnet-", "subnet ids"))

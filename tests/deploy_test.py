@@ -130,6 +130,13 @@ class FirstDeployTest(unittest.TestCase):
                 secret_prompts = [text for parameter, text, concealed in questions.asked if concealed]
                 self.assertEqual(len(secret_prompts), len(uses.get(kind, set())), "only a credential's prompt hides its input")
 
+    def test_a_first_deploy_with_basic_authentication_needs_the_password(self):
+        answers = list(ANSWERS["self-managed, basic"])
+        answers.insert(6, "")  # an empty password first: explained, asked again
+        finished = run(self.config, answers)
+        self.assertEqual(finished.returncode, 0, finished.stdout + finished.stderr)
+        self.assertIn("needed on a first deploy", finished.stdout)
+
     def test_a_parameter_the_template_cannot_default_is_asked(self):
         parameters = {**deploy.template_parameters(), "ClusterOwner": {"Type": "String", "Description": "who owns it"}}
         questions = deploy.Questions(io.StringIO("".join(a + "\n" for a in ANSWERS["public"][:-1] + ["platform-team"])), io.StringIO())
