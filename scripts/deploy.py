@@ -3,7 +3,7 @@
 deploys it with the SAM CLI, asking a first deploy only what its kind of deployment needs and saving the answers in
 samconfig.toml, so that a redeploy asks nothing.
 
-Why not `sam deploy --guided`: it asks every parameter of the template (60 of them) on every run, asks a `NoEcho`
+Why not `sam deploy --guided`: it asks every parameter of the template (over 60) on every run, asks a `NoEcho`
 parameter again each time and refuses an empty answer to it, and a `--parameter-overrides` on its command line
 replaces every answer saved in samconfig.toml (SAM CLI issue #2380). Here the answers are written to samconfig.toml
 with the architecture among them, and `sam deploy` runs with that file and no override on its command line; a
