@@ -386,6 +386,15 @@ class TemplateTest(unittest.TestCase):
         tier = deployed({"DomainArn": DOMAIN})["Resources"]
         self.assertEqual(tier["Function"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM_NAME"], {"Ref": "DeliveryStream"})
 
+    def test_the_dashboard_is_json_with_or_without_its_optional_widgets(self):
+        for parameters, widgets in [({}, 6), ({"DomainArn": DOMAIN}, 7), ({"CanaryIntervalMinutes": "5"}, 7),
+                                    ({"DomainArn": DOMAIN, "CanaryIntervalMinutes": "5"}, 8)]:
+            with self.subTest(parameters):
+                body = deployed(parameters)["Resources"]["OperatorDashboard"]["Properties"]["DashboardBody"]
+                joined = body["Fn::Join"][1]
+                text = "".join(part if isinstance(part, str) else re.sub(r"\$\{[A-Za-z:]+\}", "x", part["Fn::Sub"]) for part in joined)
+                self.assertEqual(len(json.loads(text)["widgets"]), widgets)
+
     def test_the_dashboard_shows_only_metrics_the_template_defines_or_its_alarms_watch(self):
         # Everything on: a domain (the Firehose widget), a canary (its widget).
         resources = deployed({"DomainArn": DOMAIN, "CanaryIntervalMinutes": "5"})["Resources"]
@@ -408,26 +417,30 @@ class TemplateTest(unittest.TestCase):
             return text(node) if isinstance(node, dict) else node
 
         body = json.loads(text(resources["OperatorDashboard"]["Properties"]["DashboardBody"]))
-        shown = set()
+        shown, by_title = set(), {}
         for widget in body["widgets"]:
             namespace = None
             for metric in widget["properties"]["metrics"]:
                 plain = [part for part in metric if not isinstance(part, dict)]
                 namespace = plain[0] if plain[0] != "." else namespace
                 shown.add((namespace, plain[1], tuple(plain[2:])))
+                by_title.setdefault(widget["properties"]["title"], set()).add((namespace, plain[1], tuple(plain[2:])))
+        runbook = (ROOT / "docs" / "operations.md").read_text()
+        named = {m.group(1): m.group(2).strip() for m in re.finditer(r"^\| `(\w+Alarm)` \|.*\| ([^|]+) \|$", runbook, re.M)}
         defined = {(text(t["MetricNamespace"]), t["MetricName"], ())
                    for r in resources.values() if r["Type"] == "AWS::Logs::MetricFilter"
                    for t in r["Properties"]["MetricTransformations"]}
         watched = {(text(a["Properties"]["Namespace"]), a["Properties"]["MetricName"],
                     tuple(v for d in a["Properties"].get("Dimensions", []) for v in (d["Name"], reference(d["Value"]))))
                    for a in resources.values() if a["Type"] == "AWS::CloudWatch::Alarm"}
-        watched |= {("AWS/Lambda", "Invocations", ("FunctionName", "<Function>"))}  # Lambda's own, beside Errors
         self.assertEqual(shown - defined - watched, set())
         self.assertGreaterEqual(len(shown & defined), 15, "the function's metrics are shown")
         for alarm in (a for a in resources.values() if a["Type"] == "AWS::CloudWatch::Alarm"):
             key = (text(alarm["Properties"]["Namespace"]), alarm["Properties"]["MetricName"],
                    tuple(v for d in alarm["Properties"].get("Dimensions", []) for v in (d["Name"], reference(d["Value"]))))
             self.assertIn(key, shown, "every alarm's metric has its widget")
+            name = next(n for n, r in resources.items() if r is alarm)
+            self.assertIn(key, by_title.get(named.get(name), set()), f"the widget the runbook names for {name} shows its metric")
         self.assertNotIn("OperatorDashboard", deployed({"Dashboard": "disabled"})["Resources"])
 
     def test_firehose_resources_exist_only_when_asked_for(self):
