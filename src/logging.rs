@@ -41,32 +41,28 @@ where
     }
 }
 
-/// Where a level stands among Lambda's application log levels, from the most detailed.
+/// How severe a level is, as far as raising a line goes: ERROR, WARN, then everything else.
 fn severity(level: Level) -> u8 {
     match level {
-        Level::TRACE => 0,
-        Level::DEBUG => 1,
-        Level::INFO => 2,
-        Level::WARN => 3,
-        _ => 4,
+        Level::ERROR => 2,
+        Level::WARN => 1,
+        _ => 0,
     }
 }
 
-/// The level Lambda keeps lines from, as `AWS_LAMBDA_LOG_LEVEL` (the template's `LogLevel`) names it; INFO when
-/// unset or unknown, as Lambda's default.
+/// The level Lambda keeps lines from, as `AWS_LAMBDA_LOG_LEVEL` (the template's `LogLevel`) names it, as far as it
+/// raises a line: WARN or ERROR (FATAL as ERROR); anything else keeps lines at INFO and above, as INFO does.
 fn level_named(named: &str) -> Level {
     match lambda_level_directive(named.trim()).as_str() {
-        "trace" => Level::TRACE,
-        "debug" => Level::DEBUG,
         "warn" => Level::WARN,
         "error" => Level::ERROR,
         _ => Level::INFO,
     }
 }
 
-/// `own`, raised to `configured` when that is higher.
+/// The more severe of `own` and `configured`.
 fn raised(own: Level, configured: Level) -> Level {
-    if severity(configured) > severity(own) { configured } else { own }
+    [own, configured].into_iter().max_by_key(|level| severity(*level)).unwrap_or(own)
 }
 
 /// The level of a line the stack's metrics and alarms are made of (the summary, the saturation warning): its own,
