@@ -180,7 +180,7 @@ def log_groups_problem(stack, value):
 def scenario_of(saved):
     if saved.get("DomainArn"):
         return "vpc" if saved.get("VpcSubnetIds") else "public"
-    if endpoint_parts(saved.get("EsUrl", ""))[0] and ".aoss." in saved.get("EsUrl", ""):
+    if ".aoss.amazonaws.com" in saved.get("EsUrl", ""):
         return "serverless"
     return "self-managed" if saved.get("EsUrl") else "public"
 

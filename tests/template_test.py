@@ -43,8 +43,12 @@ def transformed(parameters=None):
     assert not matches, matches
     # What `sam deploy` submits: `sam build`/`sam package` has replaced the local CodeUri by the uploaded artifact.
     template["Resources"]["Function"]["Properties"]["CodeUri"] = "s3://artifacts/kinesis-es-indexer.zip"
-    values = {"AWS::Region": "eu-west-1", "EsUrl": "https://search-logs.eu-west-1.es.amazonaws.com", **(parameters or {})}
-    return transform(template, values, StubPolicyLoader())
+    return transform(template, submitted(parameters), StubPolicyLoader())
+
+
+def submitted(parameters=None):
+    """The parameter values a test deploys with: EsUrl, which has no default, and the test's own."""
+    return {"AWS::Region": "eu-west-1", "EsUrl": "https://search-logs.eu-west-1.es.amazonaws.com", **(parameters or {})}
 
 
 DOMAIN = "arn:aws:es:eu-west-1:123456789012:domain/logs"
@@ -56,7 +60,7 @@ def deployed(parameters=None):
     `Fn::If` branches chosen, parameters' `Ref`s replaced by their values, `AWS::NoValue` dropped, resources whose
     condition is false left out."""
     template = transformed(parameters)
-    given = {**{name: p.get("Default") for name, p in template["Parameters"].items()}, **(parameters or {})}
+    given = {**{name: p.get("Default") for name, p in template["Parameters"].items()}, **submitted(parameters)}
     lists = {name for name, p in template["Parameters"].items() if p["Type"] == "CommaDelimitedList"}
     values = {name: (str(v).split(",") if name in lists else v) for name, v in given.items()}
     conditions = {}
@@ -101,7 +105,7 @@ def deployed(parameters=None):
                 return choose(then if condition(name) else otherwise)
             if list(node) == ["Ref"] and node["Ref"] in values:
                 return values[node["Ref"]]
-            if list(node) == ["Fn::Select"] and "SubscribedLogGroups" in json.dumps(node):
+            if list(node) == ["Fn::Select"]:
                 return evaluate(node)
             chosen = {k: choose(v) for k, v in node.items()}
             return {k: v for k, v in chosen.items() if v != no_value}
