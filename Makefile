@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template role-mapping replay
+.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template role-mapping replay doctor
 
 EVENT ?= events/kinesis.json
 
@@ -74,6 +74,9 @@ clean: ## Remove build output (cargo's, SAM's and the fuzzer's)
 
 replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedBatchesBucket) and Firehose's backed-up documents (BUCKET: FirehoseBackupBucket, --prefix failed-documents/); REMOTE=1 FUNCTION=name: through the deployed function (no path to the cluster needed); else locally, FUNCTION=name copying its environment; REPLAY_FLAGS adds --delete-replayed, --dry-run, --prefix P
 	cargo run --release --quiet --features replay --bin replay -- $(if $(REMOTE),--remote) $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
+
+doctor: ## Check a deployed stack from inside its function (FUNCTION=<stack>-indexer: its role, network and settings; and its event source mappings, with your credentials), or from here with this shell's ES_URL and ES_AUTH settings; one line a check with the fix, exit status 0 when healthy; JSON=1 prints the report as JSON
+	cargo run --release --quiet --features replay --bin doctor -- $(if $(FUNCTION),--function $(FUNCTION)) $(if $(JSON),--json)
 
 firehose-pipeline: $(VENV)/.installed-cluster ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output); REMOTE=1 FUNCTION=<stack>-indexer through the deployed function, from inside its VPC; DEV_TOOLS=1 prints the requests for Dev Tools instead
 	python3 scripts/firehose_pipeline.py

@@ -376,6 +376,11 @@ fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
 /// `ES_DOMAIN_ARN` (the template's `DomainArn`, which grants the function and Firehose the domain) against
 /// `ES_URL`: an Amazon OpenSearch Service endpoint (`search-<name>-<id>.<region>.es…` or `vpc-…`) must be that
 /// domain's, in its region. Two inputs that name different domains would index into one and grant the other.
+/// Whether the domain `arn` names is the one `es_url` reaches (as far as its host tells); if not, why.
+pub fn domain_of_url_is(arn: &str, es_url: &str) -> Result<(), String> {
+    check_domain(arn, &host_of(es_url)).map_err(|error| error.problem)
+}
+
 fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
     let fields: Vec<&str> = arn.splitn(6, ':').collect();
     let domain = match fields.as_slice() {

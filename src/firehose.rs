@@ -33,6 +33,52 @@ pub struct Firehose {
     endpoint: String,
 }
 
+/// A delivery stream as `DescribeDeliveryStream` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDescription {
+    pub name: String,
+    /// `ACTIVE`, `CREATING`, `CREATING_FAILED`, `DELETING`, `DELETING_FAILED`.
+    pub status: String,
+    /// Its first destination, when it is a cluster (or an HTTP endpoint); `None` for any other kind.
+    pub destination: Option<Destination>,
+}
+
+/// Where a stream delivers: the kind of cluster, the role Firehose writes as, the domain or endpoint, the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub kind: &'static str,
+    pub role_arn: Option<String>,
+    pub domain_arn: Option<String>,
+    pub endpoint: Option<String>,
+    pub index: Option<String>,
+}
+
+impl Destination {
+    fn cluster(
+        kind: &'static str,
+        role_arn: Option<&str>,
+        domain_arn: Option<&str>,
+        endpoint: Option<&str>,
+        index: Option<&str>,
+    ) -> Destination {
+        let owned = |text: Option<&str>| text.map(str::to_owned);
+        Destination {
+            kind,
+            role_arn: owned(role_arn),
+            domain_arn: owned(domain_arn),
+            endpoint: owned(endpoint),
+            index: owned(index),
+        }
+    }
+}
+
+/// Why `describe` has no description; `missing` when the stream does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeFailure {
+    pub missing: bool,
+    pub why: String,
+}
+
 /// One document as Firehose receives it: its JSON with `{"_id","_index"}` in the target field, and a newline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -121,6 +167,63 @@ impl Firehose {
                 None => (format!("{at}: {chain}"), false),
             },
         }
+    }
+
+    /// The stream's state and destination, as `DescribeDeliveryStream` answers (the doctor's question); `Err` says
+    /// why there is no answer, and whether it is because the stream does not exist.
+    pub async fn describe(&self, timeout: Duration) -> Result<StreamDescription, DescribeFailure> {
+        let call = self.client.describe_delivery_stream().delivery_stream_name(&self.stream).send();
+        let at = format!("Firehose stream {} at {}", self.stream, self.endpoint);
+        let answered = tokio::time::timeout(timeout, call).await.map_err(|_| DescribeFailure {
+            missing: false,
+            why: format!("{at} did not answer within {} ms", timeout.as_millis()),
+        })?;
+        let output = answered.map_err(|error| {
+            let missing = error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception());
+            let code = error.code().unwrap_or("no code");
+            let message = error.message().map(str::to_owned).unwrap_or_else(|| crate::error::error_chain(&error));
+            DescribeFailure { missing, why: format!("{at}: {code}: {message}") }
+        })?;
+        let Some(description) = output.delivery_stream_description() else {
+            return Err(DescribeFailure { missing: false, why: format!("{at} answered without a description") });
+        };
+        let destination = description.destinations().first().and_then(|destination| {
+            if let Some(d) = destination.amazonopensearchservice_destination_description() {
+                Some(Destination::cluster(
+                    "OpenSearch Service domain",
+                    d.role_arn(),
+                    d.domain_arn(),
+                    d.cluster_endpoint(),
+                    d.index_name(),
+                ))
+            } else if let Some(d) = destination.elasticsearch_destination_description() {
+                Some(Destination::cluster(
+                    "Elasticsearch Service domain",
+                    d.role_arn(),
+                    d.domain_arn(),
+                    d.cluster_endpoint(),
+                    d.index_name(),
+                ))
+            } else if let Some(d) = destination.amazon_open_search_serverless_destination_description() {
+                Some(Destination::cluster(
+                    "OpenSearch Serverless collection",
+                    d.role_arn(),
+                    None,
+                    d.collection_endpoint(),
+                    d.index_name(),
+                ))
+            } else {
+                destination.http_endpoint_destination_description().map(|d| {
+                    let url = d.endpoint_configuration().and_then(|e| e.url());
+                    Destination::cluster("HTTP endpoint", d.role_arn(), None, url, None)
+                })
+            }
+        });
+        Ok(StreamDescription {
+            name: self.stream.clone(),
+            status: description.delivery_stream_status().as_str().to_owned(),
+            destination,
+        })
     }
 
     /// Offers every entry to the stream; returns the ones it never accepted.

@@ -16,6 +16,7 @@ pub mod cause;
 pub mod chunk;
 pub mod config;
 pub mod dead_letter;
+pub mod doctor;
 pub mod elasticsearch;
 pub mod error;
 pub mod event;

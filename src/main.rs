@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kinesis_es_indexer::invocation::{Bodies, TakeBody};
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
-use kinesis_es_indexer::{backup, setup};
+use kinesis_es_indexer::{backup, doctor, setup};
 use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 
 // One thread: Lambda runs one invocation at a time and gives most functions one vCPU or less; the chunks in flight
@@ -57,12 +57,14 @@ enum Answer {
     Batch(aws_lambda_events::streams::KinesisEventResponse),
     Replay(backup::BackupReport),
     Setup { setup: Vec<setup::PutOutcome> },
+    Doctor(doctor::DoctorReport),
 }
 
 /// One invocation: the event read from the body Lambda sent, handled, answered with the partial batch response. A
 /// replay event (`make replay REMOTE=1`, invoked by an operator) has backed-up documents written from inside the
 /// function's VPC and role, and is answered with their report; a set-up event (`make firehose-pipeline REMOTE=1`)
-/// has the project's pipeline and templates put from there, and is answered with each request's outcome.
+/// has the project's pipeline and templates put from there, and is answered with each request's outcome; a doctor
+/// event (`make doctor FUNCTION=…`) has every check run from there, and is answered with its report.
 async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Answer, Diagnostic> {
     let deadline = invocation_deadline(deadline_ms, SystemTime::now());
     if let Some(request) = backup::replay_request(&body) {
@@ -87,6 +89,18 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
         let (allowed, margin) = time_left(deadline, deps);
         let timeout = allowed.saturating_sub(margin).min(deps.config.es_timeout);
         return Ok(Answer::Setup { setup: setup::apply(&request, timeout, deps).await });
+    }
+    if let Some(request) = doctor::doctor_request(&body) {
+        request.map_err(|error| {
+            tracing::error!(%error, "The doctor event cannot be read: nothing is checked");
+            invalid_event(error)
+        })?;
+        let (allowed, margin) = time_left(deadline, deps);
+        let timeout = allowed.saturating_sub(margin).min(deps.config.es_timeout);
+        let report = doctor::examine(deps, timeout).await;
+        let logged = serde_json::to_string(&report).unwrap_or_default();
+        tracing::info!(healthy = report.healthy, report = %logged, "Doctor done");
+        return Ok(Answer::Doctor(report));
     }
     let event = KinesisEventIn::from_body(body).map_err(|error| {
         // Lambda retries the whole batch; nothing of it was indexed.

@@ -389,6 +389,9 @@ class TemplateTest(unittest.TestCase):
         self.assertFalse([s for s in statements(resources, "FunctionRole") if "firehose:PutRecordBatch" in actions(s)])
         tier = deployed({"DomainArn": DOMAIN})["Resources"]
         self.assertEqual(tier["Function"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM_NAME"], {"Ref": "DeliveryStream"})
+        # make doctor's Firehose check asks, as the function, for the stream it writes to.
+        [parks] = [s for s in statements(tier, "FunctionRole") if "firehose:PutRecordBatch" in actions(s)]
+        self.assertIn("firehose:DescribeDeliveryStream", actions(parks))
 
     def test_the_dashboard_is_json_with_or_without_its_optional_widgets(self):
         for parameters, widgets in [({}, 6), ({"DomainArn": DOMAIN}, 7), ({"CanaryIntervalMinutes": "5"}, 7),

@@ -181,11 +181,34 @@ impl Elasticsearch {
     /// request of the function: the set-up an operator runs through it (`make firehose-pipeline REMOTE=1`). The
     /// cluster's status and answer, or why there was none.
     pub async fn put_json(&self, path: &str, body: Bytes, timeout: Duration) -> Result<(u16, String), String> {
+        self.send_json(Method::Put, path, Some(body), timeout).await
+    }
+
+    /// Sends one request with an optional JSON `body` to `path` (relative to `ES_URL`, encoded as sent),
+    /// authenticated and signed as every request of the function: the set-up and the doctor's questions. The
+    /// cluster's status and answer, or why there was none.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<(u16, String), String> {
         let url = self.base.join(path).map_err(|e| format!("{path}: {e}"))?;
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        self.sign("PUT", url.as_str(), &mut headers, &body).await?;
-        let sent = self.transport.send(Method::Put, path, headers, None::<&()>, Some(body), Some(timeout)).await;
+        if body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let signed_body = body.clone().unwrap_or_default();
+        let verb = match method {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+        };
+        self.sign(verb, url.as_str(), &mut headers, &signed_body).await?;
+        let sent = self.transport.send(method, path, headers, None::<&()>, body, Some(timeout)).await;
         let response = sent.map_err(|error| crate::error::error_chain(&error))?;
         let status = response.status_code().as_u16();
         let answer = response.text().await.map_err(|error| crate::error::error_chain(&error))?;

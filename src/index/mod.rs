@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-pub use pattern::IndexPattern;
+pub use pattern::{IndexPattern, check_index_name};
 
 /// What a document's index name may read besides its instant.
 pub struct Routing<'a> {

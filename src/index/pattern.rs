@@ -155,7 +155,8 @@ impl IndexPattern {
         if self.placeholders.is_empty() || check_index_name(&name).is_ok() { name } else { self.fallback_name(at) }
     }
 
-    fn fallback_name(&self, at: DateTime<Utc>) -> String {
+    /// The name the pattern makes at `at` with every placeholder at its fallback (the doctor's name for today).
+    pub fn fallback_name(&self, at: DateTime<Utc>) -> String {
         self.format(at, |placeholder, name| name.push_str(&self.placeholders[placeholder].fallback))
     }
 
@@ -256,7 +257,8 @@ fn forbidden_in_index_names(c: char) -> bool {
     matches!(c, '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ':') || c.is_whitespace() || c.is_control()
 }
 
-fn check_index_name(name: &str) -> Result<(), &'static str> {
+/// Whether `name` is a valid index name by Elasticsearch's rules; if not, why (to follow "the name … ").
+pub fn check_index_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty");
     }

@@ -141,6 +141,58 @@ pub struct SigV4Check {
     pub credentials: Vec<(String, String, Option<String>)>,
 }
 
+/// Whose security the double speaks: Elasticsearch's (`_security/_authenticate`, `_has_privileges`) or OpenSearch's
+/// security plugin (`_plugins/_security/authinfo`, role mappings), each refusing as it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Elasticsearch,
+    OpenSearch,
+}
+
+/// Who the double's security says every caller is, and what that principal may do (`set_principal`).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub flavour: Flavour,
+    pub username: String,
+    pub roles: Vec<String>,
+    /// Writing documents (`create_doc`; OpenSearch's `indices:data/write/index`).
+    pub may_write: bool,
+    /// Creating an index (`create_index`/`auto_configure`; OpenSearch's `indices:admin/create`).
+    pub may_create_index: bool,
+    /// What `GET _plugins/_security/api/rolesmapping` answers; `None`: 403, as to a principal without security API
+    /// access.
+    pub role_mappings: Option<Value>,
+}
+
+impl Principal {
+    /// A principal of `flavour` allowed everything the indexer does, its role mappings unreadable.
+    pub fn allowed(flavour: Flavour) -> Principal {
+        Principal {
+            flavour,
+            username: "kinesis-es-indexer".to_owned(),
+            roles: vec!["logs_writer".to_owned()],
+            may_write: true,
+            may_create_index: true,
+            role_mappings: None,
+        }
+    }
+
+    /// The 403 of an action this principal may not run, worded as its flavour's security words it.
+    fn refusal(&self, action: &str, index: &str, granted_by: &str) -> String {
+        match self.flavour {
+            Flavour::Elasticsearch => format!(
+                "action [{action}] is unauthorized for user [{}] with effective roles [{}] on indices [{index}], this action is granted by the index privileges [{granted_by}]",
+                self.username,
+                self.roles.join(",")
+            ),
+            Flavour::OpenSearch => format!(
+                "no permissions for [{action}] and User [name={}, backend_roles=[], requestedTenant=null]",
+                self.username
+            ),
+        }
+    }
+}
+
 /// A lasting condition of one index, answered per item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexFault {
@@ -178,6 +230,8 @@ struct Index {
 
 #[derive(Debug)]
 struct State {
+    /// Who every caller is, and what it may do; `None`: no security (every request allowed).
+    principal: Option<Principal>,
     indices: HashMap<String, Index>,
     write_queue: Option<usize>,
     shards: usize,
@@ -198,6 +252,8 @@ struct State {
     sigv4: Option<SigV4Check>,
     basic_auth: Option<String>,
     pipelines: HashMap<String, Vec<Processor>>,
+    /// Each pipeline's definition as it was put, for `GET _ingest/pipeline/{id}`.
+    pipeline_definitions: HashMap<String, Value>,
     /// Until then, every bulk request answers 503: the cluster is away.
     outage_until: Option<std::time::Instant>,
     /// At most this many indices may exist (`cluster.max_shards_per_node` reached, two shards each).
@@ -345,6 +401,11 @@ impl EsDouble {
         EsDouble::start_with(Some(server::Tls::self_signed())).await
     }
 
+    /// Like `start_tls`, with a certificate for `names` only: another host's, to a client that asks for 127.0.0.1.
+    pub async fn start_tls_for(names: &[&str]) -> EsDouble {
+        EsDouble::start_with(Some(server::Tls::self_signed_for(names))).await
+    }
+
     /// The PEM certificate a client must trust, when the double serves HTTPS.
     pub fn ca_pem(&self) -> Option<String> {
         self.shared.server.tls.as_ref().map(|tls| tls.ca_pem.clone())
@@ -353,6 +414,7 @@ impl EsDouble {
     async fn start_with(tls: Option<server::Tls>) -> EsDouble {
         let (stopping, stopped) = tokio::sync::watch::channel(());
         let state = State {
+            principal: None,
             indices: HashMap::new(),
             write_queue: None,
             shards: 1,
@@ -371,6 +433,7 @@ impl EsDouble {
             sigv4: None,
             basic_auth: None,
             pipelines: HashMap::new(),
+            pipeline_definitions: HashMap::new(),
             max_indices: None,
             outage_until: None,
             refuse_ids: false,
@@ -423,6 +486,12 @@ impl EsDouble {
             Some(fault) => self.state().index_faults.insert(index.to_owned(), fault),
             None => self.state().index_faults.remove(index),
         };
+    }
+
+    /// Turns security on with `principal` as every caller (after basic or SigV4 authentication, when required), or
+    /// off with `None`.
+    pub fn set_principal(&self, principal: Option<Principal>) {
+        self.state().principal = principal;
     }
 
     /// With `false`, writing to an index that does not exist answers 404 `index_not_found_exception`.
@@ -567,6 +636,7 @@ impl EsDouble {
                     id: None,
                     source: Bytes::copy_from_slice(data),
                     pipeline: None,
+                    condition: None,
                 };
                 let item = state.apply(action, false);
                 item["index"]["status"].as_u64().unwrap_or(0) as u16
@@ -735,11 +805,178 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
             let index = (*index).to_owned();
             bulk(state, request, Some(index)).await
         }
-        _ => json_response(
-            400,
-            &json!({"error": format!("no handler found for uri [{path}] and method [{method}]"), "status": 400}),
-        ),
+        (&Method::GET, ["_security", "_authenticate"])
+        | (&Method::GET | &Method::POST, ["_security", "user", "_has_privileges"])
+        | (&Method::GET, ["_plugins", "_security", "authinfo"])
+        | (&Method::GET, ["_plugins", "_security", "api", "rolesmapping"])
+        | (&Method::GET, ["_ingest", "pipeline", _])
+        | (&Method::GET, ["_resolve", "index", _])
+        | (&Method::GET, ["_alias", _]) => {
+            let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
+            administer(state, request, segments).await
+        }
+        (&Method::PUT, [index]) if !index.starts_with('_') => {
+            let segments = vec![(*index).to_owned()];
+            administer(state, request, segments).await
+        }
+        _ => no_handler(&method, &path),
     }
+}
+
+/// What Elasticsearch answers a path it has no handler for (a security API of another flavour, or of none).
+fn no_handler(method: &Method, path: &str) -> Response<Body> {
+    json_response(
+        400,
+        &json!({"error": format!("no handler found for uri [{path}] and method [{method}]"), "status": 400}),
+    )
+}
+
+/// The requests besides `_bulk` that the set-up and the doctor send: authenticated as every request, then answered
+/// from the state as Elasticsearch (or OpenSearch's security plugin, with such a principal) answers them.
+async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segments: Vec<String>) -> Response<Body> {
+    let (parts, body) = server::read_body(request).await;
+    if let Err(refused) = authenticate(&state, &parts, &body).await {
+        return refused;
+    }
+    let state = &mut *state.lock().expect("state");
+    let principal = state.principal.clone();
+    let flavour = principal.as_ref().map(|p| p.flavour);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (segments.as_slice(), flavour) {
+        (["_security", "_authenticate"], Some(Flavour::Elasticsearch)) => {
+            let principal = principal.expect("an Elasticsearch principal");
+            json_response(
+                200,
+                &json!({
+                    "username": principal.username, "roles": principal.roles, "full_name": null, "email": null,
+                    "metadata": {}, "enabled": true,
+                    "authentication_realm": {"name": "default_native", "type": "native"},
+                    "lookup_realm": {"name": "default_native", "type": "native"},
+                    "authentication_type": "realm"
+                }),
+            )
+        }
+        (["_security", "user", "_has_privileges"], Some(Flavour::Elasticsearch)) => {
+            let principal = principal.expect("an Elasticsearch principal");
+            let Ok(question) = serde_json::from_slice::<Value>(&body) else {
+                return json_response(400, &error_body(400, "parse_exception", "request body is required"));
+            };
+            let mut all = true;
+            let mut index = Map::new();
+            for entry in question["index"].as_array().into_iter().flatten() {
+                for name in entry["names"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    let mut granted = Map::new();
+                    for privilege in entry["privileges"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                        // The double's roles: create_doc (with its implied names) for writing, create_index and
+                        // auto_configure for creating; nothing else.
+                        let has = match privilege {
+                            "create_doc" | "create" | "index" | "write" => principal.may_write,
+                            "create_index" | "auto_configure" => principal.may_create_index,
+                            _ => false,
+                        };
+                        all &= has;
+                        granted.insert(privilege.to_owned(), Value::Bool(has));
+                    }
+                    index.insert(name.to_owned(), Value::Object(granted));
+                }
+            }
+            json_response(
+                200,
+                &json!({
+                    "username": principal.username, "has_all_requested": all, "cluster": {}, "index": index, "application": {}
+                }),
+            )
+        }
+        (["_plugins", "_security", "authinfo"], Some(Flavour::OpenSearch)) => {
+            let principal = principal.expect("an OpenSearch principal");
+            json_response(
+                200,
+                &json!({
+                    "user": format!("User [name={}, backend_roles=[], requestedTenant=null]", principal.username),
+                    "user_name": principal.username, "user_requested_tenant": null, "remote_address": "127.0.0.1:0",
+                    "backend_roles": [], "custom_attribute_names": [], "roles": principal.roles, "tenants": {},
+                    "principal": null, "peer_certificates": "0", "sso_logout_url": null
+                }),
+            )
+        }
+        (["_plugins", "_security", "api", "rolesmapping"], Some(Flavour::OpenSearch)) => {
+            let principal = principal.expect("an OpenSearch principal");
+            match principal.role_mappings {
+                Some(mappings) => json_response(200, &mappings),
+                None => json_response(
+                    403,
+                    &json!({
+                        "status": "FORBIDDEN",
+                        "message": format!("No permission to access REST API: User {} with Security roles [{}] does not have any role privileged for admin access", principal.username, principal.roles.join(", "))
+                    }),
+                ),
+            }
+        }
+        (["_ingest", "pipeline", id], _) => match state.pipeline_definitions.get(*id) {
+            Some(definition) => json_response(200, &json!({ *id: definition })),
+            None => json_response(404, &json!({})),
+        },
+        (["_resolve", "index", name], _) => {
+            let name = (*name).to_owned();
+            if let Some(_index) = state.indices.get(&name) {
+                let closed = state.index_faults.get(&name) == Some(&IndexFault::Closed);
+                let attributes = if closed { "closed" } else { "open" };
+                json_response(
+                    200,
+                    &json!({"indices": [{"name": name, "attributes": [attributes]}], "aliases": [], "data_streams": []}),
+                )
+            } else if state.aliases_without_write_index.contains(&name) {
+                let behind = [format!("{name}-000001"), format!("{name}-000002")];
+                json_response(
+                    200,
+                    &json!({"indices": [], "aliases": [{"name": name, "indices": behind}], "data_streams": []}),
+                )
+            } else {
+                let reason = format!("no such index [{name}]");
+                json_response(
+                    404,
+                    &json!({"error": {"root_cause": [{"type": "index_not_found_exception", "reason": reason, "index": name}], "type": "index_not_found_exception", "reason": reason, "index": name}, "status": 404}),
+                )
+            }
+        }
+        (["_alias", name], _) if state.aliases_without_write_index.contains(*name) => {
+            let entry = json!({"aliases": { *name: {} }});
+            json_response(200, &json!({ format!("{name}-000001"): entry, format!("{name}-000002"): entry }))
+        }
+        (["_alias", name], _) => {
+            let reason = format!("alias [{name}] missing");
+            json_response(404, &json!({"error": reason, "status": 404}))
+        }
+        ([index], _) if !index.starts_with('_') => create_index(state, index, &body),
+        _ => no_handler(&parts.method, parts.uri.path()),
+    }
+}
+
+/// `PUT /{index}`: refused by security first (as its action filter runs before the action), then by the name, an
+/// index already there, or its settings; else made (from a matching template).
+fn create_index(state: &mut State, index: &str, body: &Bytes) -> Response<Body> {
+    if let Some(principal) = state.principal.as_ref().filter(|principal| !principal.may_create_index) {
+        let reason = principal.refusal("indices:admin/create", index, "create_index,manage,all");
+        return json_response(403, &error_body(403, "security_exception", &reason));
+    }
+    if let Some(why) = invalid_index_name(index) {
+        let reason = format!("Invalid index name [{index}], {why}");
+        return json_response(400, &error_body(400, "invalid_index_name_exception", &reason));
+    }
+    if state.indices.contains_key(index) {
+        let reason = format!("index [{index}/8YhS0n2pR1uXq3lVbC9aZw] already exists");
+        return json_response(400, &error_body(400, "resource_already_exists_exception", &reason));
+    }
+    let settings: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let shards = settings["settings"]["index"]["number_of_shards"]
+        .as_u64()
+        .or_else(|| settings["settings"]["index.number_of_shards"].as_u64());
+    if shards == Some(0) {
+        let reason = "Failed to parse value [0] for setting [index.number_of_shards] must be >= 1";
+        return json_response(400, &error_body(400, "illegal_argument_exception", reason));
+    }
+    state.index_mut(index);
+    json_response(200, &json!({"acknowledged": true, "shards_acknowledged": true, "index": index}))
 }
 
 fn cluster_info() -> Value {
@@ -1015,6 +1252,8 @@ struct Action {
     source: Bytes,
     /// `?pipeline=` of the request, or the action's own `pipeline`.
     pipeline: Option<String>,
+    /// `if_seq_no` and `if_primary_term`: written only over that version of the document.
+    condition: Option<(u64, u64)>,
 }
 
 /// Pairs of action and source lines; the first malformed line fails the whole request, as in Elasticsearch.
@@ -1046,7 +1285,11 @@ fn parse_ndjson(body: &Bytes, path_index: Option<&str>, request_pipeline: Option
             format!("Validation Failed: 1: no requests added; action line [{}] has no source", number + 1)
         })?;
         let pipeline = meta.get("pipeline").and_then(Value::as_str).or(request_pipeline).map(str::to_owned);
-        actions.push(Action { kind: kind.clone(), index, id, source: body.slice_ref(source), pipeline });
+        let condition = match (meta.get("if_seq_no"), meta.get("if_primary_term")) {
+            (Some(seq_no), Some(term)) => Some((seq_no.as_u64().unwrap_or(0), term.as_u64().unwrap_or(0))),
+            _ => None,
+        };
+        actions.push(Action { kind: kind.clone(), index, id, source: body.slice_ref(source), pipeline, condition });
     }
     Ok(actions)
 }
@@ -1175,6 +1418,14 @@ impl State {
         };
         let keep_sources = self.keep_sources;
         let index = self.index_mut(&action.index);
+        if let Some((seq_no, term)) = action.condition {
+            let found = match index.documents.contains_key(&id) {
+                true => format!("current document has seqNo [{}] and primary term [1]", index.seq_no),
+                false => "but no document was found".to_owned(),
+            };
+            let reason = format!("[{id}]: version conflict, required seqNo [{seq_no}], primary term [{term}]. {found}");
+            return item(409, "version_conflict_engine_exception", reason);
+        }
         // Refused before anything is written, the mapping left as it was.
         if let Err(refusal) = index.mapping.map_document(source.as_object().expect("checked above"), &id) {
             return json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": refusal.status, "error": refusal.to_json()} });
@@ -1206,6 +1457,21 @@ impl State {
     /// A refusal that does not depend on the document: a client `_id` where none is allowed, an invalid index name,
     /// an alias without a write index, a pipeline that does not exist. Worded as Elasticsearch and OpenSearch do.
     fn refusal(&self, action: &Action) -> Option<(u16, &'static str, String)> {
+        if let Some(principal) = &self.principal {
+            if !principal.may_write {
+                let reason =
+                    principal.refusal("indices:data/write/bulk[s]", &action.index, "create_doc,create,index,write,all");
+                return Some((403, "security_exception", reason));
+            }
+            if !principal.may_create_index && !self.indices.contains_key(&action.index) {
+                let name = match principal.flavour {
+                    Flavour::Elasticsearch => "indices:admin/auto_create",
+                    Flavour::OpenSearch => "indices:admin/create",
+                };
+                let reason = principal.refusal(name, &action.index, "auto_configure,create_index,manage,all");
+                return Some((403, "security_exception", reason));
+            }
+        }
         if self.refuse_ids && action.id.is_some() {
             let reason = "Document ID is not supported in create/index operation request".to_owned();
             return Some((400, "illegal_argument_exception", reason));
@@ -1363,6 +1629,7 @@ impl State {
     /// tests pass is one a cluster accepts and runs the same way.
     fn put_pipeline(&mut self, id: &str, definition: &Value) -> Result<(), String> {
         self.pipelines.insert(id.to_owned(), parse_pipeline(definition)?);
+        self.pipeline_definitions.insert(id.to_owned(), definition.clone());
         Ok(())
     }
 

@@ -34,6 +34,8 @@ struct State {
     faults: VecDeque<FirehoseFault>,
     fail_every_entry: bool,
     next_record_id: u64,
+    /// What `DescribeDeliveryStream` tells of a stream: its status and its destination's description.
+    descriptions: std::collections::HashMap<String, (String, Value)>,
 }
 
 /// The running double. Dropping it stops the server.
@@ -59,6 +61,13 @@ impl FirehoseDouble {
     /// Only these streams exist; others answer `ResourceNotFoundException`.
     pub fn set_streams(&self, names: &[&str]) {
         self.state().streams = Some(names.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// What `DescribeDeliveryStream` answers for `stream`: `status` (`ACTIVE`, `CREATING`…) and one destination, as
+    /// its API shape holds it (`{"AmazonopensearchserviceDestinationDescription": {"RoleARN": …}}`). A stream
+    /// without one is described ACTIVE with no destination.
+    pub fn describe_stream(&self, stream: &str, status: &str, destination: Value) {
+        self.state().descriptions.insert(stream.to_owned(), (status.to_owned(), destination));
     }
 
     /// Queues a fault for the next call not yet faulted.
@@ -139,11 +148,14 @@ fn error(status: u16, error_type: &str, message: &str) -> Response<Body> {
 async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
     let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (_, body) = server::read_body(request).await;
+    if target == "Firehose_20150804.DescribeDeliveryStream" {
+        return describe(&state, &body);
+    }
     if target != "Firehose_20150804.PutRecordBatch" {
         return error(
             400,
             "UnknownOperationException",
-            &format!("the double answers PutRecordBatch only, not {target:?}"),
+            &format!("the double answers PutRecordBatch and DescribeDeliveryStream only, not {target:?}"),
         );
     }
     let input: PutRecordBatchInput = match serde_json::from_slice(&body) {
@@ -190,4 +202,37 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
         responses.push(json!({"RecordId": record_id}));
     }
     response(200, &json!({"FailedPutCount": failed, "Encrypted": false, "RequestResponses": responses}), None)
+}
+
+/// `DescribeDeliveryStream`: the stream's description as the API reference shapes it, or `ResourceNotFoundException`.
+fn describe(state: &Mutex<State>, body: &[u8]) -> Response<Body> {
+    let name = match serde_json::from_slice::<Value>(body) {
+        Ok(input) => input["DeliveryStreamName"].as_str().unwrap_or_default().to_owned(),
+        Err(e) => return error(400, "SerializationException", &e.to_string()),
+    };
+    let state = state.lock().expect("state");
+    if state.streams.as_ref().is_some_and(|streams| !streams.contains(&name)) {
+        return error(
+            400,
+            "ResourceNotFoundException",
+            &format!("Firehose {name} under account 123456789012 not found."),
+        );
+    }
+    let (status, destination) = state.descriptions.get(&name).cloned().unwrap_or(("ACTIVE".to_owned(), Value::Null));
+    let mut destinations = Vec::new();
+    if let Value::Object(mut description) = destination {
+        description.insert("DestinationId".to_owned(), json!("destinationId-000000000001"));
+        destinations.push(Value::Object(description));
+    }
+    let description = json!({
+        "DeliveryStreamName": name,
+        "DeliveryStreamARN": format!("arn:aws:firehose:us-east-1:123456789012:deliverystream/{name}"),
+        "DeliveryStreamStatus": status,
+        "DeliveryStreamType": "DirectPut",
+        "VersionId": "1",
+        "CreateTimestamp": 1_700_000_000.0,
+        "Destinations": destinations,
+        "HasMoreDestinations": false
+    });
+    response(200, &json!({ "DeliveryStreamDescription": description }), None)
 }

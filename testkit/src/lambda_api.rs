@@ -1,7 +1,8 @@
 //! A Lambda Runtime API double: hands queued events to a function binary (`GET …/invocation/next`) and keeps what it
 //! answers (`…/response`, `…/error`, `…/init/error`), so the real `bootstrap` can be run as Lambda runs it. It also
 //! answers Lambda's `Invoke` API (`POST /2015-03-31/functions/NAME/invocations`, synchronous), so that a client
-//! reaches the function only as a deployed one is reached: through its invoke API.
+//! reaches the function only as a deployed one is reached: through its invoke API; and `ListEventSourceMappings`
+//! (`GET /2015-03-31/event-source-mappings/`), with the mappings a test sets.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,8 @@ struct State {
     /// When the function first asked for an invocation: the end of its cold start.
     first_poll: Option<std::time::Instant>,
     next_id: u64,
+    /// What `ListEventSourceMappings` lists (the API's `EventSourceMappingConfiguration` shapes).
+    event_source_mappings: Vec<Value>,
 }
 
 impl State {
@@ -80,6 +83,11 @@ impl LambdaApiDouble {
         let request_id = self.state.lock().expect("state").enqueue(event.to_owned(), timeout);
         self.event_ready.notify_one();
         request_id
+    }
+
+    /// The mappings `ListEventSourceMappings` lists, whatever the function asked for.
+    pub fn set_event_source_mappings(&self, mappings: Vec<Value>) {
+        self.state.lock().expect("state").event_source_mappings = mappings;
     }
 
     /// When the function first asked for an invocation (`GET …/invocation/next`), if it has.
@@ -154,6 +162,15 @@ async fn answer(
     let method = request.method().clone();
     if method == Method::POST && path.starts_with("/2015-03-31/functions/") && path.ends_with("/invocations") {
         return invoked(state, event_ready, answered, request).await;
+    }
+    if method == Method::GET && path.trim_end_matches('/') == "/2015-03-31/event-source-mappings" {
+        let mappings = state.lock().expect("state").event_source_mappings.clone();
+        let body = serde_json::json!({ "EventSourceMappings": mappings });
+        return Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(server::full(body.to_string()))
+            .expect("response");
     }
     let parts: Vec<String> = path.trim_start_matches("/2018-06-01/runtime/").split('/').map(str::to_owned).collect();
     if method == Method::GET && parts == ["invocation", "next"] {

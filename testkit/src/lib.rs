@@ -15,11 +15,12 @@ pub mod proxy;
 pub mod s3;
 mod server;
 
-pub use elasticsearch::{EsDouble, Fault, IndexFault, SigV4Check, WritePool};
+pub use elasticsearch::{EsDouble, Fault, Flavour, IndexFault, Principal, SigV4Check, WritePool};
 pub use firehose::{FirehoseDouble, FirehoseFault};
 pub use lambda_api::{Answer, LambdaApiDouble};
 pub use proxy::BodyLimitProxy;
 pub use s3::S3Double;
+pub use server::Blackhole;
 
 /// The most resident memory process `pid` has used (VmHWM from `/proc/<pid>/status`), in bytes: what the function
 /// process needs, for the memory tests and the bench.

@@ -47,8 +47,13 @@ pub struct Tls {
 
 impl Tls {
     pub fn self_signed() -> Tls {
-        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("a self-signed certificate");
+        Tls::self_signed_for(&["127.0.0.1", "localhost"])
+    }
+
+    /// A self-signed certificate for `names` only (another host's, to a client that reaches 127.0.0.1).
+    pub fn self_signed_for(names: &[&str]) -> Tls {
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let made = rcgen::generate_simple_self_signed(names).expect("a self-signed certificate");
         let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
         // The provider is named: the indexer's dependencies compile two, and rustls will not guess between them.
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -58,6 +63,40 @@ impl Tls {
             .with_single_cert(vec![made.cert.der().clone()], key)
             .expect("a usable certificate");
         Tls { acceptor: TlsAcceptor::from(Arc::new(config)), ca_pem: made.cert.pem() }
+    }
+}
+
+/// A port on 127.0.0.1 that never completes a connection, as an endpoint behind a security group that drops what
+/// it does not allow: its accept queue is full and nothing accepts, so the kernel drops every further SYN.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+impl Blackhole {
+    pub async fn start() -> std::io::Result<Blackhole> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind("127.0.0.1:0".parse().expect("an address"))?;
+        let listener = socket.listen(0)?;
+        let addr = listener.local_addr()?;
+        // Connections fill the queue until one is no longer answered (how many fit depends on the kernel).
+        let mut queued = Vec::new();
+        for _ in 0..16 {
+            let attempt =
+                tokio::time::timeout(std::time::Duration::from_millis(300), tokio::net::TcpStream::connect(addr));
+            match attempt.await {
+                Ok(Ok(stream)) => queued.push(stream.into_std()?),
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return Ok(Blackhole { addr, _listener: listener, _queued: queued }),
+            }
+        }
+        Err(std::io::Error::other("the accept queue did not fill: this kernel answers every connection"))
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 }
 

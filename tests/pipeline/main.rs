@@ -4,6 +4,7 @@ mod auth;
 mod binary;
 mod busy;
 mod dead_letter;
+mod doctor;
 mod faults;
 mod firehose_mock;
 mod invariant;

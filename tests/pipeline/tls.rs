@@ -10,10 +10,10 @@ use testkit::{EsDouble, FirehoseDouble};
 use crate::support::*;
 
 /// A PEM file that is removed when dropped.
-struct TempPem(PathBuf);
+pub(crate) struct TempPem(pub(crate) PathBuf);
 
 impl TempPem {
-    fn new(pem: &str) -> TempPem {
+    pub(crate) fn new(pem: &str) -> TempPem {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!("kinesis-es-indexer-ca-{}-{}.pem", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let path = std::env::temp_dir().join(name);
