@@ -393,6 +393,15 @@ class TemplateTest(unittest.TestCase):
         [parks] = [s for s in statements(tier, "FunctionRole") if "firehose:PutRecordBatch" in actions(s)]
         self.assertIn("firehose:DescribeDeliveryStream", actions(parks))
 
+    def test_the_function_may_read_from_its_domain_only_what_the_doctor_asks(self):
+        resources = deployed({"DomainArn": DOMAIN})["Resources"]
+        [reads] = [s for s in statements(resources, "FunctionRole") if "es:ESHttpGet" in actions(s)]
+        paths = {resource["Fn::Sub"].split("}", 1)[1] for resource in reads["Resource"]}
+        # Every GET of src/doctor/, and nothing under an index: no document can be read.
+        doctor = "".join((ROOT / "src" / "doctor" / name).read_text() for name in ("cluster.rs", "delivery.rs"))
+        asked = set(re.findall(r'Method::Get, (?:&format!\()?"([^"{]+)', doctor))
+        self.assertEqual({path.lstrip("/").rstrip("*") for path in paths}, asked)
+
     def test_the_dashboard_is_json_with_or_without_its_optional_widgets(self):
         for parameters, widgets in [({}, 6), ({"DomainArn": DOMAIN}, 7), ({"CanaryIntervalMinutes": "5"}, 7),
                                     ({"DomainArn": DOMAIN, "CanaryIntervalMinutes": "5"}, 8)]:

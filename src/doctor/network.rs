@@ -43,7 +43,7 @@ pub(super) async fn reach(config: &Config, timeout: Duration, checks: &mut Vec<C
                         "dns",
                         format!("{name} does not resolve: {why}"),
                         "check the host in ES_URL; a VPC domain's endpoint (vpc-…) resolves only inside its VPC: \
-                         deploy the function there (the stack's SubnetIds and SecurityGroupIds), in a VPC with DNS \
+                         deploy the function there (the stack's VpcSubnetIds and VpcSecurityGroupIds), in a VPC with DNS \
                          resolution and DNS hostnames on",
                     ));
                     skip_after(checks, "dns", https);
@@ -124,7 +124,7 @@ async fn connect(
     let fix = match dropped {
         true => {
             "let the function reach the cluster's port: the domain's security group must allow inbound TCP 443 \
-                 from the function's security group (SecurityGroupIds), and the function's subnets (SubnetIds) must \
+                 from the function's security group (VpcSecurityGroupIds), and the function's subnets (VpcSubnetIds) must \
                  route to it (network ACLs too); a function outside the domain's VPC cannot reach a VPC endpoint"
         }
         false => {

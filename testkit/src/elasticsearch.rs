@@ -232,6 +232,8 @@ struct Index {
 struct State {
     /// Who every caller is, and what it may do; `None`: no security (every request allowed).
     principal: Option<Principal>,
+    /// Whether an Amazon domain's access policy refuses the caller's `GET`s (it may only post and put).
+    iam_refuses_gets: bool,
     indices: HashMap<String, Index>,
     write_queue: Option<usize>,
     shards: usize,
@@ -415,6 +417,7 @@ impl EsDouble {
         let (stopping, stopped) = tokio::sync::watch::channel(());
         let state = State {
             principal: None,
+            iam_refuses_gets: false,
             indices: HashMap::new(),
             write_queue: None,
             shards: 1,
@@ -492,6 +495,12 @@ impl EsDouble {
     /// off with `None`.
     pub fn set_principal(&self, principal: Option<Principal>) {
         self.state().principal = principal;
+    }
+
+    /// With `true`, every `GET` besides `/` is refused as an Amazon domain's access policy refuses a role granted
+    /// only `es:ESHttpPost` and `es:ESHttpPut`: 403 with IAM's `Message`.
+    pub fn set_iam_refuses_gets(&self, refuses: bool) {
+        self.state().iam_refuses_gets = refuses;
     }
 
     /// With `false`, writing to an index that does not exist answers 404 `index_not_found_exception`.
@@ -839,6 +848,10 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
         return refused;
     }
     let state = &mut *state.lock().expect("state");
+    if state.iam_refuses_gets && parts.method == Method::GET {
+        let message = "User: arn:aws:sts::123456789012:assumed-role/stack-FunctionRole-1A2B/stack-indexer is not authorized to perform: es:ESHttpGet because no identity-based policy allows the es:ESHttpGet action";
+        return json_response(403, &json!({ "Message": message }));
+    }
     let principal = state.principal.clone();
     let flavour = principal.as_ref().map(|p| p.flavour);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

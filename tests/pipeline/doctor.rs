@@ -183,6 +183,20 @@ async fn a_healthy_opensearch_stack_is_reported_healthy_and_left_as_it_was() {
 }
 
 #[tokio::test]
+async fn a_role_that_may_write_but_not_ask_is_told_to_deploy_the_doctors_permissions_not_failed() {
+    let stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.es.set_iam_refuses_gets(true);
+    let report = stack.examine().await;
+    let lines = report.lines();
+    assert!(report.healthy, "nothing says records are not indexed:\n{lines}");
+    let asked = check(&report, "authentication");
+    assert_eq!(asked.status, Status::Warn, "{lines}");
+    assert!(asked.found.contains("es:ESHttpGet") && asked.fix.as_deref().unwrap_or_default().contains("deploy"));
+    assert_eq!(check(&report, "permissions").status, Status::Skipped, "{lines}");
+    assert_eq!((stack.es.count(), stack.es.index_count()), (0, 0));
+}
+
+#[tokio::test]
 async fn a_wrong_password_is_named_and_nothing_more_is_asked() {
     let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.set("ES_PASSWORD", "Tr0ub4dor&3");
@@ -296,7 +310,7 @@ async fn a_vpc_endpoint_that_does_not_answer_is_named_with_the_security_group_to
     stack.set("ES_URL", &blackhole.url());
     stack.set("ES_TIMEOUT_MS", "300");
     let report = stack.examine().await;
-    let lines = failed_at(&report, "tcp", &["did not answer within 300 ms"], &["security group", "SubnetIds"]);
+    let lines = failed_at(&report, "tcp", &["did not answer within 300 ms"], &["security group", "VpcSubnetIds"]);
     assert_eq!(check(&report, "tls").status, Status::Skipped, "{lines}");
     assert_eq!(check(&report, "dns").status, Status::Ok, "{lines}");
 }
