@@ -96,8 +96,9 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             invalid_event(error)
         })?;
         let (allowed, margin) = time_left(deadline, deps);
-        let timeout = allowed.saturating_sub(margin).min(deps.config.es_timeout);
-        let report = doctor::examine(deps, timeout).await;
+        let until = tokio::time::Instant::now() + allowed.saturating_sub(margin);
+        let report =
+            doctor::examine(deps, doctor::Budget { deadline: until, per_request: deps.config.es_timeout }).await;
         let logged = serde_json::to_string(&report).unwrap_or_default();
         tracing::info!(healthy = report.healthy, report = %logged, "Doctor done");
         return Ok(Answer::Doctor(report));

@@ -393,14 +393,33 @@ class TemplateTest(unittest.TestCase):
         [parks] = [s for s in statements(tier, "FunctionRole") if "firehose:PutRecordBatch" in actions(s)]
         self.assertIn("firehose:DescribeDeliveryStream", actions(parks))
 
+    def test_every_stack_name_the_doctor_and_deploy_tooling_tell_an_operator_to_set_exists(self):
+        template, _ = decode(str(TEMPLATE))
+        names = set(template["Parameters"]) | set(template["Outputs"])
+        # The names a finding or a fix gives: a parameter to set (make deploy SET=…) or an output to read.
+        stack_name = r"\b(?:Es|Vpc|Domain|DeliveryStream|EventSourceMapping|Firehose|FunctionRole|Stream|Maximum|Bisect|Parallelization|Starting)[A-Z][A-Za-z]*\b"
+        rust_types = {"EsAuth", "FirehoseTemplate"} - names
+        for source in [*(ROOT / "src" / "doctor").glob("*.rs"), ROOT / "src" / "bin" / "doctor.rs"]:
+            told = set(re.findall(stack_name, source.read_text())) - rust_types
+            # The event source mapping's own properties, read from Lambda's API, are not stack parameters.
+            told -= {"BisectBatchOnFunctionError"}
+            self.assertFalse(told - names, f"{source.name} names what the stack does not have")
+
     def test_the_function_may_read_from_its_domain_only_what_the_doctor_asks(self):
         resources = deployed({"DomainArn": DOMAIN})["Resources"]
         [reads] = [s for s in statements(resources, "FunctionRole") if "es:ESHttpGet" in actions(s)]
         paths = {resource["Fn::Sub"].split("}", 1)[1] for resource in reads["Resource"]}
         # Every GET of src/doctor/, and nothing under an index: no document can be read.
         doctor = "".join((ROOT / "src" / "doctor" / name).read_text() for name in ("cluster.rs", "delivery.rs"))
-        asked = set(re.findall(r'Method::Get, (?:&format!\()?"([^"{]+)', doctor))
-        self.assertEqual({path.lstrip("/").rstrip("*") for path in paths}, asked)
+        asked = set(re.findall(r'Method::Get,\s*(?:&format!\()?"([^"{]+)', doctor))
+        who_am_i = re.search(r'const WHO_AM_I: \[&str; \d+\] =\s*\[([^\]]*)\]', doctor).group(1)
+        asked |= set(re.findall(r'"([^"]+)"', who_am_i))
+        granted = {path.lstrip("/") for path in paths}
+        covers = lambda grant, path: path == grant or (grant.endswith("*") and path.startswith(grant[:-1]))
+        for path in asked:
+            self.assertTrue(any(covers(grant, path) for grant in granted), f"GET {path} is not granted")
+        for grant in granted:
+            self.assertTrue(any(covers(grant, path) for path in asked), f"{grant} is granted but never asked")
 
     def test_the_dashboard_is_json_with_or_without_its_optional_widgets(self):
         for parameters, widgets in [({}, 6), ({"DomainArn": DOMAIN}, 7), ({"CanaryIntervalMinutes": "5"}, 7),

@@ -70,9 +70,13 @@ async fn here() -> DoctorReport {
         Ok(config) => config,
         Err(error) => return doctor::cold_start_failed(&error.to_string()),
     };
-    let timeout = config.es_timeout;
+    // As long as a deployed function has by default (its Timeout, 60 s), less the margin it keeps.
+    let budget = doctor::Budget {
+        deadline: tokio::time::Instant::now() + Duration::from_secs(55),
+        per_request: config.es_timeout,
+    };
     match Deps::connect(config).await {
-        Ok(deps) => doctor::examine(&deps, timeout).await,
+        Ok(deps) => doctor::examine(&deps, budget).await,
         Err(error) => doctor::cold_start_failed(&error.to_string()),
     }
 }
@@ -100,18 +104,25 @@ async fn through_function(function: &str) -> Result<DoctorReport, String> {
     let body = response.payload().map(|payload| payload.as_ref()).unwrap_or_default();
     let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let mut report = match response.function_error() {
-        // The function did not start (its configuration, its secret): what Lambda reports of the cold start.
-        Some(_) => {
-            let kind = answer["errorType"].as_str().unwrap_or("an error");
-            let message = answer["errorMessage"].as_str().map_or_else(|| answer.to_string(), str::to_owned);
-            doctor::cold_start_failed(&format!("{kind}: {message}"))
-        }
         None => serde_json::from_value::<DoctorReport>(answer.clone()).map_err(|_| {
             format!(
                 "the function's answer is not a doctor's report (a version without the doctor? deploy this one): \
                  {answer}"
             )
         })?,
+        Some(_) => {
+            let kind = answer["errorType"].as_str().unwrap_or_default();
+            let message = answer["errorMessage"].as_str().map_or_else(|| answer.to_string(), str::to_owned);
+            match cold_start_failure(kind) {
+                true => doctor::cold_start_failed(&format!("{kind}: {message}")),
+                false => {
+                    return Err(format!(
+                        "the function failed while it checked ({kind}: {message}); its log lines for this \
+                         invocation say where (a Task timed out: raise its Timeout, or run make doctor here)"
+                    ));
+                }
+            }
+        }
     };
     let mappings = event_source_mappings(&lambda, function).await;
     report.checks.push(match mappings {
@@ -122,6 +133,13 @@ async fn through_function(function: &str) -> Result<DoctorReport, String> {
         ),
     });
     Ok(DoctorReport::new(report.checks))
+}
+
+/// Whether a function error is its cold start failing (the error kinds `main` reports to Lambda's init error, or
+/// the process exiting before it answered): its configuration, its secret, its clients.
+fn cold_start_failure(kind: &str) -> bool {
+    let kind = kind.strip_prefix("Runtime.").unwrap_or(kind);
+    matches!(kind, "ConfigurationError" | "ClientError" | "ExitError")
 }
 
 /// The function's Kinesis event source mappings, every page.
@@ -164,6 +182,21 @@ async fn event_source_mappings(lambda: &aws_sdk_lambda::Client, function: &str) 
         match page.next_marker() {
             Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
             _ => return Ok(mappings),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_cold_start_s_errors_are_read_as_the_configuration_s() {
+        for kind in ["ConfigurationError", "Runtime.ConfigurationError", "ClientError", "Runtime.ExitError"] {
+            assert!(cold_start_failure(kind), "{kind}");
+        }
+        for kind in ["Sandbox.Timedout", "Runtime.Unknown", "InvalidEvent", ""] {
+            assert!(!cold_start_failure(kind), "{kind}");
         }
     }
 }

@@ -2,13 +2,11 @@
 //! it says we are, what we may do to today's index (found without writing a document), the ingest pipelines the
 //! configuration needs, and what today's index name is there.
 
-use std::time::Duration;
-
 use ::elasticsearch::http::Method;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::Check;
+use super::{Budget, Check};
 use crate::config::EsAuth;
 use crate::handler::Deps;
 use crate::setup::SETUP_PATHS;
@@ -28,7 +26,7 @@ pub(super) enum Identity {
     Unknown,
 }
 
-/// The Firehose tier's ingest pipeline: its id, and the definition the project installs.
+/// The Firehose tier's ingest pipeline: its path (its id last), and the definition the project installs.
 const FIREHOSE_PIPELINE: &str = SETUP_PATHS[0];
 const FIREHOSE_PIPELINE_DEFINITION: &str = include_str!("../../deploy/firehose-pipeline.json");
 
@@ -38,8 +36,9 @@ pub(super) async fn ask(
     method: Method,
     path: &str,
     body: Option<Bytes>,
-    timeout: Duration,
+    budget: &Budget,
 ) -> Result<(u16, Value), String> {
+    let timeout = budget.next()?;
     let (status, text) = deps.elasticsearch.send_json(method, path, body, timeout).await?;
     let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, answer))
@@ -60,28 +59,44 @@ pub(super) fn said(answer: &Value) -> String {
     text.chars().take(300).collect()
 }
 
+/// Whether an answer is Amazon's access policy refusing the request (`{"Message": "User: … is not authorized to
+/// perform: es:ESHttp…"}`), before any security plugin saw it.
+fn access_policy_refused(status: u16, answer: &Value) -> bool {
+    status == 403 && answer["Message"].as_str().is_some_and(|m| m.contains("is not authorized to perform"))
+}
+
+/// Whether an answer says the path has no handler: that cluster has no such API (no security plugin).
+fn no_such_api(status: u16, answer: &Value) -> bool {
+    matches!(status, 400 | 404 | 405) && answer["error"]["type"].as_str() != Some("security_exception")
+}
+
 /// The function's name as an operator's command needs it.
 fn function_name() -> String {
     std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "<stack>-indexer".to_owned())
 }
 
+/// The security APIs that say who the caller is, in the order asked: Elasticsearch's, OpenSearch's, Open
+/// Distro's (Amazon's Elasticsearch 7.x domains with fine-grained access control).
+const WHO_AM_I: [&str; 3] =
+    ["_security/_authenticate", "_plugins/_security/authinfo", "_opendistro/_security/authinfo"];
+
 /// The authentication check: who the cluster says the function is. `None` when it refused the credentials or
 /// did not answer, so that nothing more is asked.
-pub(super) async fn authentication(deps: &Deps, timeout: Duration, checks: &mut Vec<Check>) -> Option<Identity> {
+pub(super) async fn authentication(deps: &Deps, budget: &Budget, checks: &mut Vec<Check>) -> Option<Identity> {
     let auth = &deps.config.auth;
     if matches!(auth, EsAuth::SigV4 { service, .. } if service == "aoss") {
-        checks.push(Check::ok(
+        checks.push(Check::skipped(
             "authentication",
-            "OpenSearch Serverless: requests are signed with the function's role, which the collection's data \
-             access policy names (it has no API that says who we are)",
+            "not asked: an OpenSearch Serverless collection has no API that says who the caller is; requests are \
+             signed with the function's role, which its data access policy must name (see permissions)",
         ));
         return Some(Identity::Serverless);
     }
     let refused = |status: u16, answer: &Value| {
         let fix = match (status, auth) {
-            (403, _) => "the domain's access policy must allow the function's role (es:ESHttpGet, es:ESHttpPost, \
-                         es:ESHttpPut on the domain's ARN/*): the stack writes it when it made the domain's policy; \
-                         else add the role's ARN (the stack's FunctionRoleArn output)"
+            (403, _) => "the domain's access policy must allow the function's role (the stack's FunctionRoleArn \
+                         output) to send HTTP requests to the domain (es:ESHttp*): add it to the domain's access \
+                         policy, or remove the statement that denies it"
                 .to_owned(),
             (_, EsAuth::Basic { username, .. }) => format!(
                 "the cluster does not take {username}'s password: set the user's current one (EsPassword), or keep \
@@ -91,13 +106,16 @@ pub(super) async fn authentication(deps: &Deps, timeout: Duration, checks: &mut 
                 "the secret {arn} holds credentials the cluster does not take: put the user's current password (or \
                  a valid API key) in it; the function reads it again after a 401"
             ),
-            (_, EsAuth::ApiKey(_)) => "the API key is refused (revoked or expired?): create one and set ES_API_KEY \
-                                       (or keep it in a secret: EsSecretArn)"
+            (_, EsAuth::ApiKey(_)) => "the API key is refused (revoked or expired?): create one and set it \
+                                       (EsApiKey, or in a secret: EsSecretArn)"
                 .to_owned(),
-            (_, EsAuth::SigV4 { .. }) => "the cluster does not take SigV4: under fine-grained access control turn \
-                                          IAM on for the domain, or use basic authentication (ES_AUTH)"
+            (_, EsAuth::SigV4 { .. }) => "the cluster does not take SigV4: under fine-grained access control with \
+                                          the internal user database only, turn IAM on for the domain, or use basic \
+                                          authentication (EsAuth=basic, EsUsername, EsPassword)"
                 .to_owned(),
-            (_, EsAuth::None) => "the cluster requires credentials: a username and password (EsUsername, EsPassword), an API key (EsApiKey) or a secret holding either (EsSecretArn)".to_owned(),
+            (_, EsAuth::None) => "the cluster requires credentials: a username and password (EsUsername, \
+                                  EsPassword), an API key (EsApiKey) or a secret holding either (EsSecretArn)"
+                .to_owned(),
         };
         Check::fail(
             "authentication",
@@ -105,79 +123,79 @@ pub(super) async fn authentication(deps: &Deps, timeout: Duration, checks: &mut 
             fix,
         )
     };
-    let asked = ask(deps, Method::Get, "_security/_authenticate", None, timeout).await;
-    let (status, answer) = match asked {
-        Ok(answered) => answered,
-        Err(why) => {
-            checks.push(Check::fail(
-                "authentication",
-                format!("no answer: {why}"),
-                "the cluster was reached but does not answer HTTP in time: check ES_URL's scheme and port, and \
-                 the cluster's health",
-            ));
-            return None;
-        }
-    };
-    match status {
-        200 => {
-            let username = answer["username"].as_str().unwrap_or("?").to_owned();
-            let roles = list(&answer["roles"]);
-            let realm = answer["authentication_realm"]["name"].as_str().unwrap_or("?");
-            checks.push(Check::ok(
-                "authentication",
-                format!("Elasticsearch knows the function as {username} (realm {realm}, roles [{roles}])"),
-            ));
-            return Some(Identity::Elasticsearch { username });
-        }
-        403 if said(&answer).contains("es:ESHttpGet") => {
-            checks.push(Check::warn(
-                "authentication",
-                format!("the domain's access policy lets the function write but not ask who it is: {}", said(&answer)),
-                "deploy this version of the stack: it grants the function es:ESHttpGet on the few paths the doctor \
-                 reads (none under an index, so no document can be read)",
-            ));
-            return Some(Identity::Unknown);
-        }
-        401 | 403 => {
-            checks.push(refused(status, &answer));
-            return None;
-        }
-        _ => {}
-    }
-    // Not Elasticsearch's security: OpenSearch's security plugin, or none.
-    let (status, answer) = match ask(deps, Method::Get, "_plugins/_security/authinfo", None, timeout).await {
-        Ok(answered) => answered,
-        Err(why) => {
-            checks.push(Check::fail("authentication", format!("no answer: {why}"), "check the cluster's health"));
-            return None;
-        }
-    };
-    match status {
-        200 => {
-            let username = answer["user_name"].as_str().unwrap_or("?").to_owned();
-            let roles = list(&answer["roles"]);
-            let backend_roles = list(&answer["backend_roles"]);
-            checks.push(Check::ok(
-                "authentication",
-                format!(
-                    "OpenSearch's security plugin knows the function as {username} (security roles [{roles}], \
-                     backend roles [{backend_roles}])"
-                ),
-            ));
-            Some(Identity::OpenSearch { username })
-        }
-        401 | 403 => {
-            checks.push(refused(status, &answer));
-            None
-        }
-        _ => {
-            checks.push(Check::ok(
-                "authentication",
-                format!("no security API answers ({status}): the cluster does not ask who the function is"),
-            ));
-            Some(Identity::Unsecured)
+    for path in WHO_AM_I {
+        let (status, answer) = match ask(deps, Method::Get, path, None, budget).await {
+            Ok(answered) => answered,
+            Err(why) => {
+                checks.push(Check::fail(
+                    "authentication",
+                    format!("no answer to GET {path}: {why}"),
+                    "the cluster was reached but does not answer HTTP in time: check ES_URL's scheme and port, and \
+                     the cluster's health",
+                ));
+                return None;
+            }
+        };
+        match status {
+            200 if path == WHO_AM_I[0] => {
+                let username = answer["username"].as_str().unwrap_or("?").to_owned();
+                let roles = list(&answer["roles"]);
+                let realm = answer["authentication_realm"]["name"].as_str().unwrap_or("?");
+                checks.push(Check::ok(
+                    "authentication",
+                    format!("Elasticsearch knows the function as {username} (realm {realm}, roles [{roles}])"),
+                ));
+                return Some(Identity::Elasticsearch { username });
+            }
+            200 => {
+                let username = answer["user_name"].as_str().unwrap_or("?").to_owned();
+                let roles = list(&answer["roles"]);
+                let backend_roles = list(&answer["backend_roles"]);
+                checks.push(Check::ok(
+                    "authentication",
+                    format!(
+                        "OpenSearch's security plugin knows the function as {username} (security roles [{roles}], \
+                         backend roles [{backend_roles}])"
+                    ),
+                ));
+                return Some(Identity::OpenSearch { username });
+            }
+            403 if access_policy_refused(status, &answer) && said(&answer).contains("es:ESHttpGet") => {
+                checks.push(Check::warn(
+                    "authentication",
+                    format!(
+                        "the domain's access policy lets the function write but not ask who it is: {}",
+                        said(&answer)
+                    ),
+                    "deploy this version of the stack: it grants the function es:ESHttpGet on the few paths the \
+                     doctor reads (none under an index, so no document can be read)",
+                ));
+                return Some(Identity::Unknown);
+            }
+            401 | 403 => {
+                checks.push(refused(status, &answer));
+                return None;
+            }
+            _ if no_such_api(status, &answer) => continue,
+            _ => {
+                checks.push(Check::fail(
+                    "authentication",
+                    format!("GET {path} was answered {status}: {}", said(&answer)),
+                    "the cluster is not ready to answer (its security plugin not initialised, overloaded, a proxy \
+                     in the way): check its health, then run the doctor again",
+                ));
+                return None;
+            }
         }
     }
+    let found = match auth {
+        EsAuth::SigV4 { .. } => "the domain's access policy admitted the signed requests, and it has no fine-grained \
+                                 access control: what the policy allows, the function may do"
+            .to_owned(),
+        _ => "no security API answers: the cluster does not ask who the function is".to_owned(),
+    };
+    checks.push(Check::ok("authentication", found));
+    Some(Identity::Unsecured)
 }
 
 fn list(value: &Value) -> String {
@@ -187,15 +205,75 @@ fn list(value: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// The permissions check: whether the function may write documents into today's index and create it, asked
-/// without writing (Elasticsearch's `_has_privileges`; on OpenSearch, requests its security refuses or lets through
-/// to a refusal of their own).
-pub(super) async fn permissions(deps: &Deps, identity: &Identity, today: &str, timeout: Duration) -> Check {
+/// What today's index name is in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// Nothing yet: the first document creates it.
+    Missing,
+    Index {
+        closed: bool,
+    },
+    /// An alias: `Some(false)` when it points at several indices and none is its write index.
+    Alias {
+        takes_writes: Option<bool>,
+    },
+    DataStream,
+    /// Not looked up, and why.
+    Unknown(String),
+}
+
+/// Today's index name as the cluster resolves it (`_resolve/index`, and `_alias` for an alias).
+pub(super) async fn look_up(deps: &Deps, today: &str, budget: &Budget) -> Target {
+    let (status, answer) = match ask(deps, Method::Get, &format!("_resolve/index/{today}"), None, budget).await {
+        Ok(answered) => answered,
+        Err(why) => return Target::Unknown(why),
+    };
+    let named = |kind: &str| {
+        answer[kind]
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["name"].as_str() == Some(today)))
+            .cloned()
+    };
+    match status {
+        404 => return Target::Missing,
+        200 => {}
+        _ => return Target::Unknown(format!("{status}: {}", said(&answer))),
+    }
+    if let Some(index) = named("indices") {
+        let closed = index["attributes"].as_array().is_some_and(|a| a.iter().any(|v| v == "closed"));
+        return Target::Index { closed };
+    }
+    if named("data_streams").is_some() {
+        return Target::DataStream;
+    }
+    if named("aliases").is_none() {
+        return Target::Missing;
+    }
+    // An alias takes writes with a write index, or with a single index behind it.
+    let takes_writes = match ask(deps, Method::Get, &format!("_alias/{today}"), None, budget).await {
+        Ok((200, aliases)) => aliases.as_object().map(|indices| {
+            indices.len() == 1 || indices.values().any(|entry| entry["aliases"][today]["is_write_index"] == true)
+        }),
+        _ => None,
+    };
+    Target::Alias { takes_writes }
+}
+
+/// The permissions check: whether the function may write documents into today's index and create it (when a
+/// pattern makes new names, or the name does not exist), asked without writing (Elasticsearch's `_has_privileges`;
+/// on OpenSearch, requests its security refuses or lets through to a refusal of their own).
+pub(super) async fn permissions(
+    deps: &Deps,
+    identity: &Identity,
+    today: &str,
+    target: &Target,
+    budget: &Budget,
+) -> Check {
     let pattern = deps.config.index.as_str();
+    let rolling = pattern.contains('%') || pattern.contains('{');
+    let must_create = rolling || matches!(target, Target::Missing | Target::Unknown(_));
     match identity {
-        Identity::Unsecured => {
-            Check::ok("permissions", "the cluster has no security: every request of the function is allowed")
-        }
+        Identity::Unsecured => Check::ok("permissions", "no fine-grained access control: nothing more to ask"),
         Identity::Serverless => Check::skipped(
             "permissions",
             format!(
@@ -206,8 +284,12 @@ pub(super) async fn permissions(deps: &Deps, identity: &Identity, today: &str, t
             ),
         ),
         Identity::Unknown => Check::skipped("permissions", "not asked: the domain did not say who the function is"),
-        Identity::Elasticsearch { username } => elasticsearch_privileges(deps, username, today, timeout).await,
-        Identity::OpenSearch { username } => opensearch_permissions(deps, username, today, timeout).await,
+        Identity::Elasticsearch { username } => {
+            elasticsearch_privileges(deps, username, today, must_create, budget).await
+        }
+        Identity::OpenSearch { username } => {
+            opensearch_permissions(deps, username, today, target, must_create, budget).await
+        }
     }
 }
 
@@ -244,11 +326,17 @@ fn wildcard(pattern: &str) -> String {
 /// Elasticsearch's own answer: `create_doc` for the bulk `create` the function sends; `auto_configure` or
 /// `create_index` for a new day's index; `auto_configure`, `write` or `manage` for the mapping updates new fields
 /// bring (since 8.0 `create_doc` no longer grants them).
-async fn elasticsearch_privileges(deps: &Deps, username: &str, today: &str, timeout: Duration) -> Check {
+async fn elasticsearch_privileges(
+    deps: &Deps,
+    username: &str,
+    today: &str,
+    must_create: bool,
+    budget: &Budget,
+) -> Check {
     let privileges = ["create_doc", "create_index", "auto_configure", "write", "manage"];
     let question = json!({"index": [{"names": [today], "privileges": privileges}]});
     let body = Bytes::from(question.to_string());
-    let (status, answer) = match ask(deps, Method::Post, "_security/user/_has_privileges", Some(body), timeout).await {
+    let (status, answer) = match ask(deps, Method::Post, "_security/user/_has_privileges", Some(body), budget).await {
         Ok(answered) => answered,
         Err(why) => return Check::warn("permissions", format!("not asked: {why}"), "run the doctor again"),
     };
@@ -265,16 +353,17 @@ async fn elasticsearch_privileges(deps: &Deps, username: &str, today: &str, time
     if !has("create_doc") {
         missing.push("create_doc (every bulk write is refused: 403 security_exception)");
     }
-    if !has("create_index") && !has("auto_configure") {
+    if must_create && !has("create_index") && !has("auto_configure") {
         missing.push("auto_configure or create_index (a new day's index is not created: 403)");
     }
     if !has("auto_configure") && !has("write") && !has("manage") {
         missing.push("auto_configure or write (a document with a new field is refused: 403 on its mapping update)");
     }
     if missing.is_empty() {
+        let creates = if must_create { ", create it" } else { "" };
         return Check::ok(
             "permissions",
-            format!("{username} may write documents to {today}, create it and add fields to its mapping"),
+            format!("{username} may write documents to {today}{creates} and add fields to its mapping"),
         );
     }
     Check::fail(
@@ -288,136 +377,121 @@ async fn elasticsearch_privileges(deps: &Deps, username: &str, today: &str, time
 }
 
 /// OpenSearch has no `_has_privileges`: the create-index permission is asked with a creation the cluster refuses
-/// after its security let it through (no shards), the write permission with a write conditional on a document that
-/// does not exist (a version conflict), sent only where it cannot create the index.
-async fn opensearch_permissions(deps: &Deps, username: &str, today: &str, timeout: Duration) -> Check {
-    let impossible_index = Bytes::from_static(br#"{"settings":{"index":{"number_of_shards":0}}}"#);
-    let (status, answer) = match ask(deps, Method::Put, today, Some(impossible_index), timeout).await {
-        Ok(answered) => answered,
-        Err(why) => return Check::warn("permissions", format!("not asked: {why}"), "run the doctor again"),
-    };
-    let kind = answer["error"]["type"].as_str().unwrap_or_default();
-    let (may_create, exists) = match status {
-        403 => (false, None),
-        400 if kind == "resource_already_exists_exception" => (true, Some(true)),
-        400 => (true, Some(false)),
-        _ => {
-            return Check::warn(
-                "permissions",
-                format!("creating {today} with no shards was answered {status}, not refused: {}", said(&answer)),
-                "check the index: the doctor asked for one no cluster should make",
-            );
+/// after its security let it through (no shards); the write permission with a write conditional on a document that
+/// does not exist (a version conflict, with an empty document: no field is added), sent only to an index that
+/// exists already, today's or the newest the pattern made, so that it can create nothing.
+async fn opensearch_permissions(
+    deps: &Deps,
+    username: &str,
+    today: &str,
+    target: &Target,
+    must_create: bool,
+    budget: &Budget,
+) -> Check {
+    let mut refused = Vec::new();
+    let mut unasked = Vec::new();
+    let mut allowed = Vec::new();
+    if must_create {
+        let impossible_index = Bytes::from_static(br#"{"settings":{"index":{"number_of_shards":0}}}"#);
+        match ask(deps, Method::Put, today, Some(impossible_index), budget).await {
+            Ok((status, answer)) if access_policy_refused(status, &answer) => unasked
+                .push(format!("creation not asked: the access policy refuses the doctor's PUT ({})", said(&answer))),
+            Ok((403, answer)) => refused.push(format!("may not create {today}: {}", said(&answer))),
+            // Refused after the security plugin let it through: for its shards, or its name already taken.
+            Ok((400, _)) => allowed.push(format!("may create {today}")),
+            Ok((status, answer)) => unasked
+                .push(format!("creating {today} with no shards was answered {status}, not refused: {}", said(&answer))),
+            Err(why) => unasked.push(format!("creation {why}")),
         }
+    }
+    let probed = match target {
+        Target::Index { closed: false } | Target::Alias { takes_writes: Some(true) } => Ok(Some(today.to_owned())),
+        Target::DataStream => Err("writing to a data stream shows with the first batch (it takes only create, which \
+                                   cannot be made conditional)"
+            .to_owned()),
+        _ => newest_like(deps, today, budget).await,
     };
-    let create_refusal = (!may_create).then(|| said(&answer));
-    // A write where the index exists, or where it cannot be created: nothing is left either way.
-    let may_write = match exists {
-        Some(false) => None,
-        _ => Some(conditional_write(deps, today, timeout).await),
-    };
+    match probed {
+        Ok(Some(index)) => match conditional_write(deps, &index, budget).await {
+            Ok(()) => allowed.push(format!("may write documents (a write to {index} that could not happen)")),
+            Err((403, why)) => refused.push(format!("may not write documents to {index}: {why}")),
+            Err((_, why)) => unasked.push(format!("writing not known: {why}")),
+        },
+        Ok(None) => allowed.push(format!(
+            "its write permission shows with the first batch (no index like {today} exists yet, and a probe would \
+             create one)"
+        )),
+        Err(why) => allowed.push(why),
+    }
     let roles_fix = format!(
-        "map the function's role to a role with index permissions crud and create_index on {} (make role-mapping \
-         STACK=<stack> prints the requests for Dev Tools)",
+        "map the function's role to a role with the index permissions crud and create_index on {} (make \
+         role-mapping STACK=<stack> prints the requests for Dev Tools)",
         wildcard(deps.config.index.as_str())
     );
-    match (create_refusal, may_write) {
-        (None, Some(Ok(()))) => {
-            Check::ok("permissions", format!("{username} may write documents to {today} and create indices like it"))
-        }
-        (None, None) => Check::ok(
+    let found = |parts: Vec<String>| format!("{username} {}", parts.join("; "));
+    match (refused.is_empty(), unasked.is_empty()) {
+        (false, _) => Check::fail("permissions", found(refused.into_iter().chain(unasked).collect()), roles_fix),
+        (true, false) => Check::warn(
             "permissions",
-            format!(
-                "{username} may create {today}; its write permission shows with the first batch (today's index does \
-                 not exist yet, and a probe would create it)"
-            ),
+            found(allowed.into_iter().chain(unasked).collect()),
+            "run the doctor again; if it stays, ask an administrator to check the role mapping",
         ),
-        (Some(refusal), write) => {
-            // A write refused only for the index it would create says nothing more.
-            let write = match write {
-                Some(Err(refused)) if !refused.contains("indices:admin/") => {
-                    format!("; and writing documents there: {refused}")
-                }
-                _ => String::new(),
-            };
-            Check::fail("permissions", format!("{username} may not create {today}: {refusal}{write}"), roles_fix)
-        }
-        (None, Some(Err(refused))) => {
-            Check::fail("permissions", format!("{username} may not write documents to {today}: {refused}"), roles_fix)
-        }
+        (true, true) => Check::ok("permissions", found(allowed)),
     }
 }
 
-/// A write of a document that cannot exist, conditional on a version it cannot have: allowed writes end in a version
-/// conflict and write nothing. `Err` with the refusal when the security plugin refuses it.
-async fn conditional_write(deps: &Deps, today: &str, timeout: Duration) -> Result<(), String> {
-    let id = format!("kinesis-es-indexer-doctor-{}", fastrand::u64(..));
-    let action = json!({"index": {"_index": today, "_id": id, "if_seq_no": 0, "if_primary_term": 1}});
-    let body = Bytes::from(format!("{action}\n{{\"kinesis_es_indexer_doctor\":true}}\n"));
-    let (status, answer) = ask(deps, Method::Post, "_bulk", Some(body), timeout).await?;
+/// The newest index the pattern made that exists (by name), other than today's: where a write can be probed
+/// without creating anything. `Err` says why none was looked for.
+async fn newest_like(deps: &Deps, today: &str, budget: &Budget) -> Result<Option<String>, String> {
+    let like = wildcard(deps.config.index.as_str());
+    if !like.contains('*') {
+        return Ok(None);
+    }
+    let (status, answer) = ask(deps, Method::Get, &format!("_resolve/index/{like}"), None, budget).await?;
     if status != 200 {
-        return Err(format!("{status}: {}", said(&answer)));
+        return Err(format!("writing not probed: looking up {like} was answered {status}: {}", said(&answer)));
+    }
+    let open = |index: &&Value| !index["attributes"].as_array().is_some_and(|a| a.iter().any(|v| v == "closed"));
+    let names = answer["indices"].as_array().into_iter().flatten().filter(open).filter_map(|i| i["name"].as_str());
+    Ok(names.filter(|name| *name != today && !name.starts_with('.')).max().map(str::to_owned))
+}
+
+/// A write of an empty document that cannot exist, conditional on a version it cannot have: allowed, it ends in a
+/// version conflict and writes nothing (not even a field in the mapping). `Err` with the status and refusal.
+async fn conditional_write(deps: &Deps, index: &str, budget: &Budget) -> Result<(), (u16, String)> {
+    let id = format!("kinesis-es-indexer-doctor-{}", fastrand::u64(..));
+    let action = json!({"index": {"_index": index, "_id": id, "if_seq_no": 0, "if_primary_term": 1}});
+    let body = Bytes::from(format!("{action}\n{{}}\n"));
+    let (status, answer) = ask(deps, Method::Post, "_bulk", Some(body), budget).await.map_err(|why| (0, why))?;
+    if status != 200 {
+        return Err((status, format!("{status}: {}", said(&answer))));
     }
     let item = &answer["items"][0]["index"];
     match item["status"].as_u64() {
         Some(409) => Ok(()),
-        Some(status) if status == 403 || status == 401 => Err(format!("{status}: {}", said(item))),
-        Some(status) => Err(format!("the conditional write was answered {status}: {}", said(item))),
-        None => Err(format!("the answer has no item: {}", said(&answer))),
+        Some(status) => Err((status as u16, format!("{status}: {}", said(item)))),
+        None => Err((0, format!("the answer has no item: {}", said(&answer)))),
     }
 }
 
-/// The pipeline checks: the Firehose tier's (installed, and the project's), and `ES_PIPELINE`'s (installed).
-pub(super) async fn pipelines(deps: &Deps, timeout: Duration, checks: &mut Vec<Check>) {
+/// The pipeline checks: the Firehose tier's pipeline (installed, and the project's) and the index template that
+/// routes Firehose's deliveries through it; `ES_PIPELINE`'s (installed).
+pub(super) async fn pipelines(deps: &Deps, budget: &Budget, checks: &mut Vec<Check>) {
     let config = &deps.config;
     if config.firehose_stream.is_none() && config.pipeline.is_none() {
         checks.push(Check::skipped("pipeline", "no Firehose stream and no ES_PIPELINE: no ingest pipeline is needed"));
         return;
     }
     if config.firehose_stream.is_some() {
-        let install = format!(
-            "install the project's: make firehose-pipeline REMOTE=1 FUNCTION={} (through the function, from inside \
-             its VPC)",
-            function_name()
-        );
-        let id = FIREHOSE_PIPELINE.rsplit('/').next().unwrap_or(FIREHOSE_PIPELINE);
-        checks.push(match ask(deps, Method::Get, FIREHOSE_PIPELINE, None, timeout).await {
-            Ok((200, answer)) => {
-                let ours: Value = serde_json::from_str(FIREHOSE_PIPELINE_DEFINITION).expect("the project's pipeline");
-                match answer[id]["processors"] == ours["processors"] {
-                    true => Check::ok("pipeline", format!("{id} is installed, as the project's")),
-                    false => Check::fail(
-                        "pipeline",
-                        format!(
-                            "{id} is installed but its processors differ from the project's: Firehose's deliveries \
-                             may land on other _ids (written twice) or keep the target field"
-                        ),
-                        install,
-                    ),
-                }
-            }
-            Ok((404, _)) => Check::fail(
-                "pipeline",
-                format!(
-                    "{id} is not installed: documents Firehose delivers get new _ids (written twice when the direct \
-                     path wrote them too) and keep their target field"
-                ),
-                install,
-            ),
-            Ok((status, answer)) => Check::warn(
-                "pipeline",
-                format!("{id} could not be read ({status}: {})", said(&answer)),
-                format!("read it as an administrator (GET _ingest/pipeline/{id}), or {install}"),
-            ),
-            Err(why) => Check::warn("pipeline", format!("{id} not read: {why}"), "run the doctor again"),
-        });
+        checks.push(firehose_pipeline(deps, budget).await);
     }
     if let Some(pipeline) = &config.pipeline {
-        checks.push(match ask(deps, Method::Get, &format!("_ingest/pipeline/{pipeline}"), None, timeout).await {
+        checks.push(match ask(deps, Method::Get, &format!("_ingest/pipeline/{pipeline}"), None, budget).await {
             Ok((200, _)) => Check::ok("pipeline", format!("ES_PIPELINE {pipeline} is installed")),
             Ok((404, _)) => Check::fail(
                 "pipeline",
                 format!("ES_PIPELINE names {pipeline}, which the cluster does not have: every document is refused"),
-                format!("create the ingest pipeline {pipeline}, or unset ES_PIPELINE (the stack's EsPipeline)"),
+                format!("create the ingest pipeline {pipeline}, or empty EsPipeline (ES_PIPELINE)"),
             ),
             Ok((status, answer)) => Check::warn(
                 "pipeline",
@@ -429,67 +503,168 @@ pub(super) async fn pipelines(deps: &Deps, timeout: Duration, checks: &mut Vec<C
     }
 }
 
+/// The command that installs the project's pipeline and template.
+fn install_command() -> String {
+    format!(
+        "install the project's: make firehose-pipeline REMOTE=1 FUNCTION={} FIREHOSE_INDEX_NAME=<the stack's \
+         FirehoseIndexName output> (through the function, from inside its VPC)",
+        function_name()
+    )
+}
+
+async fn firehose_pipeline(deps: &Deps, budget: &Budget) -> Check {
+    let install = install_command();
+    let id = FIREHOSE_PIPELINE.rsplit('/').next().unwrap_or(FIREHOSE_PIPELINE);
+    let pipeline = match ask(deps, Method::Get, "_ingest/pipeline/kinesis-es-indexer-firehose", None, budget).await {
+        Ok((200, answer)) => answer,
+        Ok((404, _)) => {
+            return Check::fail(
+                "pipeline",
+                format!(
+                    "{id} is not installed: documents Firehose delivers get new _ids (written twice when the direct \
+                     path wrote them too) and keep their target field"
+                ),
+                install,
+            );
+        }
+        Ok((status, answer)) => {
+            return Check::warn(
+                "pipeline",
+                format!("{id} could not be read ({status}: {})", said(&answer)),
+                format!("read it as an administrator (GET _ingest/pipeline/{id}), or {install}"),
+            );
+        }
+        Err(why) => return Check::warn("pipeline", format!("{id} not read: {why}"), "run the doctor again"),
+    };
+    let ours: Value = serde_json::from_str(FIREHOSE_PIPELINE_DEFINITION).expect("the project's pipeline");
+    if pipeline[id]["processors"] != ours["processors"] {
+        return Check::fail(
+            "pipeline",
+            format!(
+                "{id} is installed but its processors differ from the project's: Firehose's deliveries may land on \
+                 other _ids (written twice) or keep the target field"
+            ),
+            install,
+        );
+    }
+    match firehose_template(deps, budget).await {
+        Ok(Some(template)) if template.default_pipeline.as_deref() == Some(id) => Check::ok(
+            "pipeline",
+            format!(
+                "{id} is installed, as the project's, and the index template {} sends [{}] through it",
+                FIREHOSE_TEMPLATE,
+                template.patterns.join(", ")
+            ),
+        ),
+        Ok(Some(template)) => Check::fail(
+            "pipeline",
+            format!(
+                "{id} is installed, but the index template {FIREHOSE_TEMPLATE} names {} as the default pipeline: \
+                 Firehose's deliveries do not go through it",
+                template.default_pipeline.as_deref().unwrap_or("none")
+            ),
+            install,
+        ),
+        Ok(None) => Check::fail(
+            "pipeline",
+            format!(
+                "{id} is installed, but no index template {FIREHOSE_TEMPLATE} sends Firehose's deliveries through \
+                 it: they get new _ids"
+            ),
+            install,
+        ),
+        Err(why) => Check::warn(
+            "pipeline",
+            format!("{id} is installed, as the project's; the index template {FIREHOSE_TEMPLATE} not read: {why}"),
+            format!("read it as an administrator (GET _index_template/{FIREHOSE_TEMPLATE})"),
+        ),
+    }
+}
+
+/// The index template that sends Firehose's deliveries through the pipeline.
+pub(super) const FIREHOSE_TEMPLATE: &str = "kinesis-es-indexer-firehose";
+
+/// What the Firehose tier's index template holds: its patterns and default pipeline.
+pub(super) struct FirehoseTemplate {
+    pub patterns: Vec<String>,
+    pub default_pipeline: Option<String>,
+}
+
+impl FirehoseTemplate {
+    /// Whether a pattern of the template matches indices named `index` (as Firehose names them: `index`, or
+    /// `index-<date>` with a rotation).
+    pub fn covers(&self, index: &str) -> bool {
+        self.patterns.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => index.starts_with(prefix),
+            None => pattern == index,
+        })
+    }
+}
+
+/// The Firehose tier's index template, `None` when there is none; `Err` says why it was not read.
+pub(super) async fn firehose_template(deps: &Deps, budget: &Budget) -> Result<Option<FirehoseTemplate>, String> {
+    let (status, answer) = ask(deps, Method::Get, "_index_template/kinesis-es-indexer-firehose", None, budget).await?;
+    match status {
+        200 => {}
+        404 => return Ok(None),
+        _ => return Err(format!("{status}: {}", said(&answer))),
+    }
+    let template = &answer["index_templates"][0]["index_template"];
+    let patterns = match &template["index_patterns"] {
+        Value::String(pattern) => vec![pattern.clone()],
+        patterns => patterns.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect(),
+    };
+    let settings = &template["template"]["settings"];
+    let default_pipeline = settings["index.default_pipeline"]
+        .as_str()
+        .or_else(|| settings["index"]["default_pipeline"].as_str())
+        .map(str::to_owned);
+    Ok(Some(FirehoseTemplate { patterns, default_pipeline }))
+}
+
 /// The index check: the name the pattern makes today (placeholders at their fallbacks), valid by Elasticsearch's
 /// rules, and what it is in the cluster: nothing yet, an index, an alias that can take writes, a data stream.
-pub(super) async fn index_name(deps: &Deps, today: &str, timeout: Duration) -> Check {
+pub(super) fn index_name(deps: &Deps, today: &str, target: &Target) -> Check {
     let pattern = deps.config.index.as_str();
     if let Err(why) = crate::index::check_index_name(today) {
         return Check::fail(
             "index",
             format!("ES_INDEX {pattern} makes {today:?} today, which {why}"),
-            "change ES_INDEX (the stack's EsIndex): lowercase, none of \\ / * ? \" < > | , # : or spaces",
+            "change EsIndex (ES_INDEX): lowercase, none of \\ / * ? \" < > | , # : or spaces",
         );
     }
     let made = format!("ES_INDEX {pattern} makes {today} today (a valid name)");
-    let (status, answer) = match ask(deps, Method::Get, &format!("_resolve/index/{today}"), None, timeout).await {
-        Ok(answered) => answered,
-        Err(why) => return Check::warn("index", format!("{made}; not looked up: {why}"), "run the doctor again"),
-    };
-    let named = |kind: &str| {
-        answer[kind]
-            .as_array()
-            .and_then(|items| items.iter().find(|item| item["name"].as_str() == Some(today)))
-            .cloned()
-    };
-    if status == 404 || (status == 200 && ["indices", "aliases", "data_streams"].iter().all(|k| named(k).is_none())) {
-        return Check::ok("index", format!("{made}; it does not exist yet: the first document creates it"));
-    }
-    if status != 200 {
-        return Check::ok("index", format!("{made}; not looked up ({status}: {})", said(&answer)));
-    }
-    if let Some(index) = named("indices") {
-        if index["attributes"].as_array().is_some_and(|a| a.iter().any(|v| v == "closed")) {
-            return Check::fail(
-                "index",
-                format!("{made}; it is a closed index: every write is refused (index_closed_exception)"),
-                format!("open it (POST {today}/_open), or point ES_INDEX elsewhere"),
-            );
-        }
-        return Check::ok("index", format!("{made}; it is an open index"));
-    }
-    if named("data_streams").is_some() {
-        return Check::ok("index", format!("{made}; it is a data stream: documents are created in its write index"));
-    }
-    // An alias: it takes writes only with a write index (or a single index behind it).
-    let aliases = match ask(deps, Method::Get, &format!("_alias/{today}"), None, timeout).await {
-        Ok((200, aliases)) => aliases,
-        _ => return Check::ok("index", format!("{made}; it is an alias (its write index not looked up)")),
-    };
-    let behind: Vec<(&String, bool)> = aliases
-        .as_object()
-        .map(|indices| {
-            indices.iter().map(|(index, entry)| (index, entry["aliases"][today]["is_write_index"] == true)).collect()
-        })
-        .unwrap_or_default();
-    if behind.len() > 1 && !behind.iter().any(|(_, write)| *write) {
-        let names: Vec<&str> = behind.iter().map(|(index, _)| index.as_str()).collect();
-        return Check::fail(
+    match target {
+        Target::Missing => Check::ok("index", format!("{made}; it does not exist yet: the first document creates it")),
+        Target::Unknown(why) => Check::ok("index", format!("{made}; not looked up ({why})")),
+        Target::Index { closed: true } => Check::fail(
             "index",
-            format!("{made}; it is an alias of [{}] with no write index: every write is refused", names.join(", ")),
-            "mark one of them the alias's write index (is_write_index: true), or point ES_INDEX at an index",
-        );
+            format!("{made}; it is a closed index: every write is refused (index_closed_exception)"),
+            format!("open it (POST {today}/_open), or point EsIndex elsewhere"),
+        ),
+        Target::Index { closed: false } => Check::ok("index", format!("{made}; it is an open index")),
+        Target::DataStream if deps.config.firehose_stream.is_some() => Check::fail(
+            "index",
+            format!(
+                "{made}; it is a data stream, which takes only create: the documents Firehose delivers (its own \
+                 action) are refused"
+            ),
+            "deploy without the Firehose tier, make deploy SET=\"DeliveryStreamName=none\": retry-later documents \
+             then go back to Kinesis, paced, and the function writes them with create",
+        ),
+        Target::DataStream => {
+            Check::ok("index", format!("{made}; it is a data stream: documents are created in its write index"))
+        }
+        Target::Alias { takes_writes: Some(false) } => Check::fail(
+            "index",
+            format!("{made}; it is an alias of several indices with no write index: every write is refused"),
+            "mark one of them the alias's write index (is_write_index: true), or point EsIndex at an index",
+        ),
+        Target::Alias { takes_writes } => {
+            let writes = if *takes_writes == Some(true) { "that takes writes" } else { "(its write index not read)" };
+            Check::ok("index", format!("{made}; it is an alias {writes}"))
+        }
     }
-    Check::ok("index", format!("{made}; it is an alias that takes writes"))
 }
 
 #[cfg(test)]

@@ -1,25 +1,30 @@
 //! The doctor's questions about the Firehose tier: the stream exists and is ACTIVE, it delivers to the function's
 //! cluster, and (under OpenSearch's fine-grained access control) its role is mapped to write there.
 
-use std::time::Duration;
-
 use ::elasticsearch::http::Method;
 use serde_json::Value;
 
-use super::Check;
-use super::cluster::{Identity, ask, said};
+use super::cluster::{FIREHOSE_TEMPLATE, Identity, ask, firehose_template, said};
+use super::{Budget, Check};
 use crate::firehose::Destination;
 use crate::handler::Deps;
 
 /// The Firehose checks: `firehose` (stream, state, destination) and `firehose role` (its mapping, where the
 /// cluster can tell).
-pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, timeout: Duration, checks: &mut Vec<Check>) {
+pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, budget: &Budget, checks: &mut Vec<Check>) {
     let Some(firehose) = &deps.firehose else {
         checks.push(Check::skipped(
             "firehose",
             "no Firehose stream (DeliveryStreamName=none): \"retry later\" documents go back to Kinesis",
         ));
         return;
+    };
+    let timeout = match budget.next() {
+        Ok(timeout) => timeout,
+        Err(why) => {
+            checks.push(Check::skipped("firehose", why));
+            return;
+        }
     };
     let description = match firehose.describe(timeout).await {
         Ok(description) => description,
@@ -60,10 +65,14 @@ pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, timeout: 
         return;
     }
     let Some(destination) = &description.destination else {
-        checks.push(Check::warn(
+        checks.push(Check::fail(
             "firehose",
-            format!("the stream {name} is ACTIVE but delivers to neither a cluster nor an HTTP endpoint"),
-            "point it at the function's cluster (the stack's own stream does)",
+            format!(
+                "the stream {name} is ACTIVE but delivers to neither a cluster nor an HTTP endpoint: the documents \
+                 parked there never reach the cluster"
+            ),
+            "point DeliveryStreamName at a stream that delivers to the function's cluster, or leave it empty for \
+             the stack to make one",
         ));
         return;
     };
@@ -72,33 +81,57 @@ pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, timeout: 
     let target = destination.domain_arn.as_deref().or(destination.endpoint.as_deref()).unwrap_or("?");
     let found =
         format!("the stream {name} is ACTIVE, delivering to the {} {target}{index} as {role}", destination.kind);
-    checks.push(match elsewhere(destination, &deps.config.es_url) {
+    let mut check = match elsewhere(destination, &deps.config.es_url) {
         None => Check::ok("firehose", found),
         Some(why) => Check::fail(
             "firehose",
             format!("{found}; {why}: documents parked there land in another cluster"),
-            "point the stream at the function's cluster (the stack's DomainArn or EsUrl), or the function at the \
-             stream's",
+            "point the stream at the function's cluster (an existing stream: DeliveryStreamName), or leave \
+             DeliveryStreamName empty for the stack to make one",
         ),
-    });
+    };
+    // Firehose writes to its index; the tier's template must send that index through the pipeline.
+    if check.status == super::Status::Ok
+        && let Some(index) = &destination.index
+        && identity.is_some()
+    {
+        match firehose_template(deps, budget).await {
+            Ok(Some(template)) if !template.covers(index) => {
+                check = Check::fail(
+                    "firehose",
+                    format!(
+                        "{}; but the index template {FIREHOSE_TEMPLATE} covers [{}], not {index}: its deliveries \
+                         skip the pipeline and get new _ids",
+                        check.found,
+                        template.patterns.join(", ")
+                    ),
+                    format!("make firehose-pipeline REMOTE=1 FUNCTION=<stack>-indexer FIREHOSE_INDEX_NAME={index}"),
+                );
+            }
+            // Missing or unread: the pipeline check says so.
+            _ => {}
+        }
+    }
+    checks.push(check);
     if let Some(role) = &destination.role_arn {
-        checks.push(firehose_role(deps, identity, role, timeout).await);
+        checks.push(firehose_role(deps, identity, role, budget).await);
     }
 }
 
 /// Why the destination is not the cluster at `es_url`, when it is not (by its domain's ARN, or its endpoint's host).
 fn elsewhere(destination: &Destination, es_url: &str) -> Option<String> {
+    let writes_to = format!("the function writes to {}", crate::config::redact_url(es_url));
     if let Some(arn) = &destination.domain_arn {
-        return crate::config::domain_of_url_is(arn, es_url).err();
+        return crate::config::domain_of_url_is(arn, es_url).err().map(|_| writes_to);
     }
     let host = |url: &str| url::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_ascii_lowercase));
     let endpoint = destination.endpoint.as_deref()?;
-    (host(endpoint) != host(es_url)).then(|| format!("the function writes to {}", crate::config::redact_url(es_url)))
+    (host(endpoint) != host(es_url)).then_some(writes_to)
 }
 
 /// Whether Firehose's role may write, where the cluster can say: under OpenSearch's security, a role mapping that
 /// names it (readable only by a principal allowed the security API).
-async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, timeout: Duration) -> Check {
+async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, budget: &Budget) -> Check {
     let print = "make role-mapping STACK=<stack> prints the requests that map it, for Dev Tools as the master user";
     if !matches!(identity, Some(Identity::OpenSearch { .. })) {
         return Check::skipped(
@@ -108,14 +141,17 @@ async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, tim
             ),
         );
     }
-    let (status, mappings) = match ask(deps, Method::Get, "_plugins/_security/api/rolesmapping", None, timeout).await {
+    let (status, mappings) = match ask(deps, Method::Get, "_plugins/_security/api/rolesmapping", None, budget).await {
         Ok(answered) => answered,
         Err(why) => return Check::skipped("firehose role", format!("{role}: not asked ({why}); {print}")),
     };
     if status != 200 {
         return Check::skipped(
             "firehose role",
-            format!("{role}: the function may not read role mappings ({status}: {}); {print}", said(&mappings)),
+            format!(
+                "{role}: not known (the function may not read role mappings, as usual: {status}: {}); {print}",
+                said(&mappings)
+            ),
         );
     }
     let names = |entry: &Value, key: &str| entry[key].as_array().is_some_and(|v| v.iter().any(|v| v == role));

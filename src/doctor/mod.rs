@@ -118,14 +118,38 @@ pub fn cold_start_failed(error: &str) -> DoctorReport {
     DoctorReport::new(vec![Check::fail("configuration", format!("the function cannot start: {error}"), fix)])
 }
 
-/// Runs every check against the cluster and Firehose `deps` reach, each request within `timeout`.
-pub async fn examine(deps: &Deps, timeout: Duration) -> DoctorReport {
+/// How long the doctor may wait: each request at most `per_request`, and every one before `deadline` (the
+/// invocation's, less its margin), so that a slow cluster ends in a report rather than a timed-out invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline: tokio::time::Instant,
+    pub per_request: Duration,
+}
+
+/// Less than this left is no time for a request.
+const LEAST_REQUEST_TIME: Duration = Duration::from_millis(50);
+
+impl Budget {
+    /// The time the next request may take, or why there is none.
+    pub fn next(&self) -> Result<Duration, String> {
+        let left = self.deadline.saturating_duration_since(tokio::time::Instant::now());
+        match left < LEAST_REQUEST_TIME {
+            true => Err("not asked: no time was left before the invocation's deadline (raise the function's \
+                         Timeout, or lower EsTimeoutMs)"
+                .to_owned()),
+            false => Ok(left.min(self.per_request)),
+        }
+    }
+}
+
+/// Runs every check against the cluster and Firehose `deps` reach, within `budget`.
+pub async fn examine(deps: &Deps, budget: Budget) -> DoctorReport {
     let config = &deps.config;
     let mut checks = vec![configuration(config)];
-    let reached = network::reach(config, timeout, &mut checks).await;
+    let reached = network::reach(config, &budget, &mut checks).await;
     let today = config.index.fallback_name(Utc::now());
     let identity = match reached {
-        true => cluster::authentication(deps, timeout, &mut checks).await,
+        true => cluster::authentication(deps, &budget, &mut checks).await,
         false => {
             for check in ["authentication", "permissions", "pipeline", "index"] {
                 checks.push(Check::skipped(check, "not asked: the cluster was not reached (see above)"));
@@ -134,15 +158,16 @@ pub async fn examine(deps: &Deps, timeout: Duration) -> DoctorReport {
         }
     };
     if let Some(identity) = &identity {
-        checks.push(cluster::permissions(deps, identity, &today, timeout).await);
-        cluster::pipelines(deps, timeout, &mut checks).await;
-        checks.push(cluster::index_name(deps, &today, timeout).await);
+        let target = cluster::look_up(deps, &today, &budget).await;
+        checks.push(cluster::permissions(deps, identity, &today, &target, &budget).await);
+        cluster::pipelines(deps, &budget, &mut checks).await;
+        checks.push(cluster::index_name(deps, &today, &target));
     } else if reached {
         for check in ["permissions", "pipeline", "index"] {
             checks.push(Check::skipped(check, "not asked: the cluster did not accept the function's credentials"));
         }
     }
-    delivery::firehose(deps, identity.as_ref(), timeout, &mut checks).await;
+    delivery::firehose(deps, identity.as_ref(), &budget, &mut checks).await;
     DoctorReport::new(checks)
 }
 
@@ -172,7 +197,8 @@ fn configuration(config: &Config) -> Check {
         return Check::warn(
             "configuration",
             format!("{found}; TLS certificates are NOT verified (ES_TLS_VERIFY=false)"),
-            "give the cluster's CA with ES_CA_CERT and unset ES_TLS_VERIFY",
+            "trust the cluster's CA instead: make deploy SET=\"EsTlsVerify=true EsCaCert=/opt/ca.pem\" (a PEM bundle \
+             from a layer; ES_TLS_VERIFY=true and ES_CA_CERT outside Lambda)",
         );
     }
     Check::ok("configuration", found)
@@ -194,6 +220,17 @@ mod tests {
                 "NOT healthy: fix what FAIL names, in order (a later check may follow from an earlier one)\n"
             )
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_gives_each_request_its_time_until_the_deadline() {
+        let start = tokio::time::Instant::now();
+        let budget = Budget { deadline: start + Duration::from_secs(25), per_request: Duration::from_secs(10) };
+        assert_eq!(budget.next(), Ok(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(budget.next(), Ok(Duration::from_secs(5)), "what is left, when less than a request's own");
+        tokio::time::advance(Duration::from_millis(4_960)).await;
+        assert!(budget.next().expect_err("40 ms is no time for a request").contains("Timeout"));
     }
 
     #[test]

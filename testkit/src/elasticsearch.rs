@@ -155,26 +155,76 @@ pub struct Principal {
     pub flavour: Flavour,
     pub username: String,
     pub roles: Vec<String>,
-    /// Writing documents (`create_doc`; OpenSearch's `indices:data/write/index`).
-    pub may_write: bool,
-    /// Creating an index (`create_index`/`auto_configure`; OpenSearch's `indices:admin/create`).
-    pub may_create_index: bool,
+    /// Its index privileges on every index, by Elasticsearch's names (`create_doc`, `auto_configure`, `write`…);
+    /// OpenSearch's permissions are read through them (`crud` as `write`, `create_index` as itself).
+    pub privileges: Vec<String>,
     /// What `GET _plugins/_security/api/rolesmapping` answers; `None`: 403, as to a principal without security API
     /// access.
     pub role_mappings: Option<Value>,
 }
 
+/// The index privileges Elasticsearch knows (an unknown name in `_has_privileges` is refused).
+const INDEX_PRIVILEGES: [&str; 18] = [
+    "all",
+    "auto_configure",
+    "create",
+    "create_doc",
+    "create_index",
+    "cross_cluster_replication",
+    "delete",
+    "delete_index",
+    "index",
+    "maintenance",
+    "manage",
+    "manage_data_stream_lifecycle",
+    "manage_follow_index",
+    "manage_ilm",
+    "manage_leader_index",
+    "monitor",
+    "read",
+    "write",
+];
+
 impl Principal {
-    /// A principal of `flavour` allowed everything the indexer does, its role mappings unreadable.
+    /// A principal of `flavour` allowed what the indexer does, as each flavour's documentation grants it
+    /// (Elasticsearch: `create_doc` and `auto_configure`; OpenSearch: `crud`, as `write`, and `create_index`), its
+    /// role mappings unreadable.
     pub fn allowed(flavour: Flavour) -> Principal {
+        let privileges = match flavour {
+            Flavour::Elasticsearch => ["create_doc", "auto_configure"],
+            Flavour::OpenSearch => ["write", "create_index"],
+        };
         Principal {
             flavour,
             username: "kinesis-es-indexer".to_owned(),
             roles: vec!["logs_writer".to_owned()],
-            may_write: true,
-            may_create_index: true,
+            privileges: privileges.iter().map(|p| (*p).to_owned()).collect(),
             role_mappings: None,
         }
+    }
+
+    /// Whether its privileges grant `privilege`, by Elasticsearch's implications (`write` grants `index`, which
+    /// grants `create`, which grants `create_doc`; `manage` grants `create_index` and `auto_configure`).
+    pub fn grants(&self, privilege: &str) -> bool {
+        let implied_by: &[&str] = match privilege {
+            "create_doc" => &["create", "index", "write"],
+            "create" => &["index", "write"],
+            "index" => &["write"],
+            "create_index" | "auto_configure" => &["manage"],
+            _ => &[],
+        };
+        self.privileges.iter().any(|held| held == privilege || held == "all" || implied_by.contains(&held.as_str()))
+    }
+
+    /// Writing documents (`create_doc`; OpenSearch's `indices:data/write/index`).
+    fn may_write(&self) -> bool {
+        self.grants("create_doc")
+    }
+
+    /// Creating an index (`create_index`, or `auto_configure` for the creation a write asks;
+    /// OpenSearch's `indices:admin/create`).
+    fn may_create_index(&self, explicitly: bool) -> bool {
+        self.grants("create_index") || (!explicitly && self.grants("auto_configure"))
     }
 
     /// The 403 of an action this principal may not run, worded as its flavour's security words it.
@@ -234,6 +284,10 @@ struct State {
     principal: Option<Principal>,
     /// Whether an Amazon domain's access policy refuses the caller's `GET`s (it may only post and put).
     iam_refuses_gets: bool,
+    /// Whether the security plugin is not ready yet: its APIs answer 503.
+    security_unavailable: bool,
+    /// Names that are data streams (as `_resolve/index` tells them).
+    data_streams: HashSet<String>,
     indices: HashMap<String, Index>,
     write_queue: Option<usize>,
     shards: usize,
@@ -296,6 +350,8 @@ struct IndexTemplate {
     default_pipeline: Option<String>,
     /// `index.mapping.total_fields.limit`.
     total_fields_limit: Option<usize>,
+    /// The template as it was put, for `GET _index_template/{name}`.
+    definition: Value,
     /// `template.mappings`, with no field limit of its own (the index's applies when it is created).
     mappings: Option<Mapping>,
 }
@@ -337,7 +393,8 @@ impl IndexTemplate {
                 Some(mappings)
             }
         };
-        Ok(IndexTemplate { name, patterns, priority, default_pipeline, total_fields_limit, mappings })
+        let definition = template.clone();
+        Ok(IndexTemplate { name, patterns, priority, default_pipeline, total_fields_limit, mappings, definition })
     }
 
     fn matches(&self, index: &str) -> bool {
@@ -418,6 +475,8 @@ impl EsDouble {
         let state = State {
             principal: None,
             iam_refuses_gets: false,
+            security_unavailable: false,
+            data_streams: HashSet::new(),
             indices: HashMap::new(),
             write_queue: None,
             shards: 1,
@@ -501,6 +560,21 @@ impl EsDouble {
     /// only `es:ESHttpPost` and `es:ESHttpPut`: 403 with IAM's `Message`.
     pub fn set_iam_refuses_gets(&self, refuses: bool) {
         self.state().iam_refuses_gets = refuses;
+    }
+
+    /// While set, the security plugin's APIs answer 503 as OpenSearch's does before its index is initialised.
+    pub fn set_security_unavailable(&self, unavailable: bool) {
+        self.state().security_unavailable = unavailable;
+    }
+
+    /// Makes `name` a data stream as `_resolve/index` tells it (its documents are not modelled).
+    pub fn add_data_stream(&self, name: &str) {
+        self.state().data_streams.insert(name.to_owned());
+    }
+
+    /// Installs an index template under `name`, as `PUT /_index_template/{name}` does.
+    pub fn put_index_template(&self, name: &str, template: &Value) -> Result<(), String> {
+        self.state().put_index_template(Some(name.to_owned()), template)
     }
 
     /// With `false`, writing to an index that does not exist answers 404 `index_not_found_exception`.
@@ -819,6 +893,7 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
         | (&Method::GET, ["_plugins", "_security", "authinfo"])
         | (&Method::GET, ["_plugins", "_security", "api", "rolesmapping"])
         | (&Method::GET, ["_ingest", "pipeline", _])
+        | (&Method::GET, ["_index_template", _])
         | (&Method::GET, ["_resolve", "index", _])
         | (&Method::GET, ["_alias", _]) => {
             let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
@@ -854,6 +929,9 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
     }
     let principal = state.principal.clone();
     let flavour = principal.as_ref().map(|p| p.flavour);
+    if state.security_unavailable && segments.iter().any(|segment| segment.contains("_security")) {
+        return json_response(503, &json!({"error": "OpenSearch Security not initialized.", "status": 503}));
+    }
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (segments.as_slice(), flavour) {
         (["_security", "_authenticate"], Some(Flavour::Elasticsearch)) => {
@@ -880,13 +958,14 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
                 for name in entry["names"].as_array().into_iter().flatten().filter_map(Value::as_str) {
                     let mut granted = Map::new();
                     for privilege in entry["privileges"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                        // The double's roles: create_doc (with its implied names) for writing, create_index and
-                        // auto_configure for creating; nothing else.
-                        let has = match privilege {
-                            "create_doc" | "create" | "index" | "write" => principal.may_write,
-                            "create_index" | "auto_configure" => principal.may_create_index,
-                            _ => false,
-                        };
+                        if !INDEX_PRIVILEGES.contains(&privilege) {
+                            let reason = format!(
+                                "unknown index privilege [{privilege}]. a privilege must be either one of the predefined fixed indices privileges [{}] or a pattern over one of the available index actions",
+                                INDEX_PRIVILEGES.join(",")
+                            );
+                            return json_response(400, &error_body(400, "illegal_argument_exception", &reason));
+                        }
+                        let has = principal.grants(privilege);
                         all &= has;
                         granted.insert(privilege.to_owned(), Value::Bool(has));
                     }
@@ -929,6 +1008,32 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
             Some(definition) => json_response(200, &json!({ *id: definition })),
             None => json_response(404, &json!({})),
         },
+        (["_index_template", name], _) => {
+            let found = state.templates.iter().find(|template| template.name.as_deref() == Some(*name));
+            match found {
+                Some(template) => json_response(
+                    200,
+                    &json!({"index_templates": [{"name": name, "index_template": template.definition}]}),
+                ),
+                None => {
+                    let reason = format!("index template matching [{name}] not found");
+                    json_response(404, &error_body(404, "resource_not_found_exception", &reason))
+                }
+            }
+        }
+        (["_resolve", "index", name], _) if name.contains('*') => {
+            // A wildcard matches what there is, and nothing is no error.
+            let mut names: Vec<&String> = state.indices.keys().filter(|index| index_matches(name, index)).collect();
+            names.sort();
+            let indices: Vec<Value> = names
+                .iter()
+                .map(|index| {
+                    let closed = state.index_faults.get(*index) == Some(&IndexFault::Closed);
+                    json!({"name": index, "attributes": [if closed { "closed" } else { "open" }]})
+                })
+                .collect();
+            json_response(200, &json!({"indices": indices, "aliases": [], "data_streams": []}))
+        }
         (["_resolve", "index", name], _) => {
             let name = (*name).to_owned();
             if let Some(_index) = state.indices.get(&name) {
@@ -937,6 +1042,12 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
                 json_response(
                     200,
                     &json!({"indices": [{"name": name, "attributes": [attributes]}], "aliases": [], "data_streams": []}),
+                )
+            } else if state.data_streams.contains(&name) {
+                let backing = format!(".ds-{name}-000001");
+                json_response(
+                    200,
+                    &json!({"indices": [], "aliases": [], "data_streams": [{"name": name, "backing_indices": [backing], "timestamp_field": "@timestamp"}]}),
                 )
             } else if state.aliases_without_write_index.contains(&name) {
                 let behind = [format!("{name}-000001"), format!("{name}-000002")];
@@ -968,7 +1079,7 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
 /// `PUT /{index}`: refused by security first (as its action filter runs before the action), then by the name, an
 /// index already there, or its settings; else made (from a matching template).
 fn create_index(state: &mut State, index: &str, body: &Bytes) -> Response<Body> {
-    if let Some(principal) = state.principal.as_ref().filter(|principal| !principal.may_create_index) {
+    if let Some(principal) = state.principal.as_ref().filter(|principal| !principal.may_create_index(true)) {
         let reason = principal.refusal("indices:admin/create", index, "create_index,manage,all");
         return json_response(403, &error_body(403, "security_exception", &reason));
     }
@@ -1431,6 +1542,12 @@ impl State {
         };
         let keep_sources = self.keep_sources;
         let index = self.index_mut(&action.index);
+        // Refused before anything is written, the mapping left as it was.
+        if let Err(refusal) = index.mapping.map_document(source.as_object().expect("checked above"), &id) {
+            return json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": refusal.status, "error": refusal.to_json()} });
+        }
+        // As the shard does: the dynamic mapping update is applied before the engine checks the condition, so a
+        // conditional write refused for its version still adds its new fields to the mapping.
         if let Some((seq_no, term)) = action.condition {
             let found = match index.documents.contains_key(&id) {
                 true => format!("current document has seqNo [{}] and primary term [1]", index.seq_no),
@@ -1438,10 +1555,6 @@ impl State {
             };
             let reason = format!("[{id}]: version conflict, required seqNo [{seq_no}], primary term [{term}]. {found}");
             return item(409, "version_conflict_engine_exception", reason);
-        }
-        // Refused before anything is written, the mapping left as it was.
-        if let Err(refusal) = index.mapping.map_document(source.as_object().expect("checked above"), &id) {
-            return json!({ &action.kind: {"_index": &action.index, "_id": &id, "status": refusal.status, "error": refusal.to_json()} });
         }
         let existing = index.documents.get(&id).map(|(version, _)| *version);
         if action.kind == "create"
@@ -1471,12 +1584,12 @@ impl State {
     /// an alias without a write index, a pipeline that does not exist. Worded as Elasticsearch and OpenSearch do.
     fn refusal(&self, action: &Action) -> Option<(u16, &'static str, String)> {
         if let Some(principal) = &self.principal {
-            if !principal.may_write {
+            if !principal.may_write() {
                 let reason =
                     principal.refusal("indices:data/write/bulk[s]", &action.index, "create_doc,create,index,write,all");
                 return Some((403, "security_exception", reason));
             }
-            if !principal.may_create_index && !self.indices.contains_key(&action.index) {
+            if !principal.may_create_index(false) && !self.indices.contains_key(&action.index) {
                 let name = match principal.flavour {
                     Flavour::Elasticsearch => "indices:admin/auto_create",
                     Flavour::OpenSearch => "indices:admin/create",
@@ -1758,18 +1871,44 @@ async fn authenticate(
     parts: &hyper::http::request::Parts,
     wire: &Bytes,
 ) -> Result<(), Response<Body>> {
-    let required = state.lock().expect("state").basic_auth.clone();
+    let (required, flavour) = {
+        let state = state.lock().expect("state");
+        (state.basic_auth.clone(), state.principal.as_ref().map(|principal| principal.flavour))
+    };
+    let given = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Some(required) = required
-        && parts.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(required.as_str())
+        && given != Some(required.as_str())
     {
-        let reason = format!("unable to authenticate user for REST request [{}]", parts.uri.path());
-        return Err(json_response(401, &error_body(401, "security_exception", &reason)));
+        // OpenSearch's security plugin answers in plain text; Elasticsearch names the user it could not authenticate.
+        if flavour == Some(Flavour::OpenSearch) {
+            let refused = Response::builder()
+                .status(401)
+                .header("www-authenticate", "Basic realm=\"OpenSearch Security\"")
+                .body(server::full("Unauthorized"))
+                .expect("response");
+            return Err(refused);
+        }
+        let user = given
+            .and_then(|header| header.strip_prefix("Basic "))
+            .and_then(|encoded| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok())
+            .and_then(|decoded| String::from_utf8(decoded).ok())
+            .and_then(|pair| pair.split_once(':').map(|(user, _)| user.to_owned()));
+        let uri = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+        let reason = match user {
+            Some(user) => format!("unable to authenticate user [{user}] for REST request [{uri}]"),
+            None => format!("missing authentication credentials for REST request [{uri}]"),
+        };
+        let mut refused = json_response(401, &error_body(401, "security_exception", &reason));
+        let challenge = hyper::header::HeaderValue::from_static("Basic realm=\"security\", charset=\"UTF-8\"");
+        refused.headers_mut().insert("www-authenticate", challenge);
+        return Err(refused);
     }
     let check = state.lock().expect("state").sigv4.clone();
     if let Some(check) = check
         && let Err(why) = verify_sigv4(&check, parts, wire).await
     {
-        return Err(json_response(403, &json!({ "message": why })));
+        // Amazon's own refusal, before the cluster sees the request.
+        return Err(json_response(403, &json!({ "Message": why })));
     }
     Ok(())
 }

@@ -28,6 +28,23 @@ fn today() -> String {
     Utc::now().format("logs-%Y.%m.%d").to_string()
 }
 
+/// Yesterday's, as the pattern made it.
+fn yesterday() -> String {
+    (Utc::now() - chrono::Duration::days(1)).format("logs-%Y.%m.%d").to_string()
+}
+
+/// The index Firehose writes to in these stacks, and the project's template for it, as `make firehose-pipeline
+/// FIREHOSE_INDEX_NAME=logs-firehose` puts it.
+const FIREHOSE_INDEX: &str = "logs-firehose";
+
+fn firehose_template(pattern: &str) -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/firehose-index-template.json");
+    let mut template: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the template")).expect("JSON");
+    template["index_patterns"] = json!([pattern]);
+    template
+}
+
 /// A stack as its operator would have set it up: the cluster over TLS (its CA given), a user with a password,
 /// the project's pipeline installed, a Firehose stream ACTIVE and delivering to the same cluster.
 struct Stack {
@@ -53,6 +70,8 @@ impl Stack {
         es.require_basic_auth(Some((USER, PASSWORD)));
         if let Some(pipeline) = pipeline {
             es.install_pipeline("kinesis-es-indexer-firehose", &pipeline).expect("a pipeline");
+            let template = firehose_template(&format!("{FIREHOSE_INDEX}*"));
+            es.put_index_template("kinesis-es-indexer-firehose", &template).expect("a template");
         }
         let ca = TempPem::new(&es.ca_pem().expect("TLS"));
         // By name, so that the name is resolved and the certificate checked for it.
@@ -66,7 +85,7 @@ impl Stack {
         firehose.describe_stream(
             STREAM,
             "ACTIVE",
-            json!({ kind: {"RoleARN": FIREHOSE_ROLE, "ClusterEndpoint": url, "IndexName": "logs-firehose"} }),
+            json!({ kind: {"RoleARN": FIREHOSE_ROLE, "ClusterEndpoint": url, "IndexName": FIREHOSE_INDEX} }),
         );
         let settings = vec![
             ("ES_URL".to_owned(), url),
@@ -90,10 +109,16 @@ impl Stack {
         self.es.set_principal(Some(principal));
     }
 
+    /// The principal of `flavour` with only these index privileges.
+    fn privileges(&self, flavour: Flavour, privileges: &[&str]) {
+        self.principal(|p| p.privileges = privileges.iter().map(|p| (*p).to_owned()).collect(), flavour);
+    }
+
     async fn examine(&self) -> DoctorReport {
         let pairs: Vec<(&str, &str)> = self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let deps = deps(&self.es, Some(&self.firehose), &pairs);
-        doctor::examine(&deps, deps.config.es_timeout).await
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        doctor::examine(&deps, doctor::Budget { deadline, per_request: deps.config.es_timeout }).await
     }
 }
 
@@ -201,39 +226,92 @@ async fn a_wrong_password_is_named_and_nothing_more_is_asked() {
     let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.set("ES_PASSWORD", "Tr0ub4dor&3");
     let report = stack.examine().await;
-    let lines = failed_at(&report, "authentication", &["401", "security_exception"], &[USER, "password"]);
+    let lines = failed_at(&report, "authentication", &["401", "security_exception", USER], &[USER, "password"]);
     for later in ["permissions", "pipeline", "index"] {
         assert_eq!(check(&report, later).status, Status::Skipped, "{lines}");
     }
+
+    // OpenSearch's security plugin answers in plain text.
+    let mut stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.set("ES_PASSWORD", "Tr0ub4dor&3");
+    let report = stack.examine().await;
+    failed_at(&report, "authentication", &["401: Unauthorized"], &[USER, "password"]);
+}
+
+#[tokio::test]
+async fn a_security_plugin_not_ready_is_not_taken_for_a_cluster_without_security() {
+    let stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.es.set_security_unavailable(true);
+    let report = stack.examine().await;
+    failed_at(&report, "authentication", &["503", "OpenSearch Security not initialized"], &["health"]);
 }
 
 #[tokio::test]
 async fn a_user_refused_bulk_writes_is_named_with_the_privilege_to_grant() {
     let stack = Stack::healthy(Flavour::Elasticsearch).await;
-    stack.principal(|p| p.may_write = false, Flavour::Elasticsearch);
+    stack.privileges(Flavour::Elasticsearch, &["auto_configure"]);
     let report = stack.examine().await;
     failed_at(&report, "permissions", &[USER, &today(), "create_doc"], &["create_doc", "logs-*"]);
 
     let stack = Stack::healthy(Flavour::OpenSearch).await;
     stack.es.create_index(&today());
-    stack.principal(|p| p.may_write = false, Flavour::OpenSearch);
+    stack.privileges(Flavour::OpenSearch, &["create_index"]);
     let report = stack.examine().await;
     failed_at(&report, "permissions", &["may not write", "indices:data/write/bulk[s]"], &["crud", "logs-*"]);
     assert_eq!(stack.es.count(), 0);
+
+    // A new day, today's index not made yet: the write is probed on yesterday's, which exists.
+    let stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.es.create_index(&yesterday());
+    let report = stack.examine().await;
+    let found = &check(&report, "permissions").found;
+    assert!(report.healthy && found.contains(&format!("a write to {} that could not happen", yesterday())), "{found}");
+    stack.privileges(Flavour::OpenSearch, &["create_index"]);
+    let report = stack.examine().await;
+    failed_at(&report, "permissions", &["may not write documents to", &yesterday()], &["crud"]);
+    assert_eq!((stack.es.count(), stack.es.index_count()), (0, 1), "nothing written, today's index not made");
 }
 
 #[tokio::test]
-async fn a_user_refused_index_creation_is_named_with_the_privilege_to_grant() {
+async fn a_user_refused_index_creation_or_mapping_updates_is_named_with_the_privilege_to_grant() {
     let stack = Stack::healthy(Flavour::Elasticsearch).await;
-    stack.principal(|p| p.may_create_index = false, Flavour::Elasticsearch);
+    stack.privileges(Flavour::Elasticsearch, &["write"]);
     let report = stack.examine().await;
     failed_at(&report, "permissions", &["auto_configure or create_index"], &["auto_configure", "logs-*"]);
 
+    // Since 8.0, create_doc no longer grants the mapping updates a new field brings.
+    stack.privileges(Flavour::Elasticsearch, &["create_doc", "create_index"]);
+    let report = stack.examine().await;
+    failed_at(&report, "permissions", &["auto_configure or write", "new field"], &["auto_configure"]);
+
     let stack = Stack::healthy(Flavour::OpenSearch).await;
-    stack.principal(|p| p.may_create_index = false, Flavour::OpenSearch);
+    stack.privileges(Flavour::OpenSearch, &["write"]);
     let report = stack.examine().await;
     failed_at(&report, "permissions", &["may not create", "indices:admin/create"], &["create_index"]);
     assert_eq!((stack.es.count(), stack.es.index_count()), (0, 0), "the refused probes made nothing");
+}
+
+#[tokio::test]
+async fn a_fixed_index_that_exists_needs_no_permission_to_create_it() {
+    let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.set("ES_INDEX", "app-logs");
+    stack.es.create_index("app-logs");
+    stack.privileges(Flavour::Elasticsearch, &["write"]);
+    let report = stack.examine().await;
+    assert!(report.healthy, "{}", report.lines());
+    assert!(check(&report, "permissions").found.contains("may write documents to app-logs and add fields"));
+}
+
+#[tokio::test]
+async fn the_opensearch_probes_leave_neither_a_document_nor_a_field() {
+    let stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.es.create_index(&today());
+    stack.es.map_field(&today(), "message", "text");
+    let before = stack.es.mapping(&today());
+    let report = stack.examine().await;
+    assert!(report.healthy, "{}", report.lines());
+    assert_eq!(stack.es.mapping(&today()), before, "the conditional write added no field");
+    assert_eq!((stack.es.count(), stack.es.index_count()), (0, 1));
 }
 
 #[tokio::test]
@@ -247,6 +325,51 @@ async fn a_missing_or_different_firehose_pipeline_is_named_with_the_command_that
     let stack = Stack::healthy_at(EsDouble::start_tls().await, Flavour::Elasticsearch, None).await;
     let report = stack.examine().await;
     failed_at(&report, "pipeline", &["not installed", "written twice"], &["make firehose-pipeline REMOTE=1"]);
+}
+
+#[tokio::test]
+async fn firehose_deliveries_that_would_skip_the_pipeline_are_named() {
+    // The pipeline without the template that sends Firehose's index through it.
+    let es = EsDouble::start_tls().await;
+    es.install_pipeline("kinesis-es-indexer-firehose", &project_pipeline()).expect("a pipeline");
+    let stack = Stack::healthy_at(es, Flavour::Elasticsearch, None).await;
+    let report = stack.examine().await;
+    failed_at(&report, "pipeline", &["no index template", "new _ids"], &["make firehose-pipeline REMOTE=1"]);
+
+    // A template for another index than the stream's.
+    let stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack
+        .es
+        .put_index_template("kinesis-es-indexer-firehose", &firehose_template("kinesis-es-indexer-firehose*"))
+        .unwrap();
+    let report = stack.examine().await;
+    failed_at(
+        &report,
+        "firehose",
+        &["covers [kinesis-es-indexer-firehose*], not logs-firehose", "skip the pipeline"],
+        &["FIREHOSE_INDEX_NAME=logs-firehose"],
+    );
+}
+
+#[tokio::test]
+async fn a_data_stream_behind_the_firehose_tier_is_named() {
+    let stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.es.add_data_stream(&today());
+    let report = stack.examine().await;
+    failed_at(&report, "index", &["data stream", "takes only create"], &["DeliveryStreamName=none"]);
+
+    let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.es.add_data_stream(&today());
+    stack.set("FIREHOSE_STREAM_NAME", "");
+    let pairs: Vec<(&str, &str)> = stack.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let without_firehose = deps(&stack.es, None, &pairs);
+    let budget = doctor::Budget {
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+        per_request: without_firehose.config.es_timeout,
+    };
+    let report = doctor::examine(&without_firehose, budget).await;
+    assert!(report.healthy, "{}", report.lines());
+    assert!(check(&report, "index").found.contains("a data stream: documents are created in its write index"));
 }
 
 #[tokio::test]
@@ -302,10 +425,7 @@ async fn a_certificate_for_another_name_is_shown_with_its_names_and_issuer() {
 
 #[tokio::test]
 async fn a_vpc_endpoint_that_does_not_answer_is_named_with_the_security_group_to_open() {
-    let Ok(blackhole) = Blackhole::start().await else {
-        eprintln!("this kernel answers every connection: no endpoint can be made not to answer");
-        return;
-    };
+    let blackhole = Blackhole::start().await.expect("a port whose accept queue is full");
     let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.set("ES_URL", &blackhole.url());
     stack.set("ES_TIMEOUT_MS", "300");
@@ -384,6 +504,7 @@ async fn the_doctor_runs_through_the_deployed_function_and_reads_its_event_sourc
         json!({"ElasticsearchDestinationDescription": {"RoleARN": FIREHOSE_ROLE, "ClusterEndpoint": es.url()}}),
     );
     es.install_pipeline("kinesis-es-indexer-firehose", &project_pipeline()).expect("a pipeline");
+    es.put_index_template("kinesis-es-indexer-firehose", &firehose_template("kinesis-es-indexer-firehose*")).unwrap();
     let api = LambdaApiDouble::start().await;
     let aws = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "eu-west-1")];
     let mut function_env = vec![
