@@ -39,12 +39,15 @@ def requests(function_role_arn, firehose_role_arn, pattern, firehose_index):
     """(path, body) of each request: the function's role and its mapping; Firehose's, when the stack has one."""
     backing = ".ds-" + pattern
     function_role = {
-        # `_bulk` is authorised as a cluster action for the request, then per index for each item.
-        "cluster_permissions": ["indices:data/write/bulk"],
+        # `_bulk` is authorised as a cluster action for the request, then per index for each item. The reads are
+        # make doctor's (the Firehose pipeline and template; what today's index is), and read no document.
+        "cluster_permissions": ["indices:data/write/bulk", "cluster:admin/ingest/pipeline/get",
+                                "indices:admin/index_template/get"],
         "index_permissions": [{
             "index_patterns": [pattern, backing],
             "allowed_actions": ["indices:data/write/bulk*", "indices:data/write/index", "indices:admin/create",
-                                "indices:admin/data_stream/create", "indices:admin/mapping/put"],
+                                "indices:admin/data_stream/create", "indices:admin/mapping/put",
+                                "indices:admin/resolve/index", "indices:admin/aliases/get"],
         }],
     }
     found = [(f"_plugins/_security/api/roles/{FUNCTION_ROLE}", function_role),

@@ -54,7 +54,11 @@ class RoleMappingTest(unittest.TestCase):
         (own,) = requests["_plugins/_security/api/roles/kinesis-es-indexer"]["index_permissions"]
         self.assertEqual(own["index_patterns"], ["app-*", ".ds-app-*"])
         self.assertIn("indices:admin/data_stream/create", own["allowed_actions"])
-        self.assertEqual(requests["_plugins/_security/api/roles/kinesis-es-indexer"]["cluster_permissions"], ["indices:data/write/bulk"])
+        self.assertEqual(requests["_plugins/_security/api/roles/kinesis-es-indexer"]["cluster_permissions"],
+                         ["indices:data/write/bulk", "cluster:admin/ingest/pipeline/get", "indices:admin/index_template/get"])
+        # make doctor's lookups: what today's index is, never a document.
+        self.assertTrue({"indices:admin/resolve/index", "indices:admin/aliases/get"} <= set(own["allowed_actions"]))
+        self.assertFalse([action for action in own["allowed_actions"] if action.startswith("indices:data/read")])
         self.assertEqual(requests["_plugins/_security/api/rolesmapping/kinesis-es-indexer"], {"backend_roles": [function_role]})
         (firehose,) = requests["_plugins/_security/api/roles/kinesis-es-indexer-firehose"]["index_permissions"]
         self.assertEqual(firehose["index_patterns"], ["retry-later*", "app-*"])

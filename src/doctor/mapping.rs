@@ -83,6 +83,15 @@ pub fn event_source_mapping(mappings: &[MappingFacts]) -> Check {
                 "MaximumRetryAttempts=-1 bounds retries by record age alone (the stack's default)".to_owned(),
             ));
         }
+        if mapping.maximum_record_age_seconds == Some(-1) && mapping.maximum_retry_attempts == Some(-1) {
+            warnings.push((
+                format!(
+                    "the mapping of {stream} retries a failing batch until its records expire from the stream: they \
+                     never reach the failed-batches bucket"
+                ),
+                "MaximumRecordAgeInSeconds below the stream's retention (the stack's default: 18 h)".to_owned(),
+            ));
+        }
         if mapping.last_processing_result.starts_with("PROBLEM") {
             warnings.push((
                 format!("Lambda's last result for {stream}: {}", mapping.last_processing_result),
@@ -143,6 +152,12 @@ mod tests {
                 Warn,
                 "PROBLEM: Function call failed",
                 "ERROR lines",
+            ),
+            (
+                |m| m.maximum_record_age_seconds = Some(-1),
+                Warn,
+                "until its records expire",
+                "MaximumRecordAgeInSeconds",
             ),
         ];
         for (change, status, said, fix) in cases {
