@@ -76,7 +76,7 @@ replay: ## Bring back the batches Lambda gave up on (BUCKET: the stack's FailedB
 	cargo run --release --quiet --features replay --bin replay -- $(if $(REMOTE),--remote) $(if $(BUCKET),--bucket $(BUCKET)) $(if $(FUNCTION),--function $(FUNCTION)) $(REPLAY_FLAGS)
 
 doctor: ## Check a deployed stack from inside its function (FUNCTION=<stack>-indexer: its role, network and settings; and its event source mappings, with your credentials), or from here with this shell's ES_URL and ES_AUTH settings; one line a check with the fix, exit status 0 when healthy; JSON=1 prints the report as JSON
-	cargo run --release --quiet --features replay --bin doctor -- $(if $(FUNCTION),--function $(FUNCTION)) $(if $(JSON),--json)
+	cargo run --release --features replay --bin doctor -- $(if $(FUNCTION),--function $(FUNCTION)) $(if $(JSON),--json)
 
 firehose-pipeline: $(VENV)/.installed-cluster ## Install the ingest pipeline that keeps Firehose's deliveries on the same _id (ES_URL and the function's ES_AUTH settings; FIREHOSE_INDEX_NAME: the stack's output); REMOTE=1 FUNCTION=<stack>-indexer through the deployed function, from inside its VPC; DEV_TOOLS=1 prints the requests for Dev Tools instead
 	python3 scripts/firehose_pipeline.py

@@ -6,7 +6,7 @@ use ::elasticsearch::http::Method;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Budget, Check};
+use super::{Budget, Check, function_name, stack_name};
 use crate::config::EsAuth;
 use crate::handler::Deps;
 use crate::setup::SETUP_PATHS;
@@ -68,11 +68,6 @@ fn access_policy_refused(status: u16, answer: &Value) -> bool {
 /// Whether an answer says the path has no handler: that cluster has no such API (no security plugin).
 fn no_such_api(status: u16, answer: &Value) -> bool {
     matches!(status, 400 | 404 | 405) && answer["error"]["type"].as_str() != Some("security_exception")
-}
-
-/// The function's name as an operator's command needs it.
-fn function_name() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "<stack>-indexer".to_owned())
 }
 
 /// The security APIs that say who the caller is, in the order asked: Elasticsearch's, OpenSearch's, Open
@@ -417,16 +412,16 @@ async fn opensearch_permissions(
             Err((403, why)) => refused.push(format!("may not write documents to {index}: {why}")),
             Err((_, why)) => unasked.push(format!("writing not known: {why}")),
         },
-        Ok(None) => allowed.push(format!(
-            "its write permission shows with the first batch (no index like {today} exists yet, and a probe would \
-             create one)"
+        Ok(None) => unasked.push(format!(
+            "its write permission is not known: no index like {today} exists yet, and a probe would create one"
         )),
         Err(why) => allowed.push(why),
     }
     let roles_fix = format!(
-        "map the function's role to a role with the index permissions crud and create_index on {} (make \
-         role-mapping STACK=<stack> prints the requests for Dev Tools)",
-        wildcard(deps.config.index.as_str())
+        "map the function's role to a role with the cluster permission indices:data/write/bulk and the index \
+         permissions to write and create indices on {}: make role-mapping STACK={} prints the requests for Dev Tools",
+        wildcard(deps.config.index.as_str()),
+        stack_name()
     );
     let found = |parts: Vec<String>| format!("{username} {}", parts.join("; "));
     match (refused.is_empty(), unasked.is_empty()) {
@@ -434,7 +429,8 @@ async fn opensearch_permissions(
         (true, false) => Check::warn(
             "permissions",
             found(allowed.into_iter().chain(unasked).collect()),
-            "run the doctor again; if it stays, ask an administrator to check the role mapping",
+            "once the event source mapping is on, the first Batch done line shows indexed documents (or an ERROR \
+             line names the permission refused); make doctor again once an index exists probes it",
         ),
         (true, true) => Check::ok("permissions", found(allowed)),
     }
@@ -476,14 +472,14 @@ async fn conditional_write(deps: &Deps, index: &str, budget: &Budget) -> Result<
 
 /// The pipeline checks: the Firehose tier's pipeline (installed, and the project's) and the index template that
 /// routes Firehose's deliveries through it; `ES_PIPELINE`'s (installed).
-pub(super) async fn pipelines(deps: &Deps, budget: &Budget, checks: &mut Vec<Check>) {
+pub(super) async fn pipelines(deps: &Deps, firehose_index: &str, budget: &Budget, checks: &mut Vec<Check>) {
     let config = &deps.config;
     if config.firehose_stream.is_none() && config.pipeline.is_none() {
         checks.push(Check::skipped("pipeline", "no Firehose stream and no ES_PIPELINE: no ingest pipeline is needed"));
         return;
     }
     if config.firehose_stream.is_some() {
-        checks.push(firehose_pipeline(deps, budget).await);
+        checks.push(firehose_pipeline(deps, firehose_index, budget).await);
     }
     if let Some(pipeline) = &config.pipeline {
         checks.push(match ask(deps, Method::Get, &format!("_ingest/pipeline/{pipeline}"), None, budget).await {
@@ -503,17 +499,19 @@ pub(super) async fn pipelines(deps: &Deps, budget: &Budget, checks: &mut Vec<Che
     }
 }
 
-/// The command that installs the project's pipeline and template.
-fn install_command() -> String {
+/// The command that installs the project's pipeline and template for Firehose's index.
+fn install_command(firehose_index: &str) -> String {
     format!(
-        "install the project's: make firehose-pipeline REMOTE=1 FUNCTION={} FIREHOSE_INDEX_NAME=<the stack's \
-         FirehoseIndexName output> (through the function, from inside its VPC)",
+        "install the project's: make firehose-pipeline REMOTE=1 FUNCTION={} FIREHOSE_INDEX_NAME={firehose_index} \
+         (through the function, from inside its VPC; under fine-grained access control its role then needs \
+         cluster_manage_pipelines and cluster_manage_index_templates, or DEV_TOOLS=1 prints the requests for Dev \
+         Tools)",
         function_name()
     )
 }
 
-async fn firehose_pipeline(deps: &Deps, budget: &Budget) -> Check {
-    let install = install_command();
+async fn firehose_pipeline(deps: &Deps, firehose_index: &str, budget: &Budget) -> Check {
+    let install = install_command(firehose_index);
     let id = FIREHOSE_PIPELINE.rsplit('/').next().unwrap_or(FIREHOSE_PIPELINE);
     let pipeline = match ask(deps, Method::Get, "_ingest/pipeline/kinesis-es-indexer-firehose", None, budget).await {
         Ok((200, answer)) => answer,
@@ -522,7 +520,7 @@ async fn firehose_pipeline(deps: &Deps, budget: &Budget) -> Check {
                 "pipeline",
                 format!(
                     "{id} is not installed: documents Firehose delivers get new _ids (written twice when the direct \
-                     path wrote them too) and keep their target field"
+                     path wrote them too) and land in Firehose's index, not their own"
                 ),
                 install,
             );
@@ -542,7 +540,7 @@ async fn firehose_pipeline(deps: &Deps, budget: &Budget) -> Check {
             "pipeline",
             format!(
                 "{id} is installed but its processors differ from the project's: Firehose's deliveries may land on \
-                 other _ids (written twice) or keep the target field"
+                 other _ids (written twice) or in another index"
             ),
             install,
         );

@@ -4,29 +4,44 @@
 use ::elasticsearch::http::Method;
 use serde_json::Value;
 
-use super::cluster::{FIREHOSE_TEMPLATE, Identity, ask, firehose_template, said};
+use super::cluster::{FIREHOSE_TEMPLATE, Identity, ask, firehose_template};
 use super::{Budget, Check};
-use crate::firehose::Destination;
+use crate::firehose::{DescribeFailure, Destination, StreamDescription};
 use crate::handler::Deps;
+
+/// The stream's description, asked once (the pipeline check names its index too): `None` without a stream.
+pub(super) async fn describe(deps: &Deps, budget: &Budget) -> Option<Result<StreamDescription, DescribeFailure>> {
+    let firehose = deps.firehose.as_ref()?;
+    Some(match budget.next() {
+        Ok(timeout) => firehose.describe(timeout).await,
+        Err(why) => Err(DescribeFailure { missing: false, why }),
+    })
+}
+
+/// The index the stream delivers to, as `make firehose-pipeline FIREHOSE_INDEX_NAME=` needs it.
+pub(super) fn delivered_index(described: Option<&Result<StreamDescription, DescribeFailure>>) -> String {
+    let index = described.and_then(|d| d.as_ref().ok()).and_then(|d| d.destination.as_ref()?.index.clone());
+    // The stack's FirehoseIndexName by default.
+    index.unwrap_or_else(|| "kinesis-es-indexer-firehose".to_owned())
+}
 
 /// The Firehose checks: `firehose` (stream, state, destination) and `firehose role` (its mapping, where the
 /// cluster can tell).
-pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, budget: &Budget, checks: &mut Vec<Check>) {
-    let Some(firehose) = &deps.firehose else {
+pub(super) async fn firehose(
+    deps: &Deps,
+    identity: Option<&Identity>,
+    described: Option<Result<StreamDescription, DescribeFailure>>,
+    budget: &Budget,
+    checks: &mut Vec<Check>,
+) {
+    let Some(described) = described else {
         checks.push(Check::skipped(
             "firehose",
             "no Firehose stream (DeliveryStreamName=none): \"retry later\" documents go back to Kinesis",
         ));
         return;
     };
-    let timeout = match budget.next() {
-        Ok(timeout) => timeout,
-        Err(why) => {
-            checks.push(Check::skipped("firehose", why));
-            return;
-        }
-    };
-    let description = match firehose.describe(timeout).await {
+    let description = match described {
         Ok(description) => description,
         Err(failure) if failure.missing => {
             checks.push(Check::fail(
@@ -35,6 +50,10 @@ pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, budget: &
                 "deploy the stack again (make deploy) to make its stream, or DeliveryStreamName=none to send \"retry \
                  later\" documents back to Kinesis instead",
             ));
+            return;
+        }
+        Err(failure) if failure.why.starts_with("not asked") => {
+            checks.push(Check::skipped("firehose", failure.why));
             return;
         }
         Err(failure) if failure.why.contains("AccessDenied") => {
@@ -105,7 +124,10 @@ pub(super) async fn firehose(deps: &Deps, identity: Option<&Identity>, budget: &
                         check.found,
                         template.patterns.join(", ")
                     ),
-                    format!("make firehose-pipeline REMOTE=1 FUNCTION=<stack>-indexer FIREHOSE_INDEX_NAME={index}"),
+                    format!(
+                        "make firehose-pipeline REMOTE=1 FUNCTION={} FIREHOSE_INDEX_NAME={index}",
+                        super::function_name()
+                    ),
                 );
             }
             // Missing or unread: the pipeline check says so.
@@ -132,7 +154,10 @@ fn elsewhere(destination: &Destination, es_url: &str) -> Option<String> {
 /// Whether Firehose's role may write, where the cluster can say: under OpenSearch's security, a role mapping that
 /// names it (readable only by a principal allowed the security API).
 async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, budget: &Budget) -> Check {
-    let print = "make role-mapping STACK=<stack> prints the requests that map it, for Dev Tools as the master user";
+    let print = format!(
+        "make role-mapping STACK={} prints the requests that map it, for Dev Tools as the master user",
+        super::stack_name()
+    );
     if !matches!(identity, Some(Identity::OpenSearch { .. })) {
         return Check::skipped(
             "firehose role",
@@ -146,12 +171,10 @@ async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, bud
         Err(why) => return Check::skipped("firehose role", format!("{role}: not asked ({why}); {print}")),
     };
     if status != 200 {
+        // The usual case: the function's role may not read the security API.
         return Check::skipped(
             "firehose role",
-            format!(
-                "{role}: not known (the function may not read role mappings, as usual: {status}: {}); {print}",
-                said(&mappings)
-            ),
+            format!("{role}: not checked (the function may not read role mappings: {status}); {print}"),
         );
     }
     let names = |entry: &Value, key: &str| entry[key].as_array().is_some_and(|v| v.iter().any(|v| v == role));
@@ -173,5 +196,31 @@ async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, bud
             ),
             print,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(domain_arn: Option<&str>, endpoint: Option<&str>) -> Destination {
+        Destination {
+            kind: "OpenSearch Service domain",
+            role_arn: None,
+            domain_arn: domain_arn.map(str::to_owned),
+            endpoint: endpoint.map(str::to_owned),
+            index: None,
+        }
+    }
+
+    #[test]
+    fn a_destination_is_the_function_s_cluster_by_its_domain_or_its_host() {
+        let url = "https://vpc-logs-abc123.eu-west-1.es.amazonaws.com";
+        assert_eq!(elsewhere(&to(Some("arn:aws:es:eu-west-1:123456789012:domain/logs"), None), url), None);
+        let other = elsewhere(&to(Some("arn:aws:es:eu-west-1:123456789012:domain/metrics"), None), url);
+        assert_eq!(other.as_deref(), Some("the function writes to https://vpc-logs-abc123.eu-west-1.es.amazonaws.com"));
+        assert_eq!(elsewhere(&to(None, Some("https://VPC-logs-abc123.eu-west-1.es.amazonaws.com")), url), None);
+        assert!(elsewhere(&to(None, Some("https://search-other.eu-west-1.es.amazonaws.com")), url).is_some());
+        assert_eq!(elsewhere(&to(None, None), url), None, "an HTTP endpoint without a URL names nothing to compare");
     }
 }

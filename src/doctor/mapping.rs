@@ -93,9 +93,10 @@ pub fn event_source_mapping(mappings: &[MappingFacts]) -> Check {
             ));
         }
         if mapping.last_processing_result.starts_with("PROBLEM") {
-            warnings.push((
+            // Lambda's own word that invocations fail: the batches wait in the stream.
+            failures.push((
                 format!("Lambda's last result for {stream}: {}", mapping.last_processing_result),
-                "read the function's ERROR lines and docs/operations.md for the cause".to_owned(),
+                "read the function's ERROR lines (docs/operations.md says what each means)".to_owned(),
             ));
         }
     }
@@ -149,7 +150,7 @@ mod tests {
             (|m| m.maximum_retry_attempts = Some(2), Warn, "gives up after 2 retries", "MaximumRetryAttempts=-1"),
             (
                 |m| m.last_processing_result = "PROBLEM: Function call failed".into(),
-                Warn,
+                Fail,
                 "PROBLEM: Function call failed",
                 "ERROR lines",
             ),

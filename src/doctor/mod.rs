@@ -118,6 +118,17 @@ pub fn cold_start_failed(error: &str) -> DoctorReport {
     DoctorReport::new(vec![Check::fail("configuration", format!("the function cannot start: {error}"), fix)])
 }
 
+/// The deployed function's name (in Lambda), for the commands a fix gives; outside Lambda, a name to replace.
+pub(super) fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "your-stack-indexer".to_owned())
+}
+
+/// The stack's name: the function is `<stack>-indexer`.
+pub(super) fn stack_name() -> String {
+    let function = function_name();
+    function.strip_suffix("-indexer").unwrap_or(&function).to_owned()
+}
+
 /// How long the doctor may wait: each request at most `per_request`, and every one before `deadline` (the
 /// invocation's, less its margin), so that a slow cluster ends in a report rather than a timed-out invocation.
 #[derive(Debug, Clone, Copy)]
@@ -157,17 +168,19 @@ pub async fn examine(deps: &Deps, budget: Budget) -> DoctorReport {
             None
         }
     };
+    let described = delivery::describe(deps, &budget).await;
     if let Some(identity) = &identity {
         let target = cluster::look_up(deps, &today, &budget).await;
         checks.push(cluster::permissions(deps, identity, &today, &target, &budget).await);
-        cluster::pipelines(deps, &budget, &mut checks).await;
+        let firehose_index = delivery::delivered_index(described.as_ref());
+        cluster::pipelines(deps, &firehose_index, &budget, &mut checks).await;
         checks.push(cluster::index_name(deps, &today, &target));
     } else if reached {
         for check in ["permissions", "pipeline", "index"] {
             checks.push(Check::skipped(check, "not asked: the cluster did not accept the function's credentials"));
         }
     }
-    delivery::firehose(deps, identity.as_ref(), &budget, &mut checks).await;
+    delivery::firehose(deps, identity.as_ref(), described, &budget, &mut checks).await;
     DoctorReport::new(checks)
 }
 
@@ -229,7 +242,9 @@ mod tests {
         assert_eq!(budget.next(), Ok(Duration::from_secs(10)));
         tokio::time::advance(Duration::from_secs(20)).await;
         assert_eq!(budget.next(), Ok(Duration::from_secs(5)), "what is left, when less than a request's own");
-        tokio::time::advance(Duration::from_millis(4_960)).await;
+        tokio::time::advance(Duration::from_millis(4_950)).await;
+        assert_eq!(budget.next(), Ok(Duration::from_millis(50)), "50 ms is the least a request is given");
+        tokio::time::advance(Duration::from_millis(10)).await;
         assert!(budget.next().expect_err("40 ms is no time for a request").contains("Timeout"));
     }
 

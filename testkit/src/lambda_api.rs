@@ -85,7 +85,7 @@ impl LambdaApiDouble {
         request_id
     }
 
-    /// The mappings `ListEventSourceMappings` lists, whatever the function asked for.
+    /// The mappings `ListEventSourceMappings` lists, whatever the function asked for, one a page.
     pub fn set_event_source_mappings(&self, mappings: Vec<Value>) {
         self.state.lock().expect("state").event_source_mappings = mappings;
     }
@@ -164,8 +164,15 @@ async fn answer(
         return invoked(state, event_ready, answered, request).await;
     }
     if method == Method::GET && path.trim_end_matches('/') == "/2015-03-31/event-source-mappings" {
+        // One mapping a page (the API may return fewer than asked), so that a client must follow `NextMarker`.
+        let marker = request.uri().query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("Marker=")));
+        let at: usize = marker.and_then(|m| m.parse().ok()).unwrap_or(0);
         let mappings = state.lock().expect("state").event_source_mappings.clone();
-        let body = serde_json::json!({ "EventSourceMappings": mappings });
+        let page: Vec<&Value> = mappings.iter().skip(at).take(1).collect();
+        let mut body = serde_json::json!({ "EventSourceMappings": page });
+        if at + 1 < mappings.len() {
+            body["NextMarker"] = Value::String((at + 1).to_string());
+        }
         return Response::builder()
             .status(200)
             .header("content-type", "application/json")
