@@ -260,7 +260,12 @@ async fn a_user_refused_bulk_writes_is_named_with_the_privilege_to_grant() {
     stack.es.create_index(&today());
     stack.privileges(Flavour::OpenSearch, &["create_index"]);
     let report = stack.examine().await;
-    failed_at(&report, "permissions", &["may not write", "indices:data/write/bulk[s]"], &["indices:data/write/bulk", "logs-*"]);
+    failed_at(
+        &report,
+        "permissions",
+        &["may not write", "indices:data/write/bulk[s]"],
+        &["indices:data/write/bulk", "logs-*"],
+    );
     assert_eq!(stack.es.count(), 0);
 
     // A new day, today's index not made yet: the write is probed on yesterday's, which exists.
@@ -290,7 +295,12 @@ async fn a_user_refused_index_creation_or_mapping_updates_is_named_with_the_priv
     let stack = Stack::healthy(Flavour::OpenSearch).await;
     stack.privileges(Flavour::OpenSearch, &["write"]);
     let report = stack.examine().await;
-    failed_at(&report, "permissions", &["may not create", "indices:admin/create"], &["create indices", "make role-mapping"]);
+    failed_at(
+        &report,
+        "permissions",
+        &["may not create", "indices:admin/create"],
+        &["create indices", "make role-mapping"],
+    );
     assert_eq!((stack.es.count(), stack.es.index_count()), (0, 0), "the refused probes made nothing");
 }
 
@@ -507,7 +517,6 @@ async fn the_doctor_runs_through_the_deployed_function_and_reads_its_event_sourc
         json!({"ElasticsearchDestinationDescription": {"RoleARN": FIREHOSE_ROLE, "ClusterEndpoint": es.url()}}),
     );
     es.install_pipeline("kinesis-es-indexer-firehose", &project_pipeline()).expect("a pipeline");
-    es.put_index_template("kinesis-es-indexer-firehose", &firehose_template("kinesis-es-indexer-firehose*")).unwrap();
     let api = LambdaApiDouble::start().await;
     let aws = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "eu-west-1")];
     let mut function_env = vec![
@@ -548,6 +557,15 @@ async fn the_doctor_runs_through_the_deployed_function_and_reads_its_event_sourc
         "LastProcessingResult": "PROBLEM: Function call failed"
     });
     api.set_event_source_mappings(vec![queue.clone(), mapping("Enabled")]);
+
+    // Without the template that sends Firehose's index through the pipeline: the fix is the command for this
+    // function and the stack's default Firehose index (the stream names none).
+    let (code, printed) = run_doctor(&["--function", "kinesis-es-indexer"], operator_env()).await;
+    assert_eq!(code, Some(1), "{printed}");
+    let fix =
+        "make firehose-pipeline REMOTE=1 FUNCTION=kinesis-es-indexer FIREHOSE_INDEX_NAME=kinesis-es-indexer-firehose";
+    assert!(printed.contains(fix), "{printed}");
+    es.put_index_template("kinesis-es-indexer-firehose", &firehose_template("kinesis-es-indexer-firehose*")).unwrap();
     let (code, printed) = run_doctor(&["--function", "kinesis-es-indexer", "--json"], operator_env()).await;
     let report: DoctorReport = serde_json::from_str(&printed).expect("a report");
     assert_eq!(code, Some(0), "{}", report.lines());
