@@ -456,6 +456,11 @@ async fn no_allowed_log_level_drops_a_line_a_metric_is_made_of_or_an_error() {
         let function = start_function(&api, &[("ES_URL", &es.url()), ("AWS_LAMBDA_LOG_LEVEL", configured)]);
         api.invoke(&lambda_event(&plain_payloads(4)), Duration::from_secs(30));
         api.answers(1, Duration::from_secs(30)).await;
+        // A healthy stack's canary, as the schedule puts it: CanaryAlarm reads its age from the summary line.
+        es.set_index_fault("logs-2026.11.22", None);
+        let canary = json!({"kinesis_es_indexer_canary": true, "message": "kinesis-es-indexer canary"});
+        api.invoke(&lambda_event(&json_payloads(&[canary])), Duration::from_secs(30));
+        api.answers(2, Duration::from_secs(30)).await;
 
         let threshold =
             ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"].iter().position(|l| l == configured).unwrap();
@@ -472,6 +477,10 @@ async fn no_allowed_log_level_drops_a_line_a_metric_is_made_of_or_an_error() {
                 "at LogLevel {configured} Lambda drops every {message:?} line: {kept_messages:?}"
             );
         }
+        assert!(
+            kept.iter().any(|line| line["message"] == "Batch done" && line["canary_age_ms"].is_u64()),
+            "at LogLevel {configured} the canary's age is on no summary line Lambda keeps: CanaryAlarm would fire"
+        );
         for line in lines.iter().filter(|line| line["level"] == "ERROR") {
             assert!(
                 level_lambda_reads(line) >= threshold.min(4),
