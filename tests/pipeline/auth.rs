@@ -29,7 +29,7 @@ impl ProvideCredentials for Rotating {
     }
 }
 
-fn credentials(access_key: &str, secret: &str, token: Option<&str>) -> Credentials {
+pub(crate) fn credentials(access_key: &str, secret: &str, token: Option<&str>) -> Credentials {
     Credentials::new(access_key, secret, token.map(str::to_owned), None, "test")
 }
 
@@ -44,7 +44,7 @@ const SIGV4: [(&str, &str); 2] = [("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-
 /// A harness whose double requires SigV4 by `accepted`, and whose indexer signs with `signing`; `path_prefix` is
 /// appended to the double's URL in `ES_URL`. `None`, the test skipped with the reason printed, when python3 has no
 /// botocore to check signatures with (under `make test`, which installs it, that fails instead).
-async fn signed_harness(
+pub(crate) async fn signed_harness(
     accepted: &[(&str, &str, Option<&str>)],
     signing: Vec<Credentials>,
     extra: &[(&str, &str)],

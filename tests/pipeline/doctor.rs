@@ -9,6 +9,7 @@ use kinesis_es_indexer::doctor::{self, Check, DoctorReport, Status};
 use serde_json::{Value, json};
 use testkit::{Blackhole, EsDouble, FirehoseDouble, Flavour, LambdaApiDouble, Principal};
 
+use crate::auth::{credentials, signed_harness};
 use crate::binary::start_function;
 use crate::support::*;
 use crate::tls::TempPem;
@@ -176,7 +177,10 @@ async fn a_healthy_elasticsearch_stack_is_reported_healthy_and_left_as_it_was() 
         "{lines}"
     );
     assert!(check(&report, "dns").found.contains("localhost resolves to"), "{lines}");
-    assert!(check(&report, "authentication").found.contains(USER), "{lines}");
+    assert!(
+        check(&report, "authentication").found.contains(&format!("{USER} (realm default_native, roles [logs_writer])")),
+        "{lines}"
+    );
     assert!(check(&report, "index").found.contains(&today()), "{lines}");
     assert!(check(&report, "firehose").found.contains(STREAM), "{lines}");
     assert_eq!((stack.es.count(), stack.es.index_count()), (0, 0), "the doctor leaves nothing in the cluster");
@@ -239,6 +243,39 @@ async fn a_wrong_password_is_named_and_nothing_more_is_asked() {
     stack.set("ES_PASSWORD", "Tr0ub4dor&3");
     let report = stack.examine().await;
     failed_at(&report, "authentication", &["401: Unauthorized"], &[USER, "password"]);
+}
+
+#[tokio::test]
+async fn a_domain_without_fine_grained_access_control_is_asked_with_the_function_s_signature() {
+    let examine = |deps: kinesis_es_indexer::Deps| async move {
+        let budget = doctor::Budget {
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+            per_request: deps.config.es_timeout,
+        };
+        doctor::examine(&deps, budget).await
+    };
+    let accepted = [("ASIADOCTOR", "doctor-secret", Some("doctor-token"))];
+    let signing = vec![credentials("ASIADOCTOR", "doctor-secret", Some("doctor-token"))];
+    let Some((h, _)) = signed_harness(&accepted, signing, &[], "").await else { return };
+    let report = examine(h.deps).await;
+    let authentication = check(&report, "authentication");
+    assert_eq!(authentication.status, Status::Ok, "{}", report.lines());
+    assert!(authentication.found.contains("access policy admitted the signed requests"), "{}", report.lines());
+
+    // Signed with a secret the domain does not know: Amazon's 403, before any security plugin.
+    let signing = vec![credentials("ASIADOCTOR", "another-secret", Some("doctor-token"))];
+    let Some((h, _)) = signed_harness(&accepted, signing, &[], "").await else { return };
+    let report = examine(h.deps).await;
+    failed_at(&report, "authentication", &["403"], &["access policy", "FunctionRoleArn"]);
+}
+
+#[tokio::test]
+async fn a_rolling_pattern_needs_to_create_tomorrow_s_index_though_today_s_exists() {
+    let stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.es.create_index(&today());
+    stack.privileges(Flavour::Elasticsearch, &["write"]);
+    let report = stack.examine().await;
+    failed_at(&report, "permissions", &["auto_configure or create_index", "a new day's index"], &["auto_configure"]);
 }
 
 #[tokio::test]
