@@ -284,6 +284,8 @@ struct State {
     principal: Option<Principal>,
     /// Whether an Amazon domain's access policy refuses the caller's `GET`s (it may only post and put).
     iam_refuses_gets: bool,
+    /// Likewise for `PUT`s (a role granted `es:ESHttpPost` only).
+    iam_refuses_puts: bool,
     /// Whether the security plugin is not ready yet: its APIs answer 503.
     security_unavailable: bool,
     /// Names that are data streams (as `_resolve/index` tells them).
@@ -475,6 +477,7 @@ impl EsDouble {
         let state = State {
             principal: None,
             iam_refuses_gets: false,
+            iam_refuses_puts: false,
             security_unavailable: false,
             data_streams: HashSet::new(),
             indices: HashMap::new(),
@@ -560,6 +563,11 @@ impl EsDouble {
     /// only `es:ESHttpPost` and `es:ESHttpPut`: 403 with IAM's `Message`.
     pub fn set_iam_refuses_gets(&self, refuses: bool) {
         self.state().iam_refuses_gets = refuses;
+    }
+
+    /// With `true`, every `PUT` the doctor sends is refused as by an access policy granting no `es:ESHttpPut`.
+    pub fn set_iam_refuses_puts(&self, refuses: bool) {
+        self.state().iam_refuses_puts = refuses;
     }
 
     /// While set, the security plugin's APIs answer 503 as OpenSearch's does before its index is initialised.
@@ -923,8 +931,15 @@ async fn administer(state: Arc<Mutex<State>>, request: Request<Incoming>, segmen
         return refused;
     }
     let state = &mut *state.lock().expect("state");
-    if state.iam_refuses_gets && parts.method == Method::GET {
-        let message = "User: arn:aws:sts::123456789012:assumed-role/stack-FunctionRole-1A2B/stack-indexer is not authorized to perform: es:ESHttpGet because no identity-based policy allows the es:ESHttpGet action";
+    let refused_action = match parts.method {
+        Method::GET if state.iam_refuses_gets => Some("es:ESHttpGet"),
+        Method::PUT if state.iam_refuses_puts => Some("es:ESHttpPut"),
+        _ => None,
+    };
+    if let Some(action) = refused_action {
+        let message = format!(
+            "User: arn:aws:sts::123456789012:assumed-role/stack-FunctionRole-1A2B/stack-indexer is not authorized to perform: {action} because no identity-based policy allows the {action} action"
+        );
         return json_response(403, &json!({ "Message": message }));
     }
     let principal = state.principal.clone();

@@ -270,6 +270,27 @@ async fn a_domain_without_fine_grained_access_control_is_asked_with_the_function
 }
 
 #[tokio::test]
+async fn what_opensearch_cannot_be_asked_without_writing_is_said_not_guessed() {
+    // An access policy without es:ESHttpPut: the creation probe is not asked, and nothing is made.
+    let stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.es.create_index(&yesterday());
+    stack.es.set_iam_refuses_puts(true);
+    let report = stack.examine().await;
+    let permissions = check(&report, "permissions");
+    assert_eq!(permissions.status, Status::Warn, "{}", report.lines());
+    assert!(permissions.found.contains("creation not asked: the access policy refuses the doctor's PUT"));
+    assert!(permissions.found.contains(&format!("a write to {} that could not happen", yesterday())));
+    assert_eq!(stack.es.index_count(), 1);
+
+    // A data stream takes only create, which cannot be conditional: its write is not probed.
+    let stack = Stack::healthy(Flavour::OpenSearch).await;
+    stack.es.add_data_stream(&today());
+    let report = stack.examine().await;
+    assert!(check(&report, "permissions").found.contains("writing to a data stream shows with the first batch"));
+    assert_eq!((stack.es.count(), stack.es.index_count()), (0, 0));
+}
+
+#[tokio::test]
 async fn a_rolling_pattern_needs_to_create_tomorrow_s_index_though_today_s_exists() {
     let stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.es.create_index(&today());
