@@ -36,6 +36,8 @@ struct State {
     next_record_id: u64,
     /// What `DescribeDeliveryStream` tells of a stream: its status and its destination's description.
     descriptions: std::collections::HashMap<String, (String, Value)>,
+    /// Whether `DescribeDeliveryStream` is refused, as to a role without `firehose:DescribeDeliveryStream`.
+    describe_refused: bool,
 }
 
 /// The running double. Dropping it stops the server.
@@ -68,6 +70,11 @@ impl FirehoseDouble {
     /// without one is described ACTIVE with no destination.
     pub fn describe_stream(&self, stream: &str, status: &str, destination: Value) {
         self.state().descriptions.insert(stream.to_owned(), (status.to_owned(), destination));
+    }
+
+    /// While set, `DescribeDeliveryStream` answers `AccessDeniedException` (a role granted `PutRecordBatch` only).
+    pub fn set_describe_refused(&self, refused: bool) {
+        self.state().describe_refused = refused;
     }
 
     /// Queues a fault for the next call not yet faulted.
@@ -211,6 +218,15 @@ fn describe(state: &Mutex<State>, body: &[u8]) -> Response<Body> {
         Err(e) => return error(400, "SerializationException", &e.to_string()),
     };
     let state = state.lock().expect("state");
+    if state.describe_refused {
+        let message = format!(
+            "User: arn:aws:sts::123456789012:assumed-role/stack-FunctionRole-1A2B/stack-indexer is not authorized to \
+             perform: firehose:DescribeDeliveryStream on resource: \
+             arn:aws:firehose:us-east-1:123456789012:deliverystream/{name} because no identity-based policy allows \
+             the firehose:DescribeDeliveryStream action"
+        );
+        return error(400, "AccessDeniedException", &message);
+    }
     if state.streams.as_ref().is_some_and(|streams| !streams.contains(&name)) {
         return error(
             400,

@@ -444,6 +444,33 @@ async fn a_data_stream_behind_the_firehose_tier_is_named() {
 }
 
 #[tokio::test]
+async fn a_template_that_names_another_pipeline_or_an_exact_index_is_read_as_it_is() {
+    let stack = Stack::healthy(Flavour::Elasticsearch).await;
+    let mut elsewhere = firehose_template(&format!("{FIREHOSE_INDEX}*"));
+    elsewhere["template"]["settings"]["index.default_pipeline"] = json!("someone-elses");
+    stack.es.put_index_template("kinesis-es-indexer-firehose", &elsewhere).unwrap();
+    let report = stack.examine().await;
+    failed_at(&report, "pipeline", &["names someone-elses as the default pipeline"], &["make firehose-pipeline"]);
+
+    // A pattern that is the stream's index itself, without a wildcard, covers it.
+    let stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.es.put_index_template("kinesis-es-indexer-firehose", &firehose_template(FIREHOSE_INDEX)).unwrap();
+    let report = stack.examine().await;
+    assert!(report.healthy, "{}", report.lines());
+}
+
+#[tokio::test]
+async fn a_role_that_may_not_describe_its_stream_is_told_to_deploy() {
+    let stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.firehose.set_describe_refused(true);
+    let report = stack.examine().await;
+    let firehose = check(&report, "firehose");
+    assert_eq!(firehose.status, Status::Warn, "{}", report.lines());
+    assert!(firehose.found.contains("may not describe its stream") && firehose.found.contains("AccessDenied"));
+    assert!(firehose.fix.as_deref().unwrap_or_default().contains("firehose:DescribeDeliveryStream"));
+}
+
+#[tokio::test]
 async fn a_missing_firehose_stream_is_named() {
     let stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.firehose.set_streams(&["another-stream"]);
