@@ -37,7 +37,7 @@ pub fn broken_after(partial: Bytes) -> Body {
     StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }
 
-/// HTTPS for a server: a certificate for 127.0.0.1 and localhost, made at start and signed by itself.
+/// HTTPS for a server: a certificate for 127.0.0.1, localhost and ::1, made at start and signed by itself.
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
@@ -47,7 +47,7 @@ pub struct Tls {
 
 impl Tls {
     pub fn self_signed() -> Tls {
-        Tls::self_signed_for(&["127.0.0.1", "localhost"])
+        Tls::self_signed_for(&["127.0.0.1", "localhost", "::1"])
     }
 
     /// A self-signed certificate for `names` only (another host's, to a client that reaches 127.0.0.1).

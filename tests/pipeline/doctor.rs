@@ -538,7 +538,38 @@ async fn a_name_that_does_not_resolve_is_named() {
     let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.set("ES_URL", "https://vpc-logs-abc123.eu-west-1.es.invalid");
     let report = stack.examine().await;
-    failed_at(&report, "dns", &["vpc-logs-abc123.eu-west-1.es.invalid", "does not resolve"], &["VPC"]);
+    let lines = failed_at(&report, "dns", &["vpc-logs-abc123.eu-west-1.es.invalid", "does not resolve"], &["VPC"]);
+    assert_eq!(check(&report, "tcp").status, Status::Skipped, "{lines}");
+    assert_eq!(check(&report, "tls").status, Status::Skipped, "{lines}");
+
+    // Over plain HTTP there is no TLS to skip.
+    stack.set("ES_URL", "http://vpc-logs-abc123.eu-west-1.es.invalid");
+    let report = stack.examine().await;
+    let lines = failed_at(&report, "dns", &["does not resolve"], &["VPC"]);
+    assert_eq!(check(&report, "tcp").status, Status::Skipped, "{lines}");
+    assert!(!report.checks.iter().any(|check| check.check == "tls"), "{lines}");
+}
+
+#[tokio::test]
+async fn a_port_nothing_listens_on_is_told_from_one_that_does_not_answer() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.set("ES_URL", &format!("https://{closed}"));
+    let report = stack.examine().await;
+    failed_at(&report, "tcp", &["refused the connection", "nothing listens"], &["check the port in ES_URL"]);
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_issuer_not_trusted_is_shown_with_the_issuer_to_trust() {
+    let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
+    stack.settings.retain(|(name, _)| name != "ES_CA_CERT");
+    let report = stack.examine().await;
+    failed_at(
+        &report,
+        "tls",
+        &["127.0.0.1, localhost, ::1", "issued by CN=rcgen self signed cert"],
+        &["trust the issuer CN=rcgen self signed cert", "EsCaCert"],
+    );
 }
 
 #[tokio::test]
