@@ -467,6 +467,11 @@ impl EsDouble {
         EsDouble::start_with(Some(server::Tls::self_signed_for(names))).await
     }
 
+    /// Like `start_tls`, with a certificate that expired in 2021.
+    pub async fn start_tls_expired() -> EsDouble {
+        EsDouble::start_with(Some(server::Tls::expired())).await
+    }
+
     /// The PEM certificate a client must trust, when the double serves HTTPS.
     pub fn ca_pem(&self) -> Option<String> {
         self.shared.server.tls.as_ref().map(|tls| tls.ca_pem.clone())

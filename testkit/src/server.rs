@@ -54,15 +54,31 @@ impl Tls {
     pub fn self_signed_for(names: &[&str]) -> Tls {
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let made = rcgen::generate_simple_self_signed(names).expect("a self-signed certificate");
-        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        Tls::serving(made.cert, made.signing_key)
+    }
+
+    /// A self-signed certificate for this host's names that expired in 2021.
+    pub fn expired() -> Tls {
+        let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let mut params = rcgen::CertificateParams::new(names).expect("names");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let cert = params.self_signed(&key).expect("a self-signed certificate");
+        Tls::serving(cert, key)
+    }
+
+    fn serving(cert: rcgen::Certificate, signing_key: rcgen::KeyPair) -> Tls {
+        let made = (cert, signing_key);
+        let key = PrivateKeyDer::Pkcs8(made.1.serialize_der().into());
         // The provider is named: the indexer's dependencies compile two, and rustls will not guess between them.
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_no_client_auth()
-            .with_single_cert(vec![made.cert.der().clone()], key)
+            .with_single_cert(vec![made.0.der().clone()], key)
             .expect("a usable certificate");
-        Tls { acceptor: TlsAcceptor::from(Arc::new(config)), ca_pem: made.cert.pem() }
+        Tls { acceptor: TlsAcceptor::from(Arc::new(config)), ca_pem: made.0.pem() }
     }
 }
 

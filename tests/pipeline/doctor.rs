@@ -560,6 +560,13 @@ async fn a_port_nothing_listens_on_is_told_from_one_that_does_not_answer() {
 }
 
 #[tokio::test]
+async fn an_expired_certificate_is_shown_with_its_dates() {
+    let stack = Stack::healthy_at(EsDouble::start_tls_expired().await, Flavour::Elasticsearch, None).await;
+    let report = stack.examine().await;
+    failed_at(&report, "tls", &["Jan  1 00:00:00 2021", "expired"], &["renew the cluster's certificate"]);
+}
+
+#[tokio::test]
 async fn a_certificate_from_an_issuer_not_trusted_is_shown_with_the_issuer_to_trust() {
     let mut stack = Stack::healthy(Flavour::Elasticsearch).await;
     stack.settings.retain(|(name, _)| name != "ES_CA_CERT");
