@@ -117,10 +117,14 @@ impl Stack {
 
     async fn examine(&self) -> DoctorReport {
         let pairs: Vec<(&str, &str)> = self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let deps = deps(&self.es, Some(&self.firehose), &pairs);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        doctor::examine(&deps, doctor::Budget { deadline, per_request: deps.config.es_timeout }).await
+        examine(&deps(&self.es, Some(&self.firehose), &pairs)).await
     }
+}
+
+/// The doctor's report on `deps`, with 30 s for all its requests.
+async fn examine(deps: &kinesis_es_indexer::Deps) -> DoctorReport {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    doctor::examine(deps, doctor::Budget { deadline, per_request: deps.config.es_timeout }).await
 }
 
 /// The check of that name (the first, when there are several).
@@ -247,17 +251,10 @@ async fn a_wrong_password_is_named_and_nothing_more_is_asked() {
 
 #[tokio::test]
 async fn a_domain_without_fine_grained_access_control_is_asked_with_the_function_s_signature() {
-    let examine = |deps: kinesis_es_indexer::Deps| async move {
-        let budget = doctor::Budget {
-            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
-            per_request: deps.config.es_timeout,
-        };
-        doctor::examine(&deps, budget).await
-    };
     let accepted = [("ASIADOCTOR", "doctor-secret", Some("doctor-token"))];
     let signing = vec![credentials("ASIADOCTOR", "doctor-secret", Some("doctor-token"))];
     let Some((h, _)) = signed_harness(&accepted, signing, &[], "").await else { return };
-    let report = examine(h.deps).await;
+    let report = examine(&h.deps).await;
     let authentication = check(&report, "authentication");
     assert_eq!(authentication.status, Status::Ok, "{}", report.lines());
     assert!(authentication.found.contains("access policy admitted the signed requests"), "{}", report.lines());
@@ -265,7 +262,7 @@ async fn a_domain_without_fine_grained_access_control_is_asked_with_the_function
     // Signed with a secret the domain does not know: Amazon's 403, before any security plugin.
     let signing = vec![credentials("ASIADOCTOR", "another-secret", Some("doctor-token"))];
     let Some((h, _)) = signed_harness(&accepted, signing, &[], "").await else { return };
-    let report = examine(h.deps).await;
+    let report = examine(&h.deps).await;
     failed_at(&report, "authentication", &["403"], &["access policy", "FunctionRoleArn"]);
 }
 
@@ -434,11 +431,7 @@ async fn a_data_stream_behind_the_firehose_tier_is_named() {
     stack.set("FIREHOSE_STREAM_NAME", "");
     let pairs: Vec<(&str, &str)> = stack.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let without_firehose = deps(&stack.es, None, &pairs);
-    let budget = doctor::Budget {
-        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
-        per_request: without_firehose.config.es_timeout,
-    };
-    let report = doctor::examine(&without_firehose, budget).await;
+    let report = examine(&without_firehose).await;
     assert!(report.healthy, "{}", report.lines());
     assert!(check(&report, "index").found.contains("a data stream: documents are created in its write index"));
 }
