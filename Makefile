@@ -39,8 +39,8 @@ soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x S
 bench: ## CPU per record (and × an empty handler's), wall, peak RSS, bytes, cold start of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
 	cargo bench --bench bench
 
-fleet: ## 8 instances draining 40 batches each into a 2+2 write pool, adaptive against fixed concurrency: parked share, items per document, drain time; FLEET_SPELL_MS adds a busy spell (FLEET_SHARDS, FLEET_BATCHES, FLEET_POLL_MS, FLEET_SERVICE_MS, FLEET_PER_ITEM_US shape it; FLEET_SETTINGS=NAME=value,… sets the function's variables)
-	cargo test --release --test fleet -- --nocapture
+fleet: ## Fleets of instances draining 40 batches each into a 2+2 write pool, fixed against adaptive concurrency in each of six regimes (heavy, moderate, light; each with a node lost for 5 s): pool utilisation, direct goodput, parked share, items per document, drain, billed time; FLEET_REGIMES, FLEET_RUNS, FLEET_SHARDS, FLEET_THREADS, FLEET_QUEUE, FLEET_SERVICE_MS, FLEET_PER_ITEM_US, FLEET_LOSS_MS, FLEET_SPELL_MS, FLEET_POLL_MS shape it; FLEET_SETTINGS=NAME=value,… sets the function's variables
+	FLEET_REGIMES=$${FLEET_REGIMES:-all} cargo test --profile fleet --test fleet -- --nocapture
 
 FUZZ_SECONDS ?= 120
 fuzz: ## Fuzz record decoding with cargo-fuzz for FUZZ_SECONDS (120); installs cargo-fuzz, runs on stable via RUSTC_BOOTSTRAP

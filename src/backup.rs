@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::bulk::DocOutcome;
 use crate::cause::{Failure, Outcome};
 use crate::handler::Deps;
@@ -79,9 +78,8 @@ pub fn replay_request(body: &[u8]) -> Option<Result<ReplayRequest, String>> {
     crate::invocation::operator_request(body, REPLAY_EVENT_KEY, "replay")
 }
 
-/// Sends the documents of one backup object to the cluster; one outcome per line, in order. No request starts
-/// with less than `margin` left before `deadline`.
-pub async fn replay(lines: &[BackedUp], deadline: Instant, margin: Duration, deps: &Deps) -> Vec<Replayed> {
+/// Sends the documents of one backup object to the cluster within `budget`; one outcome per line, in order.
+pub async fn replay(lines: &[BackedUp], budget: Budget, deps: &Deps) -> Vec<Replayed> {
     let mut outcomes: Vec<Option<Replayed>> = vec![None; lines.len()];
     let mut documents = Vec::new();
     let mut positions = Vec::new();
@@ -95,15 +93,9 @@ pub async fn replay(lines: &[BackedUp], deadline: Instant, margin: Duration, dep
         }
     }
     if !documents.is_empty() {
-        let (indexed, _) = crate::elasticsearch::index_documents(
-            &deps.elasticsearch,
-            documents,
-            &deps.config,
-            deadline,
-            margin,
-            &deps.warm.load,
-        )
-        .await;
+        let stage = deps.warm.flow.stage(budget, false);
+        let (indexed, _) =
+            crate::elasticsearch::index_documents(&deps.elasticsearch, documents, &deps.config, &stage).await;
         for (position, document) in positions.into_iter().zip(indexed) {
             outcomes[position] = Some(match document.outcome {
                 DocOutcome::Indexed => Replayed::Indexed,

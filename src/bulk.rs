@@ -81,7 +81,7 @@ pub enum BulkReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
     pub documents: usize,
-    /// Whether a lost connection may mean the body was refused for its size (`adapt::Load::may_be_too_large`).
+    /// Whether a lost connection may mean the body was refused for its size (`flow::body::BodyLimit`).
     pub may_be_too_large: bool,
 }
 
@@ -155,64 +155,13 @@ impl DocOutcome {
 /// The decision for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkDecision {
-    /// One outcome per document sent, in request order. `hold`: the request failed as a whole, so later chunks of
-    /// this invocation are not sent, and their documents take this cause (the cluster is throttling: retry later;
-    /// down, unreachable or refusing us: back to Kinesis).
+    /// One outcome per document sent, in request order. `hold`: the request failed as a whole, for this cause
+    /// (the cluster throttling, down, unreachable or refusing us): `flow` keeps the rest of the batch in the stream.
     PerDocument { outcomes: Vec<DocOutcome>, hold: Option<Cause> },
     /// The request was too large: send it again in halves (a single document is rejected instead). `unread`: no
     /// 413 came back, the connection was lost while a body larger than any known to get through was being sent;
     /// a single document is then rejected only if the cluster answers other requests.
     Split { unread: bool },
-}
-
-impl ChunkDecision {
-    /// Whether the cluster said "later" (`ClusterBusy`) to the whole request or to more than half of its items: it
-    /// is saturated, not unlucky.
-    pub fn saturated(&self) -> bool {
-        match self {
-            ChunkDecision::PerDocument { outcomes, .. } => asked_later_for_most(outcomes),
-            ChunkDecision::Split { .. } => false,
-        }
-    }
-
-    /// The decision when the instance adapts its load and holds (`elasticsearch` decides when): the chunks not yet
-    /// sent stay in the stream (`Cause::held_in_the_stream`: back to Kinesis, paced) instead of being sent into the
-    /// saturated cluster or parked unsent. The request's own "retry later" documents go to Firehose as any 429'd item
-    /// does.
-    pub fn holding_after_saturation(self) -> ChunkDecision {
-        match self {
-            ChunkDecision::PerDocument { outcomes, .. } if asked_later_for_most(&outcomes) => {
-                ChunkDecision::PerDocument { outcomes, hold: Some(Cause::ClusterBusy.held_in_the_stream()) }
-            }
-            other => other,
-        }
-    }
-
-    /// Whether the cluster answered every document and asked for none later, nor is away: the end of pacing, and one
-    /// more request in flight in time.
-    pub fn answered_normally(&self) -> bool {
-        matches!(self, ChunkDecision::PerDocument { .. }) && self.pacing_cause().is_none()
-    }
-
-    /// Why the cluster did not answer normally, when a cause that paces says so: the hold, else the first document
-    /// asked for later or left unknown. None for a split, which says nothing of the cluster.
-    pub fn pacing_cause(&self) -> Option<Cause> {
-        match self {
-            ChunkDecision::PerDocument { hold: Some(cause), .. } => Some(*cause),
-            ChunkDecision::PerDocument { outcomes, hold: None } => outcomes
-                .iter()
-                .filter_map(DocOutcome::failure)
-                .map(|failure| failure.cause)
-                .find(|c| c.paces().is_some()),
-            ChunkDecision::Split { .. } => None,
-        }
-    }
-}
-
-/// Whether more than half of a request's documents were asked for later.
-fn asked_later_for_most(outcomes: &[DocOutcome]) -> bool {
-    let later = outcomes.iter().filter(|outcome| outcome.caused_by(Cause::ClusterBusy)).count();
-    later * 2 > outcomes.len()
 }
 
 /// Decides the outcome of every document of a request from the reply: the one place that judges statuses and
@@ -435,29 +384,6 @@ mod tests {
     }
 
     #[test]
-    fn a_request_is_answered_normally_unless_a_document_says_the_cluster_is_busy_or_away() {
-        let item = |status: u16, error_type: &str| {
-            format!(
-                r#"{{"create":{{"_index":"logs","status":{status},"error":{{"type":"{error_type}","reason":"r"}}}}}}"#
-            )
-        };
-        let created = r#"{"create":{"_index":"logs","status":201}}"#;
-        let reply = |items: &[String]| format!(r#"{{"took":1,"errors":true,"items":[{}]}}"#, items.join(","));
-        let rejected = answered(200, &reply(&[created.into(), item(400, "document_parsing_exception")]));
-        assert_eq!((rejected.answered_normally(), rejected.pacing_cause()), (true, None), "a bad document is no news");
-        let busy = answered(
-            200,
-            &reply(&[item(400, "document_parsing_exception"), item(429, "es_rejected_execution_exception")]),
-        );
-        assert_eq!((busy.answered_normally(), busy.pacing_cause()), (false, Some(Cause::ClusterBusy)));
-        let blocked = answered(200, &reply(&[created.into(), item(403, "cluster_block_exception")]));
-        assert_eq!(blocked.pacing_cause(), Some(Cause::Misconfigured(Fix::ClusterBlock)));
-        let whole = answered(429, r#"{"error":{"type":"es_rejected_execution_exception","reason":"r"},"status":429}"#);
-        assert_eq!((whole.answered_normally(), whole.pacing_cause()), (false, Some(Cause::ClusterBusy)));
-        assert_eq!(ChunkDecision::Split { unread: false }.pacing_cause(), None, "a split says nothing of the cluster");
-    }
-
-    #[test]
     fn the_body_is_create_actions_and_sources_one_per_line() {
         let body = encode(&[doc("a:1:0", r#"{"x":1}"#), doc("a\"q", "{}")]);
         assert_eq!(
@@ -631,36 +557,6 @@ mod tests {
         assert_eq!((kinds(&outcomes), next), (vec!["back to kinesis"; 4], Some(Outcome::BackToKinesis)), "away");
         let refused = BulkReply::NotSent("error trying to connect: Connection refused".into());
         assert!(matches!(decide(&refused, &large), ChunkDecision::PerDocument { .. }), "nothing was sent");
-    }
-
-    #[test]
-    fn after_a_request_refused_wholesale_or_mostly_the_rest_of_the_batch_stays_in_the_stream() {
-        let item = |status: u16| match status {
-            429 => r#"{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"full"}}}"#,
-            _ => r#"{"create":{"status":201}}"#,
-        };
-        let body = |statuses: &[u16]| {
-            let items: Vec<&str> = statuses.iter().map(|&s| item(s)).collect();
-            format!(r#"{{"errors":true,"items":[{}]}}"#, items.join(","))
-        };
-        let mostly = answered(200, &body(&[429, 201, 429]));
-        assert!(mostly.saturated());
-        let (outcomes, next) = super::tests::outcomes(mostly.holding_after_saturation());
-        assert_eq!(kinds(&outcomes), vec!["retry later", "indexed", "retry later"], "its own 429s are parked");
-        assert_eq!(next, Some(Outcome::BackToKinesis), "the chunks after it stay in the stream");
-
-        let unlucky = answered(200, &body(&[429, 201, 201, 429]));
-        assert!(!unlucky.saturated(), "half is not most");
-        let (outcomes, next) = super::tests::outcomes(unlucky.holding_after_saturation());
-        assert_eq!(kinds(&outcomes), vec!["retry later", "indexed", "indexed", "retry later"]);
-        assert_eq!(next, None);
-
-        let wholesale = answered(429, include_str!("../tests/fixtures/bulk_circuit_breaking_429.json"));
-        assert!(wholesale.saturated());
-        let (outcomes, next) = super::tests::outcomes(wholesale.holding_after_saturation());
-        assert_eq!(kinds(&outcomes), vec!["retry later"; 3]);
-        assert_eq!(next, Some(Outcome::BackToKinesis), "not parked unsent, as without adapting");
-        assert!(!answered(200, &body(&[201, 201])).saturated());
     }
 
     #[test]

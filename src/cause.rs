@@ -119,17 +119,6 @@ impl Cause {
         }
     }
 
-    /// The cause the indexing stage holds the documents it has not sent for, once an answer of this cause made it
-    /// keep the rest of the batch in the stream: "later" becomes `ClusterSaturated` (paced as busy, never parked
-    /// unsent, where Firehose would deliver it into the same cluster); a cluster away or refusing holds them for its
-    /// own cause.
-    pub fn held_in_the_stream(self) -> Cause {
-        match self {
-            Cause::ClusterBusy => Cause::ClusterSaturated,
-            other => other,
-        }
-    }
-
     /// What someone must do, when redelivery alone will not cure it.
     pub fn fix(self) -> Option<Fix> {
         match self {
@@ -300,16 +289,11 @@ impl Failure {
     /// Not sent: an earlier answer of the invocation held the indexing stage for `cause`.
     pub fn held(cause: Cause) -> Failure {
         match cause {
-            Cause::ClusterBusy => Failure::ours(
-                cause,
-                "not_sent_cluster_throttling",
-                "the cluster answered an earlier request of this batch with 429; not sent, to spare it",
-            ),
             Cause::ClusterSaturated => Failure::ours(
                 cause,
                 "not_sent_cluster_saturated",
-                "the cluster said \"later\" to an earlier request of this batch (refused whole, several in a row, or \
-                 a probe); not sent, to spare it, and kept in the stream until it takes more",
+                "the cluster said \"later\" to an earlier request of this batch (refused whole, still at the fewest \
+                 requests in flight, or a probe); not sent, to spare it, and kept in the stream until it takes more",
             ),
             _ => Failure::ours(
                 cause,

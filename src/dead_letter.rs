@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::cause::Failure;
 use crate::config::DeadLetterPlace;
 use crate::firehose;
@@ -64,18 +64,12 @@ impl DeadLetter {
 
     /// Writes `rejected` as one object, within half of what is left before `margin` and at most `MOST_TIME` (the
     /// rest is for parking in Firehose); its `s3://` address, or why S3 did not take it.
-    pub async fn keep(
-        &self,
-        rejected: &[Rejected<'_>],
-        target_field: &str,
-        deadline: Instant,
-        margin: Duration,
-    ) -> Result<String, Failure> {
+    pub async fn keep(&self, rejected: &[Rejected<'_>], target_field: &str, budget: Budget) -> Result<String, Failure> {
         let now = Utc::now();
         let key = object_key(&self.place.prefix, now, rejected);
         let address = format!("s3://{}/{key}", self.place.bucket);
         let body = lines(rejected, target_field, now);
-        let left = (deadline.saturating_duration_since(Instant::now()).saturating_sub(margin) / 2).min(MOST_TIME);
+        let left = (budget.left() / 2).min(MOST_TIME);
         let put = self
             .client
             .put_object()

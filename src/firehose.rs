@@ -10,9 +10,10 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::cause::Failure;
 use crate::chunk;
-use crate::pacing;
+use crate::flow::pacing;
 use crate::record::{self, Document};
 
 /// PutRecordBatch limits: records per call, bytes per call, bytes per record (1,000 KiB).
@@ -227,7 +228,7 @@ impl Firehose {
     }
 
     /// Offers every entry to the stream; returns the ones it never accepted.
-    pub async fn put(&self, entries: Vec<Entry>, deadline: Instant, margin: Duration) -> Delivery {
+    pub async fn put(&self, entries: Vec<Entry>, budget: Budget) -> Delivery {
         let started = Instant::now();
         let mut delivery = Delivery::default();
         let (fitting, too_large): (Vec<Entry>, Vec<Entry>) =
@@ -240,27 +241,27 @@ impl Firehose {
         let calls =
             chunk::ranges_within(fitting.iter().map(|e| e.data.len()), MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL);
         for call in calls {
-            self.put_with_retries(&fitting[call], deadline, margin, &mut delivery).await;
+            self.put_with_retries(&fitting[call], budget, &mut delivery).await;
         }
         delivery.stats.elapsed = started.elapsed();
         delivery
     }
 
-    async fn put_with_retries(&self, entries: &[Entry], deadline: Instant, margin: Duration, delivery: &mut Delivery) {
+    async fn put_with_retries(&self, entries: &[Entry], budget: Budget, delivery: &mut Delivery) {
         let mut pending: Vec<&Entry> = entries.iter().collect();
         let mut last_failure = None;
         let mut out_of_time = false;
         for attempt in 0..self.max_attempts {
             if attempt > 0 {
                 let pause = pacing::full_jitter(attempt, FIRST_BACKOFF, MAX_BACKOFF);
-                if Instant::now() + pause + margin >= deadline {
+                if pause >= budget.left() {
                     out_of_time = true;
                     break;
                 }
                 tokio::time::sleep(pause).await;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left <= margin {
+            let left = budget.left();
+            if left.is_zero() {
                 out_of_time = true;
                 break;
             }
@@ -271,7 +272,7 @@ impl Firehose {
             let call =
                 self.client.put_record_batch().delivery_stream_name(&self.stream).set_records(Some(records)).send();
             delivery.stats.calls += 1;
-            let output = match tokio::time::timeout(left - margin, call).await {
+            let output = match tokio::time::timeout(left, call).await {
                 Err(_) => {
                     last_failure = Some(AttemptFailure::NoAnswer);
                     continue;

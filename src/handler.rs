@@ -9,7 +9,7 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::adapt::Load;
+use crate::budget::{Budget, MIN_REQUEST_TIME};
 use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::cause::{Cause, Failure, Fix, Pace};
 use crate::config::{Config, EsAuth};
@@ -18,8 +18,8 @@ use crate::elasticsearch::{self, Elasticsearch};
 use crate::error::Error;
 use crate::event::KinesisEventIn;
 use crate::firehose::{self, Firehose};
+use crate::flow::Flow;
 use crate::outcome::Outcome;
-use crate::pacing::Pacing;
 use crate::record::{self, Batch, Decoded, Provenance, Record};
 use crate::route::{self, FirehoseAnswer, SettledRecord};
 use crate::secret::SecretCredentials;
@@ -39,28 +39,18 @@ pub struct Deps {
 }
 
 /// State kept across the warm invocations of one process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WarmState {
     /// Whether a deadline too short for any request was reported at ERROR already (once per cold start).
     short_deadline_reported: AtomicBool,
-    /// How long to wait while the cluster is away or busy.
-    pub pacing: Pacing,
-    /// How much to send at once: requests in flight, and the body size the way to the cluster takes.
-    pub load: Load,
+    /// What the instance learned of the cluster's load: requests in flight, body size, pacing.
+    pub flow: Flow,
 }
 
-/// The least time a request can have (`ES_TIMEOUT_MS`'s own minimum).
-const MIN_REQUEST_TIME: Duration = Duration::from_millis(100);
-
-/// The margin an invocation keeps before its deadline: `DEADLINE_MARGIN_MS`, but never more than a quarter of the
-/// time it has, so that a short function timeout (Lambda's default is 3 s) still leaves most of it for the work.
-/// When what is left is too short for any request, the whole time is margin: nothing is sent, and the records go
-/// back to Kinesis.
-fn margin_for(configured: Duration, allowed: Duration) -> (Duration, bool) {
-    let margin = configured.min(allowed / 4);
-    match allowed.saturating_sub(margin) < MIN_REQUEST_TIME {
-        true => (allowed, true),
-        false => (margin, false),
+impl WarmState {
+    /// Nothing learned yet, for `config`.
+    pub fn new(config: &Config) -> WarmState {
+        WarmState { short_deadline_reported: AtomicBool::new(false), flow: Flow::new(config) }
     }
 }
 
@@ -101,7 +91,8 @@ impl Deps {
             }
             _ => None,
         };
-        Ok(Deps { config, elasticsearch, firehose, dead_letter, secret, warm: Arc::default() })
+        let warm = Arc::new(WarmState::new(&config));
+        Ok(Deps { config, elasticsearch, firehose, dead_letter, secret, warm })
     }
 }
 
@@ -109,11 +100,10 @@ impl Deps {
 pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> Report {
     let started = Instant::now();
     let config = &deps.config;
-    let allowed = deadline.saturating_duration_since(started);
-    let (margin, too_short) = margin_for(config.deadline_margin, allowed);
+    let (budget, too_short) = Budget::for_invocation(deadline, config.deadline_margin);
     if too_short && !deps.warm.short_deadline_reported.swap(true, Ordering::Relaxed) {
         tracing::error!(
-            allowed_ms = allowed.as_millis() as u64,
+            allowed_ms = deadline.saturating_duration_since(started).as_millis() as u64,
             deadline_margin_ms = config.deadline_margin.as_millis() as u64,
             min_request_ms = MIN_REQUEST_TIME.as_millis() as u64,
             "The invocation's time is too short for any request: every record goes back to Kinesis. Raise the \
@@ -121,33 +111,22 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
         );
     }
     let decoder = record::BatchDecoder::new(event, config);
-    let probe = deps.warm.pacing.probing();
-    let (mut batch, mut indexing) =
-        elasticsearch::index_batch(&deps.elasticsearch, decoder, config, deadline, margin, probe, &deps.warm.load)
-            .await;
-    let load = &deps.warm.load;
-    elasticsearch::index_plain_forms(
-        &deps.elasticsearch,
-        event,
-        &mut batch,
-        config,
-        deadline,
-        margin,
-        load,
-        &mut indexing,
-    )
-    .await;
+    let flow = &deps.warm.flow;
+    let stage = flow.stage(budget, true);
+    let (mut batch, mut indexing) = elasticsearch::index_batch(&deps.elasticsearch, decoder, config, &stage).await;
+    let plain_stage = flow.stage(budget, false);
+    elasticsearch::index_plain_forms(&deps.elasticsearch, event, &mut batch, config, &plain_stage, &mut indexing).await;
     // When the cluster's answers were in: a canary's age is told to then, not to after Firehose and pacing.
     let indexed_at = Utc::now();
     if indexing.answered_normally {
-        deps.warm.pacing.cluster_answered();
+        flow.cluster_answered();
     }
     if let (true, Some(secret)) = (indexing.unauthorized, &deps.secret) {
-        reread_secret(secret, deadline, margin, deps).await;
+        reread_secret(secret, budget, deps).await;
     }
     let mut plan = route::plan(&batch, deps.firehose.is_some());
-    let kept = keep_rejected(&batch, &mut plan, deadline, margin, deps).await;
-    let delivery = park_in_firehose(&batch, &plan.to_park, deadline, margin, deps).await;
+    let kept = keep_rejected(&batch, &mut plan, budget, deps).await;
+    let delivery = park_in_firehose(&batch, &plan.to_park, budget, deps).await;
     let firehose_answer = match deps.firehose {
         None => FirehoseAnswer::NotConfigured,
         Some(_) => FirehoseAnswer::Answered { refused: &delivery.refused },
@@ -155,10 +134,10 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     let batch = route::settle(batch, plan, firehose_answer);
     log_failures(&batch, config.log_excerpt_bytes, kept.as_ref().map(|(address, _)| address.as_str()));
     let pace_reason = pace_reason(&batch);
-    let paced = pace(pace_reason, deadline, margin, deps).await;
+    let paced = flow.pace(pace_reason, budget).await;
     let mut report = Report::new(batch, indexing, delivery.stats, indexed_at, started.elapsed());
     report.summary.documents_dead_lettered = kept.map_or(0, |(_, documents)| documents);
-    report.summary.probe = probe;
+    report.summary.probe = stage.probing();
     report.summary.paced = paced;
     report.summary.paced_because = pace_reason.filter(|_| !paced.is_zero());
     report.summary.warn_if_saturated();
@@ -170,8 +149,8 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
 /// within half of what is left before the margin, so that a slow Secrets Manager (the SDK's retries included) never
 /// outlasts the invocation nor takes all the time parking in Firehose needs. Not read in time, the next 401 tries
 /// again.
-async fn reread_secret(secret: &SecretCredentials, deadline: Instant, margin: Duration, deps: &Deps) {
-    let allowed = deadline.saturating_duration_since(Instant::now()).saturating_sub(margin) / 2;
+async fn reread_secret(secret: &SecretCredentials, budget: Budget, deps: &Deps) {
+    let allowed = budget.left() / 2;
     match tokio::time::timeout(allowed, secret.apply(&deps.elasticsearch)).await {
         Ok(Ok(())) => tracing::info!("Credentials re-read from Secrets Manager after a 401"),
         Ok(Err(error)) => tracing::error!(%error, "Credentials could not be re-read after a 401"),
@@ -199,26 +178,11 @@ fn pace_reason(batch: &Batch<SettledRecord, IndexedDocument>) -> Option<Pace> {
         .max()
 }
 
-/// When records go back to Kinesis for a reason that paces, waits before answering (Lambda retries at once):
-/// exponential with full jitter across warm invocations, never past the margin before the deadline. Returns how
-/// long it waited.
-async fn pace(reason: Option<Pace>, deadline: Instant, margin: Duration, deps: &Deps) -> Duration {
-    let config = &deps.config;
-    if reason.is_none() || config.pacing_max.is_zero() {
-        return Duration::ZERO;
-    }
-    let left = deadline.saturating_duration_since(Instant::now()).saturating_sub(margin);
-    let wait = deps.warm.pacing.pace_again(config.pacing_base, config.pacing_max).min(left);
-    tokio::time::sleep(wait).await;
-    wait
-}
-
 /// Offers Firehose the documents routing planned to park there; what it refused is in the delivery.
 async fn park_in_firehose(
     batch: &Batch<Record, IndexedDocument>,
     documents: &[usize],
-    deadline: Instant,
-    margin: Duration,
+    budget: Budget,
     deps: &Deps,
 ) -> firehose::Delivery {
     let Some(firehose) = &deps.firehose else {
@@ -230,7 +194,7 @@ async fn park_in_firehose(
     let target_field = &deps.config.firehose_target_field;
     let entries =
         documents.iter().map(|&doc| firehose::entry(doc, &batch.documents[doc].document, target_field)).collect();
-    firehose.put(entries, deadline, margin).await
+    firehose.put(entries, budget).await
 }
 
 /// Keeps the documents the cluster rejected for their own fault in the dead letter, when one is configured: those of
@@ -242,8 +206,7 @@ async fn park_in_firehose(
 async fn keep_rejected(
     batch: &Batch<Record, IndexedDocument>,
     plan: &mut route::Plan,
-    deadline: Instant,
-    margin: Duration,
+    budget: Budget,
     deps: &Deps,
 ) -> Option<(String, usize)> {
     let dead_letter = deps.dead_letter.as_ref()?;
@@ -267,7 +230,7 @@ async fn keep_rejected(
         return None;
     }
     let target_field = &deps.config.firehose_target_field;
-    match dead_letter.keep(&rejected, target_field, deadline, margin).await {
+    match dead_letter.keep(&rejected, target_field, budget).await {
         Ok(address) => Some((address, rejected.len())),
         Err(failure) => {
             plan.send_back(batch, &records, &failure);
@@ -551,15 +514,5 @@ mod tests {
         assert_eq!(named(records), [Some("2".to_owned())]);
         let records = vec![record(None, Outcome::Rejected), record(None, Outcome::BackToKinesis)];
         assert_eq!(named(records), [Some(String::new())], "empty: Lambda retries the whole batch");
-    }
-
-    #[test]
-    fn the_margin_is_at_most_a_quarter_of_the_time_allowed() {
-        let ms = Duration::from_millis;
-        assert_eq!(margin_for(ms(2000), ms(60_000)), (ms(2000), false), "a long timeout keeps the setting");
-        assert_eq!(margin_for(ms(2000), ms(3000)), (ms(750), false), "Lambda's default 3 s timeout");
-        assert_eq!(margin_for(ms(2000), ms(2000)), (ms(500), false));
-        assert_eq!(margin_for(ms(0), ms(150)), (ms(0), false));
-        assert_eq!(margin_for(ms(2000), ms(120)), (ms(120), true), "too short for any request: all margin");
     }
 }

@@ -9,8 +9,8 @@
 //! backed-up documents back to the cluster;
 //! `replay` is `make replay`'s reading of the failure stores and its report.
 
-pub mod adapt;
 pub mod backup;
+pub mod budget;
 pub mod bulk;
 pub mod cause;
 pub mod chunk;
@@ -21,6 +21,7 @@ pub mod elasticsearch;
 pub mod error;
 pub mod event;
 pub mod firehose;
+pub mod flow;
 pub mod handler;
 pub mod index;
 pub mod invocation;
@@ -28,7 +29,6 @@ pub mod json;
 pub mod kpl;
 pub mod logging;
 pub mod outcome;
-pub mod pacing;
 pub mod preprocess;
 pub mod record;
 pub mod replay;

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kinesis_es_indexer::budget::Budget;
 use kinesis_es_indexer::invocation::{Bodies, TakeBody};
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
 use kinesis_es_indexer::{backup, doctor, setup};
@@ -72,8 +73,8 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             tracing::error!(%error, "The replay event cannot be read: nothing of it is indexed");
             invalid_event(error)
         })?;
-        let (_, margin) = time_left(deadline, deps);
-        let replayed = backup::replay(&request.backup, deadline, margin, deps).await;
+        let (budget, _) = Budget::for_invocation(deadline, deps.config.deadline_margin);
+        let replayed = backup::replay(&request.backup, budget, deps).await;
         let report = backup::report(&request.source, &request.backup, &replayed);
         // Its JSON, as the operator's `make replay` receives it.
         let logged = serde_json::to_string(&report).unwrap_or_default();
@@ -86,8 +87,8 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             invalid_event(error)
         })?;
         // Each request within the invocation's time, less its margin, at most the cluster timeout.
-        let (allowed, margin) = time_left(deadline, deps);
-        let timeout = allowed.saturating_sub(margin).min(deps.config.es_timeout);
+        let (budget, _) = Budget::for_invocation(deadline, deps.config.deadline_margin);
+        let timeout = budget.cap(deps.config.es_timeout);
         return Ok(Answer::Setup { setup: setup::apply(&request, timeout, deps).await });
     }
     if let Some(request) = doctor::doctor_request(&body) {
@@ -95,10 +96,10 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             tracing::error!(%error, "The doctor event cannot be read: nothing is checked");
             invalid_event(error)
         })?;
-        let (allowed, margin) = time_left(deadline, deps);
-        let until = tokio::time::Instant::now() + allowed.saturating_sub(margin);
+        let (budget, _) = Budget::for_invocation(deadline, deps.config.deadline_margin);
         let report =
-            doctor::examine(deps, doctor::Budget { deadline: until, per_request: deps.config.es_timeout }).await;
+            doctor::examine(deps, doctor::Budget { deadline: budget.until(), per_request: deps.config.es_timeout })
+                .await;
         let logged = serde_json::to_string(&report).unwrap_or_default();
         tracing::info!(healthy = report.healthy, report = %logged, "Doctor done");
         return Ok(Answer::Doctor(report));
@@ -115,13 +116,6 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
 /// The failure Lambda reports for an event the function cannot read.
 fn invalid_event(error: impl ToString) -> Diagnostic {
     Diagnostic { error_type: "InvalidEvent".to_owned(), error_message: error.to_string() }
-}
-
-/// The time an operator's event (a replay, a set-up) has before `deadline`, and the margin kept from it: the
-/// configured one, at most a quarter of that time.
-fn time_left(deadline: tokio::time::Instant, deps: &Deps) -> (Duration, Duration) {
-    let allowed = deadline.saturating_duration_since(tokio::time::Instant::now());
-    (allowed, deps.config.deadline_margin.min(allowed / 4))
 }
 
 /// Tells Lambda why the cold start failed (`/runtime/init/error`), so the invocation shows the error's type and

@@ -21,6 +21,7 @@ use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
 use kinesis_es_indexer::backup::{self, BackedUp};
+use kinesis_es_indexer::budget::Budget;
 use kinesis_es_indexer::replay::backup_object::{backup_lines, read_backup};
 use kinesis_es_indexer::replay::on_failure::{BatchInfo, FailedBatch, StreamRecord, lambda_record, read_failed_batch};
 use kinesis_es_indexer::replay::options::{self, Command, Options};
@@ -240,7 +241,7 @@ async fn replay_locally(
                 Ok(event) => Replay::Batch(BatchResult::of(&handle(&event, deadline, deps).await)),
             },
             Work::Backup(documents) => {
-                let replayed = backup::replay(documents, deadline, Duration::ZERO, deps).await;
+                let replayed = backup::replay(documents, Budget::new(deadline, Duration::ZERO), deps).await;
                 Replay::Backup(backup::report(&object.source, documents, &replayed))
             }
         })

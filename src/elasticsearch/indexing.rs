@@ -1,9 +1,8 @@
-//! The indexing stage: sends a batch's documents to the cluster in chunks as they are decoded, with the concurrency
-//! `adapt::Load` allows, within the invocation's deadline, holding when the cluster is down or saturated, splitting
-//! what is refused for its size; each document comes back with its outcome.
+//! The indexing stage: sends a batch's documents to the cluster in chunks as they are decoded, as the `flow`
+//! stage allows (requests in flight, body size, pauses, holds, the probe), and splits what is refused for its size;
+//! each document comes back with its outcome.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -11,11 +10,10 @@ use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use super::client::Elasticsearch;
-use crate::adapt::{Load, SATURATED_IN_A_ROW_TO_HOLD, Signal};
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument, Sent};
-use crate::cause::{Cause, Failure};
+use crate::bulk::{self, BulkReply, DocOutcome, IndexedDocument};
 use crate::chunk::ChunkLimit;
 use crate::config::Config;
+use crate::flow::{Next, Stage, Ticket};
 use crate::record::{Batch, BatchDecoder, Document, Record};
 
 /// What the indexing stage did, for the summary line.
@@ -57,38 +55,28 @@ impl IndexingStats {
 /// `BULK_CONCURRENCY` chunks and their bodies exist at once), and once a chunk is answered its documents keep their
 /// sources only where routing still needs them (for Firehose, or for the log line of a rejected document).
 ///
-/// How many requests are in flight follows `load` (`BULK_CONCURRENCY_MODE=adaptive`): halved when the cluster says
-/// "later" to most of a request, grown after clean answers, and below one request a pause after each answer; with
-/// `fixed`, always `BULK_CONCURRENCY`.
-///
-/// At most one request per document, but for a request refused for its size (a 413, or a connection lost while a
-/// body larger than any known to get through was being sent), resent in halves. After a request the cluster refuses
-/// whole (a 429, timeout, connection failure, 5xx, auth failure), or `SATURATED_IN_A_ROW_TO_HOLD` requests in a row
-/// it is saturated by (adaptive), no further chunk is sent. No request starts with less than `margin` left. With `probe` (the last invocations paced), one
-/// document is sent alone first, and the rest only if the cluster answers it.
+/// How many requests are in flight, how large they are, the pauses between them, and when the rest of the batch
+/// stays in the stream are the `stage`'s to say (`flow`). At most one request per document, but for a request
+/// refused for its size (resent in halves) and for one whose connection was lost while it was being sent (resent
+/// once, as the connection may have been one the server had closed).
 pub async fn index_batch(
     client: &Elasticsearch,
     mut decoder: BatchDecoder<'_>,
     config: &Config,
-    deadline: Instant,
-    margin: Duration,
-    probe: bool,
-    load: &Load,
+    stage: &Stage<'_>,
 ) -> (Batch<Record, IndexedDocument>, IndexingStats) {
     let feed = ChunkFeed::new(|pending: &mut VecDeque<Document>| decoder.decode_next_into(pending));
-    let (documents, stats) = send_all(client, feed, config, deadline, margin, probe, load).await;
+    let (documents, stats) = send_all(client, feed, config, stage).await;
     (decoder.finish(documents), stats)
 }
 
-/// Sends documents made elsewhere (Firehose's backup, replayed) as `index_batch` sends a batch's: the same chunks,
-/// concurrency, holds and judgement; each document with its outcome, in order.
+/// Sends documents made elsewhere (Firehose's backup, replayed; plain forms) as `index_batch` sends a batch's: the
+/// same chunks, flow and judgement; each document with its outcome, in order.
 pub async fn index_documents(
     client: &Elasticsearch,
     documents: Vec<Document>,
     config: &Config,
-    deadline: Instant,
-    margin: Duration,
-    load: &Load,
+    stage: &Stage<'_>,
 ) -> (Vec<IndexedDocument>, IndexingStats) {
     let mut documents = Some(documents);
     let feed = ChunkFeed::new(move |pending: &mut VecDeque<Document>| match documents.take() {
@@ -98,7 +86,7 @@ pub async fn index_documents(
         }
         None => false,
     });
-    send_all(client, feed, config, deadline, margin, false, load).await
+    send_all(client, feed, config, stage).await
 }
 
 /// The indexing stage proper: sends the chunks `feed` cuts, and returns every document it handed out with its
@@ -107,39 +95,23 @@ async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
     client: &Elasticsearch,
     mut feed: ChunkFeed<D>,
     config: &Config,
-    deadline: Instant,
-    margin: Duration,
-    probe: bool,
-    load: &Load,
+    stage: &Stage<'_>,
 ) -> (Vec<IndexedDocument>, IndexingStats) {
     let started = Instant::now();
-    let sender = Sender { client, config, deadline, margin, load, shared: Mutex::default() };
+    let sender = Sender { client, stage };
     let mut answered = Vec::new();
-    // A probe that is not answered normally holds the stage. One that may have been refused for its size says
-    // nothing of the cluster: the next document is tried alone.
-    let mut probing = probe;
-    while probing {
-        let Some(chunk) = feed.next_chunk(1, usize::MAX) else { break };
-        let chunk = sender.send_chunk(chunk).await;
-        let verdict = chunk.verdict;
-        answered.push(chunk);
-        probing = verdict == Verdict::MaybeTooLarge;
-        if let Verdict::Failed(cause) = verdict {
-            // The rest stays in the stream: asked for later (items, or the whole request, which may have held as
-            // busy already), it is neither sent nor parked unsent.
-            sender.shared().hold = Some(cause.held_in_the_stream());
-        }
+    if stage.probing() {
+        answered = sender.probe(&mut feed).await;
     }
     let mut in_flight = FuturesUnordered::new();
     let mut decoded_all = false;
     loop {
-        while !decoded_all && in_flight.len() < sender.concurrency() {
-            match feed.next_chunk(config.bulk_max_docs, load.body_budget(config.bulk_max_bytes)) {
+        while !decoded_all && in_flight.len() < stage.concurrency() {
+            match feed.next_chunk(config.bulk_max_docs, stage.chunk_bytes()) {
                 Some(chunk) => {
-                    // Below one request in flight, a pause after an answer before the next request (none before
-                    // the invocation's first, nor once the stage holds: the chunk is not sent).
-                    if config.adaptive_concurrency && in_flight.is_empty() && !answered.is_empty() {
-                        sender.pause().await;
+                    // Below one request in flight, the flow's pause after an answer before the next request.
+                    if in_flight.is_empty() {
+                        stage.pause().await;
                     }
                     in_flight.push(sender.send_chunk(chunk))
                 }
@@ -151,42 +123,36 @@ async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
             None => break,
         }
     }
-    answered.sort_unstable_by_key(|chunk| chunk.order);
     drop(feed);
-    let mut documents = Vec::with_capacity(answered.iter().map(|chunk| chunk.documents.len()).sum());
-    let mut stats = IndexingStats::default();
-    let mut maybe_too_large = Vec::new();
-    for chunk in answered {
-        maybe_too_large
-            .extend(chunk.maybe_too_large.iter().map(|(position, bytes)| (position + documents.len(), *bytes)));
-        documents.extend(chunk.documents);
-        stats.add(&chunk.stats);
-    }
-    judge_maybe_too_large(&mut documents, &maybe_too_large, stats.answered_normally, load.known_good());
-    stats.concurrency = sender.concurrency();
-    stats.body_limit = load.body_limit();
+    let (documents, mut stats) = in_batch_order(answered, stage);
+    stats.answered_normally = stage.answered_normally();
+    (stats.concurrency, stats.body_limit) = stage.learned();
     stats.elapsed = started.elapsed();
     (documents, stats)
 }
 
-/// Documents that lost their connection while being sent alone, larger than any body known to get through: too
-/// large for the way to the cluster when it answered other requests of this invocation (rejected, with the limit
-/// named), otherwise unknown (back to Kinesis, as the cluster may have been away).
-fn judge_maybe_too_large(
-    documents: &mut [IndexedDocument],
-    maybe_too_large: &[(usize, usize)],
-    cluster_answered: bool,
-    known_good: usize,
-) {
-    for &(position, bytes) in maybe_too_large {
-        let document = &mut documents[position];
-        if cluster_answered && bytes > known_good {
-            document.outcome = DocOutcome::Failed(Failure::too_large_for_the_way(bytes, known_good));
-        } else {
-            document.document.source = Vec::new();
-            document.document.id = None;
+/// The answered chunks' documents in batch order, those that lost their connection alone judged now that the batch
+/// is answered (`Stage::judge_lost_alone`), and the chunks' stats summed.
+fn in_batch_order(mut answered: Vec<AnsweredChunk>, stage: &Stage<'_>) -> (Vec<IndexedDocument>, IndexingStats) {
+    answered.sort_unstable_by_key(|chunk| chunk.order);
+    let mut documents = Vec::with_capacity(answered.iter().map(|chunk| chunk.documents.len()).sum());
+    let mut stats = IndexingStats::default();
+    for chunk in answered {
+        let offset = documents.len();
+        documents.extend(chunk.documents);
+        stats.add(&chunk.stats);
+        for (position, bytes) in chunk.lost_alone {
+            let document = &mut documents[offset + position];
+            match stage.judge_lost_alone(bytes) {
+                Some(too_large) => document.outcome = DocOutcome::Failed(too_large),
+                None => {
+                    document.document.source = Vec::new();
+                    document.document.id = None;
+                }
+            }
         }
     }
+    (documents, stats)
 }
 
 /// Cuts decoded documents into chunks (`ChunkLimit`: at most `max_docs` documents and `max_bytes` of body, a
@@ -243,200 +209,121 @@ struct AnsweredChunk {
     documents: Vec<IndexedDocument>,
     stats: IndexingStats,
     /// Documents (by position in the chunk, with their body size) that lost their connection while being sent
-    /// alone: judged once the whole batch is answered (`judge_maybe_too_large`).
-    maybe_too_large: Vec<(usize, usize)>,
-    /// What the chunk's last request says of the cluster (for a probe).
-    verdict: Verdict,
+    /// alone: judged once the whole batch is answered.
+    lost_alone: Vec<(usize, usize)>,
 }
 
-/// What one request says of the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Normal,
-    /// Its body may have been refused for its size: nothing can be said of the cluster.
-    MaybeTooLarge,
-    /// The cluster did not answer it normally, for this cause.
-    Failed(Cause),
-}
-
-/// What sending one batch's chunks shares: the client, the deadline, what the instance learned of the load, and
-/// whether the cluster said to hold off.
+/// Sends one batch's chunks to the cluster, as its flow stage allows.
 struct Sender<'a> {
     client: &'a Elasticsearch,
-    config: &'a Config,
-    deadline: Instant,
-    /// No request starts with less than this left (the invocation's margin, see `handler`).
-    margin: Duration,
-    load: &'a Load,
-    shared: Mutex<Held>,
-}
-
-/// What the chunks of one invocation tell each other.
-#[derive(Debug, Default)]
-struct Held {
-    /// Set by the first request that finds the cluster down, refusing or saturated, to its cause: later chunks are
-    /// not sent.
-    hold: Option<Cause>,
-    /// Documents sent alone that lost their connection since the cluster last answered: a second one says the
-    /// cluster is away rather than the documents too large.
-    lost_alone: usize,
-    /// Requests saturated in a row, in the order their answers came: the rest is held at
-    /// `SATURATED_IN_A_ROW_TO_HOLD`.
-    saturated_in_a_row: usize,
+    stage: &'a Stage<'a>,
 }
 
 impl Sender<'_> {
-    /// Requests allowed in flight now.
-    fn concurrency(&self) -> usize {
-        match self.config.adaptive_concurrency {
-            true => self.load.concurrency(self.config.bulk_concurrency),
-            false => self.config.bulk_concurrency,
+    /// The probe: one document alone, then the next alone while each lost its connection as a body too large for
+    /// the way may (that says nothing of the cluster). Not answered normally, the stage holds the rest.
+    async fn probe<D: FnMut(&mut VecDeque<Document>) -> bool>(&self, feed: &mut ChunkFeed<D>) -> Vec<AnsweredChunk> {
+        let mut answered = Vec::new();
+        while let Some(chunk) = feed.next_chunk(1, usize::MAX) {
+            let chunk = self.send_chunk(chunk).await;
+            let lost = !chunk.lost_alone.is_empty();
+            answered.push(chunk);
+            if !lost {
+                break;
+            }
         }
+        answered
     }
 
-    /// Waits as long as `Load::pause` says, within the deadline's margin, unless the stage holds.
-    async fn pause(&self) {
-        if self.shared().hold.is_some() {
-            return;
-        }
-        let left = self.deadline.saturating_duration_since(Instant::now()).saturating_sub(self.margin);
-        tokio::time::sleep(self.load.pause(self.config.bulk_concurrency).min(left)).await;
-    }
-
-    fn shared(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn hold(&self, cause: Cause) {
-        self.shared().hold.get_or_insert(cause);
-    }
-
+    /// Sends a chunk, in halves where it is refused for its size, and puts each document with its outcome.
     async fn send_chunk(&self, chunk: Chunk) -> AnsweredChunk {
         let Chunk { order, documents } = chunk;
         let mut outcomes: Vec<Option<DocOutcome>> = vec![None; documents.len()];
         let mut stats = IndexingStats::default();
-        let mut maybe_too_large = Vec::new();
-        let mut verdict = Verdict::Normal;
+        let mut lost_alone = Vec::new();
         // A size refusal replaces a request by its two halves, first half first.
         let whole = 0..documents.len();
         let mut pending = vec![whole];
         while let Some(part) = pending.pop() {
-            let fill = |outcomes: &mut Vec<Option<DocOutcome>>, outcome: DocOutcome| {
-                for slot in &mut outcomes[part.clone()] {
-                    *slot = Some(outcome.clone());
-                }
+            // A part of a refused request still larger than what the way is now known to take is halved unsent.
+            let larger_than_taken =
+                documents[part.clone()].iter().map(bulk::entry_size).sum::<usize>() > self.stage.chunk_bytes();
+            let next = match part.len() > 1 && larger_than_taken {
+                true => Next::Split,
+                false => self.send_part(&documents[part.clone()], &mut stats).await,
             };
-            if let Some(held) = self.held() {
-                fill(&mut outcomes, held);
-                continue;
-            }
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left <= self.margin {
-                fill(&mut outcomes, DocOutcome::Failed(Failure::deadline(self.margin)));
-                continue;
-            }
-            let timeout = self.config.es_timeout.min(left.saturating_sub(self.margin));
-            let (body, plain) = self.client.wire_body(&documents[part.clone()]);
-            stats.body_bytes += plain;
-            stats.requests += 1;
-            stats.bytes_sent += body.len();
-            let sent_at = Instant::now();
-            let reply = self.client.bulk(body, timeout).await;
-            let took = sent_at.elapsed();
-            stats.unauthorized |= matches!(reply, BulkReply::Answered { status: 401, .. });
-            if matches!(reply, BulkReply::Answered { status, .. } if status != 413) {
-                self.load.body_answered(plain);
-            }
-            let sent = Sent { documents: part.len(), may_be_too_large: self.load.may_be_too_large(plain) };
-            let mut decision = bulk::decide(&reply, &sent);
-            let saturated = decision.saturated();
-            if self.config.adaptive_concurrency {
-                // A request refused whole (a 429 at the top) holds at once, as with fixed concurrency, but keeps the
-                // rest in the stream; a request most of whose items were refused holds only after others in a row.
-                let refused_whole =
-                    matches!(decision, ChunkDecision::PerDocument { hold: Some(Cause::ClusterBusy), .. });
-                let mut shared = self.shared();
-                shared.saturated_in_a_row = if saturated { shared.saturated_in_a_row + 1 } else { 0 };
-                if refused_whole || shared.saturated_in_a_row >= SATURATED_IN_A_ROW_TO_HOLD {
-                    decision = decision.holding_after_saturation();
-                }
-            }
-            let normal = decision.answered_normally();
-            if self.config.adaptive_concurrency {
-                let signal = match (saturated, normal) {
-                    (true, _) => Signal::Saturated,
-                    (false, true) => Signal::Clean,
-                    (false, false) => Signal::Neither,
-                };
-                self.load.answered(signal, self.config.bulk_concurrency, took);
-            }
-            if matches!(reply, BulkReply::Lost { while_sending: true, .. }) && !sent.may_be_too_large {
-                self.load.body_lost(plain);
-            }
-            verdict = match (&decision, decision.pacing_cause()) {
-                (ChunkDecision::Split { .. }, _) => Verdict::MaybeTooLarge,
-                (ChunkDecision::PerDocument { .. }, None) => Verdict::Normal,
-                (ChunkDecision::PerDocument { .. }, Some(cause)) => Verdict::Failed(cause),
-            };
-            if normal {
-                stats.answered_normally = true;
-                self.shared().lost_alone = 0;
-            }
-            match decision {
-                ChunkDecision::Split { .. } if part.len() > 1 => {
-                    self.load.body_refused(plain);
+            let part_outcomes = match next {
+                Next::Outcomes(part_outcomes) => part_outcomes,
+                Next::Split => {
                     let middle = part.start + part.len() / 2;
                     pending.push(middle..part.end);
                     pending.push(part.start..middle);
+                    continue;
                 }
-                ChunkDecision::Split { unread: false } => {
-                    fill(&mut outcomes, DocOutcome::Failed(Failure::too_large_alone(plain)))
+                Next::LostAlone { outcome, bytes } => {
+                    lost_alone.push((part.start, bytes));
+                    vec![outcome]
                 }
-                ChunkDecision::Split { unread: true } => {
-                    let lost = Failure::lost_alone();
-                    let cause = lost.cause;
-                    fill(&mut outcomes, DocOutcome::Failed(lost));
-                    maybe_too_large.push((part.start, plain));
-                    let mut shared = self.shared();
-                    shared.lost_alone += 1;
-                    if shared.lost_alone >= 2 {
-                        // Two documents alone lost in a row, nothing answered between: the cluster is away, and
-                        // what is not sent is held for the same cause.
-                        shared.hold.get_or_insert(cause);
-                    }
-                }
-                ChunkDecision::PerDocument { outcomes: part_outcomes, hold } => {
-                    if let Some(cause) = hold {
-                        self.hold(cause);
-                    }
-                    for (slot, outcome) in outcomes[part.start..].iter_mut().zip(part_outcomes) {
-                        *slot = Some(outcome);
-                    }
-                }
+            };
+            for (slot, outcome) in outcomes[part.start..].iter_mut().zip(part_outcomes) {
+                *slot = Some(outcome);
             }
         }
-        let kept: std::collections::HashSet<usize> = maybe_too_large.iter().map(|(position, _)| *position).collect();
-        let documents = documents
-            .into_iter()
-            .zip(outcomes)
-            .enumerate()
-            .map(|(position, (mut document, outcome))| {
-                let outcome = outcome.expect("every part is filled");
-                // A document that may be too large keeps its source until judged: its rejection quotes it.
-                if !outcome.needs_source() && !kept.contains(&position) {
-                    document.source = Vec::new();
-                    document.id = None;
-                }
-                IndexedDocument { document, outcome }
-            })
-            .collect();
-        AnsweredChunk { order, documents, stats, maybe_too_large, verdict }
+        let documents = with_outcomes(documents, outcomes, &lost_alone);
+        AnsweredChunk { order, documents, stats, lost_alone }
     }
 
-    /// The outcome for documents not sent because an earlier answer stopped the stage.
-    fn held(&self) -> Option<DocOutcome> {
-        Some(DocOutcome::Failed(Failure::held(self.shared().hold?)))
+    /// Sends one part when the stage lets it go; otherwise its documents take the reason it does not.
+    async fn send_part(&self, documents: &[Document], stats: &mut IndexingStats) -> Next {
+        match self.stage.before_sending() {
+            Ok(ticket) => self.send(ticket, documents, stats).await,
+            Err(not_sent) => Next::Outcomes(vec![DocOutcome::Failed(not_sent); documents.len()]),
+        }
     }
+
+    /// Sends one request and has the stage judge its reply. A connection lost while the body was being sent is
+    /// tried once more first when every document carries an `_id`: a pooled connection the server had closed (after
+    /// a 413, or idle) fails the same way as a body refused unread or a cluster away, and the ids make a second
+    /// write answer 409.
+    async fn send(&self, ticket: Ticket, documents: &[Document], stats: &mut IndexingStats) -> Next {
+        let (body, plain) = self.client.wire_body(documents);
+        let attempt = |stats: &mut IndexingStats| {
+            stats.body_bytes += plain;
+            stats.requests += 1;
+            stats.bytes_sent += body.len();
+            body.clone()
+        };
+        let mut reply = self.client.bulk(attempt(stats), ticket.timeout).await;
+        let lost_while_sending = matches!(reply, BulkReply::Lost { while_sending: true, .. });
+        let resend = lost_while_sending && documents.iter().all(|document| document.id.is_some());
+        if let Some(timeout) = self.stage.resend_timeout(&ticket).filter(|_| resend) {
+            reply = self.client.bulk(attempt(stats), timeout).await;
+        }
+        stats.unauthorized |= matches!(reply, BulkReply::Answered { status: 401, .. });
+        self.stage.judge(ticket, &reply, documents.len(), plain)
+    }
+}
+
+/// A chunk's documents with their outcomes; sources and `_id`s released where routing no longer needs them (a
+/// document lost alone keeps its own until judged: its rejection quotes it).
+fn with_outcomes(
+    documents: Vec<Document>,
+    outcomes: Vec<Option<DocOutcome>>,
+    lost_alone: &[(usize, usize)],
+) -> Vec<IndexedDocument> {
+    documents
+        .into_iter()
+        .zip(outcomes)
+        .enumerate()
+        .map(|(position, (mut document, outcome))| {
+            let outcome = outcome.expect("every part is filled");
+            if !outcome.needs_source() && !lost_alone.iter().any(|(lost, _)| *lost == position) {
+                document.source = Vec::new();
+                document.id = None;
+            }
+            IndexedDocument { document, outcome }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,16 +3,15 @@
 //! document.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::client::Elasticsearch;
 use super::indexing::{IndexingStats, index_documents};
-use crate::adapt::Load;
 use crate::bulk::{DocOutcome, IndexedDocument};
 use crate::config::Config;
 use crate::event::KinesisEventIn;
+use crate::flow::Stage;
 use crate::record::{self, Batch, Decoded, Document, Record, Rejection};
 
 /// Sends, once, the plain form of every document of `batch` that the cluster refused for its mapping
@@ -22,17 +21,14 @@ use crate::record::{self, Batch, Decoded, Document, Record, Rejection};
 /// plain form. A document that was not reshaped keeps its refusal.
 ///
 /// Not a retry: a refusal for its mapping is a 400 the same document always meets, never a 429; the plain form is
-/// another document, sent once in the invocation through the same stage (chunks, holds, the deadline), and never
+/// another document, sent once in the invocation through the same flow (chunks, holds, the budget), and never
 /// reshaped, so never sent a third time.
-#[allow(clippy::too_many_arguments)]
 pub async fn index_plain_forms(
     client: &Elasticsearch,
     event: &KinesisEventIn,
     batch: &mut Batch<Record, IndexedDocument>,
     config: &Config,
-    deadline: Instant,
-    margin: Duration,
-    load: &Load,
+    stage: &Stage<'_>,
     stats: &mut IndexingStats,
 ) {
     let (positions, plain) = plain_forms_of_refused(event, batch, config);
@@ -42,7 +38,7 @@ pub async fn index_plain_forms(
     let refusals: Vec<_> =
         positions.iter().filter_map(|&doc| batch.documents[doc].outcome.failure().cloned()).collect();
     let started = Instant::now();
-    let (answered, plain_stats) = index_documents(client, plain, config, deadline, margin, load).await;
+    let (answered, plain_stats) = index_documents(client, plain, config, stage).await;
     stats.add(&plain_stats);
     stats.elapsed += started.elapsed();
     let mut written = 0;

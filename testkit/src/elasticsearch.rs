@@ -103,9 +103,23 @@ struct PoolInUse {
     /// Requests executing or waiting.
     held: AtomicUsize,
     completed: AtomicUsize,
+    /// Thread time spent executing requests, in nanoseconds: the pool's utilisation is this over threads × wall.
+    busy_nanos: std::sync::atomic::AtomicU64,
+    /// Until then, one node of two is lost (`lose_node`): half the threads (their permits held) and half the queue.
+    lost_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl PoolInUse {
+    /// Requests the pool holds at most now (executing and waiting): `threads + queue`, or the surviving node's half
+    /// while one is lost.
+    fn capacity(&self) -> usize {
+        let WritePool { threads, queue, .. } = self.config;
+        match *self.lost_until.lock().expect("lost_until") {
+            Some(until) if std::time::Instant::now() < until => (threads - threads / 2) + (queue - queue / 2),
+            _ => threads + queue,
+        }
+    }
+
     /// Elasticsearch's words when its write pool rejects a task: the task, then the executor with its queue capacity
     /// and its counts (`EsThreadPoolExecutor.toString`).
     fn rejection_reason(&self) -> String {
@@ -631,9 +645,36 @@ impl EsDouble {
                 threads: tokio::sync::Semaphore::new(config.threads),
                 held: AtomicUsize::new(0),
                 completed: AtomicUsize::new(0),
+                busy_nanos: Default::default(),
+                lost_until: Mutex::new(None),
             })
         });
         self.state().write_pool = pool;
+    }
+
+    /// For the next `lasting`, one node of the two the write pool stands for is lost: the surviving node has half
+    /// the threads (the lost node's, as they free up, are taken for the duration: a request executing there
+    /// finishes, as one already replicated does) and half the queue, so the pool holds half as many requests and
+    /// rejects the rest. Then the node is back. Needs a write pool with at least two threads.
+    pub fn lose_node(&self, lasting: Duration) {
+        let pool = self.state().write_pool.clone().expect("lose_node needs a write pool");
+        assert!(pool.config.threads >= 2, "a pool of one thread has no second node to lose");
+        *pool.lost_until.lock().expect("lost_until") = Some(std::time::Instant::now() + lasting);
+        let until = tokio::time::Instant::now() + lasting;
+        tokio::spawn(async move {
+            let lost = u32::try_from(pool.config.threads / 2).expect("threads fit u32");
+            if let Ok(Ok(permits)) = tokio::time::timeout_at(until, pool.threads.acquire_many(lost)).await {
+                tokio::time::sleep_until(until).await;
+                drop(permits);
+            }
+        });
+    }
+
+    /// The thread time the write pool spent executing requests since it was set (its threads × the wall clock is
+    /// the most it could have spent).
+    pub fn pool_busy(&self) -> Duration {
+        let pool = self.state().write_pool.clone();
+        pool.map_or(Duration::ZERO, |pool| Duration::from_nanos(pool.busy_nanos.load(Ordering::SeqCst)))
     }
 
     /// How many bulk requests the write pool rejected because it was full, since the double started.
@@ -1289,7 +1330,9 @@ async fn run_in_pool(state: Arc<Mutex<State>>, seat: PoolSeat, actions: Vec<Acti
     let work = async move {
         let pool = &seat.0;
         let _thread = pool.threads.acquire().await.expect("the pool's semaphore is never closed");
-        tokio::time::sleep(pool.config.service_time(actions.len())).await;
+        let service = pool.config.service_time(actions.len());
+        tokio::time::sleep(service).await;
+        pool.busy_nanos.fetch_add(u64::try_from(service.as_nanos()).unwrap_or(u64::MAX), Ordering::SeqCst);
         let items = state.lock().expect("state").apply_all(actions);
         pool.completed.fetch_add(1, Ordering::SeqCst);
         items
@@ -1449,7 +1492,7 @@ impl State {
         }
         let Some(pool) = self.write_pool.clone() else { return Turn::Answered(self.apply_all(actions)) };
         let held = pool.held.load(Ordering::SeqCst);
-        if held >= pool.config.threads + pool.config.queue {
+        if held >= pool.capacity() {
             self.pool_rejected_requests += 1;
             let reason = pool.rejection_reason();
             return Turn::Answered(actions.iter().map(|action| self.rejected(action, &reason)).collect());

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kinesis_es_indexer::Outcome::*;
 use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
+use kinesis_es_indexer::budget::Budget;
 use kinesis_es_indexer::replay::backup_object::{backup_lines, read_backup};
 use serde_json::{Value, json};
 use testkit::S3Double;
@@ -78,19 +79,19 @@ async fn a_document_refused_for_its_mapping_is_kept_whole_and_replayed_once_the_
 
     // Replayed while the mapping still refuses them: listed again, nothing written.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    let replayed = backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await;
     assert!(
         replayed.iter().all(|r| matches!(r, Replayed::Rejected(f) if f.reason.contains("[level]"))),
         "{replayed:?}"
     );
     // The operator maps `level` as text (a new index would take the template's mapping): each is written once.
     h.es.map_field(INDEX, "level", "text");
-    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    let replayed = backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await;
     assert_eq!(replayed, [Replayed::Indexed, Replayed::Indexed]);
     for record in [0, 2] {
         assert_eq!(h.es.version(INDEX, &doc_id(record, 0)), Some(1));
     }
-    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    let replayed = backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await;
     assert_eq!(replayed, [Replayed::AlreadyThere, Replayed::AlreadyThere], "a second replay writes nothing");
     assert_eq!(h.es.documents().len(), 3);
 }
@@ -204,9 +205,9 @@ async fn documents_a_strict_mapping_refuses_in_both_forms_are_dead_lettered_and_
             "cloud": {"type": "object", "dynamic": true}}}),
     )
     .unwrap();
-    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    let replayed = backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await;
     assert_eq!(replayed, [Replayed::Indexed, Replayed::Indexed]);
-    let replayed = backup::replay(documents, deadline, Duration::ZERO, &h.deps).await;
+    let replayed = backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await;
     assert_eq!(replayed, [Replayed::AlreadyThere, Replayed::AlreadyThere]);
     assert_eq!(h.es.document(INDEX, &doc_id(1, 0)).unwrap()["user"], "u-1");
 }
@@ -226,7 +227,10 @@ async fn documents_over_the_field_limit_are_dead_lettered_and_replayed_once_the_
     assert!(error["reason"].as_str().unwrap().contains("Limit of total fields [20] has been exceeded"), "{error}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     h.es.set_index_total_fields_limit(INDEX, 1000);
-    assert_eq!(backup::replay(documents, deadline, Duration::ZERO, &h.deps).await, [Replayed::Indexed]);
-    assert_eq!(backup::replay(documents, deadline, Duration::ZERO, &h.deps).await, [Replayed::AlreadyThere]);
+    assert_eq!(backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await, [Replayed::Indexed]);
+    assert_eq!(
+        backup::replay(documents, Budget::new(deadline, Duration::ZERO), &h.deps).await,
+        [Replayed::AlreadyThere]
+    );
     assert_eq!(h.es.document(INDEX, &doc_id(1, 0)).unwrap()["f24"], 24);
 }

@@ -92,18 +92,19 @@ async fn s03_a_whole_request_rejected_by_the_coordinating_node_is_parked_and_the
     assert!(report.summary.paced_because.is_some_and(|pace| pace.name() == "busy"));
 }
 
+/// Fixed concurrency routes as adapting does: only the window differs (`flow`).
 #[tokio::test]
-async fn s03_with_fixed_concurrency_a_whole_request_rejected_parks_the_rest_unsent() {
+async fn s03_with_fixed_concurrency_a_whole_request_rejected_keeps_the_rest_in_the_stream_too() {
     let h =
         Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1"), ("BULK_CONCURRENCY_MODE", "fixed")]).await;
     h.es.push_fault(Fault::rejected_execution());
 
     let report = h.deliver(&event(&plain_payloads(4))).await;
 
-    assert_eq!(outcomes(&report), vec![ToFirehose; 4]);
+    assert_eq!(outcomes(&report), vec![ToFirehose, ToFirehose, BackToKinesis, BackToKinesis]);
     assert_eq!(h.es.requests().len(), 1, "after a 429 no further chunk is sent");
+    assert_eq!(h.firehose.records().len(), 2, "only what the cluster refused is parked");
     assert_eq!(h.es.count(), 0);
-    assert_eq!(report.summary.paced, Duration::ZERO, "nothing goes back to Kinesis");
 }
 
 #[tokio::test]
@@ -133,7 +134,7 @@ async fn s05_a_flood_stage_block_keeps_records_in_kinesis_with_an_error_that_say
 
 #[tokio::test]
 async fn s06_a_circuit_breaker_makes_the_chunk_retry_later_and_spares_the_cluster() {
-    for (mode, parked) in [("adaptive", 2), ("fixed", 6)] {
+    for (mode, parked) in [("adaptive", 2), ("fixed", 2)] {
         let h =
             Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1"), ("BULK_CONCURRENCY_MODE", mode)]).await;
         h.es.push_fault(Fault::circuit_breaker());
@@ -186,9 +187,47 @@ async fn s07_a_timeout_sends_everything_back() {
     outage_sends_everything_back_and_redelivery_writes_once(Some(Fault::Delay(Duration::from_millis(1500))), &[]).await;
 }
 
+/// A connection that breaks before the answer looks, to the client, as a pooled connection the server had closed
+/// does: the request is sent once more, and the documents' ids make the second write answer 409.
 #[tokio::test]
-async fn s07_a_connection_reset_mid_response_sends_everything_back() {
-    outage_sends_everything_back_and_redelivery_writes_once(Some(Fault::ResetAfterWrite), &[]).await;
+async fn s07_a_connection_broken_before_the_answer_is_sent_once_more_and_written_once() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")]).await;
+    h.es.push_fault(Fault::ResetAfterWrite);
+
+    let report = h.deliver(&event(&plain_payloads(6))).await;
+
+    assert_eq!(outcomes(&report), vec![AlreadyThere, AlreadyThere, Indexed, Indexed, Indexed, Indexed]);
+    assert_eq!(h.es.requests().len(), 4, "the broken request once more, then two chunks");
+    assert_eq!(h.es.count(), 6, "each document exactly once");
+    assert_eq!(h.es.max_attempts_per_document(), 2);
+}
+
+#[tokio::test]
+async fn s07_a_connection_broken_twice_sends_everything_back() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1")]).await;
+    h.es.push_fault(Fault::ResetAfterWrite);
+    h.es.push_fault(Fault::ResetAfterWrite);
+    let event = event(&plain_payloads(6));
+
+    let report = h.deliver(&event).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 6]);
+    assert_eq!(h.es.requests().len(), 2, "sent once more, then the rest held: don't hammer it");
+    let second = h.deliver(&redelivery(&event, &report).unwrap()).await;
+    assert!(second.response().batch_item_failures.is_empty());
+    assert_eq!(h.es.count(), 6, "each document exactly once");
+}
+
+/// With `ES_DOC_ID=none` a second write would be a second document: a broken connection is never sent again.
+#[tokio::test]
+async fn s07_without_ids_a_broken_connection_is_not_sent_again() {
+    let h = Harness::start(&[("BULK_MAX_DOCS", "2"), ("BULK_CONCURRENCY", "1"), ("ES_DOC_ID", "none")]).await;
+    h.es.push_fault(Fault::ResetAfterWrite);
+
+    let report = h.deliver(&event(&plain_payloads(6))).await;
+
+    assert_eq!(outcomes(&report), vec![BackToKinesis; 6]);
+    assert_eq!(h.es.requests().len(), 1);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use aws_sdk_firehose::operation::put_record_batch::{PutRecordBatchError, PutReco
 use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_sdk_firehose::types::error::ServiceUnavailableException;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use kinesis_es_indexer::budget::Budget;
 use kinesis_es_indexer::firehose::{self, Entry, Firehose};
 use kinesis_es_indexer::record::Document;
 use tokio::time::Instant;
@@ -63,7 +64,8 @@ async fn a_partial_failure_resends_only_the_failed_entries() {
     let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, &[&first, &second]);
     let sink = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into());
 
-    let delivery = sink.put(entries(4), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
+    let delivery =
+        sink.put(entries(4), Budget::new(Instant::now() + Duration::from_secs(10), Duration::from_millis(100))).await;
 
     assert!(delivery.refused.is_empty(), "{:?}", delivery.refused);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
@@ -81,7 +83,8 @@ async fn a_throttled_call_is_made_again() {
     let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, &[&throttled, &fine]);
     let sink = Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into());
 
-    let delivery = sink.put(entries(2), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
+    let delivery =
+        sink.put(entries(2), Budget::new(Instant::now() + Duration::from_secs(10), Duration::from_millis(100))).await;
 
     assert!(delivery.refused.is_empty());
     assert_eq!(delivery.stats.calls, 2);
@@ -104,7 +107,7 @@ async fn a_stream_that_keeps_failing_is_given_up_before_the_deadline() {
     for round in 0..20 {
         let deadline = Instant::now() + Duration::from_millis(1200);
 
-        let delivery = sink.put(entries(3), deadline, margin).await;
+        let delivery = sink.put(entries(3), Budget::new(deadline, margin)).await;
 
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(left >= margin, "round {round}: gave up with {left:?} left, inside the margin or past the deadline");
@@ -136,7 +139,8 @@ async fn entries_are_split_within_firehose_limits() {
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&calls]);
     let sink = Firehose::new(client, "retry-later".into(), 1, ENDPOINT.into());
 
-    let delivery = sink.put(entries(600), Instant::now() + Duration::from_secs(10), Duration::from_millis(100)).await;
+    let delivery =
+        sink.put(entries(600), Budget::new(Instant::now() + Duration::from_secs(10), Duration::from_millis(100))).await;
 
     assert!(delivery.refused.is_empty(), "{:?}", delivery.refused.values().next());
     assert_eq!((delivery.stats.calls, delivery.stats.accepted), (2, 600), "500 records per call at most");
@@ -147,7 +151,7 @@ async fn put_one_failing_with(error: fn() -> PutRecordBatchError) -> kinesis_es_
     let failing = mock!(Client::put_record_batch).then_error(error);
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, &[&failing]);
     Firehose::new(client, "retry-later".into(), 4, ENDPOINT.into())
-        .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+        .put(entries(1), Budget::new(Instant::now() + Duration::from_secs(10), Duration::from_millis(100)))
         .await
 }
 
@@ -196,7 +200,7 @@ async fn firehose_out_of_reach_is_networking_and_no_credentials_is_credentials()
     // Nothing listens on port 9 of 127.0.0.1.
     let unreachable =
         Firehose::new(real_client("http://127.0.0.1:9", true), "retry-later".into(), 1, "http://127.0.0.1:9".into())
-            .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+            .put(entries(1), Budget::new(Instant::now() + Duration::from_secs(10), Duration::from_millis(100)))
             .await;
     let reason = &unreachable.refused[&0].reason;
     assert!(
@@ -207,7 +211,7 @@ async fn firehose_out_of_reach_is_networking_and_no_credentials_is_credentials()
 
     let anonymous =
         Firehose::new(real_client("http://127.0.0.1:9", false), "retry-later".into(), 4, "http://127.0.0.1:9".into())
-            .put(entries(1), Instant::now() + Duration::from_secs(10), Duration::from_millis(100))
+            .put(entries(1), Budget::new(Instant::now() + Duration::from_secs(10), Duration::from_millis(100)))
             .await;
     let failure = &anonymous.refused[&0];
     assert!(failure.reason.contains("no usable AWS credentials"), "{}", failure.reason);

@@ -59,7 +59,9 @@ async fn documents_are_stored_as_sent_with_the_arrival_time_added() {
 async fn chunks_go_out_at_most_bulk_concurrency_at_a_time() {
     const REQUESTS: usize = 9;
     const CONCURRENCY: usize = 3;
-    let h = Harness::start(&[("BULK_MAX_DOCS", "1"), ("BULK_CONCURRENCY", "3")]).await;
+    // Fixed: adapting starts at half of BULK_CONCURRENCY and grows only on clean answers.
+    let h =
+        Harness::start(&[("BULK_MAX_DOCS", "1"), ("BULK_CONCURRENCY", "3"), ("BULK_CONCURRENCY_MODE", "fixed")]).await;
     h.es.hold_answers();
     let event = event(&plain_payloads(REQUESTS));
 

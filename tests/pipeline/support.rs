@@ -136,7 +136,8 @@ pub fn deps_with_aws_credentials(
             double.url(),
         )
     });
-    Deps { config, elasticsearch, firehose, dead_letter: None, secret: None, warm: Default::default() }
+    let warm = std::sync::Arc::new(kinesis_es_indexer::handler::WarmState::new(&config));
+    Deps { config, elasticsearch, firehose, dead_letter: None, secret: None, warm }
 }
 
 /// The sequence number of the `i`th record of a test batch: 56 digits, growing, as Kinesis makes them.
