@@ -136,6 +136,8 @@ pub struct Ticket {
     sent: window::Sent,
     /// Whether it is the stage's probe: not answered normally, it holds the stage.
     probe: bool,
+    /// Whether the window was at its floor when it went out.
+    at_floor: bool,
     started: tokio::time::Instant,
 }
 
@@ -201,6 +203,7 @@ impl Stage<'_> {
             timeout: self.flow.request_timeout.min(left),
             sent: window.send(state.in_flight),
             probe: self.probe && !state.probed,
+            at_floor: window.value() <= MIN_WINDOW,
             started: tokio::time::Instant::now(),
         })
     }
@@ -236,12 +239,13 @@ impl Stage<'_> {
             }
             ChunkDecision::Split { .. } => Next::Split,
             ChunkDecision::PerDocument { outcomes, hold } => {
-                let observed = observe(reply, &outcomes, hold, took);
-                // Mostly asked for later, down to the fewest requests in flight: a busy cluster, not a collision.
+                let observed = observe(reply, &outcomes, hold, took, plain);
+                // Mostly asked for later though sent at the fewest requests in flight: a busy cluster, not a
+                // collision (the window comes down to the floor first; a hold there sends the instance to pacing).
                 let saturated = observed.later > 0.5;
                 let mut window = locked(&self.flow.window);
                 window.observe(ticket.sent, observed);
-                let still_saturated = saturated && window.value() <= MIN_WINDOW && !window.is_fixed();
+                let still_saturated = saturated && ticket.at_floor && !window.is_fixed();
                 drop(window);
                 if observed.clean {
                     state.answered_normally = true;
@@ -308,8 +312,14 @@ impl Stage<'_> {
 }
 
 /// What an answer says to the window: the share of documents asked for later (a timeout: all of them, the queue
-/// never answered), whether it was clean, and how long it took.
-fn observe(reply: &BulkReply, outcomes: &[DocOutcome], hold: Option<Cause>, took: Duration) -> Observation {
+/// never answered), whether it was clean, how long it took, and for how large a body.
+fn observe(
+    reply: &BulkReply,
+    outcomes: &[DocOutcome],
+    hold: Option<Cause>,
+    took: Duration,
+    bytes: usize,
+) -> Observation {
     let later = match reply {
         BulkReply::TimedOut => 1.0,
         _ => {
@@ -318,10 +328,184 @@ fn observe(reply: &BulkReply, outcomes: &[DocOutcome], hold: Option<Cause>, took
         }
     };
     let clean = hold.is_none() && pacing_cause(outcomes).is_none();
-    Observation { later, clean, took }
+    Observation { later, clean, took, bytes }
 }
 
 /// The first document's cause that paces (asked for later, or the cluster away or refusing), if any.
 fn pacing_cause(outcomes: &[DocOutcome]) -> Option<Cause> {
     outcomes.iter().filter_map(DocOutcome::failure).map(|failure| failure.cause).find(|cause| cause.paces().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::cause::Fix;
+
+    fn flow(pairs: &[(&str, &str)]) -> Flow {
+        let config = Config::from_lookup(|name| match name {
+            "ES_URL" => Some("http://127.0.0.1:9200".into()),
+            _ => pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string()),
+        })
+        .expect("a valid configuration");
+        Flow::new(&config)
+    }
+
+    fn budget() -> Budget {
+        Budget::new(Instant::now() + Duration::from_secs(60), Duration::from_secs(1))
+    }
+
+    fn item(status: u16, error_type: &str) -> String {
+        match status {
+            201 => r#"{"create":{"status":201}}"#.to_owned(),
+            _ => format!(r#"{{"create":{{"status":{status},"error":{{"type":"{error_type}","reason":"r"}}}}}}"#),
+        }
+    }
+
+    fn items(items: &[String]) -> BulkReply {
+        let body = format!(r#"{{"errors":true,"items":[{}]}}"#, items.join(","));
+        BulkReply::Answered { status: 200, body: Bytes::from(body) }
+    }
+
+    fn later() -> String {
+        item(429, "es_rejected_execution_exception")
+    }
+
+    fn created() -> String {
+        item(201, "")
+    }
+
+    /// Sends one request of `documents` documents and judges `reply`.
+    fn exchange(stage: &Stage<'_>, reply: &BulkReply, documents: usize) -> Next {
+        let ticket = stage.before_sending().expect("the stage lets it go");
+        stage.judge(ticket, reply, documents, 1000)
+    }
+
+    fn held(stage: &Stage<'_>) -> Option<Cause> {
+        stage.before_sending().err().map(|failure| failure.cause)
+    }
+
+    #[test]
+    fn an_answer_is_normal_unless_a_document_says_the_cluster_is_busy_or_away() {
+        let flow = flow(&[]);
+        let stage = flow.stage(budget(), false);
+        exchange(&stage, &items(&[created(), item(400, "document_parsing_exception")]), 2);
+        assert!(stage.answered_normally(), "a bad document is no news of the cluster");
+        assert_eq!(held(&stage), None);
+        for reply in [items(&[created(), later()]), items(&[created(), item(403, "cluster_block_exception")])] {
+            let stage = flow.stage(budget(), false);
+            exchange(&stage, &reply, 2);
+            assert!(!stage.answered_normally(), "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_refused_whole_keeps_the_rest_in_the_stream_whatever_the_mode() {
+        let whole = BulkReply::Answered {
+            status: 429,
+            body: Bytes::from_static(include_bytes!("../../tests/fixtures/bulk_circuit_breaking_429.json")),
+        };
+        for mode in ["adaptive", "fixed"] {
+            let flow = flow(&[("BULK_CONCURRENCY_MODE", mode)]);
+            let stage = flow.stage(budget(), false);
+            let Next::Outcomes(outcomes) = exchange(&stage, &whole, 3) else { panic!("outcomes") };
+            assert!(outcomes.iter().all(|outcome| outcome.caused_by(Cause::ClusterBusy)), "its own: retry later");
+            assert_eq!(held(&stage), Some(Cause::ClusterSaturated), "{mode}: the rest stays in the stream");
+        }
+        let flow = flow(&[]);
+        let stage = flow.stage(budget(), false);
+        exchange(&stage, &BulkReply::Answered { status: 502, body: Bytes::from_static(b"<html>") }, 1);
+        assert_eq!(held(&stage), Some(Cause::Unknown), "the cluster away holds for its own cause");
+    }
+
+    #[test]
+    fn mostly_later_lowers_the_window_and_holds_only_once_sent_at_its_floor() {
+        let flow = flow(&[("BULK_CONCURRENCY", "2")]);
+        let stage = flow.stage(budget(), false);
+        let mostly = items(&[later(), created(), later()]);
+        let mut windows = Vec::new();
+        while held(&stage).is_none() {
+            exchange(&stage, &mostly, 3);
+            windows.push(locked(&flow.window).value());
+            assert!(windows.len() < 10, "it holds in the end: {windows:?}");
+        }
+        // From one request (half of 2), × (1 - (2/3) / 2) an answer, down to an eighth; the answer to the request
+        // sent there holds.
+        let expected = [2.0 / 3.0, 4.0 / 9.0, 8.0 / 27.0, 16.0 / 81.0, 32.0 / 243.0, 0.125, 0.125];
+        assert_eq!(windows.len(), expected.len(), "{windows:?}");
+        assert!(windows.iter().zip(expected).all(|(w, e)| (w - e).abs() < 1e-9), "{windows:?}");
+        assert_eq!(held(&stage), Some(Cause::ClusterSaturated));
+        let unlucky = flow.stage(budget(), false);
+        exchange(&unlucky, &items(&[later(), created(), created(), later()]), 4);
+        assert_eq!(held(&unlucky), None, "half is not most: never a hold");
+    }
+
+    #[test]
+    fn a_fixed_window_never_holds_for_items_asked_for_later() {
+        let flow = flow(&[("BULK_CONCURRENCY_MODE", "fixed")]);
+        let stage = flow.stage(budget(), false);
+        for _ in 0..20 {
+            exchange(&stage, &items(&[later(), later()]), 2);
+        }
+        assert_eq!((held(&stage), flow.concurrency()), (None, 2));
+    }
+
+    #[test]
+    fn a_probe_not_answered_normally_holds_and_one_rejected_for_its_own_fault_does_not() {
+        let flow = flow(&[("PACING_BASE_MS", "1")]);
+        tokio_test_pace(&flow);
+        let stage = flow.stage(budget(), true);
+        assert!(stage.probing());
+        exchange(&stage, &items(&[item(403, "cluster_block_exception")]), 1);
+        assert_eq!(held(&stage), Some(Cause::Misconfigured(Fix::ClusterBlock)));
+        let stage = flow.stage(budget(), true);
+        exchange(&stage, &items(&[item(400, "document_parsing_exception")]), 1);
+        exchange(&stage, &items(&[later()]), 1);
+        assert_eq!(held(&stage), None, "the probe was answered; what follows is judged as any request");
+        assert!(!flow.stage(budget(), false).probing(), "the plain forms' stage never probes");
+    }
+
+    /// One paced invocation, so that the next probes.
+    fn tokio_test_pace(flow: &Flow) {
+        flow.pacing.pace_again(Duration::from_millis(1), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn two_documents_alone_lost_while_being_sent_say_the_cluster_is_away() {
+        let flow = flow(&[]);
+        let stage = flow.stage(budget(), false);
+        let lost = BulkReply::Lost { why: "reset".into(), while_sending: true };
+        let big = 100 * 1024;
+        let first = stage.before_sending().unwrap();
+        assert!(matches!(stage.judge(first, &lost, 1, big), Next::LostAlone { bytes, .. } if bytes == big));
+        assert_eq!(held(&stage), None, "one may be too large for the way");
+        let second = stage.before_sending().unwrap();
+        stage.judge(second, &lost, 1, big);
+        assert_eq!(held(&stage), Some(Cause::Unknown), "two in a row: away");
+        assert!(stage.judge_lost_alone(big).is_none(), "the cluster never answered: unknown, not too large");
+    }
+
+    #[test]
+    fn a_size_refusal_splits_and_teaches_the_body_limit() {
+        let flow = flow(&[]);
+        let stage = flow.stage(budget(), false);
+        let refused = BulkReply::Answered { status: 413, body: Bytes::new() };
+        let ticket = stage.before_sending().unwrap();
+        assert_eq!(stage.judge(ticket, &refused, 4, 400_000), Next::Split);
+        assert_eq!(stage.chunk_bytes(), 200_000);
+        let ticket = stage.before_sending().unwrap();
+        let Next::Outcomes(alone) = stage.judge(ticket, &refused, 1, 300_000) else { panic!("outcomes") };
+        assert_eq!(alone[0].failure().map(|failure| failure.cause), Some(Cause::Document), "too large alone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_sent_inside_the_margin() {
+        let flow = flow(&[]);
+        let stage = flow.stage(Budget::new(Instant::now() + Duration::from_secs(2), Duration::from_secs(1)), false);
+        assert!(stage.before_sending().is_ok());
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(held(&stage), Some(Cause::Deadline));
+    }
 }

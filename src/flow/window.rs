@@ -9,13 +9,14 @@
 //! The law, per answer:
 //! - **"later" in any share** (items 429, the request refused whole) or a timeout lowers the window in proportion
 //!   (× (1 − share / 2): a request refused whole halves it), as the queue has overflowed;
-//! - **the queue growing**: an answer that took more than `QUEUE_RISE` above the floor (the least time a recent
-//!   clean answer took: the cluster's own time, with no queue before it) lowers it by `QUEUE_BACKOFF`, as TCP Vegas
-//!   and vector's adaptive request concurrency read a rise in round-trip time;
+//! - **the queue growing**: two answers in a row that took more than `QUEUE_RISE` above the floor (the least time
+//!   a recent clean answer of a body that size took: the cluster's own time, with no queue before it) lower it by
+//!   `QUEUE_BACKOFF`, as TCP Vegas and vector's adaptive request concurrency read a rise in round-trip time;
 //! - each decrease happens **at most once per window**: answers to requests sent before the last decrease say
 //!   nothing new (TCP's once per round trip);
-//! - a clean answer near the floor **grows** it by `1 / (CLEAN_WINDOWS_TO_GROW × window)` (one more request after
-//!   that many windows of such answers), only when the window was used: the request went out with the window full.
+//! - a clean answer within `QUEUE_LOW` of the floor **grows** it by `1 / (CLEAN_WINDOWS_TO_GROW × window)` (one
+//!   more request after that many windows of such answers), only when the window was used: the request went out
+//!   with the window full. Between `QUEUE_LOW` and `QUEUE_RISE` it holds: it settles where the queue is short.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -38,6 +39,13 @@ pub const START_SHARE: f64 = 0.5;
 /// 9.1 %, 0.5 41 % and 4.4 %, 0.7 52 % and 6.8 %, 1.0 59-63 % and 9.2-10.2 % (docs/design.md, "A fleet").
 pub const QUEUE_RISE: f64 = 1.0;
 
+/// An answer that took at most this share above the floor met a short queue or none: only such an answer grows
+/// the window. Between it and `QUEUE_RISE` the window holds (a band, as TCP Vegas keeps between its alpha and
+/// beta), so that it settles where the queue is short rather than growing until it overflows. Measured with `make
+/// fleet` (heavy, `QUEUE_RISE` 1.0): growing below 1.0 kept the pool 59-70 % busy and parked 9.2-10.7 %, below
+/// 0.5 58-65 % and 7.7-8.0 % (three runs, the hold below), below 0.3 35-66 % and 5.1-6.6 %.
+pub const QUEUE_LOW: f64 = 0.5;
+
 /// How much a queue growing lowers the window: gentler than a refusal (a half), as nothing was refused yet.
 pub const QUEUE_BACKOFF: f64 = 0.35;
 
@@ -48,6 +56,19 @@ pub const CLEAN_WINDOWS_TO_GROW: f64 = 8.0;
 /// Clean answers the floor is the least of: enough to hold answers that met an empty queue, few enough that a
 /// cluster that became slower for good is learned again.
 const FLOOR_ANSWERS: usize = 64;
+
+/// Clean answers of a size class before its floor is known.
+const FLOOR_LEAST_ANSWERS: usize = 4;
+
+/// The floor is kept per size class of request body, classes a power of two wide (up to 2^SIZE_CLASSES bytes and
+/// over): a body ten times larger takes longer with no queue at all, and the last, small chunk of a batch would
+/// otherwise make every full one look queued.
+const SIZE_CLASSES: usize = 24;
+
+/// The size class of a body of `bytes`.
+fn size_class(bytes: usize) -> usize {
+    (bytes.max(1).ilog2() as usize).min(SIZE_CLASSES - 1)
+}
 
 /// The answer time's moving average weighs the newest answer by this: the unit of the pause below one.
 const ANSWER_TIME_WEIGHT: f64 = 0.2;
@@ -62,6 +83,8 @@ pub struct Observation {
     pub clean: bool,
     /// How long the request took.
     pub took: Duration,
+    /// Its body's size (before compression).
+    pub bytes: usize,
 }
 
 /// A request's place in the window's history, taken when it is sent.
@@ -83,8 +106,10 @@ pub struct Window {
     /// Fixed concurrency: the window stays at `max`.
     fixed: bool,
     decreases: u64,
-    /// The newest clean answers' times: the floor is their least.
-    clean_times: VecDeque<Duration>,
+    /// The newest clean answers' times, per size class of body: the floor of a class is their least.
+    clean_times: Vec<VecDeque<Duration>>,
+    /// Whether the last clean answer was slow (over `QUEUE_RISE` above its floor).
+    slow_before: bool,
     /// A moving average of clean answer times; until one, the last answer's time (a cold start into a busy spell
     /// still pauses).
     answer_time: Option<Duration>,
@@ -101,7 +126,8 @@ impl Window {
             max,
             fixed,
             decreases: 0,
-            clean_times: VecDeque::with_capacity(FLOOR_ANSWERS),
+            clean_times: vec![VecDeque::new(); SIZE_CLASSES],
+            slow_before: false,
             answer_time: None,
             last_answer_time: None,
         }
@@ -136,27 +162,46 @@ impl Window {
         }
     }
 
-    /// The least time a recent clean answer took: the cluster's own time, before any queue.
-    pub fn floor(&self) -> Option<Duration> {
-        self.clean_times.iter().min().copied()
+    /// The cluster's own time for a body about `bytes` large, before any queue: the second least time of the recent
+    /// clean answers of its size class, once there are `FLOOR_LEAST_ANSWERS` (one lucky answer is not the floor).
+    pub fn floor(&self, bytes: usize) -> Option<Duration> {
+        let times = &self.clean_times[size_class(bytes)];
+        if times.len() < FLOOR_LEAST_ANSWERS {
+            return None;
+        }
+        let mut least = [Duration::MAX; 2];
+        for &time in times {
+            if time < least[0] {
+                least = [time, least[0]];
+            } else if time < least[1] {
+                least[1] = time;
+            }
+        }
+        Some(least[1])
     }
 
     /// Adapts the window to one answer of a request `sent`.
     pub fn observe(&mut self, sent: Sent, observed: Observation) {
         self.last_answer_time = Some(observed.took);
-        let floor = self.floor();
+        let floor = self.floor(observed.bytes);
         if observed.clean {
-            self.learn_answer_time(observed.took);
+            self.learn_answer_time(observed.took, observed.bytes);
         }
         if self.fixed {
             return;
         }
-        let queue_grew = observed.clean && floor.is_some_and(|floor| observed.took > floor.mul_f64(1.0 + QUEUE_RISE));
+        let slow = observed.clean && floor.is_some_and(|floor| observed.took > floor.mul_f64(1.0 + QUEUE_RISE));
+        // One slow answer may be the cluster's own hiccup (a merge, a collection); two in a row are a queue.
+        let queue_grew = slow && self.slow_before;
+        self.slow_before = slow;
         if observed.later > 0.0 {
             self.decrease(sent, 1.0 - observed.later.min(1.0) / 2.0);
         } else if queue_grew {
             self.decrease(sent, 1.0 - QUEUE_BACKOFF);
-        } else if observed.clean && sent.window_full {
+        } else if observed.clean
+            && sent.window_full
+            && floor.is_none_or(|floor| observed.took <= floor.mul_f64(1.0 + QUEUE_LOW))
+        {
             self.value = (self.value + 1.0 / (CLEAN_WINDOWS_TO_GROW * self.value.max(1.0))).min(self.max);
         }
     }
@@ -168,11 +213,12 @@ impl Window {
         }
     }
 
-    fn learn_answer_time(&mut self, took: Duration) {
-        if self.clean_times.len() == FLOOR_ANSWERS {
-            self.clean_times.pop_front();
+    fn learn_answer_time(&mut self, took: Duration, bytes: usize) {
+        let times = &mut self.clean_times[size_class(bytes)];
+        if times.len() == FLOOR_ANSWERS {
+            times.pop_front();
         }
-        self.clean_times.push_back(took);
+        times.push_back(took);
         self.answer_time = Some(match self.answer_time {
             Some(average) => average.mul_f64(1.0 - ANSWER_TIME_WEIGHT) + took.mul_f64(ANSWER_TIME_WEIGHT),
             None => took,
@@ -196,11 +242,11 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn clean(took: Duration) -> Observation {
-        Observation { later: 0.0, clean: true, took }
+        Observation { later: 0.0, clean: true, took, bytes: 1000 }
     }
 
     fn later(share: f64) -> Observation {
-        Observation { later: share, clean: false, took: MS }
+        Observation { later: share, clean: false, took: MS, bytes: 1000 }
     }
 
     /// Sends one request with the window full and observes its answer.
@@ -250,7 +296,7 @@ mod tests {
     #[test]
     fn a_rise_of_the_answer_time_above_the_floor_lowers_the_window_before_anything_is_refused() {
         let mut window = Window::new(4, false);
-        for _ in 0..3 {
+        for _ in 0..4 {
             answer(&mut window, clean(10 * MS));
         }
         let before = window.value();
@@ -258,17 +304,63 @@ mod tests {
         assert!(window.value() >= before, "a rise under a whole floor is not a queue filling");
         let before = window.value();
         answer(&mut window, clean(21 * MS));
-        assert_eq!(window.value(), before * 0.65, "a rise over a whole floor is: × 0.65");
-        assert_eq!(window.floor(), Some(10 * MS));
+        assert_eq!(window.value(), before, "one answer over a whole floor may be a hiccup");
+        answer(&mut window, clean(21 * MS));
+        assert_eq!(window.value(), before * 0.65, "two in a row are a queue: × 0.65");
+        assert_eq!(window.floor(1000), Some(10 * MS));
+    }
+
+    #[test]
+    fn between_a_short_queue_and_a_growing_one_the_window_holds() {
+        let mut window = Window::new(4, false);
+        for _ in 0..4 {
+            answer(&mut window, clean(10 * MS));
+        }
+        let grown = window.value();
+        answer(&mut window, clean(15 * MS));
+        assert!(window.value() > grown, "half the floor above it: a short queue, it grows");
+        let before = window.value();
+        answer(&mut window, clean(16 * MS));
+        answer(&mut window, clean(20 * MS));
+        assert_eq!(window.value(), before, "from half to a whole floor above it: it holds");
+    }
+
+    #[test]
+    fn a_larger_body_is_judged_against_the_floor_of_bodies_its_size() {
+        let mut window = Window::new(4, false);
+        for _ in 0..4 {
+            answer(&mut window, clean(2 * MS));
+        }
+        let before = window.value();
+        for _ in 0..4 {
+            answer(&mut window, Observation { bytes: 250_000, ..clean(40 * MS) });
+        }
+        assert!(window.value() >= before, "a quarter megabyte is slower than a kilobyte, with no queue");
+        assert_eq!((window.floor(250_000), window.floor(1000)), (Some(40 * MS), Some(2 * MS)));
+        assert_eq!(window.floor(131_072), Some(40 * MS), "one class: 128 KiB to 256 KiB");
+    }
+
+    #[test]
+    fn the_floor_is_the_second_least_of_at_least_four_answers() {
+        let mut window = Window::new(4, false);
+        answer(&mut window, clean(3 * MS));
+        for _ in 0..2 {
+            answer(&mut window, clean(10 * MS));
+        }
+        assert_eq!(window.floor(1000), None, "three answers: no floor yet");
+        answer(&mut window, clean(12 * MS));
+        assert_eq!(window.floor(1000), Some(10 * MS), "one lucky answer is not the floor");
     }
 
     #[test]
     fn timeouts_and_refusals_say_nothing_of_the_floor() {
         let mut window = Window::new(4, false);
-        answer(&mut window, clean(10 * MS));
-        answer(&mut window, Observation { later: 0.0, clean: false, took: MS });
+        for _ in 0..4 {
+            answer(&mut window, clean(10 * MS));
+        }
+        answer(&mut window, Observation { later: 0.0, clean: false, took: MS, bytes: 1000 });
         answer(&mut window, later(1.0));
-        assert_eq!(window.floor(), Some(10 * MS), "a fast refusal is no floor");
+        assert_eq!(window.floor(1000), Some(10 * MS), "a fast refusal is no floor");
     }
 
     #[test]
@@ -315,7 +407,7 @@ mod tests {
     fn before_any_clean_answer_the_pause_follows_the_last_answer() {
         let mut window = Window::new(2, false);
         for _ in 0..5 {
-            answer(&mut window, Observation { later: 1.0, clean: false, took: 20 * MS });
+            answer(&mut window, Observation { later: 1.0, clean: false, took: 20 * MS, bytes: 1000 });
         }
         assert_eq!(window.value(), MIN_WINDOW);
         assert!((70 * MS..=210 * MS).contains(&window.pause()), "seven times 20 ms, ±50 %: {:?}", window.pause());

@@ -8,6 +8,12 @@
 //! the body before it closes (lingering close), so its clients mostly do read the 413: this proxy is the harsher
 //! case, that of servers which refuse before reading.
 //!
+//! `start_answering` refuses as Quickwit's `_bulk` (hyper's server) and nginx do instead: it answers `413` over
+//! the limit without `Connection: close`, and of every three refusals it keeps the first connection (the body read
+//! and discarded), closes the second once the answer is out and a moment has passed (the body read: the client has
+//! taken the connection back into its pool, and its next request there meets a closed socket), and closes the third
+//! at once with the body unread.
+//!
 //! Within the limit, the request is forwarded as it came (head and body, with one exception: `Expect:
 //! 100-continue` is answered by the proxy and left out upstream, as nginx does) on one upstream connection per client
 //! connection, and the answer is relayed unchanged (framed by `Content-Length`, `Transfer-Encoding: chunked`, or the
@@ -31,6 +37,19 @@ struct Counters {
     forwarded: AtomicUsize,
 }
 
+/// How the proxy refuses a body over its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Reset the connection at once, the body unread (`start`).
+    Reset,
+    /// Answer 413, and keep, close later, or close at once the connection, in turn (`start_answering`).
+    Answer,
+}
+
+/// How long a connection answered 413 stays open before the proxy closes it, in `Refusal::Answer`'s second turn:
+/// long enough for the client to take it back into its pool and send its next request on it.
+const CLOSE_AFTER_ANSWER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The running proxy on 127.0.0.1 at a free port. Dropping it stops the listener and every open connection.
 pub struct BodyLimitProxy {
     addr: SocketAddr,
@@ -42,6 +61,16 @@ impl BodyLimitProxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT`, as a double's `url()`; loopback only) refusing
     /// request bodies over `limit` bytes.
     pub async fn start(upstream: &str, limit: usize) -> BodyLimitProxy {
+        BodyLimitProxy::start_refusing(upstream, limit, Refusal::Reset).await
+    }
+
+    /// Starts a proxy to `upstream` that answers 413 to bodies over `limit` bytes, and closes some of those
+    /// connections (the module's doc says which), as Quickwit and nginx do.
+    pub async fn start_answering(upstream: &str, limit: usize) -> BodyLimitProxy {
+        BodyLimitProxy::start_refusing(upstream, limit, Refusal::Answer).await
+    }
+
+    async fn start_refusing(upstream: &str, limit: usize, refusal: Refusal) -> BodyLimitProxy {
         let authority = upstream.strip_prefix("http://").expect("an http:// upstream: the proxy does not speak TLS");
         let authority = authority.split('/').next().unwrap_or_default();
         let upstream: SocketAddr = authority.parse().expect("an upstream of the form http://IP:PORT");
@@ -53,7 +82,7 @@ impl BodyLimitProxy {
         let task = tokio::spawn(async move {
             let mut open = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                open.spawn(serve_client(client, upstream, limit, shared.clone()));
+                open.spawn(serve_client(client, upstream, limit, refusal, shared.clone()));
                 while open.try_join_next().is_some() {}
             }
         });
@@ -175,20 +204,81 @@ enum Next {
 
 /// Serves one client connection until either side closes it or a request ends it. Dropping `client` closes the socket
 /// whatever is left unread in it: that is the RST of a refused body.
-async fn serve_client(client: TcpStream, upstream: SocketAddr, limit: usize, counters: Arc<Counters>) {
+async fn serve_client(
+    client: TcpStream,
+    upstream: SocketAddr,
+    limit: usize,
+    refusal: Refusal,
+    counters: Arc<Counters>,
+) {
     let mut client = BufReader::new(client);
     let mut upstream_connection = None;
+    let way = Way { upstream, limit, refusal, counters: &counters };
     // An I/O error on either side ends the connection, as a proxy drops a client it can no longer serve.
-    while let Ok(Next::Continue) = relay_one(&mut client, &mut upstream_connection, upstream, limit, &counters).await {}
+    while let Ok(Next::Continue) = relay_one(&mut client, &mut upstream_connection, &way).await {}
+}
+
+/// What a client connection is relayed through.
+struct Way<'a> {
+    upstream: SocketAddr,
+    limit: usize,
+    refusal: Refusal,
+    counters: &'a Counters,
+}
+
+/// Refuses a request whose body is over the limit, as `refusal` says.
+async fn refuse_too_large(
+    client: &mut BufReader<TcpStream>,
+    request: &Head,
+    length: usize,
+    way: &Way<'_>,
+) -> std::io::Result<Next> {
+    let refusals = way.counters.refused.fetch_add(1, Ordering::SeqCst) + 1;
+    // A client that waits for `100 Continue` has sent no body and can read the 413.
+    if request.has_token("expect", "100-continue") {
+        client.get_mut().write_all(&page(413, "Request Entity Too Large")).await?;
+        return Ok(Next::Close);
+    }
+    if way.refusal == Refusal::Reset {
+        // One already sending its body meets a reset, with no page before it: on loopback a page written first is
+        // mostly read before the reset lands, which is not what clients across a network see of a server that
+        // refuses unread.
+        client.get_mut().set_zero_linger()?;
+        return Ok(Next::Close);
+    }
+    let body = format!(
+        r#"{{"message":"the request body is {length} bytes, more than the {} bytes accepted (max_content_length)"}}"#,
+        way.limit
+    );
+    let answer = format!(
+        "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    match refusals % 3 {
+        1 => {
+            tokio::io::copy(&mut (&mut *client).take(length as u64), &mut tokio::io::sink()).await?;
+            client.get_mut().write_all(answer.as_bytes()).await?;
+            Ok(Next::Continue)
+        }
+        2 => {
+            tokio::io::copy(&mut (&mut *client).take(length as u64), &mut tokio::io::sink()).await?;
+            client.get_mut().write_all(answer.as_bytes()).await?;
+            tokio::time::sleep(CLOSE_AFTER_ANSWER).await;
+            Ok(Next::Close)
+        }
+        _ => {
+            client.get_mut().write_all(answer.as_bytes()).await?;
+            Ok(Next::Close)
+        }
+    }
 }
 
 async fn relay_one(
     client: &mut BufReader<TcpStream>,
     upstream_connection: &mut Option<BufReader<TcpStream>>,
-    upstream: SocketAddr,
-    limit: usize,
-    counters: &Counters,
+    way: &Way<'_>,
 ) -> std::io::Result<Next> {
+    let (upstream, limit, counters) = (way.upstream, way.limit, way.counters);
     let request = match read_head(client).await {
         Ok(Some(request)) => request,
         Ok(None) => return Ok(Next::Close),
@@ -211,15 +301,7 @@ async fn relay_one(
         return Ok(Next::Close);
     };
     if length > limit {
-        counters.refused.fetch_add(1, Ordering::SeqCst);
-        // A client that waits for `100 Continue` has sent no body and can read the 413. One already sending its
-        // body meets a reset, with no page before it: on loopback a page written first is mostly read before the
-        // reset lands, which is not what clients across a network see of a server that refuses unread.
-        match request.has_token("expect", "100-continue") {
-            true => client.get_mut().write_all(&page(413, "Request Entity Too Large")).await?,
-            false => client.get_mut().set_zero_linger()?,
-        }
-        return Ok(Next::Close);
+        return refuse_too_large(client, &request, length, way).await;
     }
 
     let expects_continue = request.has_token("expect", "100-continue");

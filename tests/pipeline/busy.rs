@@ -213,13 +213,65 @@ const PROXY_LIMIT: usize = 128 * 1024;
 async fn behind_a_proxy() -> (Harness, testkit::BodyLimitProxy) {
     let es = EsDouble::start().await;
     let proxy = testkit::BodyLimitProxy::start(&es.url(), PROXY_LIMIT).await;
+    (through(es, &proxy).await, proxy)
+}
+
+/// A harness whose function reaches `es` through `proxy`, with uncompressed bodies.
+async fn through(es: EsDouble, proxy: &testkit::BodyLimitProxy) -> Harness {
     let mut deps = deps(&es, None, &[("ES_COMPRESSION", "none")]);
     deps.elasticsearch = kinesis_es_indexer::elasticsearch::Elasticsearch::new(
         &kinesis_es_indexer::Config { es_url: proxy.url(), ..deps.config.clone() },
         None,
     )
     .expect("a client through the proxy");
-    (Harness { es, firehose: FirehoseDouble::start().await, deps }, proxy)
+    Harness { es, firehose: FirehoseDouble::start().await, deps }
+}
+
+/// The limit of the Quickwit-like server: 256 KiB.
+const ANSWERING_LIMIT: usize = 256 * 1024;
+
+/// FAULTS.md 34 against a server that answers 413 over its limit and closes some of those connections, one of them
+/// after the client took it back into its pool (the double is modelled on Quickwit's `_bulk` and nginx): twenty
+/// runs of two invocations of 1,000 records of 1.1 KB. In every run, every document reaches the cluster once and
+/// none goes back to Kinesis; the limit the function says it learned is within a quarter of the server's, and the
+/// second invocation needs at most twice the fewest requests its bodies fit in; and no body under the limit is split (a split body's halves
+/// arrive one after the other and sum to the body: two successive requests summing to no more than the limit would
+/// be one).
+#[tokio::test]
+async fn s34_a_server_that_answers_413_and_closes_some_connections_is_learned_within_a_quarter_of_its_limit() {
+    for run in 0..20 {
+        let es = EsDouble::start().await;
+        let proxy = testkit::BodyLimitProxy::start_answering(&es.url(), ANSWERING_LIMIT).await;
+        let h = through(es, &proxy).await;
+        let mut last_of_each = Vec::new();
+        let mut learned_limit = None;
+        for invocation in 0..2 {
+            let report = h.deliver(&event_from(invocation * 1000, &sized_payloads(1000, 1100))).await;
+            assert!(report.response().batch_item_failures.is_empty(), "run {run}: nothing goes back to Kinesis");
+            last_of_each.push(h.es.requests().len() - 1);
+            learned_limit = report.summary.indexing.body_limit;
+        }
+        let learned_limit = learned_limit.expect("a limit was learned");
+        assert!(
+            (ANSWERING_LIMIT * 3 / 4..=ANSWERING_LIMIT).contains(&learned_limit),
+            "run {run}: learned {learned_limit} for {ANSWERING_LIMIT}"
+        );
+        assert!(proxy.refused() > 0, "run {run}: the server refused the first bodies");
+        assert_eq!(h.es.count(), 2000, "run {run}: every document in the cluster");
+        assert_eq!(h.es.max_attempts_per_document(), 1, "run {run}: once each");
+        let requests = h.es.requests();
+        let sizes: Vec<usize> = requests.iter().map(|request| request.wire_bytes).collect();
+        assert!(sizes.iter().all(|size| *size <= ANSWERING_LIMIT), "run {run}: only what the server takes arrives");
+        let second = &sizes[last_of_each[0] + 1..=last_of_each[1]];
+        let fewest = second.iter().sum::<usize>().div_ceil(ANSWERING_LIMIT);
+        assert!(second.len() <= 2 * fewest, "run {run}: {second:?}, {fewest} would do");
+        println!("run {run}: learned {learned_limit}, second invocation's requests {second:?}");
+        for (i, pair) in sizes.windows(2).enumerate() {
+            if !last_of_each.contains(&(i + 1)) && !last_of_each.contains(&i) {
+                assert!(pair[0] + pair[1] > ANSWERING_LIMIT, "run {run}: requests {i} and {} were one body", i + 1);
+            }
+        }
+    }
 }
 
 #[tokio::test]
