@@ -365,7 +365,8 @@ impl Summary {
             crate::logging::kept_level(tracing::Level::WARN),
             documents = self.documents,
             documents_retry_later = self.documents_retry_later,
-            share = format!("{:.0} %", 100.0 * self.documents_retry_later as f64 / self.documents as f64),
+            // The counts, not a percentage: 4,999 of 5,000 is not "100 %".
+            share = format!("{} of {}", self.documents_retry_later, self.documents),
             to_firehose = self.count(Outcome::ToFirehose),
             back_to_kinesis = self.count(Outcome::BackToKinesis),
             concurrency = self.indexing.concurrency,

@@ -4,9 +4,9 @@
 //! `event` (the invocation's body, read once) → `record` (records → documents) → `bulk` (documents → `_bulk`
 //! bodies; replies → outcomes) → `elasticsearch` (send chunks) → `route` (outcomes → one fate per record) →
 //! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
-//! `invocation` hands the handler the body as Lambda sent it. `pacing` (when to answer) and `adapt` (how much to
-//! send at once) are what one warm instance learns of the cluster across invocations. `backup` takes Firehose's
-//! backed-up documents back to the cluster;
+//! `invocation` hands the handler the body as Lambda sent it. `flow` (how much to send at once, how large, when to
+//! hold, when to answer) is what one warm instance learns of the cluster across invocations, within an invocation's
+//! `budget`. `backup` takes Firehose's backed-up documents back to the cluster;
 //! `replay` is `make replay`'s reading of the failure stores and its report.
 
 pub mod backup;

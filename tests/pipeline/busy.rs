@@ -174,11 +174,11 @@ async fn s31_the_summary_says_it_paced_because_the_cluster_was_busy() {
 #[tokio::test]
 async fn s32_below_one_request_in_flight_an_instance_pauses_between_requests() {
     let h = Harness::start(&[("BULK_MAX_DOCS", "10"), ("PACING_BASE_MS", "1")]).await;
-    // A spell: three requests one at a time (half of BULK_CONCURRENCY 2), each halving the window, down to an eighth,
-    // where the rest is held; then the redelivery's probe.
+    // A spell: requests one at a time (half of BULK_CONCURRENCY 2), each halving the window, down to an eighth; the
+    // answer to the fourth, sent there, holds the fifth; then the redelivery's probe.
     h.es.set_busy_spell(Duration::from_secs(60));
-    let first = h.deliver(&event(&plain_payloads(40))).await;
-    let again = redelivery(&event(&plain_payloads(40)), &first).expect("the spell held the rest");
+    let first = h.deliver(&event(&plain_payloads(50))).await;
+    let again = redelivery(&event(&plain_payloads(50)), &first).expect("the spell held the rest");
     let probed = h.deliver(&again).await;
     assert_eq!(probed.summary.indexing.requests, 1, "the probe alone");
     h.es.set_busy_spell(Duration::ZERO);
