@@ -165,74 +165,27 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
-        let es_url = get("ES_URL")
-            .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
-        let es_url = parse_url(&es_url)?;
-
-        let auth = parse_auth(&get, &es_url)?;
-        if let Some(arn) = get("ES_DOMAIN_ARN") {
-            check_domain(&arn, &host_of(&es_url))?;
-        }
-
-        let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
-        let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
-
-        let timestamp_field = get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned());
-        let firehose_target_field =
-            get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
-        if firehose_target_field == timestamp_field {
-            return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
-        }
-
-        let preprocess = Preprocess::parse(&get, &timestamp_field, &firehose_target_field)
-            .map_err(|(variable, why)| problem(variable, why))?;
-
-        let pipeline = get("ES_PIPELINE");
-        if let Some(id) = &pipeline
-            && !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
-        {
-            return Err(problem(
-                "ES_PIPELINE",
-                format!("expects a pipeline id of letters, digits, '-', '_', '.' and '~', got {id:?}"),
-            ));
-        }
-
-        let dead_letter = match get("DEAD_LETTER_BUCKET") {
-            None => None,
-            Some(bucket) => {
-                // S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and hyphens.
-                let valid = (3..=63).contains(&bucket.len())
-                    && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-                if !valid {
-                    return Err(problem("DEAD_LETTER_BUCKET", format!("expects an S3 bucket name, got {bucket:?}")));
-                }
-                let prefix = get("DEAD_LETTER_PREFIX").unwrap_or_else(|| DEFAULT_DEAD_LETTER_PREFIX.to_owned());
-                Some(DeadLetterPlace { bucket, prefix })
-            }
-        };
+        // Each setting is checked in the order below, so that of several wrong variables the same one is named.
+        let cluster = parse_cluster(&get)?;
+        let fields = parse_document_fields(&get)?;
+        let pipeline = parse_pipeline(get("ES_PIPELINE"))?;
+        let dead_letter = parse_dead_letter(&get)?;
 
         Ok(Config {
-            es_url,
-            auth,
-            index,
+            es_url: cluster.es_url,
+            auth: cluster.auth,
+            index: cluster.index,
             pipeline,
             firehose_stream: get("FIREHOSE_STREAM_NAME"),
-            firehose_target_field,
+            firehose_target_field: fields.firehose_target_field,
             firehose_max_attempts: number(&get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
             dead_letter,
             bulk_max_bytes: number(&get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
             bulk_max_docs: number(&get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
             bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
-            adaptive_concurrency: match get("BULK_CONCURRENCY_MODE").as_deref().map(str::to_ascii_lowercase).as_deref()
-            {
-                None | Some("adaptive") => true,
-                Some("fixed") => false,
-                Some(other) => {
-                    return Err(problem("BULK_CONCURRENCY_MODE", format!("expects adaptive or fixed, got {other:?}")));
-                }
-            },
+            adaptive_concurrency: parse_concurrency_mode(get("BULK_CONCURRENCY_MODE"))?,
             es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
-            timestamp_field,
+            timestamp_field: fields.timestamp_field,
             timestamp_max_skew: Duration::from_secs(number(
                 &get,
                 "TIMESTAMP_MAX_SKEW_SECONDS",
@@ -253,24 +206,110 @@ impl Config {
             pacing_max: Duration::from_millis(number(&get, "PACING_MAX_MS", DEFAULT_PACING_MAX_MS, 0, 900_000)?),
             log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
             ca_cert: get("ES_CA_CERT").map(std::path::PathBuf::from),
-            tls_verify: match get("ES_TLS_VERIFY").as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("true") => true,
-                Some("false") if get("ES_CA_CERT").is_some() => {
-                    return Err(problem(
-                        "ES_TLS_VERIFY",
-                        "is false, so ES_CA_CERT would be ignored: unset one of them",
-                    ));
-                }
-                Some("false") => false,
-                Some(other) => return Err(problem("ES_TLS_VERIFY", format!("expects true or false, got {other:?}"))),
-            },
-            compression: match get("ES_COMPRESSION").as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("gzip") => Compression::Gzip,
-                Some("none") => Compression::None,
-                Some(other) => return Err(problem("ES_COMPRESSION", format!("expects gzip or none, got {other:?}"))),
-            },
-            preprocess,
+            tls_verify: parse_tls_verify(&get)?,
+            compression: parse_compression(get("ES_COMPRESSION"))?,
+            preprocess: fields.preprocess,
         })
+    }
+}
+
+/// The cluster documents go to: its URL, how requests authenticate, and the index they are written to.
+struct Cluster {
+    es_url: String,
+    auth: EsAuth,
+    index: IndexPattern,
+}
+
+/// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL) and `ES_INDEX`.
+fn parse_cluster(get: &impl Fn(&str) -> Option<String>) -> Result<Cluster, ConfigError> {
+    let es_url = get("ES_URL")
+        .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
+    let es_url = parse_url(&es_url)?;
+
+    let auth = parse_auth(get, &es_url)?;
+    if let Some(arn) = get("ES_DOMAIN_ARN") {
+        check_domain(&arn, &host_of(&es_url))?;
+    }
+
+    let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
+    let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
+    Ok(Cluster { es_url, auth, index })
+}
+
+/// The fields the indexer reads or writes in each document, and what preprocessing does to it.
+struct DocumentFields {
+    timestamp_field: String,
+    firehose_target_field: String,
+    preprocess: Preprocess,
+}
+
+/// Reads `TIMESTAMP_FIELD`, `FIREHOSE_TARGET_FIELD` (which must differ) and the preprocessing settings.
+fn parse_document_fields(get: &impl Fn(&str) -> Option<String>) -> Result<DocumentFields, ConfigError> {
+    let timestamp_field = get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned());
+    let firehose_target_field =
+        get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
+    if firehose_target_field == timestamp_field {
+        return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
+    }
+
+    let preprocess = Preprocess::parse(get, &timestamp_field, &firehose_target_field)
+        .map_err(|(variable, why)| problem(variable, why))?;
+    Ok(DocumentFields { timestamp_field, firehose_target_field, preprocess })
+}
+
+/// Checks the ingest pipeline id of `ES_PIPELINE`, if one is set.
+fn parse_pipeline(pipeline: Option<String>) -> Result<Option<String>, ConfigError> {
+    if let Some(id) = &pipeline
+        && !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+    {
+        return Err(problem(
+            "ES_PIPELINE",
+            format!("expects a pipeline id of letters, digits, '-', '_', '.' and '~', got {id:?}"),
+        ));
+    }
+    Ok(pipeline)
+}
+
+/// Reads `DEAD_LETTER_BUCKET` and `DEAD_LETTER_PREFIX`; `None` when no bucket is set.
+fn parse_dead_letter(get: &impl Fn(&str) -> Option<String>) -> Result<Option<DeadLetterPlace>, ConfigError> {
+    let Some(bucket) = get("DEAD_LETTER_BUCKET") else { return Ok(None) };
+    // S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and hyphens.
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !valid {
+        return Err(problem("DEAD_LETTER_BUCKET", format!("expects an S3 bucket name, got {bucket:?}")));
+    }
+    let prefix = get("DEAD_LETTER_PREFIX").unwrap_or_else(|| DEFAULT_DEAD_LETTER_PREFIX.to_owned());
+    Ok(Some(DeadLetterPlace { bucket, prefix }))
+}
+
+/// Whether `BULK_CONCURRENCY_MODE` asks for adaptive concurrency (the default) rather than fixed.
+fn parse_concurrency_mode(mode: Option<String>) -> Result<bool, ConfigError> {
+    match mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("adaptive") => Ok(true),
+        Some("fixed") => Ok(false),
+        Some(other) => Err(problem("BULK_CONCURRENCY_MODE", format!("expects adaptive or fixed, got {other:?}"))),
+    }
+}
+
+/// Reads `ES_TLS_VERIFY` (true by default), refusing `false` alongside an `ES_CA_CERT` it would ignore.
+fn parse_tls_verify(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match get("ES_TLS_VERIFY").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("true") => Ok(true),
+        Some("false") if get("ES_CA_CERT").is_some() => {
+            Err(problem("ES_TLS_VERIFY", "is false, so ES_CA_CERT would be ignored: unset one of them"))
+        }
+        Some("false") => Ok(false),
+        Some(other) => Err(problem("ES_TLS_VERIFY", format!("expects true or false, got {other:?}"))),
+    }
+}
+
+/// Reads `ES_COMPRESSION`: gzip (the default) or none.
+fn parse_compression(compression: Option<String>) -> Result<Compression, ConfigError> {
+    match compression.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("gzip") => Ok(Compression::Gzip),
+        Some("none") => Ok(Compression::None),
+        Some(other) => Err(problem("ES_COMPRESSION", format!("expects gzip or none, got {other:?}"))),
     }
 }
 
@@ -279,24 +318,8 @@ impl Config {
 fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsAuth, ConfigError> {
     let (username, password, api_key) = (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY"));
     if let Some(arn) = get("ES_SECRET_ARN") {
-        if username.is_some() || password.is_some() || api_key.is_some() {
-            return Err(problem(
-                "ES_SECRET_ARN",
-                "credentials come from the secret: unset ES_USERNAME, ES_PASSWORD and ES_API_KEY",
-            ));
-        }
-        if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
-            // Not quoted: a value that is not an ARN may be the secret itself, pasted in the wrong place.
-            return Err(problem(
-                "ES_SECRET_ARN",
-                "expects a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), got \
-                 something else (not shown: it may hold credentials)",
-            ));
-        }
-        return match get("ES_AUTH").map(|m| m.to_ascii_lowercase()).as_deref() {
-            None | Some("basic") | Some("api-key") => Ok(EsAuth::Secret { arn }),
-            Some(other) => Err(problem("ES_AUTH", format!("is {other}, so ES_SECRET_ARN would be ignored"))),
-        };
+        let credentials_set = username.is_some() || password.is_some() || api_key.is_some();
+        return parse_secret_auth(get, arn, credentials_set);
     }
     let host = host_of(es_url).to_ascii_lowercase();
     let aws_service = ["es", "aoss"].into_iter().find(|service| {
@@ -337,26 +360,61 @@ fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsA
         "sigv4" => {
             unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
             unused("ES_API_KEY", api_key.is_some())?;
-            let service = get("ES_SIGV4_SERVICE").unwrap_or_else(|| aws_service.unwrap_or("es").to_owned());
-            if service != "es" && service != "aoss" {
-                return Err(problem("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
-            }
-            // The domain's region signs its requests, wherever the function runs; the function's own region
-            // (AWS_REGION, which Lambda sets) only for an endpoint that does not name one.
-            let region = region_of(&host)
-                .or_else(|| get("AWS_REGION"))
-                .or_else(|| get("AWS_DEFAULT_REGION"))
-                .ok_or_else(|| {
-                    problem(
-                        "AWS_REGION",
-                        "is required to sign requests to an endpoint that does not name its region (Lambda sets \
-                             it; set it for local runs)",
-                    )
-                })?;
-            Ok(EsAuth::SigV4 { region, service })
+            parse_sigv4_auth(get, &host, aws_service)
         }
         other => Err(problem("ES_AUTH", format!("expects none, basic, api-key or sigv4, got {other:?}"))),
     }
+}
+
+/// Authentication through the Secrets Manager secret `arn` (`ES_SECRET_ARN`), refused when credentials are also
+/// set directly or `ES_AUTH` names a mode the secret cannot hold.
+fn parse_secret_auth(
+    get: &impl Fn(&str) -> Option<String>,
+    arn: String,
+    credentials_set: bool,
+) -> Result<EsAuth, ConfigError> {
+    if credentials_set {
+        return Err(problem(
+            "ES_SECRET_ARN",
+            "credentials come from the secret: unset ES_USERNAME, ES_PASSWORD and ES_API_KEY",
+        ));
+    }
+    if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+        // Not quoted: a value that is not an ARN may be the secret itself, pasted in the wrong place.
+        return Err(problem(
+            "ES_SECRET_ARN",
+            "expects a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), got \
+             something else (not shown: it may hold credentials)",
+        ));
+    }
+    match get("ES_AUTH").map(|m| m.to_ascii_lowercase()).as_deref() {
+        None | Some("basic") | Some("api-key") => Ok(EsAuth::Secret { arn }),
+        Some(other) => Err(problem("ES_AUTH", format!("is {other}, so ES_SECRET_ARN would be ignored"))),
+    }
+}
+
+/// SigV4 signing for the cluster at `host`: the service (`ES_SIGV4_SERVICE`, else the one the endpoint names, else
+/// `es`) and the region requests are signed for.
+fn parse_sigv4_auth(
+    get: &impl Fn(&str) -> Option<String>,
+    host: &str,
+    aws_service: Option<&str>,
+) -> Result<EsAuth, ConfigError> {
+    let service = get("ES_SIGV4_SERVICE").unwrap_or_else(|| aws_service.unwrap_or("es").to_owned());
+    if service != "es" && service != "aoss" {
+        return Err(problem("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
+    }
+    // The domain's region signs its requests, wherever the function runs; the function's own region
+    // (AWS_REGION, which Lambda sets) only for an endpoint that does not name one.
+    let region =
+        region_of(host).or_else(|| get("AWS_REGION")).or_else(|| get("AWS_DEFAULT_REGION")).ok_or_else(|| {
+            problem(
+                "AWS_REGION",
+                "is required to sign requests to an endpoint that does not name its region (Lambda sets it; set it \
+                 for local runs)",
+            )
+        })?;
+    Ok(EsAuth::SigV4 { region, service })
 }
 
 fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
