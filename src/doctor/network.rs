@@ -219,13 +219,7 @@ async fn handshake(
             return false;
         }
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring offers the default TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
+    let client = client_config(verifier.clone());
     let Ok(name) = ServerName::try_from(host.to_owned()) else {
         checks.push(Check::fail("tls", format!("{host} is not a name TLS can check"), "set ES_URL's host"));
         return false;
@@ -237,48 +231,11 @@ async fn handshake(
     match done {
         Ok(Ok(tls)) => {
             let version = tls.get_ref().1.protocol_version().map_or("TLS".to_owned(), |v| format!("{v:?}"));
-            match config.tls_verify {
-                true => checks.push(Check::ok("tls", format!("{version}: {shown}, trusted for {host}"))),
-                false => checks.push(Check::warn(
-                    "tls",
-                    format!("{version}: {shown}; NOT verified (ES_TLS_VERIFY=false)"),
-                    "trust its issuer instead: make deploy SET=\"EsTlsVerify=true EsCaCert=/opt/ca.pem\" (a PEM bundle \
-                     from a layer)",
-                )),
-            }
+            checks.push(handshake_done(config, host, &version, &shown));
             true
         }
         Ok(Err(error)) => {
-            let refused = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            let fix = match (refused, &facts) {
-                (
-                    Some(rustls::Error::InvalidCertificate(
-                        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-                    )),
-                    Some(facts),
-                ) => format!(
-                    "ES_URL must name the cluster by a name its certificate holds ({}); a custom endpoint needs its \
-                     own certificate on the domain",
-                    facts.names.join(", ")
-                ),
-                (Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)), Some(facts)) => format!(
-                    "trust the issuer {}: EsCaCert (ES_CA_CERT) names a PEM bundle holding its CA (in Lambda, from a \
-                     layer: /opt/…)",
-                    facts.issuer
-                ),
-                (
-                    Some(rustls::Error::InvalidCertificate(
-                        CertificateError::Expired
-                        | CertificateError::ExpiredContext { .. }
-                        | CertificateError::NotValidYet
-                        | CertificateError::NotValidYetContext { .. },
-                    )),
-                    _,
-                ) => "renew the cluster's certificate (or correct its clock)".to_owned(),
-                _ => "check that ES_URL's port serves HTTPS (http:// if it serves plain HTTP), and the cluster's TLS \
-                      settings"
-                    .to_owned(),
-            };
+            let fix = refused_certificate_fix(&error, facts.as_ref());
             checks.push(Check::fail("tls", format!("the handshake with {host} failed ({error}): {shown}"), fix));
             false
         }
@@ -293,6 +250,64 @@ async fn handshake(
             ));
             false
         }
+    }
+}
+
+/// The function's TLS client: rustls with ring's default versions, verifying through `verifier`.
+fn client_config(verifier: Arc<Recording>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring offers the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth()
+}
+
+/// The TLS check of a finished handshake: ok, or a warning when the certificate was not verified.
+fn handshake_done(config: &Config, host: &str, version: &str, shown: &str) -> Check {
+    match config.tls_verify {
+        true => Check::ok("tls", format!("{version}: {shown}, trusted for {host}")),
+        false => Check::warn(
+            "tls",
+            format!("{version}: {shown}; NOT verified (ES_TLS_VERIFY=false)"),
+            "trust its issuer instead: make deploy SET=\"EsTlsVerify=true EsCaCert=/opt/ca.pem\" (a PEM bundle \
+             from a layer)",
+        ),
+    }
+}
+
+/// The fix for a failed handshake, by why the certificate (described by `facts`, when one came) was refused.
+fn refused_certificate_fix(error: &std::io::Error, facts: Option<&CertificateFacts>) -> String {
+    let refused = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match (refused, facts) {
+        (
+            Some(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )),
+            Some(facts),
+        ) => format!(
+            "ES_URL must name the cluster by a name its certificate holds ({}); a custom endpoint needs its \
+             own certificate on the domain",
+            facts.names.join(", ")
+        ),
+        (Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)), Some(facts)) => format!(
+            "trust the issuer {}: EsCaCert (ES_CA_CERT) names a PEM bundle holding its CA (in Lambda, from a \
+             layer: /opt/…)",
+            facts.issuer
+        ),
+        (
+            Some(rustls::Error::InvalidCertificate(
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. },
+            )),
+            _,
+        ) => "renew the cluster's certificate (or correct its clock)".to_owned(),
+        _ => "check that ES_URL's port serves HTTPS (http:// if it serves plain HTTP), and the cluster's TLS \
+              settings"
+            .to_owned(),
     }
 }
 
