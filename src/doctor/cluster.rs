@@ -87,37 +87,6 @@ pub(super) async fn authentication(deps: &Deps, budget: &Budget, checks: &mut Ve
         ));
         return Some(Identity::Serverless);
     }
-    let refused = |status: u16, answer: &Value| {
-        let fix = match (status, auth) {
-            (403, _) => "the domain's access policy must allow the function's role (the stack's FunctionRoleArn \
-                         output) to send HTTP requests to the domain (es:ESHttp*): add it to the domain's access \
-                         policy, or remove the statement that denies it"
-                .to_owned(),
-            (_, EsAuth::Basic { username, .. }) => format!(
-                "the cluster does not take {username}'s password: set the user's current one (EsPassword), or keep \
-                 it in Secrets Manager (EsSecretArn)"
-            ),
-            (_, EsAuth::Secret { arn }) => format!(
-                "the secret {arn} holds credentials the cluster does not take: put the user's current password (or \
-                 a valid API key) in it; the function reads it again after a 401"
-            ),
-            (_, EsAuth::ApiKey(_)) => "the API key is refused (revoked or expired?): create one and set it \
-                                       (EsApiKey, or in a secret: EsSecretArn)"
-                .to_owned(),
-            (_, EsAuth::SigV4 { .. }) => "the cluster does not take SigV4: under fine-grained access control with \
-                                          the internal user database only, turn IAM on for the domain, or use basic \
-                                          authentication (EsAuth=basic, EsUsername, EsPassword)"
-                .to_owned(),
-            (_, EsAuth::None) => "the cluster requires credentials: a username and password (EsUsername, \
-                                  EsPassword), an API key (EsApiKey) or a secret holding either (EsSecretArn)"
-                .to_owned(),
-        };
-        Check::fail(
-            "authentication",
-            format!("the cluster refused the function's credentials ({status}: {})", said(answer)),
-            fix,
-        )
-    };
     for path in WHO_AM_I {
         let (status, answer) = match ask(deps, Method::Get, path, None, budget).await {
             Ok(answered) => answered,
@@ -131,66 +100,111 @@ pub(super) async fn authentication(deps: &Deps, budget: &Budget, checks: &mut Ve
                 return None;
             }
         };
-        match status {
-            200 if path == WHO_AM_I[0] => {
-                let username = answer["username"].as_str().unwrap_or("?").to_owned();
-                let roles = list(&answer["roles"]);
-                let realm = answer["authentication_realm"]["name"].as_str().unwrap_or("?");
-                checks.push(Check::ok(
-                    "authentication",
-                    format!("Elasticsearch knows the function as {username} (realm {realm}, roles [{roles}])"),
-                ));
-                return Some(Identity::Elasticsearch { username });
-            }
-            200 => {
-                let username = answer["user_name"].as_str().unwrap_or("?").to_owned();
-                let roles = list(&answer["roles"]);
-                let backend_roles = list(&answer["backend_roles"]);
-                checks.push(Check::ok(
-                    "authentication",
-                    format!(
-                        "OpenSearch's security plugin knows the function as {username} (security roles [{roles}], \
-                         backend roles [{backend_roles}])"
-                    ),
-                ));
-                return Some(Identity::OpenSearch { username });
-            }
+        let (check, identity) = match status {
+            200 if path == WHO_AM_I[0] => known_to_elasticsearch(&answer),
+            200 => known_to_opensearch(&answer),
             403 if access_policy_refused(status, &answer) && said(&answer).contains("es:ESHttpGet") => {
-                checks.push(Check::warn(
-                    "authentication",
-                    format!(
-                        "the domain's access policy lets the function write but not ask who it is: {}",
-                        said(&answer)
-                    ),
-                    "deploy this version of the stack: it grants the function es:ESHttpGet on the few paths the \
-                     doctor reads (none under an index, so no document can be read)",
-                ));
-                return Some(Identity::Unknown);
+                (identity_not_askable(&answer), Some(Identity::Unknown))
             }
-            401 | 403 => {
-                checks.push(refused(status, &answer));
-                return None;
-            }
+            401 | 403 => (credentials_refused(auth, status, &answer), None),
             _ if no_such_api(status, &answer) => continue,
-            _ => {
-                checks.push(Check::fail(
-                    "authentication",
-                    format!("GET {path} was answered {status}: {}", said(&answer)),
-                    "the cluster is not ready to answer (its security plugin not initialised, overloaded, a proxy \
-                     in the way): check its health, then run the doctor again",
-                ));
-                return None;
-            }
-        }
+            _ => (not_ready(path, status, &answer), None),
+        };
+        checks.push(check);
+        return identity;
     }
-    let found = match auth {
+    checks.push(Check::ok("authentication", unsecured_finding(auth)));
+    Some(Identity::Unsecured)
+}
+
+/// The authentication check of Elasticsearch's answer to `_security/_authenticate`, and who it names.
+fn known_to_elasticsearch(answer: &Value) -> (Check, Option<Identity>) {
+    let username = answer["username"].as_str().unwrap_or("?").to_owned();
+    let roles = list(&answer["roles"]);
+    let realm = answer["authentication_realm"]["name"].as_str().unwrap_or("?");
+    let check = Check::ok(
+        "authentication",
+        format!("Elasticsearch knows the function as {username} (realm {realm}, roles [{roles}])"),
+    );
+    (check, Some(Identity::Elasticsearch { username }))
+}
+
+/// The authentication check of the OpenSearch security plugin's answer to `authinfo`, and who it names.
+fn known_to_opensearch(answer: &Value) -> (Check, Option<Identity>) {
+    let username = answer["user_name"].as_str().unwrap_or("?").to_owned();
+    let roles = list(&answer["roles"]);
+    let backend_roles = list(&answer["backend_roles"]);
+    let check = Check::ok(
+        "authentication",
+        format!(
+            "OpenSearch's security plugin knows the function as {username} (security roles [{roles}], \
+             backend roles [{backend_roles}])"
+        ),
+    );
+    (check, Some(Identity::OpenSearch { username }))
+}
+
+/// The warning when the domain's access policy lets the function write but not ask who it is.
+fn identity_not_askable(answer: &Value) -> Check {
+    Check::warn(
+        "authentication",
+        format!("the domain's access policy lets the function write but not ask who it is: {}", said(answer)),
+        "deploy this version of the stack: it grants the function es:ESHttpGet on the few paths the \
+         doctor reads (none under an index, so no document can be read)",
+    )
+}
+
+/// The failure when the cluster refused the function's credentials (401, or 403), with the fix for its `auth`.
+fn credentials_refused(auth: &EsAuth, status: u16, answer: &Value) -> Check {
+    let fix = match (status, auth) {
+        (403, _) => "the domain's access policy must allow the function's role (the stack's FunctionRoleArn \
+                     output) to send HTTP requests to the domain (es:ESHttp*): add it to the domain's access \
+                     policy, or remove the statement that denies it"
+            .to_owned(),
+        (_, EsAuth::Basic { username, .. }) => format!(
+            "the cluster does not take {username}'s password: set the user's current one (EsPassword), or keep \
+             it in Secrets Manager (EsSecretArn)"
+        ),
+        (_, EsAuth::Secret { arn }) => format!(
+            "the secret {arn} holds credentials the cluster does not take: put the user's current password (or \
+             a valid API key) in it; the function reads it again after a 401"
+        ),
+        (_, EsAuth::ApiKey(_)) => "the API key is refused (revoked or expired?): create one and set it \
+                                   (EsApiKey, or in a secret: EsSecretArn)"
+            .to_owned(),
+        (_, EsAuth::SigV4 { .. }) => "the cluster does not take SigV4: under fine-grained access control with \
+                                      the internal user database only, turn IAM on for the domain, or use basic \
+                                      authentication (EsAuth=basic, EsUsername, EsPassword)"
+            .to_owned(),
+        (_, EsAuth::None) => "the cluster requires credentials: a username and password (EsUsername, \
+                              EsPassword), an API key (EsApiKey) or a secret holding either (EsSecretArn)"
+            .to_owned(),
+    };
+    Check::fail(
+        "authentication",
+        format!("the cluster refused the function's credentials ({status}: {})", said(answer)),
+        fix,
+    )
+}
+
+/// The failure when a security API answered neither who the function is nor that there is no such API.
+fn not_ready(path: &str, status: u16, answer: &Value) -> Check {
+    Check::fail(
+        "authentication",
+        format!("GET {path} was answered {status}: {}", said(answer)),
+        "the cluster is not ready to answer (its security plugin not initialised, overloaded, a proxy \
+         in the way): check its health, then run the doctor again",
+    )
+}
+
+/// What the authentication check found when no security API answered: with SigV4, the access policy decides.
+fn unsecured_finding(auth: &EsAuth) -> String {
+    match auth {
         EsAuth::SigV4 { .. } => "the domain's access policy admitted the signed requests, and it has no fine-grained \
                                  access control: what the policy allows, the function may do"
             .to_owned(),
         _ => "no security API answers: the cluster does not ask who the function is".to_owned(),
-    };
-    checks.push(Check::ok("authentication", found));
-    Some(Identity::Unsecured)
+    }
 }
 
 fn list(value: &Value) -> String {
