@@ -41,50 +41,71 @@ pub(super) async fn firehose(
         ));
         return;
     };
-    let description = match described {
+    let description = match usable_description(described) {
         Ok(description) => description,
-        Err(failure) if failure.missing => {
-            checks.push(Check::fail(
-                "firehose",
-                format!("the stream does not exist: {}", failure.why),
-                "deploy the stack again (make deploy) to make its stream, or DeliveryStreamName=none to send \"retry \
-                 later\" documents back to Kinesis instead",
-            ));
-            return;
-        }
-        Err(failure) if failure.why.starts_with("not asked") => {
-            checks.push(Check::skipped("firehose", failure.why));
-            return;
-        }
-        Err(failure) if failure.why.contains("AccessDenied") => {
-            checks.push(Check::warn(
-                "firehose",
-                format!("the function may not describe its stream: {}", failure.why),
-                "deploy this version of the stack, which grants the function firehose:DescribeDeliveryStream",
-            ));
-            return;
-        }
-        Err(failure) => {
-            checks.push(Check::fail(
-                "firehose",
-                format!("Firehose cannot be asked: {}", failure.why),
-                "a function in a VPC reaches Firehose through a NAT gateway or a com.amazonaws.<region>.firehose \
-                 interface endpoint",
-            ));
+        Err(check) => {
+            checks.push(check);
             return;
         }
     };
+    let destination = match delivering_destination(&description) {
+        Ok(destination) => destination,
+        Err(check) => {
+            checks.push(check);
+            return;
+        }
+    };
+    let mut check = destination_check(&description.name, destination, &deps.config.es_url);
+    // Firehose writes to its index; the tier's template must send that index through the pipeline.
+    if check.status == super::Status::Ok
+        && let Some(index) = &destination.index
+        && identity.is_some()
+    {
+        check = against_template(deps, check, index, budget).await;
+    }
+    checks.push(check);
+    if let Some(role) = &destination.role_arn {
+        checks.push(firehose_role(deps, identity, role, budget).await);
+    }
+}
+
+/// The stream's description, or the check that says why there is none to read.
+fn usable_description(described: Result<StreamDescription, DescribeFailure>) -> Result<StreamDescription, Check> {
+    match described {
+        Ok(description) => Ok(description),
+        Err(failure) if failure.missing => Err(Check::fail(
+            "firehose",
+            format!("the stream does not exist: {}", failure.why),
+            "deploy the stack again (make deploy) to make its stream, or DeliveryStreamName=none to send \"retry \
+             later\" documents back to Kinesis instead",
+        )),
+        Err(failure) if failure.why.starts_with("not asked") => Err(Check::skipped("firehose", failure.why)),
+        Err(failure) if failure.why.contains("AccessDenied") => Err(Check::warn(
+            "firehose",
+            format!("the function may not describe its stream: {}", failure.why),
+            "deploy this version of the stack, which grants the function firehose:DescribeDeliveryStream",
+        )),
+        Err(failure) => Err(Check::fail(
+            "firehose",
+            format!("Firehose cannot be asked: {}", failure.why),
+            "a function in a VPC reaches Firehose through a NAT gateway or a com.amazonaws.<region>.firehose \
+             interface endpoint",
+        )),
+    }
+}
+
+/// Where an ACTIVE stream delivers, or the failed check of a stream that is not ACTIVE or delivers to no cluster.
+fn delivering_destination(description: &StreamDescription) -> Result<&Destination, Check> {
     let name = &description.name;
     if description.status != "ACTIVE" {
-        checks.push(Check::fail(
+        return Err(Check::fail(
             "firehose",
             format!("the stream {name} is {}, not ACTIVE: it takes no records", description.status),
             "wait for CREATING to end; a failed stream must be made again (delete it and make deploy)",
         ));
-        return;
     }
-    let Some(destination) = &description.destination else {
-        checks.push(Check::fail(
+    description.destination.as_ref().ok_or_else(|| {
+        Check::fail(
             "firehose",
             format!(
                 "the stream {name} is ACTIVE but delivers to neither a cluster nor an HTTP endpoint: the documents \
@@ -92,15 +113,18 @@ pub(super) async fn firehose(
             ),
             "point DeliveryStreamName at a stream that delivers to the function's cluster, or leave it empty for \
              the stack to make one",
-        ));
-        return;
-    };
+        )
+    })
+}
+
+/// The `firehose` check of the stream `name`'s destination: ok when it is the function's cluster at `es_url`.
+fn destination_check(name: &str, destination: &Destination, es_url: &str) -> Check {
     let role = destination.role_arn.as_deref().unwrap_or("no role");
     let index = destination.index.as_deref().map(|index| format!(", index {index}")).unwrap_or_default();
     let target = destination.domain_arn.as_deref().or(destination.endpoint.as_deref()).unwrap_or("?");
     let found =
         format!("the stream {name} is ACTIVE, delivering to the {} {target}{index} as {role}", destination.kind);
-    let mut check = match elsewhere(destination, &deps.config.es_url) {
+    match elsewhere(destination, es_url) {
         None => Check::ok("firehose", found),
         Some(why) => Check::fail(
             "firehose",
@@ -108,35 +132,24 @@ pub(super) async fn firehose(
             "point the stream at the function's cluster (an existing stream: DeliveryStreamName), or leave \
              DeliveryStreamName empty for the stack to make one",
         ),
-    };
-    // Firehose writes to its index; the tier's template must send that index through the pipeline.
-    if check.status == super::Status::Ok
-        && let Some(index) = &destination.index
-        && identity.is_some()
-    {
-        match firehose_template(deps, budget).await {
-            Ok(Some(template)) if !template.covers(index) => {
-                check = Check::fail(
-                    "firehose",
-                    format!(
-                        "{}; but the index template {FIREHOSE_TEMPLATE} covers [{}], not {index}: its deliveries \
-                         skip the pipeline and get new _ids",
-                        check.found,
-                        template.patterns.join(", ")
-                    ),
-                    format!(
-                        "make firehose-pipeline REMOTE=1 FUNCTION={} FIREHOSE_INDEX_NAME={index}",
-                        super::function_name()
-                    ),
-                );
-            }
-            // Missing or unread: the pipeline check says so.
-            _ => {}
-        }
     }
-    checks.push(check);
-    if let Some(role) = &destination.role_arn {
-        checks.push(firehose_role(deps, identity, role, budget).await);
+}
+
+/// The `firehose` check `check`, failed instead when the tier's index template does not cover the stream's `index`.
+async fn against_template(deps: &Deps, check: Check, index: &str, budget: &Budget) -> Check {
+    match firehose_template(deps, budget).await {
+        Ok(Some(template)) if !template.covers(index) => Check::fail(
+            "firehose",
+            format!(
+                "{}; but the index template {FIREHOSE_TEMPLATE} covers [{}], not {index}: its deliveries \
+                 skip the pipeline and get new _ids",
+                check.found,
+                template.patterns.join(", ")
+            ),
+            format!("make firehose-pipeline REMOTE=1 FUNCTION={} FIREHOSE_INDEX_NAME={index}", super::function_name()),
+        ),
+        // Missing or unread: the pipeline check says so.
+        _ => check,
     }
 }
 

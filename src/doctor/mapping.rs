@@ -38,67 +38,8 @@ pub fn event_source_mapping(mappings: &[MappingFacts]) -> Check {
     for mapping in mappings {
         let stream = mapping.source_arn.rsplit('/').next().unwrap_or(&mapping.source_arn);
         found.push(format!("{stream}: {}, last result {}", mapping.state, mapping.last_processing_result));
-        match mapping.state.as_str() {
-            "Enabled" | "Enabling" | "Updating" | "Creating" => {}
-            "Disabled" | "Disabling" => failures.push((
-                format!("the mapping of {stream} is {}: nothing is read", mapping.state),
-                "once roles are mapped and the pipeline installed: make deploy SET=\"EventSourceMappingEnabled=true\""
-                    .to_owned(),
-            )),
-            other => failures.push((
-                format!("the mapping of {stream} is {other} ({})", mapping.state_reason),
-                "deploy the stack again (make deploy)".to_owned(),
-            )),
-        }
-        if !mapping.function_response_types.iter().any(|t| t == "ReportBatchItemFailures") {
-            failures.push((
-                format!(
-                    "the mapping of {stream} lacks ReportBatchItemFailures: Lambda ignores the records the function \
-                     sends back, and they are lost"
-                ),
-                "set FunctionResponseTypes to [ReportBatchItemFailures] (the stack does: make deploy)".to_owned(),
-            ));
-        }
-        if mapping.on_failure_destination.is_none() {
-            warnings.push((
-                format!(
-                    "the mapping of {stream} has no on-failure destination: batches Lambda gives up on are dropped"
-                ),
-                "set DestinationConfig.OnFailure to the stack's FailedBatchesBucket (make deploy does)".to_owned(),
-            ));
-        }
-        if mapping.bisect_batch_on_function_error != Some(true) {
-            warnings.push((
-                format!("the mapping of {stream} does not split failing batches: one bad record holds its whole batch"),
-                "set BisectBatchOnFunctionError to true (make deploy does)".to_owned(),
-            ));
-        }
-        if mapping.maximum_retry_attempts.is_some_and(|attempts| attempts >= 0) {
-            warnings.push((
-                format!(
-                    "the mapping of {stream} gives up after {} retries: a short outage spends them, and its batches go \
-                     to the failed-batches bucket",
-                    mapping.maximum_retry_attempts.unwrap_or_default()
-                ),
-                "MaximumRetryAttempts=-1 bounds retries by record age alone (the stack's default)".to_owned(),
-            ));
-        }
-        if mapping.maximum_record_age_seconds == Some(-1) && mapping.maximum_retry_attempts == Some(-1) {
-            warnings.push((
-                format!(
-                    "the mapping of {stream} retries a failing batch until its records expire from the stream: they \
-                     never reach the failed-batches bucket"
-                ),
-                "MaximumRecordAgeInSeconds below the stream's retention (the stack's default: 18 h)".to_owned(),
-            ));
-        }
-        if mapping.last_processing_result.starts_with("PROBLEM") {
-            // Lambda's own word that invocations fail: the batches wait in the stream.
-            failures.push((
-                format!("Lambda's last result for {stream}: {}", mapping.last_processing_result),
-                "read the function's ERROR lines (docs/operations.md says what each means)".to_owned(),
-            ));
-        }
+        failures.extend(mapping_failures(mapping, stream));
+        warnings.extend(mapping_warnings(mapping, stream));
     }
     let (said, fixes): (Vec<String>, Vec<String>) = match failures.is_empty() {
         false => failures.into_iter().chain(warnings).unzip(),
@@ -109,6 +50,82 @@ pub fn event_source_mapping(mappings: &[MappingFacts]) -> Check {
         true => return Check::ok(CHECK, format!("{} (as the stack sets it)", found.join("; "))),
     };
     Check::fail(CHECK, said.join("; "), fixes.join("; "))
+}
+
+/// A finding about a mapping, and its fix.
+type Finding = (String, String);
+
+/// What keeps one mapping (of `stream`) from delivering every record: its state, its response types, Lambda's last
+/// result.
+fn mapping_failures(mapping: &MappingFacts, stream: &str) -> Vec<Finding> {
+    let mut failures = Vec::new();
+    match mapping.state.as_str() {
+        "Enabled" | "Enabling" | "Updating" | "Creating" => {}
+        "Disabled" | "Disabling" => failures.push((
+            format!("the mapping of {stream} is {}: nothing is read", mapping.state),
+            "once roles are mapped and the pipeline installed: make deploy SET=\"EventSourceMappingEnabled=true\""
+                .to_owned(),
+        )),
+        other => failures.push((
+            format!("the mapping of {stream} is {other} ({})", mapping.state_reason),
+            "deploy the stack again (make deploy)".to_owned(),
+        )),
+    }
+    if !mapping.function_response_types.iter().any(|t| t == "ReportBatchItemFailures") {
+        failures.push((
+            format!(
+                "the mapping of {stream} lacks ReportBatchItemFailures: Lambda ignores the records the function \
+                 sends back, and they are lost"
+            ),
+            "set FunctionResponseTypes to [ReportBatchItemFailures] (the stack does: make deploy)".to_owned(),
+        ));
+    }
+    if mapping.last_processing_result.starts_with("PROBLEM") {
+        // Lambda's own word that invocations fail: the batches wait in the stream.
+        failures.push((
+            format!("Lambda's last result for {stream}: {}", mapping.last_processing_result),
+            "read the function's ERROR lines (docs/operations.md says what each means)".to_owned(),
+        ));
+    }
+    failures
+}
+
+/// Where one mapping (of `stream`) departs from the stack's settings short of a failure: its on-failure
+/// destination, batch splitting, retries and record age.
+fn mapping_warnings(mapping: &MappingFacts, stream: &str) -> Vec<Finding> {
+    let mut warnings = Vec::new();
+    if mapping.on_failure_destination.is_none() {
+        warnings.push((
+            format!("the mapping of {stream} has no on-failure destination: batches Lambda gives up on are dropped"),
+            "set DestinationConfig.OnFailure to the stack's FailedBatchesBucket (make deploy does)".to_owned(),
+        ));
+    }
+    if mapping.bisect_batch_on_function_error != Some(true) {
+        warnings.push((
+            format!("the mapping of {stream} does not split failing batches: one bad record holds its whole batch"),
+            "set BisectBatchOnFunctionError to true (make deploy does)".to_owned(),
+        ));
+    }
+    if mapping.maximum_retry_attempts.is_some_and(|attempts| attempts >= 0) {
+        warnings.push((
+            format!(
+                "the mapping of {stream} gives up after {} retries: a short outage spends them, and its batches go \
+                 to the failed-batches bucket",
+                mapping.maximum_retry_attempts.unwrap_or_default()
+            ),
+            "MaximumRetryAttempts=-1 bounds retries by record age alone (the stack's default)".to_owned(),
+        ));
+    }
+    if mapping.maximum_record_age_seconds == Some(-1) && mapping.maximum_retry_attempts == Some(-1) {
+        warnings.push((
+            format!(
+                "the mapping of {stream} retries a failing batch until its records expire from the stream: they \
+                 never reach the failed-batches bucket"
+            ),
+            "MaximumRecordAgeInSeconds below the stream's retention (the stack's default: 18 h)".to_owned(),
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
