@@ -77,80 +77,107 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
     // fields named as Elastic's ECS does: `"aws":{"cloudwatch":{"log_group":…,"log_stream":…,"event_id":…}}`,
     // `"cloud":{"account":{"id":…}}`, then what every document gains. What the envelope's documents share is
     // written once; each document is then written in one buffer.
-    let to_json = |text: &str| serde_json::to_vec(text).expect("a str always serialises");
-    let mut group_and_stream = br#","aws":{"cloudwatch":{"log_group":"#.to_vec();
-    group_and_stream.extend(to_json(&envelope.log_group.0));
-    group_and_stream.extend(br#","log_stream":"#);
-    group_and_stream.extend(to_json(&envelope.log_stream.0));
-    let mut end_of_aws = b"}".to_vec();
-    if let Some(kinesis) = context.kinesis {
-        end_of_aws.extend_from_slice(br#","kinesis":"#);
-        end_of_aws.extend_from_slice(kinesis);
+    let shared = SharedFields::of(envelope, context);
+    let log_group: Arc<str> = Arc::from(&*envelope.log_group.0);
+    let mut sources = Vec::with_capacity(envelope.log_events.len());
+    for event in &envelope.log_events {
+        if !context.keeps(&event.message.0) {
+            continue;
+        }
+        sources.push(event_document(event, &shared, context, &log_group));
     }
-    end_of_aws.push(b'}');
-    if let Some(owner) = &envelope.owner {
-        end_of_aws.extend(br#","cloud":{"account":{"id":"#);
-        end_of_aws.extend(to_json(&owner.0));
-        end_of_aws.extend(b"}}");
+    Content::Sources(sources)
+}
+
+/// What every document of an envelope holds alike, as JSON: written once, copied into each document.
+struct SharedFields {
+    /// `,"aws":{"cloudwatch":{"log_group":…,"log_stream":…`, which the event's id may follow.
+    group_and_stream: Vec<u8>,
+    /// What follows: `cloudwatch` closed, the record's provenance as `kinesis`, `aws` closed, then `cloud`.
+    end_of_aws: Vec<u8>,
+}
+
+impl SharedFields {
+    /// The shared fields of `envelope`'s documents: its log group and stream, the record's provenance, its owner.
+    fn of(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> SharedFields {
+        let to_json = |text: &str| serde_json::to_vec(text).expect("a str always serialises");
+        let mut group_and_stream = br#","aws":{"cloudwatch":{"log_group":"#.to_vec();
+        group_and_stream.extend(to_json(&envelope.log_group.0));
+        group_and_stream.extend(br#","log_stream":"#);
+        group_and_stream.extend(to_json(&envelope.log_stream.0));
+        let mut end_of_aws = b"}".to_vec();
+        if let Some(kinesis) = context.kinesis {
+            end_of_aws.extend_from_slice(br#","kinesis":"#);
+            end_of_aws.extend_from_slice(kinesis);
+        }
+        end_of_aws.push(b'}');
+        if let Some(owner) = &envelope.owner {
+            end_of_aws.extend(br#","cloud":{"account":{"id":"#);
+            end_of_aws.extend(to_json(&owner.0));
+            end_of_aws.extend(b"}}");
+        }
+        SharedFields { group_and_stream, end_of_aws }
     }
+}
+
+/// The document of one log event kept by the filters: its timestamp and message, the `shared` fields with its id,
+/// and the static fields it lacks.
+fn event_document(
+    event: &CloudWatchEvent,
+    shared: &SharedFields,
+    context: &DocumentContext,
+    log_group: &Arc<str>,
+) -> Source {
     let preprocess = context.preprocess;
     let aside = preprocess.message_json_field.as_str();
     // The fields the document owns (the envelope's `aws` and `cloud`, `message`, the timestamp, the field set
     // aside), which keep their types whatever a merged message holds: its clashing fields are set aside.
     let owned = OwnedFields { timestamp_field: context.timestamp_field, aside };
-    let log_group: Arc<str> = Arc::from(&*envelope.log_group.0);
-    let mut sources = Vec::with_capacity(envelope.log_events.len());
-    for event in &envelope.log_events {
-        let message = &*event.message.0;
-        if !context.keeps(message) {
-            continue;
+    let message = &*event.message.0;
+    let arrived = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
+    let id = event.id.as_ref().map(|id| &*id.0);
+    let size = context.timestamp_field.len() + message.len() + shared.group_and_stream.len() + shared.end_of_aws.len();
+    let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 64);
+    let structured = match preprocess.message_json {
+        MessageJson::Off => None,
+        MessageJson::Merge | MessageJson::Nest => read_message_object(message, context.timestamp_field),
+    };
+    // Which static fields the document has of its own: a merged message's.
+    let mut present = 0;
+    let timestamp = match (&structured, preprocess.message_json) {
+        (None, _) | (_, MessageJson::Off) => {
+            write_stamped_message(&mut json, context.timestamp_field, arrived, message);
+            arrived
         }
-        let arrived = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
-        let id = event.id.as_ref().map(|id| &*id.0);
-        let size = context.timestamp_field.len() + message.len() + group_and_stream.len() + end_of_aws.len();
-        let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 64);
-        let structured = match preprocess.message_json {
-            MessageJson::Off => None,
-            MessageJson::Merge | MessageJson::Nest => read_message_object(message, context.timestamp_field),
-        };
-        // Which static fields the document has of its own: a merged message's.
-        let mut present = 0;
-        let timestamp = match (&structured, preprocess.message_json) {
-            (None, _) | (_, MessageJson::Off) => {
-                write_stamped_message(&mut json, context.timestamp_field, arrived, message);
-                arrived
-            }
-            (Some(object), MessageJson::Nest) => {
-                let timestamp = object.time.map_or(arrived, |time| time.at);
-                write_stamp(&mut json, context.timestamp_field, timestamp);
-                json.push(b',');
-                write_field(&mut json, aside, object.text.as_bytes());
-                timestamp
-            }
-            (Some(object), MessageJson::Merge) => {
-                object.write_stamp(&mut json, context.timestamp_field, arrived);
-                object.write_merged(&mut json, &owned);
-                for (i, name) in preprocess.added_fields.names().enumerate() {
-                    if object.has(name) {
-                        present |= 1 << i;
-                    }
+        (Some(object), MessageJson::Nest) => {
+            let timestamp = object.time.map_or(arrived, |time| time.at);
+            write_stamp(&mut json, context.timestamp_field, timestamp);
+            json.push(b',');
+            write_field(&mut json, aside, object.text.as_bytes());
+            timestamp
+        }
+        (Some(object), MessageJson::Merge) => {
+            object.write_stamp(&mut json, context.timestamp_field, arrived);
+            object.write_merged(&mut json, &owned);
+            for (i, name) in preprocess.added_fields.names().enumerate() {
+                if object.has(name) {
+                    present |= 1 << i;
                 }
-                object.time.map_or(arrived, |time| time.at)
             }
-        };
-        json.extend_from_slice(&group_and_stream);
-        if let Some(id) = id {
-            json.extend_from_slice(br#","event_id":"#);
-            serde_json::to_writer(&mut json, id).expect("writing a str to a Vec cannot fail");
+            object.time.map_or(arrived, |time| time.at)
         }
-        json.extend_from_slice(&end_of_aws);
-        preprocess.added_fields.write_missing(&mut json, present);
-        json.push(b'}');
-        if structured.is_some() {
-            // A pretty-printed message's newlines are whitespace between its tokens: one line again.
-            fold_newlines(&mut json);
-        }
-        sources.push(Source { log_group: Some(log_group.clone()), ..Source::new(context, json, timestamp) });
+    };
+    json.extend_from_slice(&shared.group_and_stream);
+    if let Some(id) = id {
+        json.extend_from_slice(br#","event_id":"#);
+        serde_json::to_writer(&mut json, id).expect("writing a str to a Vec cannot fail");
     }
-    Content::Sources(sources)
+    json.extend_from_slice(&shared.end_of_aws);
+    preprocess.added_fields.write_missing(&mut json, present);
+    json.push(b'}');
+    if structured.is_some() {
+        // A pretty-printed message's newlines are whitespace between its tokens: one line again.
+        fold_newlines(&mut json);
+    }
+    Source { log_group: Some(log_group.clone()), ..Source::new(context, json, timestamp) }
 }
