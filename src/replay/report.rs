@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::Outcome;
-use crate::backup::{BackupReport, NotReplayed};
+use crate::backup::{BackupReport, NotReplayed, RejectedAgain};
 use crate::handler::Report;
 
 /// An object of the bucket that holds something to replay: where it is and what it holds.
@@ -167,76 +167,27 @@ pub fn report(
 ) -> (String, Vec<usize>) {
     let mut out = String::new();
     let mut replayed = Vec::new();
-    // Records and documents replayed, and not.
-    let (mut done, mut not_done) = ([0usize; 2], [0usize; 2]);
-    let mut rejected = 0;
-    let slot = |unit: Unit| unit as usize;
+    let mut totals = Totals::default();
     for (position, object) in listed.iter().enumerate() {
-        let (source, unit) = (&object.source, object.origin.unit());
-        let status = |status: Status| format!("{:<14}{source}", status.word());
         let result = match results.get(position) {
             Some(result) if !dry_run => result,
             _ => {
-                let would = status(Status::WouldReplay);
+                let (unit, would) = (object.origin.unit(), status_of(Status::WouldReplay, &object.source));
                 let _ = writeln!(out, "{would}: {} {} (from {})", object.count, unit.name(), object.origin.name());
                 continue;
             }
         };
-        let (summary, counted, not_replayed, rejected_here) = match result {
-            Replay::Failed(why) | Replay::NotTried(why) => {
-                let line = status(Status::NotReplayed);
-                let _ = writeln!(out, "{line}: {} {}: {why}", object.count, unit.name());
-                not_done[slot(unit)] += object.count + object.unreadable.len();
-                continue;
-            }
-            Replay::Batch(batch) => {
-                let mut summary = format!("{} records ({})", batch.records, outcome_counts(&batch.outcomes));
-                if let Some(documents) = batch.documents {
-                    let _ = write!(summary, ", {documents} documents");
-                }
-                (summary, batch.records, &batch.not_replayed, &[][..])
-            }
-            Replay::Backup(backup) => {
-                let outcomes: Vec<(String, usize)> = backup.outcomes.clone().into_iter().collect();
-                let summary = format!("{} documents ({})", backup.documents, outcome_counts(&outcomes));
-                (summary, backup.documents, &backup.not_replayed, &backup.rejected[..])
-            }
-        };
-        not_done[slot(unit)] += not_replayed.len() + object.unreadable.len();
-        rejected += rejected_here.len();
-        done[slot(unit)] += counted.saturating_sub(not_replayed.len() + rejected_here.len());
-        let origin = object.origin.name();
-        if !not_replayed.is_empty() || !object.unreadable.is_empty() || !rejected_here.is_empty() {
-            let _ = writeln!(out, "{}: {summary} (from {origin})", status(Status::Partly));
-            for entry in not_replayed {
-                let fix = entry.fix.as_deref().filter(|fix| !fix.is_empty()).map(|fix| format!(" Fix: {fix}"));
-                let (at, cause, reason) = (&entry.at, &entry.cause, &entry.reason);
-                let _ = writeln!(out, "    not replayed {at}: {cause}: {reason}.{}", fix.unwrap_or_default());
-            }
-            for (number, why) in &object.unreadable {
-                let _ = writeln!(out, "    not replayed line {number}: {why}");
-            }
-        } else {
-            let _ = writeln!(out, "{}: {summary} (from {origin})", status(Status::Replayed));
+        if write_result(&mut out, object, result, &mut totals) {
             replayed.push(position);
-        }
-        for entry in rejected_here {
-            let _ = writeln!(
-                out,
-                "    rejected {}: {} (refused for its own fault: the object is kept for a replay once the mapping or \
-                 the document is fixed; the document begins {})",
-                entry.at,
-                entry.reason,
-                quoted(&entry.excerpt)
-            );
         }
     }
     for (source, why) in cannot {
         let _ = writeln!(out, "{:<14}{source}: {why}", Status::Cannot.word());
     }
     if !dry_run {
-        let [records, documents] = done;
-        let [records_not, documents_not] = not_done;
+        let [records, documents] = totals.done;
+        let [records_not, documents_not] = totals.not_done;
+        let rejected = totals.rejected;
         let _ = writeln!(
             out,
             "\n{} of {} objects replayed in full; {records} records and {documents} documents replayed, {records_not} \
@@ -249,6 +200,86 @@ pub fn report(
         );
     }
     (out, replayed)
+}
+
+/// Records and documents replayed, and not (indexed by `Unit`), and documents refused for their own fault.
+#[derive(Debug, Default)]
+struct Totals {
+    done: [usize; 2],
+    not_done: [usize; 2],
+    rejected: usize,
+}
+
+/// The start of an object's line: the status word, padded, then the object's `source`.
+fn status_of(status: Status, source: &str) -> String {
+    format!("{:<14}{source}", status.word())
+}
+
+/// Writes the lines of an object that was run (or tried), counting it into `totals`; true when it was replayed in
+/// full.
+fn write_result(out: &mut String, object: &Listed, result: &Replay, totals: &mut Totals) -> bool {
+    let (source, unit) = (&object.source, object.origin.unit());
+    let slot = unit as usize;
+    let status = |status: Status| status_of(status, source);
+    let (summary, counted, not_replayed, rejected_here) = match result {
+        Replay::Failed(why) | Replay::NotTried(why) => {
+            let line = status(Status::NotReplayed);
+            let _ = writeln!(out, "{line}: {} {}: {why}", object.count, unit.name());
+            totals.not_done[slot] += object.count + object.unreadable.len();
+            return false;
+        }
+        Replay::Batch(batch) => {
+            let mut summary = format!("{} records ({})", batch.records, outcome_counts(&batch.outcomes));
+            if let Some(documents) = batch.documents {
+                let _ = write!(summary, ", {documents} documents");
+            }
+            (summary, batch.records, &batch.not_replayed, &[][..])
+        }
+        Replay::Backup(backup) => {
+            let outcomes: Vec<(String, usize)> = backup.outcomes.clone().into_iter().collect();
+            let summary = format!("{} documents ({})", backup.documents, outcome_counts(&outcomes));
+            (summary, backup.documents, &backup.not_replayed, &backup.rejected[..])
+        }
+    };
+    totals.not_done[slot] += not_replayed.len() + object.unreadable.len();
+    totals.rejected += rejected_here.len();
+    totals.done[slot] += counted.saturating_sub(not_replayed.len() + rejected_here.len());
+    let origin = object.origin.name();
+    let in_full = not_replayed.is_empty() && object.unreadable.is_empty() && rejected_here.is_empty();
+    if !in_full {
+        let _ = writeln!(out, "{}: {summary} (from {origin})", status(Status::Partly));
+        write_not_replayed(out, not_replayed, &object.unreadable);
+    } else {
+        let _ = writeln!(out, "{}: {summary} (from {origin})", status(Status::Replayed));
+    }
+    write_rejected(out, rejected_here);
+    in_full
+}
+
+/// One line for each record or document not replayed, then for each line of a backup object that held none.
+fn write_not_replayed(out: &mut String, not_replayed: &[NotReplayed], unreadable: &[(usize, String)]) {
+    for entry in not_replayed {
+        let fix = entry.fix.as_deref().filter(|fix| !fix.is_empty()).map(|fix| format!(" Fix: {fix}"));
+        let (at, cause, reason) = (&entry.at, &entry.cause, &entry.reason);
+        let _ = writeln!(out, "    not replayed {at}: {cause}: {reason}.{}", fix.unwrap_or_default());
+    }
+    for (number, why) in unreadable {
+        let _ = writeln!(out, "    not replayed line {number}: {why}");
+    }
+}
+
+/// One line for each document the cluster refused again for its own fault.
+fn write_rejected(out: &mut String, rejected: &[RejectedAgain]) {
+    for entry in rejected {
+        let _ = writeln!(
+            out,
+            "    rejected {}: {} (refused for its own fault: the object is kept for a replay once the mapping or \
+             the document is fixed; the document begins {})",
+            entry.at,
+            entry.reason,
+            quoted(&entry.excerpt)
+        );
+    }
 }
 
 /// `3 indexed, 1 already_there`: the outcomes that happened.
