@@ -33,18 +33,19 @@ pub const MIN_WINDOW: f64 = 0.125;
 /// for a cluster whose pool is smaller than the fleet's first burst.
 pub const START_SHARE: f64 = 0.5;
 
-/// A rise of the answer time above the floor by this share of it says the write queue is filling: an answer that
-/// waited a whole service time found every thread busy and another request queued before it. Measured with `make
-/// fleet` (heavy regime, one run each, with `QUEUE_BACKOFF`): a rise of 0.3 kept the pool 41 % busy and parked
-/// 9.1 %, 0.5 41 % and 4.4 %, 0.7 52 % and 6.8 %, 1.0 59-63 % and 9.2-10.2 % (docs/design.md, "A fleet").
-pub const QUEUE_RISE: f64 = 1.0;
+/// A rise of the answer time above the floor by this share of it, twice in a row, says the write queue is filling:
+/// such an answer waited most of a service time, behind every thread busy and a request queued before it.
+/// Measured with `make fleet` (heavy regime, two runs each, with `QUEUE_LOW` below it; fixed concurrency keeps the
+/// pool 68-70 % busy and parks 41 %): a rise of 1.0 (growth below 0.5) kept the pool 64-71 % busy and parked
+/// 8.8-9.2 %; 0.75 (0.5) 66 % and 8.5-8.8 %; 0.8 (0.3) 56-63 % and 6.2-7.7 %; 0.6 (0.25) 62-63 % and 6.2-6.8 %,
+/// the fewest parked for the pool's use, kept (docs/design.md, "A fleet").
+pub const QUEUE_RISE: f64 = 0.6;
 
 /// An answer that took at most this share above the floor met a short queue or none: only such an answer grows
 /// the window. Between it and `QUEUE_RISE` the window holds (a band, as TCP Vegas keeps between its alpha and
-/// beta), so that it settles where the queue is short rather than growing until it overflows. Measured with `make
-/// fleet` (heavy, `QUEUE_RISE` 1.0): growing below 1.0 kept the pool 59-70 % busy and parked 9.2-10.7 %, below
-/// 0.5 58-65 % and 7.7-8.0 % (three runs, the hold below), below 0.3 35-66 % and 5.1-6.6 %.
-pub const QUEUE_LOW: f64 = 0.5;
+/// beta), so that it settles where the queue is short rather than growing until it overflows; measured with
+/// `QUEUE_RISE`.
+pub const QUEUE_LOW: f64 = 0.25;
 
 /// How much a queue growing lowers the window: gentler than a refusal (a half), as nothing was refused yet.
 pub const QUEUE_BACKOFF: f64 = 0.35;
@@ -300,12 +301,12 @@ mod tests {
             answer(&mut window, clean(10 * MS));
         }
         let before = window.value();
-        answer(&mut window, clean(19 * MS));
-        assert!(window.value() >= before, "a rise under a whole floor is not a queue filling");
-        let before = window.value();
-        answer(&mut window, clean(21 * MS));
-        assert_eq!(window.value(), before, "one answer over a whole floor may be a hiccup");
-        answer(&mut window, clean(21 * MS));
+        answer(&mut window, clean(16 * MS));
+        answer(&mut window, clean(16 * MS));
+        assert_eq!(window.value(), before, "0.6 of the floor above it is not a queue filling");
+        answer(&mut window, clean(17 * MS));
+        assert_eq!(window.value(), before, "one answer over it may be a hiccup");
+        answer(&mut window, clean(17 * MS));
         assert_eq!(window.value(), before * 0.65, "two in a row are a queue: × 0.65");
         assert_eq!(window.floor(1000), Some(10 * MS));
     }
@@ -317,12 +318,12 @@ mod tests {
             answer(&mut window, clean(10 * MS));
         }
         let grown = window.value();
-        answer(&mut window, clean(15 * MS));
-        assert!(window.value() > grown, "half the floor above it: a short queue, it grows");
+        answer(&mut window, clean(12 * MS));
+        assert!(window.value() > grown, "a quarter of the floor above it: a short queue, it grows");
         let before = window.value();
+        answer(&mut window, clean(13 * MS));
         answer(&mut window, clean(16 * MS));
-        answer(&mut window, clean(20 * MS));
-        assert_eq!(window.value(), before, "from half to a whole floor above it: it holds");
+        assert_eq!(window.value(), before, "from a quarter to 0.6 of the floor above it: it holds");
     }
 
     #[test]
