@@ -133,7 +133,7 @@ pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> R
     };
     let batch = route::settle(batch, plan, firehose_answer);
     log_failures(&batch, config.log_excerpt_bytes, kept.as_ref().map(|(address, _)| address.as_str()));
-    let pace_reason = pace_reason(&batch);
+    let pace_reason = crate::flow::pace_reason(&batch);
     let paced = flow.pace(pace_reason, budget).await;
     let mut report = Report::new(batch, indexing, delivery.stats, indexed_at, started.elapsed());
     report.summary.documents_dead_lettered = kept.map_or(0, |(_, documents)| documents);
@@ -160,22 +160,6 @@ async fn reread_secret(secret: &SecretCredentials, budget: Budget, deps: &Deps) 
              time; the next 401 tries again"
         ),
     }
-}
-
-/// Why the invocation should wait before answering: a record goes back to Kinesis, and it or one of its documents
-/// failed for a cause that paces (the cluster asked for later, or is away). Its documents count, not only its own
-/// failure: a record whose 429'd documents Firehose could not take goes back as Firehose's refusal, yet redelivering
-/// it at once sends them into the cluster that just asked for later.
-fn pace_reason(batch: &Batch<SettledRecord, IndexedDocument>) -> Option<Pace> {
-    batch
-        .records
-        .iter()
-        .filter(|settled| settled.fate.outcome == Outcome::BackToKinesis)
-        .flat_map(|SettledRecord { record, fate }| {
-            let documents = batch.documents[record.documents()].iter().filter_map(|d| d.outcome.failure());
-            fate.failure.iter().chain(documents).filter_map(|failure| failure.cause.paces())
-        })
-        .max()
 }
 
 /// Offers Firehose the documents routing planned to park there; what it refused is in the delivery.

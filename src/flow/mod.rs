@@ -16,9 +16,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::budget::Budget;
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome};
+use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument};
 use crate::cause::{Cause, Failure, Pace};
 use crate::config::Config;
+use crate::outcome::Outcome;
+use crate::record::Batch;
+use crate::route::SettledRecord;
 use body::BodyLimit;
 use pacing::Pacing;
 use window::{MIN_WINDOW, Observation, Window};
@@ -90,6 +93,22 @@ impl Flow {
     pub fn body_limit(&self) -> Option<usize> {
         locked(&self.body).learned()
     }
+}
+
+/// Why the invocation should wait before answering: a record goes back to Kinesis, and it or one of its documents
+/// failed for a cause that paces (the cluster asked for later, or is away). Its documents count, not only its own
+/// failure: a record whose 429'd documents Firehose could not take goes back as Firehose's refusal, yet redelivering
+/// it at once sends them into the cluster that just asked for later.
+pub fn pace_reason(batch: &Batch<SettledRecord, IndexedDocument>) -> Option<Pace> {
+    batch
+        .records
+        .iter()
+        .filter(|settled| settled.fate.outcome == Outcome::BackToKinesis)
+        .flat_map(|SettledRecord { record, fate }| {
+            let documents = batch.documents[record.documents()].iter().filter_map(|d| d.outcome.failure());
+            fate.failure.iter().chain(documents).filter_map(|failure| failure.cause.paces())
+        })
+        .max()
 }
 
 /// The rest of a batch stays in the stream after the cluster said "later" to a request of it as a whole: "later"
