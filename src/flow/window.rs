@@ -225,15 +225,6 @@ impl Window {
             None => took,
         });
     }
-
-    /// A lower `max` (a new configuration) bounds what was learned.
-    pub fn bound(&mut self, max: usize) {
-        self.max = max.max(1) as f64;
-        self.value = self.value.min(self.max);
-        if self.fixed {
-            self.value = self.max;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -383,8 +374,6 @@ mod tests {
             answer(&mut window, clean(MS));
         }
         assert_eq!(window.value(), 8.0, "never above BULK_CONCURRENCY");
-        window.bound(2);
-        assert_eq!(window.in_flight(), 2, "a lower setting (a new configuration) bounds what was learned");
     }
 
     #[test]
