@@ -80,6 +80,8 @@ mod tests {
         assert_eq!(margin_for(ms(2000), ms(2000)), (ms(500), false));
         assert_eq!(margin_for(ms(0), ms(150)), (ms(0), false));
         assert_eq!(margin_for(ms(2000), ms(120)), (ms(120), true), "too short for any request: all margin");
+        assert_eq!(margin_for(ms(0), ms(100)), (ms(0), false), "exactly the least a request can have is enough");
+        assert_eq!(margin_for(ms(0), ms(99)), (ms(99), true));
     }
 
     #[tokio::test(start_paused = true)]
@@ -88,6 +90,7 @@ mod tests {
         assert_eq!(budget.left(), ms(700));
         assert_eq!(budget.cap(ms(5000)), ms(700));
         assert_eq!(budget.cap(ms(10)), ms(10));
+        assert_eq!(budget.until(), Instant::now() + ms(700), "the deadline less the margin");
         tokio::time::advance(ms(800)).await;
         assert_eq!(budget.left(), Duration::ZERO, "inside the margin nothing is left");
     }
