@@ -63,11 +63,6 @@ impl Flow {
         Stage { flow: self, budget, probe: may_probe && self.pacing.probing(), state: Mutex::default() }
     }
 
-    /// Whether this invocation begins with a probe (the cluster was away or busy at the last ones).
-    pub fn probing(&self) -> bool {
-        self.pacing.probing()
-    }
-
     /// The cluster answered a request of this invocation normally: pacing is over.
     pub fn cluster_answered(&self) {
         self.pacing.cluster_answered();
@@ -484,6 +479,8 @@ mod tests {
         exchange(&stage, &items(&[later()]), 1);
         assert_eq!(held(&stage), None, "the probe was answered; what follows is judged as any request");
         assert!(!flow.stage(budget(), false).probing(), "the plain forms' stage never probes");
+        flow.cluster_answered();
+        assert!(!flow.stage(budget(), true).probing(), "the cluster answered normally: no probe any more");
     }
 
     /// One paced invocation, so that the next probes.
