@@ -224,7 +224,7 @@ impl Stage<'_> {
 
     /// Whether a request of `plain` body bytes that lost its connection while being sent may have been refused for
     /// its size.
-    pub fn may_be_too_large(&self, plain: usize) -> bool {
+    fn may_be_too_large(&self, plain: usize) -> bool {
         locked(&self.flow.body).may_be_too_large(plain)
     }
 
@@ -254,13 +254,11 @@ impl Stage<'_> {
             ChunkDecision::Split { .. } => Next::Split,
             ChunkDecision::PerDocument { outcomes, hold } => {
                 let observed = observe(reply, &outcomes, hold, took, plain);
+                locked(&self.flow.window).observe(ticket.sent, observed);
                 // Mostly asked for later though sent at the fewest requests in flight: a busy cluster, not a
                 // collision (the window comes down to the floor first; a hold there sends the instance to pacing).
-                let saturated = observed.later > 0.5;
-                let mut window = locked(&self.flow.window);
-                window.observe(ticket.sent, observed);
-                let still_saturated = saturated && ticket.at_floor && !window.is_fixed();
-                drop(window);
+                // A fixed window is never at the floor.
+                let still_saturated = observed.later > 0.5 && ticket.at_floor;
                 if observed.clean {
                     state.answered_normally = true;
                     state.lost_alone = 0;

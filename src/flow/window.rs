@@ -139,11 +139,6 @@ impl Window {
         self.value
     }
 
-    /// Whether the window is fixed (`BULK_CONCURRENCY_MODE=fixed`).
-    pub fn is_fixed(&self) -> bool {
-        self.fixed
-    }
-
     /// How many requests may be in flight now: at least one.
     pub fn in_flight(&self) -> usize {
         (self.value as usize).max(1)
