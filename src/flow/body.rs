@@ -165,6 +165,10 @@ mod tests {
         body.refused(256 * KIB);
         body.answered(240 * KIB);
         assert_eq!(body.budget(), 240 * KIB, "within an eighth: cut to what got through");
+        for _ in 0..3 * SEARCH_AGAIN_AFTER {
+            body.answered(100 * KIB);
+        }
+        assert_eq!(body.budget(), 240 * KIB, "bodies under half the limit say nothing of it");
         // The answer of 240 KiB was the first near the limit.
         for _ in 2..SEARCH_AGAIN_AFTER {
             body.answered(200 * KIB);
