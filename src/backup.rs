@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::Budget;
-use crate::bulk::DocOutcome;
+use crate::cause::DocOutcome;
 use crate::cause::{Failure, Outcome};
 use crate::handler::Deps;
 use crate::record::{Document, take_prepended_field};

@@ -16,22 +16,6 @@ use crate::config::DeadLetterPlace;
 use crate::firehose;
 use crate::record::{Document, Provenance};
 
-/// S3 error codes that say the bucket is unusable to the function until someone acts: missing, forbidden, in
-/// another region, or the credentials refused (S3 API reference, "Error responses"); every `KMS.` error besides.
-const BUCKET_UNUSABLE: [&str; 11] = [
-    "AccessDenied",
-    "AllAccessDisabled",
-    "NoSuchBucket",
-    "InvalidBucketName",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "PermanentRedirect",
-    "AuthorizationHeaderMalformed",
-    "IllegalLocationConstraintException",
-];
-
 /// The most one dead letter write may take: an S3 that does not answer must leave time for parking in Firehose.
 const MOST_TIME: Duration = Duration::from_secs(10);
 
@@ -97,7 +81,7 @@ fn put_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     let chain = crate::error::error_chain(error);
     match error {
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
-            if chain.to_ascii_lowercase().contains("credential") =>
+            if crate::cause::without_credentials(&chain) =>
         {
             Failure::not_kept(true, format!("{address}: the function has no usable AWS credentials: {chain}"))
         }
@@ -108,7 +92,7 @@ fn put_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
         SdkError::ServiceError(_) => {
             let code = error.code().unwrap_or("unknown");
             let message = error.message().unwrap_or_default();
-            let unusable = BUCKET_UNUSABLE.contains(&code) || code.starts_with("KMS.");
+            let unusable = crate::cause::s3_bucket_unusable(code);
             Failure::not_kept(unusable, format!("{address} was not written ({code}: {message})"))
         }
         _ => Failure::not_kept(false, format!("{address} was not written: {chain}")),

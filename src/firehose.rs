@@ -11,7 +11,7 @@ use aws_sdk_firehose::types::Record;
 use tokio::time::Instant;
 
 use crate::budget::Budget;
-use crate::cause::Failure;
+use crate::cause::{self, Failure};
 use crate::chunk;
 use crate::flow::pacing;
 use crate::record::{self, Document};
@@ -88,19 +88,6 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
-/// Error codes that say the function's credentials are missing, wrong, expired or not allowed the stream.
-const CREDENTIALS_REFUSED: [&str; 6] = [
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "InvalidSignatureException",
-    "ExpiredTokenException",
-    "MissingAuthenticationTokenException",
-    "IncompleteSignatureException",
-];
-/// Error codes that say the stream itself is wrong for us: missing, its KMS key unusable, not a direct-put stream.
-const STREAM_UNUSABLE: [&str; 3] =
-    ["ResourceNotFoundException", "InvalidKMSResourceException", "InvalidSourceException"];
-
 /// What the Firehose step did: which documents it could not park and why, and what it counted.
 #[derive(Debug, Default)]
 pub struct Delivery {
@@ -154,14 +141,14 @@ impl Firehose {
                 false,
             ),
             SdkError::TimeoutError(_) => (format!("{at} did not answer in time (networking): {chain}"), false),
-            SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if chain.contains("credential") => {
+            SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if cause::without_credentials(&chain) => {
                 (format!("{at}: the function has no usable AWS credentials: {chain}"), true)
             }
             _ => match code_of(error) {
-                Some(code) if CREDENTIALS_REFUSED.contains(&code) => {
+                Some(code) if cause::firehose_credentials_refused(code) => {
                     (format!("{at} refuses the function's credentials ({code}: {})", message_of(error)), true)
                 }
-                Some(code) if STREAM_UNUSABLE.contains(&code) => {
+                Some(code) if cause::firehose_stream_unusable(code) => {
                     (format!("{at} cannot take records ({code}: {})", message_of(error)), true)
                 }
                 Some(code) => (format!("{at} answered {code}: {}", message_of(error)), false),
@@ -457,5 +444,30 @@ mod tests {
         );
         let throttled = AttemptFailure::Call { why: "throttled".into(), needs_fixing: false };
         assert_eq!(why(Some(throttled), false), refused("throttled"));
+    }
+
+    #[test]
+    fn a_call_that_failed_before_any_answer_is_final_only_for_want_of_credentials() {
+        let firehose = firehose();
+        let failed = |why: &str| firehose.call_failure(&SdkError::<PutRecordBatchError, ()>::construction_failure(why));
+        let (why, needs_fixing) = failed("no credentials provider: Credentials must be set");
+        assert!(needs_fixing && why.contains("no usable AWS credentials"), "{why}");
+        let (why, needs_fixing) = failed("invalid endpoint: a URL without a host");
+        assert!(!needs_fixing && !why.contains("credentials"), "worth another attempt, not for someone: {why}");
+        assert!(why.starts_with("Firehose stream parked at https://firehose.eu-west-1.amazonaws.com"), "{why}");
+    }
+
+    #[test]
+    fn calls_are_named_by_the_regional_endpoint_unless_overridden() {
+        let overridden = ["AWS_ENDPOINT_URL_FIREHOSE", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|name| std::env::var(name).is_ok_and(|url| !url.trim().is_empty()));
+        assert!(!overridden, "the unit tests run without an endpoint override");
+        assert_eq!(endpoint_of(&firehose().client), "https://firehose.eu-west-1.amazonaws.com");
+        let no_region = aws_sdk_firehose::Config::builder()
+            .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())
+            .build();
+        let endpoint = endpoint_of(&aws_sdk_firehose::Client::from_conf(no_region));
+        assert_eq!(endpoint, "no endpoint (no AWS region configured)");
     }
 }

@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::budget::{Budget, MIN_REQUEST_TIME};
-use crate::bulk::{DocOutcome, IndexedDocument};
+use crate::cause::Outcome;
 use crate::cause::{Cause, Failure, Fix, Pace};
+use crate::cause::{DocOutcome, IndexedDocument};
 use crate::config::{Config, EsAuth};
 use crate::dead_letter::{self, DeadLetter};
 use crate::elasticsearch::{self, Elasticsearch};
@@ -19,7 +20,6 @@ use crate::error::Error;
 use crate::event::KinesisEventIn;
 use crate::firehose::{self, Firehose};
 use crate::flow::Flow;
-use crate::outcome::Outcome;
 use crate::record::{self, Batch, Decoded, Provenance, Record};
 use crate::route::{self, FirehoseAnswer, SettledRecord};
 use crate::secret::SecretCredentials;

@@ -2,7 +2,8 @@
 //!
 //! The pipeline, one module per stage:
 //! `event` (the invocation's body, read once) → `record` (records → documents) → `bulk` (documents → `_bulk`
-//! bodies; replies → outcomes) → `elasticsearch` (send chunks) → `route` (outcomes → one fate per record) →
+//! bodies) → `elasticsearch` (send chunks) → `cause` (replies → outcomes: every status and error type is read
+//! there) → `route` (outcomes → one fate per record) →
 //! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
 //! `invocation` hands the handler the body as Lambda sent it. `flow` (how much to send at once, how large, when to
 //! hold, when to answer) is what one warm instance learns of the cluster across invocations, within an invocation's
@@ -28,7 +29,6 @@ pub mod invocation;
 pub mod json;
 pub mod kpl;
 pub mod logging;
-pub mod outcome;
 pub mod preprocess;
 pub mod record;
 pub mod replay;
@@ -37,8 +37,8 @@ pub mod secret;
 pub mod setup;
 pub mod sigv4;
 
+pub use cause::Outcome;
 pub use config::Config;
 pub use error::Error;
 pub use event::KinesisEventIn;
 pub use handler::{Deps, Report, handle};
-pub use outcome::Outcome;

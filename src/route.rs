@@ -11,7 +11,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::bulk::{DocOutcome, IndexedDocument};
+use crate::cause::{DocOutcome, IndexedDocument};
 use crate::cause::{Failure, Outcome};
 use crate::record::{Batch, Decoded, Provenance, Record};
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::cause::Said;
 use crate::handler::Deps;
 
 /// The key a set-up event starts with: `{"kinesis_es_indexer_setup": {"requests": [{"path": …, "body": {…}}]}}`.
@@ -65,7 +66,7 @@ pub async fn apply(request: &SetupRequest, timeout: Duration, deps: &Deps) -> Ve
                 Err(why) => PutOutcome { path: path.to_owned(), status: None, answer: format!("not answered: {why}") },
             }
         };
-        if outcome.status.is_some_and(|status| status < 300) {
+        if outcome.status.is_some_and(|status| Said::of(status) == Said::Done) {
             tracing::info!(path = %outcome.path, status = outcome.status, "Set-up request applied");
         } else {
             tracing::error!(path = %outcome.path, status = outcome.status, answer = %outcome.answer, "Set-up request refused: the cluster (or the function) did not take it; answer says why");

@@ -86,8 +86,8 @@ def template_alarms_and_metrics():
 
 
 def cause_names():
-    """Every `cause` a line can carry: the names `Cause::name` and `Fix::name` give in src/cause.rs."""
-    text = (ROOT / "src" / "cause.rs").read_text().split("#[cfg(test)]", 1)[0]
+    """Every `cause` a line can carry: the names `Cause::name` and `Fix::name` give in src/cause/mod.rs."""
+    text = (ROOT / "src" / "cause" / "mod.rs").read_text().split("#[cfg(test)]", 1)[0]
     return re.findall(r"(?:Cause|Fix)::\w+(?:\(\w+\))? => \"([a-z_]+)\",", text)
 
 

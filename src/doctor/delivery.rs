@@ -4,7 +4,8 @@
 use ::elasticsearch::http::Method;
 use serde_json::Value;
 
-use super::cluster::{FIREHOSE_TEMPLATE, Identity, ask, firehose_template};
+use super::cluster::{Identity, Said, ask};
+use super::pipelines::{FIREHOSE_TEMPLATE, firehose_template};
 use super::{Budget, Check};
 use crate::firehose::{DescribeFailure, Destination, StreamDescription};
 use crate::handler::Deps;
@@ -183,7 +184,7 @@ async fn firehose_role(deps: &Deps, identity: Option<&Identity>, role: &str, bud
         Ok(answered) => answered,
         Err(why) => return Check::skipped("firehose role", format!("{role}: not asked ({why}); {print}")),
     };
-    if status != 200 {
+    if status != Said::Done {
         // The usual case: the function's role may not read the security API.
         return Check::skipped(
             "firehose role",

@@ -7,6 +7,8 @@ mod cluster;
 mod delivery;
 mod mapping;
 mod network;
+mod permissions;
+mod pipelines;
 
 pub use mapping::{MappingFacts, event_source_mapping};
 
@@ -171,9 +173,9 @@ pub async fn examine(deps: &Deps, budget: Budget) -> DoctorReport {
     let described = delivery::describe(deps, &budget).await;
     if let Some(identity) = &identity {
         let target = cluster::look_up(deps, &today, &budget).await;
-        checks.push(cluster::permissions(deps, identity, &today, &target, &budget).await);
+        checks.push(permissions::permissions(deps, identity, &today, &target, &budget).await);
         let firehose_index = delivery::delivered_index(described.as_ref());
-        cluster::pipelines(deps, &firehose_index, &budget, &mut checks).await;
+        pipelines::pipelines(deps, &firehose_index, &budget, &mut checks).await;
         checks.push(cluster::index_name(deps, &today, &target));
     } else if reached {
         for check in ["permissions", "pipeline", "index"] {

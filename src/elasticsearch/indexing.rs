@@ -10,7 +10,9 @@ use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use super::client::Elasticsearch;
-use crate::bulk::{self, BulkReply, DocOutcome, IndexedDocument};
+use crate::bulk::{self, BulkReply};
+use crate::cause::Said;
+use crate::cause::{DocOutcome, IndexedDocument};
 use crate::chunk::ChunkLimit;
 use crate::config::Config;
 use crate::flow::{Next, Stage, Ticket};
@@ -299,7 +301,8 @@ impl Sender<'_> {
         if let Some(timeout) = self.stage.resend_timeout(&ticket).filter(|_| resend) {
             reply = self.client.bulk(attempt(stats), timeout).await;
         }
-        stats.unauthorized |= matches!(reply, BulkReply::Answered { status: 401, .. });
+        stats.unauthorized |=
+            matches!(reply, BulkReply::Answered { status, .. } if Said::of(status) == Said::Unauthenticated);
         self.stage.judge(ticket, &reply, documents.len(), plain)
     }
 }

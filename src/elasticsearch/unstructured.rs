@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::client::Elasticsearch;
 use super::indexing::{IndexingStats, index_documents};
-use crate::bulk::{DocOutcome, IndexedDocument};
+use crate::cause::{DocOutcome, IndexedDocument};
 use crate::config::Config;
 use crate::event::KinesisEventIn;
 use crate::flow::Stage;

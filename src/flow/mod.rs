@@ -6,7 +6,7 @@
 //!
 //! The indexing stage asks a `Stage` (one per batch) before each request (`before_sending`: send, with what
 //! timeout, or not, and why) and hands it each reply (`judge`): the stage decides the documents' outcomes with
-//! `bulk::decide`, and adapts the window, the body limit and the hold to what the cluster said.
+//! `cause::decide`, and adapts the window, the body limit and the hold to what the cluster said.
 
 pub mod body;
 pub mod pacing;
@@ -16,10 +16,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::budget::Budget;
-use crate::bulk::{self, BulkReply, ChunkDecision, DocOutcome, IndexedDocument};
+use crate::bulk::BulkReply;
+use crate::cause::Outcome;
+use crate::cause::{self, ChunkDecision};
 use crate::cause::{Cause, Failure, Pace};
+use crate::cause::{DocOutcome, IndexedDocument};
 use crate::config::Config;
-use crate::outcome::Outcome;
 use crate::record::Batch;
 use crate::route::SettledRecord;
 use body::BodyLimit;
@@ -233,7 +235,7 @@ impl Stage<'_> {
     pub fn judge(&self, ticket: Ticket, reply: &BulkReply, documents: usize, plain: usize) -> Next {
         let took = ticket.started.elapsed();
         let may_be_too_large = self.may_be_too_large(plain);
-        let decision = bulk::decide(reply, &bulk::Sent { documents, may_be_too_large });
+        let decision = cause::decide(reply, &cause::Sent { documents, may_be_too_large });
         self.learn_body(reply, &decision, documents, plain, may_be_too_large);
         let mut state = self.state();
         state.in_flight -= 1;

@@ -4,10 +4,18 @@
 //! what to fix (`fix`). Elasticsearch's status codes and `error.type`s are read in this file only. A new cause is a
 //! new variant, and the compiler finds every place that must handle it.
 
+mod aws;
+mod bulk_reply;
+mod elasticsearch;
+mod outcome;
+
 use std::fmt;
 use std::time::Duration;
 
-pub use crate::outcome::Outcome;
+pub use aws::{firehose_credentials_refused, firehose_stream_unusable, s3_bucket_unusable, without_credentials};
+pub use bulk_reply::{ChunkDecision, Sent, decide};
+pub use elasticsearch::{EsError, Said, access_policy_refused, no_such_api, refusal_cause, said};
+pub use outcome::{DocOutcome, IndexedDocument, Outcome};
 
 /// The cause of a failure, and so its route: rejected, parked in Firehose, or back to Kinesis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,31 +65,6 @@ impl Cause {
             | Cause::FirehoseRefused
             | Cause::RedeliveredAnyway
             | Cause::DeadLetterRefused => Outcome::BackToKinesis,
-        }
-    }
-
-    /// The cause of a bulk item that was not written (any status but 2xx and 409, which are not failures).
-    pub fn of_bulk_item(status: u16, error_type: &str, reason: &str) -> Cause {
-        match status {
-            // Flood-stage disk and read-only indices answer 429/403 `cluster_block_exception`: Firehose would meet
-            // the same block, so the record stays in Kinesis until the block lifts.
-            _ if error_type == CLUSTER_BLOCK => Cause::Misconfigured(Fix::ClusterBlock),
-            // The shard said "not now" and did not write the item.
-            429 | 408 | 500..=599 => Cause::ClusterBusy,
-            400..=499 => refusal_cause(status, error_type, reason),
-            // No status, or one outside HTTP's error ranges: nothing can be concluded.
-            _ => Cause::Unknown,
-        }
-    }
-
-    /// The cause of a whole `_bulk` request answered with an error status (any but 2xx, and 413, which splits it).
-    pub fn of_bulk_request(status: u16, error_type: &str, reason: &str) -> Cause {
-        match status {
-            // Flood stage answers 429 too, but it is a block that Firehose would meet as well.
-            429 if error_type != CLUSTER_BLOCK => Cause::ClusterBusy,
-            // A gateway error, or the cluster failing mid-request: whether anything was written is unknown.
-            408 | 500..=599 => Cause::Unknown,
-            _ => refusal_cause(status, error_type, reason),
         }
     }
 
@@ -355,39 +338,6 @@ impl Failure {
     }
 }
 
-impl Failure {
-    /// Whether the cluster refused a document for what its mapping makes of the document's fields: a field of
-    /// another type, a field a strict mapping does not allow, a field limit reached. Another shape of the same
-    /// content (its plain form) may be taken; a document too large, with an immense term, or not JSON may not.
-    pub fn refused_for_its_mapping(&self) -> bool {
-        if self.cause != Cause::Document || self.status != Some(400) {
-            return false;
-        }
-        match self.error_type.as_str() {
-            "mapper_parsing_exception"
-            | "document_parsing_exception"
-            | "strict_dynamic_mapping_exception"
-            | "mapper_exception" => true,
-            "illegal_argument_exception" => {
-                let reason = self.reason.to_ascii_lowercase();
-                MAPPING_ARGUMENT_REASONS.iter().any(|words| reason.contains(words))
-            }
-            _ => false,
-        }
-    }
-
-    /// The field a mapping refusal names, as Elasticsearch and OpenSearch word it: `failed to parse field [f]`,
-    /// `object mapping for [f]`, `dynamic introduction of [f]`, `mapper [f]`. `None` for a refusal of no one field
-    /// (the field limit).
-    pub fn mapping_field(&self) -> Option<&str> {
-        ["object mapping for [", "dynamic introduction of [", "field [", "mapper ["].iter().find_map(|opening| {
-            let start = self.reason.find(opening)? + opening.len();
-            let length = self.reason[start..].find(']')?;
-            Some(&self.reason[start..start + length])
-        })
-    }
-}
-
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.status {
@@ -395,76 +345,6 @@ impl fmt::Display for Failure {
             None => write!(f, "{}: {}", self.error_type, self.reason),
         }
     }
-}
-
-/// Elasticsearch's `error.type` for a block on the index or the cluster (flood-stage disk, `index.blocks.write`).
-const CLUSTER_BLOCK: &str = "cluster_block_exception";
-
-/// `error.type`s that are always about the document itself.
-const DOCUMENT_ERROR_TYPES: [&str; 7] = [
-    "mapper_parsing_exception",
-    "document_parsing_exception",
-    "strict_dynamic_mapping_exception",
-    "x_content_parse_exception",
-    "json_parse_exception",
-    "not_x_content_exception",
-    "mapper_exception",
-];
-
-/// Words of an `illegal_argument_exception` that is about the document's own content (its fields, their number,
-/// depth or names, an immense term), as Elasticsearch and OpenSearch word them.
-const DOCUMENT_ARGUMENT_REASONS: [&str; 12] = [
-    "limit of total fields",
-    "limit of mapping depth",
-    "limit of nested fields",
-    "number of nested documents has exceeded",
-    "immense term",
-    "is longer than the limit of",
-    "cannot be changed from type",
-    "failed to parse",
-    "can't merge a non object mapping",
-    "is a metadata field and cannot be added inside a document",
-    "field name cannot be an empty string",
-    "cannot contain only whitespace",
-];
-
-/// Words of an `illegal_argument_exception` that is about the index's mapping of the document's fields.
-const MAPPING_ARGUMENT_REASONS: [&str; 7] = [
-    "limit of total fields",
-    "limit of mapping depth",
-    "limit of nested fields",
-    "cannot be changed from type",
-    "failed to parse",
-    "can't merge a non object mapping",
-    "is a metadata field and cannot be added inside a document",
-];
-
-/// Decides the cause of a refusal (a 4xx other than 409, 413 and 429), item or whole request: the document's own
-/// fault only for the short list above; a known cluster-side fault with what to fix; anything else kept in Kinesis.
-pub fn refusal_cause(status: u16, error_type: &str, reason: &str) -> Cause {
-    if DOCUMENT_ERROR_TYPES.contains(&error_type) {
-        return Cause::Document;
-    }
-    let reason = reason.to_ascii_lowercase();
-    let says = |words: &str| reason.contains(words);
-    let fix = match error_type {
-        CLUSTER_BLOCK => Fix::ClusterBlock,
-        "index_not_found_exception" => Fix::IndexMissing,
-        "index_closed_exception" => Fix::IndexClosed,
-        "invalid_index_name_exception" => Fix::InvalidIndexName,
-        "security_exception" => Fix::Access,
-        _ if says("shards open") || says("maximum shards") => Fix::ShardLimit,
-        _ if says("no write index is defined") => Fix::NoWriteIndex,
-        _ if says("pipeline with id") && says("does not exist") => Fix::MissingPipeline,
-        _ if says("document id is not supported") => Fix::DocumentIdRefused,
-        "illegal_argument_exception" if DOCUMENT_ARGUMENT_REASONS.iter().any(|words| says(words)) => {
-            return Cause::Document;
-        }
-        _ if status == 401 || status == 403 => Fix::Access,
-        _ if status == 404 => Fix::IndexMissing,
-        _ => Fix::Unrecognized,
-    };
-    Cause::Misconfigured(fix)
 }
 
 #[cfg(test)]
