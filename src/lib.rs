@@ -7,10 +7,9 @@
 //! `firehose` (park "retry later") → `handler` (the whole invocation, and the partial batch response).
 //! `invocation` hands the handler the body as Lambda sent it. `flow` (how much to send at once, how large, when to
 //! hold, when to answer) is what one warm instance learns of the cluster across invocations, within an invocation's
-//! `budget`. `backup` takes Firehose's backed-up documents back to the cluster;
-//! `replay` is `make replay`'s reading of the failure stores and its report.
+//! `budget`. `replay` is `make replay`: its reading of the failure stores, its report, and `replay::backup`, which
+//! takes Firehose's backed-up documents (and the dead letter's) back to the cluster.
 
-pub mod backup;
 pub mod budget;
 pub mod bulk;
 pub mod cause;
@@ -36,6 +35,7 @@ pub mod route;
 pub mod secret;
 pub mod setup;
 pub mod sigv4;
+pub mod timestamp;
 
 pub use cause::Outcome;
 pub use config::Config;

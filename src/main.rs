@@ -4,8 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kinesis_es_indexer::budget::Budget;
 use kinesis_es_indexer::invocation::{Bodies, TakeBody};
+use kinesis_es_indexer::replay::backup;
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
-use kinesis_es_indexer::{backup, doctor, setup};
+use kinesis_es_indexer::{doctor, setup};
 use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 
 // One thread: Lambda runs one invocation at a time and gives most functions one vCPU or less; the chunks in flight

@@ -307,7 +307,7 @@ fn kinesis_metadata(record: &KinesisRecord) -> Vec<u8> {
         shard_id: &record.provenance.shard_id,
         sequence_number: record.provenance.sequence_number.as_deref(),
         partition_key: record.partition_key,
-        approximate_arrival_timestamp: record.arrival.map(crate::index::format_timestamp),
+        approximate_arrival_timestamp: record.arrival.map(crate::timestamp::format_timestamp),
     };
     serde_json::to_vec(&metadata).expect("strings serialise")
 }

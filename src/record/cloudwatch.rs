@@ -9,9 +9,9 @@ use super::content::{
     Content, DocumentContext, Source, fold_newlines, write_field, write_stamp, write_stamped_message,
 };
 use super::message::{OwnedFields, read_message_object};
-use crate::index;
 use crate::json::Text;
 use crate::preprocess::MessageJson;
+use crate::timestamp;
 
 #[derive(Deserialize)]
 struct CloudWatchEnvelope<'a> {
@@ -134,7 +134,7 @@ fn event_document(
     // aside), which keep their types whatever a merged message holds: its clashing fields are set aside.
     let owned = OwnedFields { timestamp_field: context.timestamp_field, aside };
     let message = &*event.message.0;
-    let arrived = index::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
+    let arrived = timestamp::epoch_millis(event.timestamp).unwrap_or(context.default_timestamp);
     let id = event.id.as_ref().map(|id| &*id.0);
     let size = context.timestamp_field.len() + message.len() + shared.group_and_stream.len() + shared.end_of_aws.len();
     let mut json = Vec::with_capacity(size + id.map_or(0, |id| id.len() + 16) + 64);

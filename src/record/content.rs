@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::index;
 use crate::preprocess::Preprocess;
+use crate::timestamp;
 
 /// What one record's decoded data holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub(super) fn write_stamp(out: &mut Vec<u8>, timestamp_field: &str, at: DateTime
     out.push(b'{');
     serde_json::to_writer(&mut *out, timestamp_field).expect("writing a str to a Vec cannot fail");
     out.extend_from_slice(b":\"");
-    index::write_timestamp(out, at);
+    timestamp::write_timestamp(out, at);
     out.push(b'"');
 }
 

@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 
 use super::content::write_field;
 use super::scan::timestamp_of;
-use crate::index;
 use crate::json::{self, ReadObject, Shape, Text};
+use crate::timestamp;
 
 /// The fields loggers write their time in, looked at after the configured `TIMESTAMP_FIELD`: ECS loggers'
 /// `@timestamp`, Powertools' and Lambda's JSON log format's `timestamp`, Lambda's platform records' `time`. Only a
@@ -66,7 +66,9 @@ pub(super) fn read_message_object<'a>(message: &'a str, timestamp_field: &str) -
 /// milliseconds, as Elasticsearch reads one) only where `numbers` says the field is the configured timestamp.
 fn logger_time(value: &RawValue, numbers: bool) -> Option<(DateTime<Utc>, bool)> {
     match serde_json::from_str::<Shape>(value.get()).ok()? {
-        Shape::Text(text) => index::parse_logger_timestamp(&text).map(|at| (at, index::is_iso_date_time(&text))),
+        Shape::Text(text) => {
+            timestamp::parse_logger_timestamp(&text).map(|at| (at, timestamp::is_iso_date_time(&text)))
+        }
         number if numbers => timestamp_of(&number).map(|at| (at, false)),
         _ => None,
     }
@@ -171,7 +173,7 @@ mod tests {
 
     fn merged(message: &str) -> String {
         let object = read_message_object(message, OWNED.timestamp_field).unwrap();
-        let arrived = index::parse_timestamp("2024-05-01T00:00:00Z").unwrap();
+        let arrived = timestamp::parse_timestamp("2024-05-01T00:00:00Z").unwrap();
         let mut out = Vec::new();
         object.write_stamp(&mut out, OWNED.timestamp_field, arrived);
         object.write_merged(&mut out, &OWNED);

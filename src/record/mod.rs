@@ -23,7 +23,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use batch::{BatchDecoder, plain_config, plain_sources};
-pub use sources::{prepend_field, take_prepended_field};
+pub use sources::prepend_field;
 
 /// Where a record came from: enough to report it back to Kinesis and to name it in every log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

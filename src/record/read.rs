@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Provenance, Rejection};
 use crate::event::RecordView;
-use crate::index;
+use crate::timestamp;
 
 /// A record read from the event, data still base64.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub fn read_record(record: RecordView<'_>) -> Result<KinesisRecord<'_>, (Option<
             let arrival = record
                 .arrival_seconds
                 .filter(|seconds| seconds.is_finite())
-                .and_then(|seconds| index::epoch_millis((seconds * 1000.0).round() as i64));
+                .and_then(|seconds| timestamp::epoch_millis((seconds * 1000.0).round() as i64));
             let partition_key = record.partition_key;
             Ok(KinesisRecord { provenance, stream: record.event_source_arn, data, arrival, partition_key })
         }
@@ -69,9 +69,9 @@ mod tests {
             Provenance { shard_id: "shardId-000000000006".into(), sequence_number: Some("4959".into()) }
         );
         assert_eq!(data, "aGk=");
-        assert_eq!(index::format_timestamp(arrival.unwrap()), "2018-12-17T22:10:50.500Z");
+        assert_eq!(timestamp::format_timestamp(arrival.unwrap()), "2018-12-17T22:10:50.500Z");
         let precise = raw.replace("1545084650.5", "1545084650.98765");
-        assert_eq!(index::format_timestamp(read(&precise).unwrap().2.unwrap()), "2018-12-17T22:10:50.988Z");
+        assert_eq!(timestamp::format_timestamp(read(&precise).unwrap().2.unwrap()), "2018-12-17T22:10:50.988Z");
         let escaped = raw
             .replace(r#""data":"aGk=""#, r#""data":"aG\u006b=""#)
             .replace(r#""eventID":"#, r#""x":{"eventID":1},"eventID":"#);

@@ -6,8 +6,8 @@ use serde::de::{IgnoredAny, MapAccess};
 
 use super::CANARY_FIELD;
 use super::content::{DocumentContext, OwnAws};
-use crate::index;
 use crate::json::{self, ReadObject, Shape, Text};
+use crate::timestamp;
 
 /// What one pass over a JSON object found, without building it.
 pub(super) struct ObjectScan {
@@ -88,10 +88,10 @@ impl<'de> ReadObject<'de> for ObjectScanner<'_> {
 /// else is left for Elasticsearch to judge.
 pub(super) fn timestamp_of(shape: &Shape) -> Option<DateTime<Utc>> {
     match shape {
-        Shape::Text(text) => index::parse_timestamp(text),
-        Shape::Integer(millis) => index::epoch_millis(*millis),
-        Shape::Unsigned(millis) => i64::try_from(*millis).ok().and_then(index::epoch_millis),
-        Shape::Float(millis) => millis.is_finite().then(|| millis.trunc() as i64).and_then(index::epoch_millis),
+        Shape::Text(text) => timestamp::parse_timestamp(text),
+        Shape::Integer(millis) => timestamp::epoch_millis(*millis),
+        Shape::Unsigned(millis) => i64::try_from(*millis).ok().and_then(timestamp::epoch_millis),
+        Shape::Float(millis) => millis.is_finite().then(|| millis.trunc() as i64).and_then(timestamp::epoch_millis),
         Shape::Bool(_) | Shape::Null | Shape::Array | Shape::Object(()) => None,
     }
 }

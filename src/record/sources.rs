@@ -7,7 +7,7 @@ use super::Rejection;
 use super::cloudwatch::envelope_content;
 use super::content::{Content, DocumentContext, OwnAws, Source, fold_newlines, write_field, write_stamped_message};
 use super::scan::{ObjectScan, scan_object};
-use crate::index;
+use crate::timestamp;
 
 /// Turns decoded data into document sources:
 ///
@@ -144,7 +144,7 @@ fn message_source(text: &str, context: &DocumentContext) -> Option<Source> {
 fn quoted_timestamp(at: DateTime<Utc>) -> String {
     let mut json = Vec::with_capacity(26);
     json.push(b'"');
-    index::write_timestamp(&mut json, at);
+    timestamp::write_timestamp(&mut json, at);
     json.push(b'"');
     String::from_utf8(json).expect("digits and punctuation")
 }
@@ -156,35 +156,6 @@ pub fn prepend_field(field: &str, value_json: &str, object: &[u8]) -> Vec<u8> {
     out.extend_from_slice(object);
     prepend_field_in_place(field, value_json, &mut out);
     out
-}
-
-/// The inverse of `prepend_field`: `field`'s value (raw JSON) and the object without it, byte for byte as it was
-/// before the field was put first. `None` when `object` does not start with `field` (a document someone else
-/// wrote, or one whose fields a pipeline reordered).
-pub fn take_prepended_field<'a>(field: &str, object: &'a [u8]) -> Option<(&'a serde_json::value::RawValue, Vec<u8>)> {
-    let start = object.iter().position(|b| !b.is_ascii_whitespace())?;
-    let mut head = Vec::with_capacity(field.len() + 4);
-    head.push(b'{');
-    serde_json::to_writer(&mut head, field).expect("writing a str to a Vec cannot fail");
-    head.push(b':');
-    let value_at = start + head.len();
-    if !object[start..].starts_with(&head) {
-        return None;
-    }
-    let mut values =
-        serde_json::Deserializer::from_slice(&object[value_at..]).into_iter::<&serde_json::value::RawValue>();
-    let value = values.next()?.ok()?;
-    let after = value_at + values.byte_offset();
-    let rest = &object[after..];
-    let next = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    let mut without = Vec::with_capacity(object.len() - after + 1);
-    without.push(b'{');
-    match rest[next] {
-        b',' => without.extend_from_slice(&rest[next + 1..]),
-        b'}' => without.extend_from_slice(rest),
-        _ => return None,
-    }
-    Some((value, without))
 }
 
 /// `prepend_field` within `object`'s own buffer.
@@ -238,20 +209,6 @@ pub(super) mod tests {
     use base64::Engine;
     use testkit::gzip;
 
-    #[test]
-    fn a_prepended_field_is_taken_back_leaving_the_object_as_it_was() {
-        let target = r#"{"_id":"t:s:1:0","_index":"logs-2024.05.01"}"#;
-        for object in [&br#"{"message":"a","n":{"x":[1,2]}}"#[..], b"{}", b"{ }", br#"{"es_target":1}"#] {
-            let with = prepend_field("es_target", target, object);
-            let (value, without) = take_prepended_field("es_target", &with).expect("put first, taken back");
-            assert_eq!(value.get(), target);
-            assert_eq!(without, object, "{}", String::from_utf8_lossy(&with));
-        }
-        assert!(take_prepended_field("es_target", br#"{"message":"a","es_target":{}}"#).is_none(), "not first");
-        assert!(take_prepended_field("es_target", br#"{"es_target":{"_id":1}"#).is_none(), "cut short");
-        assert!(take_prepended_field("es_target", b"not json").is_none());
-    }
-
     /// The context of a record that arrived at 2024-05-01T12:00:00.5Z, with the default preprocessing.
     pub(in crate::record) fn context() -> DocumentContext<'static> {
         context_with(Preprocess::default(), None)
@@ -264,7 +221,7 @@ pub(super) mod tests {
     ) -> DocumentContext<'static> {
         DocumentContext {
             timestamp_field: "@timestamp",
-            default_timestamp: index::parse_timestamp("2024-05-01T12:00:00.5Z").unwrap(),
+            default_timestamp: timestamp::parse_timestamp("2024-05-01T12:00:00.5Z").unwrap(),
             preprocess: Box::leak(Box::new(preprocess)),
             kinesis: kinesis.map(str::as_bytes),
             filtered: std::cell::Cell::new(0),
@@ -347,7 +304,7 @@ pub(super) mod tests {
         else {
             panic!()
         };
-        assert_eq!(index::format_timestamp(out[0].timestamp), "2023-11-14T22:13:20.000Z");
+        assert_eq!(timestamp::format_timestamp(out[0].timestamp), "2023-11-14T22:13:20.000Z");
         let Content::Sources(out) = into_sources(br#"{"@timestamp":"not a date"}"#.to_vec(), &context()).unwrap()
         else {
             panic!()

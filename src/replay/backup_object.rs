@@ -11,7 +11,7 @@ use std::io::Read;
 
 use serde_json::Value;
 
-use crate::backup::BackedUp;
+use crate::replay::backup::BackedUp;
 
 pub const FIREHOSE_DOCS: &str = "https://docs.aws.amazon.com/firehose/latest/dev/retry.html";
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::backup::{BackedUp, BackupReport, NotReplayed};
+use crate::replay::backup::{BackedUp, BackupReport, NotReplayed};
 use crate::replay::report::BatchResult;
 
 /// Lambda's synchronous `Invoke` takes and answers at most 6 MB: a backup object's lines go in invocations of at most

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use crate::Outcome;
-use crate::backup::{BackupReport, NotReplayed, RejectedAgain};
 use crate::handler::Report;
+use crate::replay::backup::{BackupReport, NotReplayed, RejectedAgain};
 
 /// An object of the bucket that holds something to replay: where it is and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,7 +319,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::backup::RejectedAgain;
+    use crate::replay::backup::RejectedAgain;
 
     fn listed(key: &str, origin: Origin, count: usize) -> Listed {
         Listed { source: format!("s3://b/{key}"), key: key.into(), origin, count, unreadable: Vec::new() }

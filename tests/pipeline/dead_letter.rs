@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use kinesis_es_indexer::Outcome::*;
-use kinesis_es_indexer::backup::{self, BackedUp, Replayed};
 use kinesis_es_indexer::budget::Budget;
+use kinesis_es_indexer::replay::backup::{self, BackedUp, Replayed};
 use kinesis_es_indexer::replay::backup_object::{backup_lines, read_backup};
 use serde_json::{Value, json};
 use testkit::S3Double;

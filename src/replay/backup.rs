@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::budget::Budget;
 use crate::cause::DocOutcome;
 use crate::cause::{Failure, Outcome};
+use crate::firehose;
 use crate::handler::Deps;
-use crate::record::{Document, take_prepended_field};
+use crate::record::Document;
 
 /// One line of a backup object, as `replay::backup_object` reads it (and the remote mode sends it in a replay event):
 /// its number in the object, the document as Firehose received it (`rawData`, decoded), and Firehose's last error.
@@ -112,23 +113,11 @@ pub async fn replay(lines: &[BackedUp], budget: Budget, deps: &Deps) -> Vec<Repl
 
 /// The document a backed-up line holds, at the `_index` and `_id` its target names, without the target.
 fn document_of(line: &BackedUp, position: usize, target_field: &str) -> Result<Document, String> {
-    #[derive(Deserialize)]
-    struct Target {
-        _index: String,
-        #[serde(default)]
-        _id: Option<String>,
-    }
-    let (target, source) = take_prepended_field(target_field, line.raw.as_bytes()).ok_or_else(|| {
-        format!("its rawData is not a document this function parked: it does not start with {target_field:?}")
-    })?;
-    let target: Target = serde_json::from_str(target.get())
-        .map_err(|e| format!("its {target_field:?} is not {{\"_index\":…,\"_id\":…}}: {e}"))?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&source)
-        .map_err(|e| format!("its rawData is not one JSON object: {e}"))?;
+    let (target, source) = firehose::opened(line.raw.as_bytes(), target_field)?;
     Ok(Document {
         record: position,
-        id: target._id.or_else(|| line.es_document_id.clone()),
-        index: Arc::from(target._index),
+        id: target.id.or_else(|| line.es_document_id.clone()),
+        index: Arc::from(target.index),
         source,
     })
 }

@@ -14,7 +14,9 @@ use crate::budget::Budget;
 use crate::cause::{self, Failure};
 use crate::chunk;
 use crate::flow::pacing;
-use crate::record::{self, Document};
+
+mod envelope;
+pub use envelope::{Entry, Target, entry, opened};
 
 /// PutRecordBatch limits: records per call, bytes per call, bytes per record (1,000 KiB).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
@@ -80,14 +82,6 @@ pub struct DescribeFailure {
     pub why: String,
 }
 
-/// One document as Firehose receives it: its JSON with `{"_id","_index"}` in the target field, and a newline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Position of the document in the batch.
-    pub document: usize,
-    pub data: Vec<u8>,
-}
-
 /// What the Firehose step did: which documents it could not park and why, and what it counted.
 #[derive(Debug, Default)]
 pub struct Delivery {
@@ -103,23 +97,6 @@ pub struct DeliveryStats {
     /// Entries that a call answered with an `ErrorCode` (each resend counts again).
     pub failed_entries: usize,
     pub elapsed: Duration,
-}
-
-/// The Firehose record for a document: the document with the target field that lets Firehose's delivery land on
-/// the same `_index` and `_id` (an ingest pipeline sets them from it and removes it).
-pub fn entry(document_position: usize, document: &Document, target_field: &str) -> Entry {
-    #[derive(serde::Serialize)]
-    struct Target<'a> {
-        // Without an `_id` (`ES_DOC_ID=none`), the pipeline leaves the choice to the cluster.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        _id: Option<&'a str>,
-        _index: &'a str,
-    }
-    let target = serde_json::to_string(&Target { _id: document.id.as_deref(), _index: &document.index })
-        .expect("plain fields serialise");
-    let mut data = record::prepend_field(target_field, &target, &document.source);
-    data.push(b'\n');
-    Entry { document: document_position, data }
 }
 
 impl Firehose {
@@ -379,23 +356,6 @@ pub fn endpoint_of(client: &aws_sdk_firehose::Client) -> String {
 mod tests {
     use super::*;
     use crate::cause::{Cause, Fix};
-    use std::sync::Arc;
-
-    #[test]
-    fn a_firehose_entry_carries_its_target_and_ends_with_a_newline() {
-        let document = Document {
-            record: 0,
-            id: Some("s:1:0".into()),
-            index: Arc::from("logs-2024.05.01"),
-            source: br#"{"a":1}"#.to_vec(),
-        };
-        let entry = entry(7, &document, "es_target");
-        assert_eq!(entry.document, 7);
-        assert_eq!(
-            String::from_utf8(entry.data).unwrap(),
-            "{\"es_target\":{\"_id\":\"s:1:0\",\"_index\":\"logs-2024.05.01\"},\"a\":1}\n"
-        );
-    }
 
     fn firehose() -> Firehose {
         let config = aws_sdk_firehose::Config::builder()
