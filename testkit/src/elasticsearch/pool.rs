@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Action;
+use super::bulk::Action;
 use super::{EsDouble, State};
 
 /// Elasticsearch's `write` thread pool on the node: `threads` bulk requests execute at once
