@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Cause;
 use super::dates::DateFormats;
+use super::document::Cause;
 use super::join;
 
 /// An object's `dynamic` parameter: what becomes of a field the mapping does not have.
