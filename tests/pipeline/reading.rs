@@ -9,6 +9,9 @@
 //! With `FILTER_INCLUDE`/`FILTER_EXCLUDE` set, the test compiles the patterns itself and drops a document whose
 //! text (a log event's message, an object's or a line's own text, a text record without its final newlines) the
 //! include pattern does not match or the exclude pattern does; a dropped document keeps its position.
+//!
+//! `support.rs` includes it by `#[path]`, as its child: `fleet` includes `support.rs` by path from another folder,
+//! where a plain `mod reading;` would not find this file.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

@@ -1,5 +1,9 @@
 //! Shared test support: doubles wired to real `Deps`, Kinesis events built from payloads, redelivery as Lambda does
 //! it, log capture, and the invariant every test checks.
+//!
+//! Two test binaries use it: `pipeline`, as a module, and `fleet` (`tests/fleet/main.rs`), which includes this file
+//! by `#[path]`. Test binaries share source no other way short of a crate of their own, and this code needs the
+//! indexer's crate (`Deps`, `Config`), which the `testkit` crate does not depend on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
