@@ -2,14 +2,16 @@
 //! would deserialize it, so the event is read once, by `KinesisEventIn::from_body`, and never copied into records.
 //!
 //! The runtime deserializes the body into the handler's payload type; the layer hands it `null` (the payload type
-//! is `()`) and keeps the real body for the handler under the invocation's request id.
+//! is `()`) and gives the real body to the invocation's own future (a task-local scope), where the handler takes it.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use lambda_runtime::LambdaInvocation;
 use lambda_runtime::tower::{Layer, Service};
+use tokio::task::futures::TaskLocalFuture;
 
 /// The request an operator's event holds when the body is one (`{"KEY": {…}}`, KEY first; a Kinesis event starts
 /// with `Records`), or why it cannot be read; `what` names the event in that reason.
@@ -29,58 +31,87 @@ pub fn operator_request<T: serde::de::DeserializeOwned>(
     Some(event.remove(key).ok_or_else(|| format!("not a {what} event: {key} is missing")))
 }
 
-/// Bodies taken from invocations and not yet handled, by request id (one at a time without managed concurrency).
-#[derive(Debug, Clone, Default)]
-pub struct Bodies(Arc<Mutex<HashMap<String, bytes::Bytes>>>);
-
-impl Bodies {
-    /// The body of the invocation `request_id`, once: it is the handler's from now on.
-    pub fn take(&self, request_id: &str) -> Option<Vec<u8>> {
-        let body = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(request_id)?;
-        // No copy when the runtime's buffer is the body's alone (as when it collected the response into one).
-        Some(Vec::from(body))
-    }
-
-    /// Keeps the body of a new invocation. The runtime runs one invocation at a time (`Runtime::run`), so a body
-    /// still here belongs to one whose handler never ran, and is dropped rather than kept for ever.
-    fn keep(&self, request_id: String, body: bytes::Bytes) {
-        let mut bodies = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        bodies.clear();
-        bodies.insert(request_id, body);
-    }
+tokio::task_local! {
+    /// The body of the invocation whose future is being polled: it travels with that future (`TakeBody` scopes it
+    /// there), so concurrent invocations (`AWS_LAMBDA_MAX_CONCURRENCY`) each find their own.
+    static BODY: Cell<Option<Bytes>>;
 }
 
-/// The layer: `Runtime::new(handler).layer(TakeBody(bodies.clone()))`, with a handler of `LambdaEvent<()>` that
-/// calls `bodies.take(&event.context.request_id)`.
-#[derive(Debug, Clone)]
-pub struct TakeBody(pub Bodies);
+/// The body of the invocation being handled, once: it is the handler's from now on. `None` outside an invocation's
+/// future (a handler called without `TakeBody`), or once taken. Call it from the handler's future, not from the
+/// function that makes it.
+pub fn take_body() -> Option<Vec<u8>> {
+    let body = BODY.try_with(Cell::take).ok().flatten()?;
+    // No copy when the runtime's buffer is the body's alone (as when it collected the response into one).
+    Some(Vec::from(body))
+}
+
+/// The layer: `Runtime::new(handler).layer(TakeBody)`, with a handler of `LambdaEvent<()>` whose future calls
+/// `take_body()`.
+#[derive(Debug, Clone, Copy)]
+pub struct TakeBody;
 
 impl<S> Layer<S> for TakeBody {
     type Service = TakeBodyService<S>;
 
     fn layer(&self, inner: S) -> TakeBodyService<S> {
-        TakeBodyService { inner, bodies: self.0.clone() }
+        TakeBodyService { inner }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct TakeBodyService<S> {
     inner: S,
-    bodies: Bodies,
 }
 
 impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for TakeBodyService<S> {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = TaskLocalFuture<Cell<Option<Bytes>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut invocation: LambdaInvocation) -> S::Future {
-        let body = std::mem::replace(&mut invocation.body, bytes::Bytes::from_static(b"null"));
-        self.bodies.keep(invocation.context.request_id.clone(), body);
-        self.inner.call(invocation)
+    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        let body = std::mem::replace(&mut invocation.body, Bytes::from_static(b"null"));
+        BODY.scope(Cell::new(Some(body)), self.inner.call(invocation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_runtime::tower::ServiceExt;
+    use lambda_runtime::tower::service_fn;
+
+    fn invocation(body: &'static [u8]) -> LambdaInvocation {
+        let parts = http::Response::new(()).into_parts().0;
+        LambdaInvocation { parts, body: Bytes::from_static(body), context: Default::default() }
+    }
+
+    #[tokio::test]
+    async fn each_invocation_takes_its_own_body_once_even_when_they_run_at_once() {
+        let (first_sent, first_waits) = tokio::sync::oneshot::channel::<()>();
+        let waits = std::sync::Mutex::new(Some(first_waits));
+        let handler = service_fn(|invocation: LambdaInvocation| {
+            let wait = waits.lock().unwrap().take();
+            async move {
+                assert_eq!(&invocation.body[..], b"null", "the runtime gets no copy of the body");
+                if let Some(wait) = wait {
+                    wait.await.unwrap();
+                }
+                let body = take_body();
+                Ok::<_, std::convert::Infallible>((body, take_body()))
+            }
+        });
+        let mut service = TakeBody.layer(handler);
+        let first = service.ready().await.unwrap().call(invocation(b"{\"Records\":[1]}"));
+        let second = service.ready().await.unwrap().call(invocation(b"{\"Records\":[2]}"));
+        let first = tokio::spawn(first);
+        assert_eq!(second.await.unwrap(), (Some(b"{\"Records\":[2]}".to_vec()), None), "its own, once");
+        first_sent.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), (Some(b"{\"Records\":[1]}".to_vec()), None));
+        assert_eq!(take_body(), None, "outside an invocation there is none");
     }
 }

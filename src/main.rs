@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kinesis_es_indexer::budget::Budget;
-use kinesis_es_indexer::invocation::{Bodies, TakeBody};
+use kinesis_es_indexer::invocation::{self, TakeBody};
 use kinesis_es_indexer::replay::backup;
 use kinesis_es_indexer::{Config, Deps, Error, KinesisEventIn, handle, logging};
 use kinesis_es_indexer::{doctor, setup};
@@ -42,14 +42,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "Ready"
     );
     let deps = &deps;
-    let bodies = Bodies::default();
-    let taken = bodies.clone();
-    let handler = service_fn(move |event: LambdaEvent<()>| {
-        let body = taken.take(&event.context.request_id).unwrap_or_default();
-        handle_body(body, event.context.deadline, deps)
+    let handler = service_fn(move |event: LambdaEvent<()>| async move {
+        let body = invocation::take_body().unwrap_or_default();
+        handle_body(body, event.context.deadline, deps).await
     });
     // As `lambda_runtime::run`, with the body taken as bytes (`invocation`) inside the request's span.
-    Runtime::new(handler).layer(TakeBody(bodies)).layer(TracingLayer::new()).run().await
+    Runtime::new(handler).layer(TakeBody).layer(TracingLayer::new()).run().await
 }
 
 /// What the function answers: the partial batch response to a Kinesis batch, or the report of a replay.
