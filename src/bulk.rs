@@ -21,7 +21,8 @@ pub fn encode(documents: &[Document]) -> Vec<u8> {
     body
 }
 
-/// Writes `encode`'s body to `out` (a compressor, so that the plain body never exists whole); returns its length.
+/// Writes `encode`'s body to `out` (a compressor, so that the plain body never exists whole), flushed through any
+/// buffer `out` keeps; returns its length.
 pub fn encode_into(out: &mut impl std::io::Write, documents: &[Document]) -> std::io::Result<usize> {
     use std::io::Write;
     let mut out = Counted { inner: out, written: 0 };
@@ -36,6 +37,7 @@ pub fn encode_into(out: &mut impl std::io::Write, documents: &[Document]) -> std
         out.write_all(&document.source)?;
         out.write_all(b"\n")?;
     }
+    out.flush()?;
     Ok(out.written)
 }
 
@@ -94,5 +96,14 @@ mod tests {
     fn the_size_estimate_is_exact_for_plain_ids() {
         let docs: Vec<Document> = (0..10).map(|i| doc(&i.to_string(), r#"{"payload":"0123456789"}"#)).collect();
         assert_eq!(docs.iter().map(entry_size).sum::<usize>(), encode(&docs).len());
+    }
+
+    #[test]
+    fn the_body_written_through_a_buffer_is_all_flushed_and_counted() {
+        let docs: Vec<Document> = (0..3).map(|i| doc(&i.to_string(), r#"{"n":1}"#)).collect();
+        let mut buffered = std::io::BufWriter::with_capacity(1024, Vec::new());
+        let written = encode_into(&mut buffered, &docs).unwrap();
+        let expected = "{\"create\":{\"_index\":\"logs\",\"_id\":\"0\"}}\n{\"n\":1}\n".len() * 3;
+        assert_eq!((written, buffered.get_ref().len()), (expected, expected), "nothing left in the buffer");
     }
 }

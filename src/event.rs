@@ -189,7 +189,7 @@ impl<'de> Visitor<'de> for RecordsScan<'_> {
     type Value = Vec<RecordIn>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sequence")
+        f.write_str("an array of records")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<RecordIn>, A::Error> {
@@ -370,7 +370,7 @@ mod tests {
         for (body, why) in [
             (&b"null"[..], "invalid type: null"),
             (b"[1]", "invalid type: sequence"),
-            (br#"{"Records":{}}"#, "invalid type: map"),
+            (br#"{"Records":{}}"#, "invalid type: map, expected an array of records"),
             (br#"{"Records":[1,]}"#, "trailing comma"),
             (br#"{"Records":[],"Records":[]}"#, "duplicate field `Records`"),
             (br#"{"Records":[]} {}"#, "trailing characters"),

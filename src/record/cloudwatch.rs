@@ -36,10 +36,11 @@ struct CloudWatchEvent<'a> {
     message: Text<'a>,
 }
 
-/// The documents of a CloudWatch Logs subscription envelope, the one way in: `Ok(None)` when `text` is not one.
-/// `scanned_kind` is the `messageType` a scan of the object already found beside a `logEvents` array: the text is
-/// then an envelope, and one that cannot be read is rejected (without it, the text is read as any other object).
-/// A control message is skipped without reading further.
+/// The documents of a CloudWatch Logs subscription envelope, the one way in: `Ok(None)` when `text` is an object
+/// of another kind, `Err` when it cannot be read as an envelope. `scanned_kind` is the `messageType` a scan of the
+/// object already found beside a `logEvents` array: the text is then an envelope, and the rejection stands; a caller
+/// that has not scanned (`None`) reads any text that is not an envelope as any other object. A control message is
+/// skipped without reading further.
 pub(super) fn envelope_content(
     text: &str,
     scanned_kind: Option<&str>,
@@ -50,8 +51,7 @@ pub(super) fn envelope_content(
     }
     let envelope = match serde_json::from_str::<CloudWatchEnvelope>(text) {
         Ok(envelope) => envelope,
-        Err(error) if scanned_kind.is_some() => return Err(Rejection::BadCloudWatchEnvelope(error.to_string())),
-        Err(_) => return Ok(None),
+        Err(error) => return Err(Rejection::BadCloudWatchEnvelope(error.to_string())),
     };
     Ok(match envelope.message_type.as_ref().map(|kind| &*kind.0) {
         Some(CONTROL_MESSAGE) => Some(control_message()),
