@@ -143,21 +143,22 @@ impl<'c> Target<'c> {
             default_timestamp: record.arrival.unwrap_or(DateTime::UNIX_EPOCH),
             preprocess: &config.preprocess,
             kinesis: kinesis.as_deref(),
-            filtered: Cell::new(0),
             positions: Cell::new(0),
         };
         self.arrival = record.arrival;
         let first = self.handed_out + self.batch.documents.len();
         let mut rejected_parts = Vec::new();
         let mut budget = config.max_record_bytes;
+        let mut filtered = 0;
         let skipped = match kpl::is_aggregate(&raw) {
-            true => match self.decode_aggregate(raw, &context, &mut budget, &mut rejected_parts) {
+            true => match self.decode_aggregate(raw, &context, &mut budget, &mut rejected_parts, &mut filtered) {
                 Ok(skipped) => skipped,
                 Err(rejected) => return rejected,
             },
             false => match inflate(raw, &mut budget).and_then(|bytes| into_sources(bytes, &context)) {
-                Ok(Content::Sources(sources)) => {
+                Ok(Content::Sources { sources, filtered: dropped }) => {
                     self.push(sources, None, &mut rejected_parts);
+                    filtered = dropped;
                     None
                 }
                 Ok(Content::Skipped(why)) => return Decoded::Skipped(why),
@@ -165,7 +166,6 @@ impl<'c> Target<'c> {
             },
         };
         let range = first..self.handed_out + self.batch.documents.len();
-        let filtered = context.filtered.get();
         self.batch.filtered += filtered;
         match (range.is_empty(), rejected_parts.is_empty(), skipped) {
             (true, true, _) if filtered > 0 => Decoded::Skipped(format!(
@@ -187,6 +187,7 @@ impl<'c> Target<'c> {
         context: &DocumentContext,
         budget: &mut usize,
         rejected_parts: &mut Vec<RejectedPart>,
+        filtered: &mut usize,
     ) -> Result<Option<String>, Decoded> {
         let quote = |bytes: &[u8]| excerpt(bytes, self.config.log_excerpt_bytes);
         let raw = bytes::Bytes::from(raw);
@@ -205,18 +206,17 @@ impl<'c> Target<'c> {
             // A user record's documents are numbered from 0, as a record's are; one that is rejected has none
             // filtered.
             context.positions.set(0);
-            let filtered = context.filtered.get();
             match inflate(bytes, budget).and_then(|bytes| into_sources(bytes, context)) {
-                Ok(Content::Sources(sources)) => self.push(sources, Some(user_record), rejected_parts),
-                Ok(Content::Skipped(why)) => skipped = Some(why),
-                Err((rejection, bytes)) => {
-                    context.filtered.set(filtered);
-                    rejected_parts.push(RejectedPart {
-                        part: format!("user record {user_record}"),
-                        rejection,
-                        excerpt: quote(&bytes),
-                    })
+                Ok(Content::Sources { sources, filtered: dropped }) => {
+                    self.push(sources, Some(user_record), rejected_parts);
+                    *filtered += dropped;
                 }
+                Ok(Content::Skipped(why)) => skipped = Some(why),
+                Err((rejection, bytes)) => rejected_parts.push(RejectedPart {
+                    part: format!("user record {user_record}"),
+                    rejection,
+                    excerpt: quote(&bytes),
+                }),
             }
         }
         Ok(skipped)

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::Rejection;
 use super::content::{
-    Content, DocumentContext, Source, fold_newlines, write_field, write_stamp, write_stamped_message,
+    Content, DocumentContext, ProvenanceAt, Source, fold_newlines, write_field, write_stamp, write_stamped_message,
 };
 use super::message::{OwnedFields, read_message_object};
 use crate::json::Text;
@@ -79,14 +79,16 @@ fn data_message(envelope: &CloudWatchEnvelope, context: &DocumentContext) -> Con
     // written once; each document is then written in one buffer.
     let shared = SharedFields::of(envelope, context);
     let log_group: Arc<str> = Arc::from(&*envelope.log_group.0);
-    let mut sources = Vec::with_capacity(envelope.log_events.len());
+    let (mut sources, mut filtered) = (Vec::with_capacity(envelope.log_events.len()), 0);
     for event in &envelope.log_events {
         if !context.keeps(&event.message.0) {
+            context.skip_position();
+            filtered += 1;
             continue;
         }
         sources.push(event_document(event, &shared, context, &log_group));
     }
-    Content::Sources(sources)
+    Content::Sources { sources, filtered }
 }
 
 /// What every document of an envelope holds alike, as JSON: written once, copied into each document.
@@ -106,10 +108,7 @@ impl SharedFields {
         group_and_stream.extend(br#","log_stream":"#);
         group_and_stream.extend(to_json(&envelope.log_stream.0));
         let mut end_of_aws = b"}".to_vec();
-        if let Some(kinesis) = context.kinesis {
-            end_of_aws.extend_from_slice(br#","kinesis":"#);
-            end_of_aws.extend_from_slice(kinesis);
-        }
+        context.write_provenance(&mut end_of_aws, ProvenanceAt::Inside);
         end_of_aws.push(b'}');
         if let Some(owner) = &envelope.owner {
             end_of_aws.extend(br#","cloud":{"account":{"id":"#);

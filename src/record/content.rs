@@ -12,8 +12,19 @@ use crate::timestamp;
 /// What one record's decoded data holds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Content {
-    Sources(Vec<Source>),
+    /// The documents, and how many more the filters dropped (`FILTER_INCLUDE`, `FILTER_EXCLUDE`).
+    Sources {
+        sources: Vec<Source>,
+        filtered: usize,
+    },
     Skipped(String),
+}
+
+impl Content {
+    /// Documents of which the filters dropped none.
+    pub(super) fn kept(sources: Vec<Source>) -> Content {
+        Content::Sources { sources, filtered: 0 }
+    }
 }
 
 /// One document's JSON (a single line), its position among the documents of its data (filtered ones counted, so
@@ -44,8 +55,6 @@ pub struct DocumentContext<'a> {
     pub preprocess: &'a Preprocess,
     /// The record's provenance as a JSON object, the value of `aws.kinesis` (`ADD_KINESIS_METADATA`).
     pub kinesis: Option<&'a [u8]>,
-    /// Documents the filters dropped so far: the batch reads it after each record.
-    pub filtered: Cell<usize>,
     /// The position of the next document of the data being decoded (a record's, or a KPL user record's).
     pub positions: Cell<usize>,
 }
@@ -62,15 +71,15 @@ pub(super) enum OwnAws {
 }
 
 impl DocumentContext<'_> {
-    /// Whether a document whose text is `text` is indexed; counted when the filters drop it.
+    /// Whether the filters keep a document whose text is `text`.
     pub(super) fn keeps(&self, text: &str) -> bool {
-        let filter = &self.preprocess.filter;
-        if filter.keeps(text) {
-            return true;
-        }
-        self.filtered.set(self.filtered.get() + 1);
+        self.preprocess.filter.keeps(text)
+    }
+
+    /// The next document's position, taken by one the filters dropped: a kept document's `_id` does not change
+    /// with the filters.
+    pub(super) fn skip_position(&self) {
         self.take_position();
-        false
     }
 
     fn take_position(&self) -> usize {
@@ -85,24 +94,42 @@ impl DocumentContext<'_> {
     }
 
     /// `,"key":value` for each static field the document does not have (`present`, bit per `AddedFields::names`),
-    /// then `,"aws":{"kinesis":…}` as `aws` allows.
+    /// then the record's provenance as `aws` allows.
     pub(super) fn write_added(&self, out: &mut Vec<u8>, present: u64, aws: OwnAws) {
         self.preprocess.added_fields.write_missing(out, present);
-        if let Some(kinesis) = self.kinesis {
-            match aws {
-                OwnAws::Absent => {
-                    out.extend_from_slice(br#","aws":{"kinesis":"#);
-                    out.extend_from_slice(kinesis);
-                    out.push(b'}');
-                }
-                OwnAws::Object => {
-                    out.extend_from_slice(br#","aws.kinesis":"#);
-                    out.extend_from_slice(kinesis);
-                }
-                OwnAws::Other => {}
-            }
+        match aws {
+            OwnAws::Absent => self.write_provenance(out, ProvenanceAt::NewObject),
+            OwnAws::Object => self.write_provenance(out, ProvenanceAt::Beside),
+            OwnAws::Other => {}
         }
     }
+
+    /// The record's provenance (`ADD_KINESIS_METADATA`), the one place it is written: `aws.kinesis`, as a field of
+    /// an `aws` object being written, of a new one, or beside the document's own (which Elasticsearch expands into
+    /// the same object). Nothing when it is off.
+    pub(super) fn write_provenance(&self, out: &mut Vec<u8>, at: ProvenanceAt) {
+        let Some(kinesis) = self.kinesis else { return };
+        out.extend_from_slice(match at {
+            ProvenanceAt::Inside => br#","kinesis":"#,
+            ProvenanceAt::NewObject => br#","aws":{"kinesis":"#,
+            ProvenanceAt::Beside => br#","aws.kinesis":"#,
+        });
+        out.extend_from_slice(kinesis);
+        if at == ProvenanceAt::NewObject {
+            out.push(b'}');
+        }
+    }
+}
+
+/// Where the record's provenance (`aws.kinesis`) goes in a document being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProvenanceAt {
+    /// After another field of an `aws` object the indexer is writing (CloudWatch Logs' `aws.cloudwatch`).
+    Inside,
+    /// An `aws` object of its own: the document has none.
+    NewObject,
+    /// `aws.kinesis` beside the document's own `aws` object.
+    Beside,
 }
 
 /// The start of a document made from a message, `{"<timestamp field>":"…","message":"…"`, for its caller to close

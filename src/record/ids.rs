@@ -1,6 +1,7 @@
 //! Documents' `_id`s: `stream:shard:sequence:position` in `ES_DOC_ID=kinesis` mode, or a field of the document.
 
 use super::{Provenance, Rejection};
+use crate::json::{self, Shape};
 
 /// Writes the start of every `_id` of a record's documents in `ES_DOC_ID=kinesis` mode: `stream:shardId:sequenceNumber:`.
 /// The position follows: `3` for a record's fourth document, `2.0` for the first of a KPL aggregate's third user
@@ -38,27 +39,25 @@ impl StreamTags {
 /// Longest `_id` Elasticsearch accepts, in bytes.
 const MAX_ID_BYTES: usize = 512;
 
-/// The `_id` from the document's field at `path` (a key with dots, or nested objects): a string or a number.
+/// The `_id` from the document's field at `path` (a key with dots, or nested objects, read as `json::value_at`
+/// reads every field path): a string or a number.
 pub(super) fn field_id(json: &[u8], path: &str) -> Result<String, Rejection> {
     let missing = || Rejection::NoDocumentId(format!("the document has no field {path} (ES_DOC_ID)"));
-    let document: serde_json::Value = serde_json::from_slice(json).map_err(|_| missing())?;
-    let value = document.get(path).or_else(|| path.split('.').try_fold(&document, |value, key| value.get(key)));
-    let id = match value {
-        Some(serde_json::Value::String(text)) if !text.is_empty() => text.clone(),
-        Some(serde_json::Value::Number(number)) => number.to_string(),
-        Some(other) => {
-            let kind = match other {
-                serde_json::Value::String(_) => "an empty string",
-                serde_json::Value::Null => "null",
-                serde_json::Value::Bool(_) => "a boolean",
-                serde_json::Value::Array(_) => "an array",
-                _ => "an object",
-            };
+    let text = std::str::from_utf8(json).map_err(|_| missing())?;
+    let id = match json::value_at(text, path).ok_or_else(missing)? {
+        Shape::Text(text) if !text.is_empty() => text.into_owned(),
+        Shape::Integer(number) => number.to_string(),
+        Shape::Unsigned(number) => number.to_string(),
+        // As serde_json writes a float (`1.5`, `1e+20`): the `_id` a document's number always made.
+        Shape::Float(number) => {
+            serde_json::Number::from_f64(number).map_or_else(|| number.to_string(), |n| n.to_string())
+        }
+        other => {
+            let kind = if matches!(other, Shape::Text(_)) { "an empty string" } else { other.kind() };
             return Err(Rejection::NoDocumentId(format!(
                 "the field {path} (ES_DOC_ID) is {kind}, not a string or number"
             )));
         }
-        None => return Err(missing()),
     };
     if id.len() > MAX_ID_BYTES {
         return Err(Rejection::NoDocumentId(format!(
@@ -83,5 +82,26 @@ mod tests {
         assert_eq!(tag.len(), 8);
         assert_eq!(tag, stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/app-logs"), "stable");
         assert_ne!(tag, stream_tag("arn:aws:kinesis:eu-west-1:123456789012:stream/other-logs"));
+    }
+
+    #[test]
+    fn an_id_is_read_from_a_dotted_key_or_nested_objects_a_string_or_a_number() {
+        let id = |json: &str, path: &str| field_id(json.as_bytes(), path).map_err(|rejection| rejection.to_string());
+        assert_eq!(id(r#"{"request":{"id":"r-1"}}"#, "request.id"), Ok("r-1".into()));
+        assert_eq!(id(r#"{"request.id":"whole","request":{"id":"nested"}}"#, "request.id"), Ok("whole".into()));
+        assert_eq!(id(r#"{"n":-42}"#, "n"), Ok("-42".into()));
+        assert_eq!(id(r#"{"n":18446744073709551615}"#, "n"), Ok("18446744073709551615".into()));
+        assert_eq!(id(r#"{"n":1.5}"#, "n"), Ok("1.5".into()));
+        assert_eq!(id(r#"{"n":1e20}"#, "n"), Ok("1e+20".into()), "as serde_json writes it");
+        for (json, kind) in
+            [(r#"{"n":""}"#, "an empty string"), (r#"{"n":null}"#, "null"), (r#"{"n":[1]}"#, "an array")]
+        {
+            let refused = id(json, "n").unwrap_err();
+            assert!(refused.contains(&format!("is {kind}, not a string or number")), "{refused}");
+        }
+        assert!(id(r#"{"m":1}"#, "n").unwrap_err().contains("has no field n"));
+        let long = format!(r#"{{"n":"{}"}}"#, "x".repeat(MAX_ID_BYTES + 1));
+        assert!(id(&long, "n").unwrap_err().contains("longer than the 512"));
+        assert_eq!(id(&format!(r#"{{"n":"{}"}}"#, "x".repeat(MAX_ID_BYTES)), "n").map(|id| id.len()), Ok(512));
     }
 }

@@ -48,9 +48,9 @@ pub fn into_sources(mut bytes: Vec<u8>, context: &DocumentContext) -> Result<Con
         return object_sources(bytes, scan, context);
     }
     match ndjson_sources(text, context) {
-        Some(Ok(sources)) => Ok(Content::Sources(sources)),
+        Some(Ok(content)) => Ok(content),
         Some(Err(rejection)) => Err((rejection, bytes)),
-        None => Ok(Content::Sources(message_source(text, context).into_iter().collect())),
+        None => Ok(message_content(text, context)),
     }
 }
 
@@ -72,7 +72,8 @@ fn object_sources(
     }
     // The canary passes every filter: it tells that records flow, whatever the filters keep.
     if !scan.canary && !context.keeps(std::str::from_utf8(&object).expect("checked as UTF-8")) {
-        return Ok(Content::Sources(Vec::new()));
+        context.skip_position();
+        return Ok(Content::Sources { sources: Vec::new(), filtered: 1 });
     }
     let timestamp = scan.timestamp.unwrap_or(context.default_timestamp);
     // The document passes through as it came, in the decoded buffer itself, but for what it gains: its timestamp
@@ -89,12 +90,12 @@ fn object_sources(
             append_entries_in_place(entries, &mut json);
         }
     }
-    Ok(Content::Sources(vec![Source { canary: scan.canary, ..Source::new(context, json, timestamp) }]))
+    Ok(Content::kept(vec![Source { canary: scan.canary, ..Source::new(context, json, timestamp) }]))
 }
 
 /// Several lines of which at least one is a JSON object: one source per non-blank line. `None` when the text is
 /// not NDJSON (one line, or no line is an object).
-fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<Source>, Rejection>> {
+fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Content, Rejection>> {
     // One line of text (the common case) is not NDJSON: no need to split it or scan it again.
     if !text.trim().contains('\n') {
         return None;
@@ -111,33 +112,38 @@ fn ndjson_sources(text: &str, context: &DocumentContext) -> Option<Result<Vec<So
     if lines.len() < 2 || lines.iter().all(|(_, scan)| scan.is_none()) {
         return None;
     }
-    let mut sources = Vec::with_capacity(lines.len());
+    let (mut sources, mut filtered) = (Vec::with_capacity(lines.len()), 0);
     for (line, scan) in lines {
-        match scan {
-            None => sources.extend(message_source(line, context)),
-            Some(scan) => match object_sources(line.as_bytes().to_vec(), scan, context) {
-                Ok(Content::Sources(more)) => sources.extend(more),
-                // A control message among other lines: nothing to index for that line.
-                Ok(Content::Skipped(_)) => {}
-                Err((rejection, _)) => return Some(Err(rejection)),
-            },
+        let content = match scan {
+            None => Ok(message_content(line, context)),
+            Some(scan) => object_sources(line.as_bytes().to_vec(), scan, context),
+        };
+        match content {
+            Ok(Content::Sources { sources: more, filtered: dropped }) => {
+                sources.extend(more);
+                filtered += dropped;
+            }
+            // A control message among other lines: nothing to index for that line.
+            Ok(Content::Skipped(_)) => {}
+            Err((rejection, _)) => return Some(Err(rejection)),
         }
     }
-    Some(Ok(sources))
+    Some(Ok(Content::Sources { sources, filtered }))
 }
 
-/// Text that is not a JSON object, as `{"@timestamp": arrival, "message": text}`; none when the filters drop it.
-fn message_source(text: &str, context: &DocumentContext) -> Option<Source> {
+/// Text that is not a JSON object, as `{"@timestamp": arrival, "message": text}`, unless the filters drop it.
+fn message_content(text: &str, context: &DocumentContext) -> Content {
     let message = text.trim_end_matches(['\n', '\r']);
     if !context.keeps(message) {
-        return None;
+        context.skip_position();
+        return Content::Sources { sources: Vec::new(), filtered: 1 };
     }
     let timestamp = context.default_timestamp;
     let mut json = Vec::with_capacity(context.timestamp_field.len() + message.len() + 48);
     write_stamped_message(&mut json, context.timestamp_field, timestamp, message);
     context.write_added(&mut json, 0, OwnAws::Absent);
     json.push(b'}');
-    Some(Source::new(context, json, timestamp))
+    Content::kept(vec![Source::new(context, json, timestamp)])
 }
 
 /// An instant as a JSON string.
@@ -224,7 +230,6 @@ pub(super) mod tests {
             default_timestamp: timestamp::parse_timestamp("2024-05-01T12:00:00.5Z").unwrap(),
             preprocess: Box::leak(Box::new(preprocess)),
             kinesis: kinesis.map(str::as_bytes),
-            filtered: std::cell::Cell::new(0),
             positions: std::cell::Cell::new(0),
         }
     }
@@ -235,7 +240,9 @@ pub(super) mod tests {
 
     fn sources_with(bytes: &[u8], context: &DocumentContext) -> Vec<String> {
         match into_sources(bytes.to_vec(), context).unwrap() {
-            Content::Sources(sources) => sources.into_iter().map(|s| String::from_utf8(s.json).unwrap()).collect(),
+            Content::Sources { sources, .. } => {
+                sources.into_iter().map(|s| String::from_utf8(s.json).unwrap()).collect()
+            }
             Content::Skipped(why) => panic!("skipped: {why}"),
         }
     }
@@ -249,13 +256,13 @@ pub(super) mod tests {
         ] {
             let decoded = decode_base64(&base64::engine::general_purpose::STANDARD.encode(data)).unwrap();
             let buffer = decoded.as_ptr();
-            let Ok(Content::Sources(sources)) = into_sources(decoded, &context()) else { panic!("a document") };
+            let Ok(Content::Sources { sources, .. }) = into_sources(decoded, &context()) else { panic!("a document") };
             assert_eq!(String::from_utf8(sources[0].json.clone()).unwrap(), stamped);
             assert_eq!(sources[0].json.as_ptr(), buffer, "no new buffer for {stamped}");
         }
         let gzipped = inflate(gzip(br#"{"b":2}"#), &mut 1024).unwrap();
         let buffer = gzipped.as_ptr();
-        let Ok(Content::Sources(sources)) = into_sources(gzipped, &context()) else { panic!("a document") };
+        let Ok(Content::Sources { sources, .. }) = into_sources(gzipped, &context()) else { panic!("a document") };
         assert_eq!(sources[0].json.as_ptr(), buffer, "inflated data leaves the same room");
     }
 
@@ -300,12 +307,14 @@ pub(super) mod tests {
 
     #[test]
     fn the_document_timestamp_names_the_index_when_readable() {
-        let Content::Sources(out) = into_sources(br#"{"@timestamp":1700000000000}"#.to_vec(), &context()).unwrap()
+        let Content::Sources { sources: out, .. } =
+            into_sources(br#"{"@timestamp":1700000000000}"#.to_vec(), &context()).unwrap()
         else {
             panic!()
         };
         assert_eq!(timestamp::format_timestamp(out[0].timestamp), "2023-11-14T22:13:20.000Z");
-        let Content::Sources(out) = into_sources(br#"{"@timestamp":"not a date"}"#.to_vec(), &context()).unwrap()
+        let Content::Sources { sources: out, .. } =
+            into_sources(br#"{"@timestamp":"not a date"}"#.to_vec(), &context()).unwrap()
         else {
             panic!()
         };
@@ -476,7 +485,8 @@ pub(super) mod tests {
     fn a_lambda_json_log_line_becomes_its_fields_stamped_by_its_own_timestamp() {
         let mut context = context();
         context.timestamp_field = "timestamp";
-        let Content::Sources(out) = into_sources(envelope(&[(1_714_564_900_000, LAMBDA_JSON)]), &context).unwrap()
+        let Content::Sources { sources: out, .. } =
+            into_sources(envelope(&[(1_714_564_900_000, LAMBDA_JSON)]), &context).unwrap()
         else {
             panic!("documents")
         };
@@ -532,20 +542,31 @@ pub(super) mod tests {
     fn filters_drop_documents_by_their_text_and_count_them_exclude_winning() {
         let filter = Filter::new(Some("ERROR|WARN"), Some("health")).unwrap();
         let context = context_with(Preprocess { filter, ..Preprocess::default() }, None);
+        let read = |bytes: &[u8]| match into_sources(bytes.to_vec(), &context).unwrap() {
+            Content::Sources { sources, filtered } => {
+                (sources.into_iter().map(|s| String::from_utf8(s.json).unwrap()).collect::<Vec<_>>(), filtered)
+            }
+            Content::Skipped(why) => panic!("skipped: {why}"),
+        };
         let events = envelope(&[(0, "ERROR a"), (0, "INFO b"), (0, "WARN health"), (0, r#"{"level":"ERROR"}"#)]);
-        let out = sources_with(&events, &context);
-        assert_eq!(out.len(), 2, "{out:?}");
+        let (out, filtered) = read(&events);
+        assert_eq!((out.len(), filtered), (2, 2), "{out:?}");
         assert!(out[0].contains(r#""message":"ERROR a""#) && out[1].contains(r#""level":"ERROR""#));
-        assert_eq!(context.filtered.get(), 2);
         // Any other document by its own text: an object, NDJSON lines, plain text.
-        assert_eq!(sources_with(br#"{"level":"INFO"}"#, &context), Vec::<String>::new());
-        let lines = sources_with(b"{\"m\":\"ERROR x\"}\nWARN y\nINFO z\n{\"m\":\"WARN health\"}\n", &context);
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert_eq!(sources_with(b"an ERROR line", &context).len(), 1);
-        assert_eq!(context.filtered.get(), 2 + 1 + 2);
+        assert_eq!(read(br#"{"level":"INFO"}"#), (Vec::new(), 1));
+        let (lines, filtered) = read(b"{\"m\":\"ERROR x\"}\nWARN y\nINFO z\n{\"m\":\"WARN health\"}\n");
+        assert_eq!((lines.len(), filtered), (2, 2), "{lines:?}");
+        assert_eq!(read(b"an ERROR line").0.len(), 1);
+        assert_eq!(read(b"an INFO line"), (Vec::new(), 1));
+        // Lines of which one cannot be read: rejected whole, nothing counted as filtered.
+        let broken = into_sources(
+            b"INFO a\n{\"m\":\"ERROR b\"}\n{\"logEvents\":[],\"messageType\":\"DATA_MESSAGE\"}\n".to_vec(),
+            &context,
+        );
+        assert!(broken.is_err(), "a broken envelope among the lines rejects them");
         // A kept document keeps the position it has without filters: its `_id` does not change with them.
         context.positions.set(0);
-        let Content::Sources(kept) =
+        let Content::Sources { sources: kept, .. } =
             into_sources(b"INFO a\n{\"m\":\"ERROR b\"}\nINFO c\nWARN d\n".to_vec(), &context).unwrap()
         else {
             panic!("documents")
