@@ -12,7 +12,10 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use chrono::{DateTime, Utc};
+
 use crate::json::{self, ReadObject, Shape, ShapeOf};
+use crate::timestamp;
 
 /// A Kinesis event: its JSON text, and what one pass over it read of each element of its `Records` array.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +58,8 @@ pub struct RecordView<'a> {
     pub data: Option<&'a str>,
     /// `partitionKey`: what the producer chose to spread records over shards (provenance only).
     pub partition_key: Option<&'a str>,
-    /// `approximateArrivalTimestamp`: seconds since the epoch, with a fraction.
-    pub arrival_seconds: Option<f64>,
+    /// `approximateArrivalTimestamp`, read from seconds since the epoch with a fraction.
+    pub arrival: Option<DateTime<Utc>>,
     /// Why this is not a Kinesis record (not an object, no `kinesis` object, no `sequenceNumber` or `data`
     /// string, a field of the wrong type), when it is not.
     pub malformed: Option<&'a str>,
@@ -110,7 +113,11 @@ impl KinesisEventIn {
             sequence_number: self.text(&record.sequence_number),
             data: self.text(&record.data),
             partition_key: self.text(&record.partition_key),
-            arrival_seconds: record.arrival_seconds,
+            // Seconds with a fraction: `.5` is 500 ms (`aws_lambda_events` 1.2.1 reads it as 5 ms).
+            arrival: record
+                .arrival_seconds
+                .filter(|seconds| seconds.is_finite())
+                .and_then(|seconds| timestamp::epoch_millis((seconds * 1000.0).round() as i64)),
             malformed: record.malformed.as_deref(),
         })
     }
@@ -393,7 +400,7 @@ mod tests {
             sequence_number: Some("49"),
             data: Some("aGk="),
             partition_key: Some("p"),
-            arrival_seconds: Some(1.5),
+            arrival: timestamp::epoch_millis(1500),
             malformed: None,
         };
         assert_eq!(view, expected);

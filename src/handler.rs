@@ -433,17 +433,19 @@ impl Report {
                 .count(),
             documents_rejected: doc_outcomes().filter(|o| o.routes(Outcome::Rejected)).count(),
             documents_refused: doc_outcomes().filter(|o| o.failure().is_some_and(|f| f.cause.fix().is_some())).count(),
-            timestamps_out_of_range: batch.timestamps_out_of_range,
-            documents_undated: batch.undated,
-            documents_filtered: batch.filtered,
+            timestamps_out_of_range: batch.measured.timestamps_out_of_range,
+            documents_undated: batch.measured.undated,
+            documents_filtered: batch.measured.filtered,
             documents_dead_lettered: 0,
             indexing,
             firehose,
             elapsed,
             oldest_record_age: batch
+                .measured
                 .oldest_arrival
                 .and_then(|arrival| (Utc::now() - arrival).to_std().ok().map(|age| age.saturating_sub(elapsed))),
             canary_age: batch
+                .measured
                 .canaries
                 .iter()
                 .filter(|(document, _)| batch.documents[*document].outcome == DocOutcome::Indexed)

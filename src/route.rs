@@ -95,9 +95,9 @@ pub fn settle(
     firehose: FirehoseAnswer,
 ) -> Batch<SettledRecord, IndexedDocument> {
     let fates = settled_fates(plan, &batch.records, firehose);
-    let Batch { records, documents, timestamps_out_of_range, undated, filtered, oldest_arrival, canaries } = batch;
+    let Batch { records, documents, measured } = batch;
     let records = records.into_iter().zip(fates).map(|(record, fate)| SettledRecord { record, fate }).collect();
-    Batch { records, documents, timestamps_out_of_range, undated, filtered, oldest_arrival, canaries }
+    Batch { records, documents, measured }
 }
 
 /// One fate per record, in batch order (see `settle`).

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use super::content::{Content, DocumentContext, Source};
 use super::data::{STAMP_ROOM, decode_base64, inflate};
 use super::ids::{StreamTags, field_id, write_id_prefix};
-use super::read::{KinesisRecord, read_record};
+use super::read::read_record;
 use super::sources::into_sources;
 use super::{Batch, Decoded, Document, Provenance, Record, RejectedPart, Rejection, excerpt};
 use crate::config::{Config, DocIdMode};
 use crate::event::KinesisEventIn;
+use crate::event::RecordView;
 use crate::index::{IndexNamer, Routing};
 use crate::kpl;
 
@@ -44,7 +45,7 @@ impl<'a> BatchDecoder<'a> {
         let position = self.next_record;
         self.next_record += 1;
         let target = &mut self.target;
-        let (provenance, decoded) = match read_record(record) {
+        let (provenance, decoded) = match read_record(&record) {
             Err((provenance, rejection)) => {
                 // The record's own JSON is quoted; finding it takes a second pass over the event, once per batch.
                 let event = self.event;
@@ -52,9 +53,9 @@ impl<'a> BatchDecoder<'a> {
                 let excerpt = excerpt(records_json[position].as_bytes(), target.config.log_excerpt_bytes);
                 (provenance.unwrap_or_else(|| unknown_provenance(position)), Decoded::Rejected { rejection, excerpt })
             }
-            Ok(record) => {
-                let decoded = target.decode(&record);
-                (record.provenance, decoded)
+            Ok((provenance, data)) => {
+                let decoded = target.decode(&record, &provenance, data);
+                (provenance, decoded)
             }
         };
         target.batch.records.push(Record { provenance, decoded });
@@ -68,9 +69,8 @@ impl<'a> BatchDecoder<'a> {
     pub fn finish<D>(self, documents: Vec<D>) -> Batch<Record, D> {
         assert_eq!(self.next_record, self.event.len(), "every record is decoded");
         assert_eq!(documents.len(), self.target.handed_out, "every document handed out comes back");
-        let Batch { records, timestamps_out_of_range, undated, filtered, oldest_arrival, canaries, .. } =
-            self.target.batch;
-        Batch { records, documents, timestamps_out_of_range, undated, filtered, oldest_arrival, canaries }
+        let Batch { records, measured, .. } = self.target.batch;
+        Batch { records, documents, measured }
     }
 }
 
@@ -99,11 +99,14 @@ pub fn plain_config(config: &Config) -> Config {
 /// The documents of the event's record at `position`, decoded with `plain` (`plain_config`), in order. Empty for a
 /// record that does not decode to documents.
 pub fn plain_sources(event: &KinesisEventIn, plain: &Config, position: usize) -> Vec<Vec<u8>> {
-    let Some(Ok(record)) = event.record(position).map(read_record) else {
+    let Some(record) = event.record(position) else {
+        return Vec::new();
+    };
+    let Ok((provenance, data)) = read_record(&record) else {
         return Vec::new();
     };
     let mut target = Target::new(plain, 1);
-    target.decode(&record);
+    target.decode(&record, &provenance, data);
     target.batch.documents.into_iter().map(|document| document.source).collect()
 }
 
@@ -120,24 +123,24 @@ impl<'c> Target<'c> {
         }
     }
 
-    fn decode(&mut self, record: &KinesisRecord) -> Decoded {
+    fn decode(&mut self, record: &RecordView, provenance: &Provenance, data: &str) -> Decoded {
         if let Some(arrival) = record.arrival {
-            let oldest = self.batch.oldest_arrival.get_or_insert(arrival);
+            let oldest = self.batch.measured.oldest_arrival.get_or_insert(arrival);
             *oldest = (*oldest).min(arrival);
         }
         if self.config.doc_id == DocIdMode::Kinesis {
             self.id_prefix.clear();
-            write_id_prefix(&mut self.id_prefix, self.streams.tag(record.stream), &record.provenance);
+            write_id_prefix(&mut self.id_prefix, self.streams.tag(record.event_source_arn), provenance);
         }
         let config = self.config;
         let quote = |bytes: &[u8]| excerpt(bytes, config.log_excerpt_bytes);
-        let raw = match decode_base64(record.data) {
+        let raw = match decode_base64(data) {
             Ok(raw) => raw,
-            Err(rejection) => return Decoded::Rejected { rejection, excerpt: quote(record.data.as_bytes()) },
+            Err(rejection) => return Decoded::Rejected { rejection, excerpt: quote(data.as_bytes()) },
         };
         // Without an arrival time (a hand-made event), a document without its own timestamp is stamped and named
         // by the Unix epoch, not by the clock: a redelivery on another day must write its `_id` to the same index.
-        let kinesis = config.preprocess.kinesis_metadata.then(|| kinesis_metadata(record));
+        let kinesis = config.preprocess.kinesis_metadata.then(|| kinesis_metadata(record, provenance));
         let context = DocumentContext {
             timestamp_field: &config.timestamp_field,
             default_timestamp: record.arrival.unwrap_or(DateTime::UNIX_EPOCH),
@@ -166,7 +169,7 @@ impl<'c> Target<'c> {
             },
         };
         let range = first..self.handed_out + self.batch.documents.len();
-        self.batch.filtered += filtered;
+        self.batch.measured.filtered += filtered;
         match (range.is_empty(), rejected_parts.is_empty(), skipped) {
             (true, true, _) if filtered > 0 => Decoded::Skipped(format!(
                 "every document of the record is filtered out ({filtered}: FILTER_INCLUDE, FILTER_EXCLUDE)"
@@ -261,7 +264,7 @@ impl<'c> Target<'c> {
                 Some(arrival) => {
                     let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
                     if skew > self.config.timestamp_max_skew {
-                        self.batch.timestamps_out_of_range += 1;
+                        self.batch.measured.timestamps_out_of_range += 1;
                         arrival
                     } else {
                         source.timestamp
@@ -269,14 +272,14 @@ impl<'c> Target<'c> {
                 }
                 // No arrival to bound it by: the document's own timestamp, or the epoch it was stamped with.
                 None => {
-                    self.batch.undated += usize::from(source.timestamp == DateTime::UNIX_EPOCH);
+                    self.batch.measured.undated += usize::from(source.timestamp == DateTime::UNIX_EPOCH);
                     source.timestamp
                 }
             };
             let index =
                 self.namer.name(named_by, &Routing { log_group: source.log_group.as_deref(), document: &source.json });
             if let (true, Some(arrival)) = (source.canary, self.arrival) {
-                self.batch.canaries.push((self.handed_out + self.batch.documents.len(), arrival));
+                self.batch.measured.canaries.push((self.handed_out + self.batch.documents.len(), arrival));
             }
             self.batch.documents.push(Document { record, id, index, source: source.json });
         }
@@ -285,7 +288,7 @@ impl<'c> Target<'c> {
 
 /// The record's provenance as the value of `aws.kinesis`, named as Elastic's serverless forwarder names it (`type`,
 /// `name`, `partition_key`, `sequence_number`), with the shard and the arrival time besides.
-fn kinesis_metadata(record: &KinesisRecord) -> Vec<u8> {
+fn kinesis_metadata(record: &RecordView, provenance: &Provenance) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct KinesisMetadata<'a> {
         r#type: &'static str,
@@ -300,12 +303,12 @@ fn kinesis_metadata(record: &KinesisRecord) -> Vec<u8> {
         approximate_arrival_timestamp: Option<String>,
     }
     // `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`
-    let name = record.stream.map(|arn| arn.rsplit_once(":stream/").map_or(arn, |(_, name)| name));
+    let name = record.event_source_arn.map(|arn| arn.rsplit_once(":stream/").map_or(arn, |(_, name)| name));
     let metadata = KinesisMetadata {
         r#type: "stream",
         name,
-        shard_id: &record.provenance.shard_id,
-        sequence_number: record.provenance.sequence_number.as_deref(),
+        shard_id: &provenance.shard_id,
+        sequence_number: provenance.sequence_number.as_deref(),
         partition_key: record.partition_key,
         approximate_arrival_timestamp: record.arrival.map(crate::timestamp::format_timestamp),
     };

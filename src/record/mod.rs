@@ -146,6 +146,13 @@ impl Record {
 pub struct Batch<R = Record, D = Document> {
     pub records: Vec<R>,
     pub documents: Vec<D>,
+    /// What the whole batch measured while it was decoded: it travels with the batch through every stage.
+    pub measured: Measured,
+}
+
+/// What a batch measured while it was decoded, for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Measured {
     /// Documents whose own timestamp was further than `TIMESTAMP_MAX_SKEW_SECONDS` from their record's arrival, and
     /// so were put in the index of the arrival time.
     pub timestamps_out_of_range: usize,
@@ -167,15 +174,7 @@ pub const CANARY_FIELD: &str = "kinesis_es_indexer_canary";
 
 impl<R, D> Default for Batch<R, D> {
     fn default() -> Self {
-        Batch {
-            records: Vec::new(),
-            documents: Vec::new(),
-            timestamps_out_of_range: 0,
-            undated: 0,
-            filtered: 0,
-            oldest_arrival: None,
-            canaries: Vec::new(),
-        }
+        Batch { records: Vec::new(), documents: Vec::new(), measured: Measured::default() }
     }
 }
 

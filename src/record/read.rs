@@ -1,36 +1,16 @@
-//! One record of the event: its provenance, its stream, its base64 data and its arrival time, or why it is malformed.
-
-use chrono::{DateTime, Utc};
+//! One record of the event (`event::RecordView`, as the event's scan found it): its provenance and its base64 data,
+//! or why it is malformed.
 
 use super::{Provenance, Rejection};
 use crate::event::RecordView;
-use crate::timestamp;
 
-/// A record read from the event, data still base64.
-#[derive(Debug)]
-pub struct KinesisRecord<'a> {
-    pub provenance: Provenance,
-    /// `eventSourceARN`: which stream the record came from.
-    pub stream: Option<&'a str>,
-    pub data: &'a str,
-    pub arrival: Option<DateTime<Utc>>,
-    pub partition_key: Option<&'a str>,
-}
-
-/// Reads one record of the event as the event's scan found it. On failure, returns whatever provenance it has.
-pub fn read_record(record: RecordView<'_>) -> Result<KinesisRecord<'_>, (Option<Provenance>, Rejection)> {
+/// Reads one record of the event as the event's scan found it: its provenance and its data (base64). On failure,
+/// returns whatever provenance it has.
+pub fn read_record<'a>(record: &RecordView<'a>) -> Result<(Provenance, &'a str), (Option<Provenance>, Rejection)> {
     let sequence_number = record.sequence_number.map(str::to_owned);
     let provenance = Provenance { shard_id: shard_of(record.event_id), sequence_number };
     match (record.malformed, record.data) {
-        (None, Some(data)) => {
-            // Seconds with a fraction: `.5` is 500 ms (`aws_lambda_events` 1.2.1 reads it as 5 ms).
-            let arrival = record
-                .arrival_seconds
-                .filter(|seconds| seconds.is_finite())
-                .and_then(|seconds| timestamp::epoch_millis((seconds * 1000.0).round() as i64));
-            let partition_key = record.partition_key;
-            Ok(KinesisRecord { provenance, stream: record.event_source_arn, data, arrival, partition_key })
-        }
+        (None, Some(data)) => Ok((provenance, data)),
         (why, _) => {
             let provenance = provenance.sequence_number.is_some().then_some(provenance);
             let why = why.unwrap_or("missing field `data`").to_owned();
@@ -51,13 +31,16 @@ fn shard_of(event_id: Option<&str>) -> String {
 mod tests {
     use super::*;
     use crate::event::KinesisEventIn;
+    use crate::timestamp;
+    use chrono::{DateTime, Utc};
 
     /// `read_record` on an event of this one record: its provenance and arrival time, or the rejection.
     type ReadRecord = (Provenance, String, Option<DateTime<Utc>>);
 
     fn read(raw: &str) -> Result<ReadRecord, (Option<Provenance>, Rejection)> {
         let event = KinesisEventIn::from_records([raw]).unwrap();
-        read_record(event.record(0).unwrap()).map(|r| (r.provenance, r.data.to_owned(), r.arrival))
+        let record = event.record(0).unwrap();
+        read_record(&record).map(|(provenance, data)| (provenance, data.to_owned(), record.arrival))
     }
 
     #[test]
