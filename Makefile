@@ -1,6 +1,6 @@
 # kinesis-es-indexer: `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template role-mapping replay doctor
+.PHONY: help run test soak bench fleet fuzz lint build invoke deploy package events clean firehose-pipeline index-template role-mapping replay doctor mutants
 
 EVENT ?= events/kinesis.json
 
@@ -35,6 +35,18 @@ SOAK_SEEDS ?= 3000
 SOAK_RECORDS ?= 100
 soak: ## Redelivery under random faults: SOAK_SEEDS (3000) seeds x 3 batches x SOAK_RECORDS (100); SOAK_FIRST_SEED replays one
 	SOAK_SEEDS=$(SOAK_SEEDS) SOAK_RECORDS=$(SOAK_RECORDS) cargo test --release --test pipeline soak -- --nocapture
+
+# What the tests let through, on the change at hand: every mutant cargo-mutants makes of the lines that differ from
+# MUTANTS_BASE (origin/main), each tried against the unit and pipeline tests. Every change runs it before it is called
+# done; a mutant that lives is a test to write, or an equivalence to explain. MUTANTS_ARGS passes more (a shard:
+# --shard 0/4; --list to see them first).
+MUTANTS_BASE ?= origin/main
+mutants: ## cargo-mutants on the lines changed against MUTANTS_BASE (origin/main): each mutant against the unit and pipeline tests
+	@command -v cargo-mutants > /dev/null || cargo install --locked cargo-mutants
+	@git rev-parse --verify --quiet $(MUTANTS_BASE) > /dev/null || { echo "no $(MUTANTS_BASE): set MUTANTS_BASE to the commit the change starts from" >&2; exit 2; }
+	@mkdir -p target
+	git diff $(MUTANTS_BASE) -- src > target/mutants.diff
+	cargo mutants --in-diff target/mutants.diff --timeout 300 --output target --cargo-test-arg=--lib --cargo-test-arg=--test --cargo-test-arg=pipeline $(MUTANTS_ARGS)
 
 bench: ## CPU per record (and × an empty handler's), wall, peak RSS, bytes, cold start of the release bootstrap per batch kind (BENCH_RUNS=5, BENCH_KINDS=all)
 	cargo bench --bench bench
