@@ -26,8 +26,9 @@ NOT_DEPLOYED = {"RUST_LOG", "AWS_REGION", "AWS_DEFAULT_REGION"}
 
 
 def config_variables():
-    """Every environment variable the function reads at cold start: src/config.rs and the settings it hands on."""
-    source = "".join((ROOT / "src" / name).read_text() for name in ("config.rs", "preprocess.rs"))
+    """Every environment variable the function reads at cold start: src/config/ and the settings it hands on."""
+    files = [*sorted((ROOT / "src" / "config").glob("*.rs")), ROOT / "src" / "preprocess.rs"]
+    source = "".join(path.read_text() for path in files)
     return set(re.findall(r'get\(\s*"([A-Z0-9_]+)"\s*\)', source)) | set(re.findall(r'number\(\s*&get,\s*"([A-Z0-9_]+)"', source))
 
 

@@ -1,0 +1,307 @@
+//! Environment → typed, validated `Config`, read once at cold start.
+//!
+//! `Config::from_lookup` takes any name → value function so every rule is testable without touching the process
+//! environment; `Config::from_env` is that function over `std::env::var`. This file owns `Config`, its reading and
+//! `ConfigError`; `auth` reads the authentication, `endpoint` what `ES_URL` and an AWS endpoint's name say, `read`
+//! a variable's value.
+
+mod auth;
+mod endpoint;
+mod read;
+
+use std::time::Duration;
+
+pub use auth::EsAuth;
+use auth::parse_auth;
+use endpoint::{check_domain, host_of, parse_url};
+pub use endpoint::{domain_of_url_is, redact_url};
+use read::number;
+
+use crate::index::IndexPattern;
+use crate::preprocess::Preprocess;
+
+/// Everything the indexer needs to know, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL of the cluster (`https://host:9200`, optionally with a path prefix).
+    pub es_url: String,
+    pub auth: EsAuth,
+    /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC) and
+    /// placeholders for its log group or fields.
+    pub index: IndexPattern,
+    /// Ingest pipeline every bulk request names (`?pipeline=`), overriding the index's default pipeline.
+    pub pipeline: Option<String>,
+    /// Firehose delivery stream for "retry later" documents; without it they go back to Kinesis.
+    pub firehose_stream: Option<String>,
+    /// Field that carries `{"_id": …, "_index": …}` in documents sent to Firehose.
+    pub firehose_target_field: String,
+    /// How many times one Firehose entry is offered before it goes back to Kinesis.
+    pub firehose_max_attempts: u32,
+    /// Where documents the cluster rejects for their own fault are kept whole (`DEAD_LETTER_BUCKET`, an S3 bucket,
+    /// and `DEAD_LETTER_PREFIX`); `None`: they are logged only.
+    pub dead_letter: Option<DeadLetterPlace>,
+    pub bulk_max_bytes: usize,
+    pub bulk_max_docs: usize,
+    pub bulk_concurrency: usize,
+    /// Whether the requests in flight adapt to the cluster's answers within 1..=`bulk_concurrency`, and a request
+    /// the cluster is saturated by keeps its documents in the stream (`BULK_CONCURRENCY_MODE=adaptive`, the
+    /// default); `fixed`: always `bulk_concurrency` in flight, and every "retry later" to Firehose.
+    pub adaptive_concurrency: bool,
+    pub es_timeout: Duration,
+    /// Name of the timestamp field: kept when present, else set from the record's arrival time.
+    pub timestamp_field: String,
+    /// A document timestamp further than this from its record's arrival names no index: the arrival time does.
+    pub timestamp_max_skew: Duration,
+    pub doc_id: DocIdMode,
+    /// Cap on a record's decoded (inflated) size: larger records are rejected, so a gzip bomb cannot exhaust memory.
+    pub max_record_bytes: usize,
+    /// No new request starts when less than this is left before the invocation's deadline.
+    pub deadline_margin: Duration,
+    /// The first wait of an invocation that found the cluster away, before answering Lambda.
+    pub pacing_base: Duration,
+    /// The longest such wait; zero turns pacing off.
+    pub pacing_max: Duration,
+    /// Bytes of a document quoted in an error log line.
+    pub log_excerpt_bytes: usize,
+    /// Whether bulk bodies are gzip-compressed on the wire.
+    pub compression: Compression,
+    /// A PEM bundle of CAs to trust besides the public roots (self-managed clusters).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Certificate verification; `false` only by explicit choice (`ES_TLS_VERIFY=false`), and logged loudly.
+    pub tls_verify: bool,
+    /// What is done to documents on the way: structured messages, filters, static fields, provenance.
+    pub preprocess: Preprocess,
+}
+
+/// The dead letter's S3 bucket and the prefix of its objects' keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPlace {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+pub const DEFAULT_DEAD_LETTER_PREFIX: &str = "rejected-documents/";
+
+/// Where a document's `_id` comes from (`ES_DOC_ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocIdMode {
+    /// `stream:shard:sequence:position`, the same on every redelivery: exactly once.
+    Kinesis,
+    /// No `_id`: the cluster makes one (OpenSearch Serverless TIMESERIES and VECTORSEARCH collections, time series
+    /// data streams). At least once: a redelivery writes again.
+    None,
+    /// The value of this field of the document (a dotted path): deduplication on the producer's own key.
+    Field(String),
+}
+
+/// Request body compression (`ES_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// A variable that is missing or does not parse; the message names it and says what it expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+pub const DEFAULT_INDEX: &str = "logs-%Y.%m.%d";
+pub const DEFAULT_BULK_MAX_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_BULK_MAX_DOCS: usize = 1_000;
+pub const DEFAULT_BULK_CONCURRENCY: usize = 2;
+pub const DEFAULT_ES_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 2_000;
+pub const DEFAULT_FIREHOSE_MAX_ATTEMPTS: u32 = 4;
+pub const DEFAULT_PACING_BASE_MS: u64 = 250;
+/// 20 s: while the cluster is away a shard is retried every 10 s on average, not hundreds of times a second.
+pub const DEFAULT_PACING_MAX_MS: u64 = 20_000;
+pub const DEFAULT_FIREHOSE_TARGET_FIELD: &str = "es_target";
+pub const DEFAULT_LOG_EXCERPT_BYTES: usize = 256;
+/// Seven days: late data keeps its own day's index for a week; a date read in the wrong unit (1970) or typed wrong
+/// (2999) creates no index of its own.
+pub const DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS: u64 = 7 * 24 * 3600;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`; an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        // Each setting is checked in the order below, so that of several wrong variables the same one is named.
+        let cluster = parse_cluster(&get)?;
+        let fields = parse_document_fields(&get)?;
+        let pipeline = parse_pipeline(get("ES_PIPELINE"))?;
+        let dead_letter = parse_dead_letter(&get)?;
+
+        Ok(Config {
+            es_url: cluster.es_url,
+            auth: cluster.auth,
+            index: cluster.index,
+            pipeline,
+            firehose_stream: get("FIREHOSE_STREAM_NAME"),
+            firehose_target_field: fields.firehose_target_field,
+            firehose_max_attempts: number(&get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
+            dead_letter,
+            bulk_max_bytes: number(&get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
+            bulk_max_docs: number(&get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
+            bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
+            adaptive_concurrency: parse_concurrency_mode(get("BULK_CONCURRENCY_MODE"))?,
+            es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
+            timestamp_field: fields.timestamp_field,
+            timestamp_max_skew: Duration::from_secs(number(
+                &get,
+                "TIMESTAMP_MAX_SKEW_SECONDS",
+                DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS,
+                60,
+                100 * 365 * 24 * 3600,
+            )?),
+            doc_id: parse_doc_id(get("ES_DOC_ID"))?,
+            max_record_bytes: number(&get, "MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, 1024, 1024 * 1024 * 1024)?,
+            deadline_margin: Duration::from_millis(number(
+                &get,
+                "DEADLINE_MARGIN_MS",
+                DEFAULT_DEADLINE_MARGIN_MS,
+                0,
+                600_000,
+            )?),
+            pacing_base: Duration::from_millis(number(&get, "PACING_BASE_MS", DEFAULT_PACING_BASE_MS, 1, 60_000)?),
+            pacing_max: Duration::from_millis(number(&get, "PACING_MAX_MS", DEFAULT_PACING_MAX_MS, 0, 900_000)?),
+            log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
+            ca_cert: get("ES_CA_CERT").map(std::path::PathBuf::from),
+            tls_verify: parse_tls_verify(&get)?,
+            compression: parse_compression(get("ES_COMPRESSION"))?,
+            preprocess: fields.preprocess,
+        })
+    }
+}
+
+/// The cluster documents go to: its URL, how requests authenticate, and the index they are written to.
+struct Cluster {
+    es_url: String,
+    auth: EsAuth,
+    index: IndexPattern,
+}
+
+/// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL) and `ES_INDEX`.
+fn parse_cluster(get: &impl Fn(&str) -> Option<String>) -> Result<Cluster, ConfigError> {
+    let es_url = get("ES_URL")
+        .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
+    let es_url = parse_url(&es_url)?;
+
+    let auth = parse_auth(get, &es_url)?;
+    if let Some(arn) = get("ES_DOMAIN_ARN") {
+        check_domain(&arn, &host_of(&es_url))?;
+    }
+
+    let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
+    let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
+    Ok(Cluster { es_url, auth, index })
+}
+
+/// The fields the indexer reads or writes in each document, and what preprocessing does to it.
+struct DocumentFields {
+    timestamp_field: String,
+    firehose_target_field: String,
+    preprocess: Preprocess,
+}
+
+/// Reads `TIMESTAMP_FIELD`, `FIREHOSE_TARGET_FIELD` (which must differ) and the preprocessing settings.
+fn parse_document_fields(get: &impl Fn(&str) -> Option<String>) -> Result<DocumentFields, ConfigError> {
+    let timestamp_field = get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned());
+    let firehose_target_field =
+        get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
+    if firehose_target_field == timestamp_field {
+        return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
+    }
+
+    let preprocess = Preprocess::parse(get, &timestamp_field, &firehose_target_field)
+        .map_err(|(variable, why)| problem(variable, why))?;
+    Ok(DocumentFields { timestamp_field, firehose_target_field, preprocess })
+}
+
+/// Checks the ingest pipeline id of `ES_PIPELINE`, if one is set.
+fn parse_pipeline(pipeline: Option<String>) -> Result<Option<String>, ConfigError> {
+    if let Some(id) = &pipeline
+        && !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+    {
+        return Err(problem(
+            "ES_PIPELINE",
+            format!("expects a pipeline id of letters, digits, '-', '_', '.' and '~', got {id:?}"),
+        ));
+    }
+    Ok(pipeline)
+}
+
+/// Reads `DEAD_LETTER_BUCKET` and `DEAD_LETTER_PREFIX`; `None` when no bucket is set.
+fn parse_dead_letter(get: &impl Fn(&str) -> Option<String>) -> Result<Option<DeadLetterPlace>, ConfigError> {
+    let Some(bucket) = get("DEAD_LETTER_BUCKET") else { return Ok(None) };
+    // S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and hyphens.
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !valid {
+        return Err(problem("DEAD_LETTER_BUCKET", format!("expects an S3 bucket name, got {bucket:?}")));
+    }
+    let prefix = get("DEAD_LETTER_PREFIX").unwrap_or_else(|| DEFAULT_DEAD_LETTER_PREFIX.to_owned());
+    Ok(Some(DeadLetterPlace { bucket, prefix }))
+}
+
+/// Whether `BULK_CONCURRENCY_MODE` asks for adaptive concurrency (the default) rather than fixed.
+fn parse_concurrency_mode(mode: Option<String>) -> Result<bool, ConfigError> {
+    match mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("adaptive") => Ok(true),
+        Some("fixed") => Ok(false),
+        Some(other) => Err(problem("BULK_CONCURRENCY_MODE", format!("expects adaptive or fixed, got {other:?}"))),
+    }
+}
+
+/// Reads `ES_TLS_VERIFY` (true by default), refusing `false` alongside an `ES_CA_CERT` it would ignore.
+fn parse_tls_verify(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match get("ES_TLS_VERIFY").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("true") => Ok(true),
+        Some("false") if get("ES_CA_CERT").is_some() => {
+            Err(problem("ES_TLS_VERIFY", "is false, so ES_CA_CERT would be ignored: unset one of them"))
+        }
+        Some("false") => Ok(false),
+        Some(other) => Err(problem("ES_TLS_VERIFY", format!("expects true or false, got {other:?}"))),
+    }
+}
+
+/// Reads `ES_COMPRESSION`: gzip (the default) or none.
+fn parse_compression(compression: Option<String>) -> Result<Compression, ConfigError> {
+    match compression.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("gzip") => Ok(Compression::Gzip),
+        Some("none") => Ok(Compression::None),
+        Some(other) => Err(problem("ES_COMPRESSION", format!("expects gzip or none, got {other:?}"))),
+    }
+}
+
+fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
+    let Some(value) = value else { return Ok(DocIdMode::Kinesis) };
+    match value.as_str() {
+        "kinesis" => Ok(DocIdMode::Kinesis),
+        "none" => Ok(DocIdMode::None),
+        _ => match value.strip_prefix("field:").map(str::trim) {
+            Some(path) if !path.is_empty() && !path.split('.').any(str::is_empty) => {
+                Ok(DocIdMode::Field(path.to_owned()))
+            }
+            _ => Err(problem("ES_DOC_ID", format!("expects kinesis, none or field:<path>, got {value:?}"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
