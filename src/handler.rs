@@ -59,15 +59,15 @@ impl Deps {
     /// (region, credentials chain, `AWS_ENDPOINT_URL_*`) a Firehose client when a stream is named, an S3 client when
     /// a dead letter is, and a Secrets Manager client for `ES_SECRET_ARN`.
     pub async fn connect(config: Config) -> Result<Deps, Error> {
-        let needs_aws = config.firehose_stream.is_some()
+        let needs_aws = config.firehose.stream.is_some()
             || config.dead_letter.is_some()
-            || matches!(config.auth, EsAuth::SigV4 { .. } | EsAuth::Secret { .. });
+            || matches!(config.cluster.auth, EsAuth::SigV4 { .. } | EsAuth::Secret { .. });
         let shared = match needs_aws {
             true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
             false => None,
         };
         let elasticsearch = Elasticsearch::new(&config, shared.as_ref().and_then(|s| s.credentials_provider()))?;
-        let firehose = match (&config.firehose_stream, &shared) {
+        let firehose = match (&config.firehose.stream, &shared) {
             (Some(stream), Some(shared)) => {
                 // Retries are ours (only failed entries, within the deadline); the SDK's would resend whole calls.
                 let firehose_config = aws_sdk_firehose::config::Builder::from(shared)
@@ -75,7 +75,7 @@ impl Deps {
                     .build();
                 let client = aws_sdk_firehose::Client::from_conf(firehose_config);
                 let endpoint = firehose::endpoint_of(&client);
-                Some(Firehose::new(client, stream.clone(), config.firehose_max_attempts, endpoint))
+                Some(Firehose::new(client, stream.clone(), config.firehose.max_attempts, endpoint))
             }
             _ => None,
         };
@@ -83,7 +83,7 @@ impl Deps {
             (Some(place), Some(shared)) => Some(DeadLetter::new(dead_letter::s3_client(shared), place.clone())),
             _ => None,
         };
-        let secret = match (&config.auth, &shared) {
+        let secret = match (&config.cluster.auth, &shared) {
             (EsAuth::Secret { arn }, Some(shared)) => {
                 let secret = SecretCredentials::new(aws_sdk_secretsmanager::Client::new(shared), arn.clone());
                 secret.apply(&elasticsearch).await?;
@@ -100,11 +100,11 @@ impl Deps {
 pub async fn handle(event: &KinesisEventIn, deadline: Instant, deps: &Deps) -> Report {
     let started = Instant::now();
     let config = &deps.config;
-    let (budget, too_short) = Budget::for_invocation(deadline, config.deadline_margin);
+    let (budget, too_short) = Budget::for_invocation(deadline, config.bulk.deadline_margin);
     if too_short && !deps.warm.short_deadline_reported.swap(true, Ordering::Relaxed) {
         tracing::error!(
             allowed_ms = deadline.saturating_duration_since(started).as_millis() as u64,
-            deadline_margin_ms = config.deadline_margin.as_millis() as u64,
+            deadline_margin_ms = config.bulk.deadline_margin.as_millis() as u64,
             min_request_ms = MIN_REQUEST_TIME.as_millis() as u64,
             "The invocation's time is too short for any request: every record goes back to Kinesis. Raise the \
              function's timeout (a few seconds at least); reported once per cold start"
@@ -175,7 +175,7 @@ async fn park_in_firehose(
     if documents.is_empty() {
         return firehose::Delivery::default();
     }
-    let target_field = &deps.config.firehose_target_field;
+    let target_field = &deps.config.firehose.target_field;
     let entries =
         documents.iter().map(|&doc| firehose::entry(doc, &batch.documents[doc].document, target_field)).collect();
     firehose.put(entries, budget).await
@@ -213,7 +213,7 @@ async fn keep_rejected(
     if rejected.is_empty() {
         return None;
     }
-    let target_field = &deps.config.firehose_target_field;
+    let target_field = &deps.config.firehose.target_field;
     match dead_letter.keep(&rejected, target_field, budget).await {
         Ok(address) => Some((address, rejected.len())),
         Err(failure) => {

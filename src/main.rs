@@ -28,12 +28,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    let preprocess = &deps.config.preprocess;
+    let preprocess = &deps.config.preprocessing;
     let (filter_include, filter_exclude) = preprocess.filter.patterns();
     tracing::info!(
-        es_url = %deps.config.es_url,
-        index = deps.config.index.as_str(),
-        firehose_stream = deps.config.firehose_stream.as_deref().unwrap_or("none"),
+        es_url = %deps.config.cluster.url,
+        index = deps.config.cluster.index.as_str(),
+        firehose_stream = deps.config.firehose.stream.as_deref().unwrap_or("none"),
         message_json = preprocess.message_json.name(),
         filter_include = filter_include.unwrap_or("none"),
         filter_exclude = filter_exclude.unwrap_or("none"),
@@ -72,7 +72,7 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             tracing::error!(%error, "The replay event cannot be read: nothing of it is indexed");
             invalid_event(error)
         })?;
-        let (budget, _) = Budget::for_invocation(deadline, deps.config.deadline_margin);
+        let (budget, _) = Budget::for_invocation(deadline, deps.config.bulk.deadline_margin);
         let replayed = backup::replay(&request.backup, budget, deps).await;
         let report = backup::report(&request.source, &request.backup, &replayed);
         // Its JSON, as the operator's `make replay` receives it.
@@ -86,8 +86,8 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             invalid_event(error)
         })?;
         // Each request within the invocation's time, less its margin, at most the cluster timeout.
-        let (budget, _) = Budget::for_invocation(deadline, deps.config.deadline_margin);
-        let timeout = budget.cap(deps.config.es_timeout);
+        let (budget, _) = Budget::for_invocation(deadline, deps.config.bulk.deadline_margin);
+        let timeout = budget.cap(deps.config.cluster.timeout);
         return Ok(Answer::Setup { setup: setup::apply(&request, timeout, deps).await });
     }
     if let Some(request) = doctor::doctor_request(&body) {
@@ -95,10 +95,12 @@ async fn handle_body(body: Vec<u8>, deadline_ms: u64, deps: &Deps) -> Result<Ans
             tracing::error!(%error, "The doctor event cannot be read: nothing is checked");
             invalid_event(error)
         })?;
-        let (budget, _) = Budget::for_invocation(deadline, deps.config.deadline_margin);
-        let report =
-            doctor::examine(deps, doctor::Budget { deadline: budget.until(), per_request: deps.config.es_timeout })
-                .await;
+        let (budget, _) = Budget::for_invocation(deadline, deps.config.bulk.deadline_margin);
+        let report = doctor::examine(
+            deps,
+            doctor::Budget { deadline: budget.until(), per_request: deps.config.cluster.timeout },
+        )
+        .await;
         let logged = serde_json::to_string(&report).unwrap_or_default();
         tracing::info!(healthy = report.healthy, report = %logged, "Doctor done");
         return Ok(Answer::Doctor(report));

@@ -73,7 +73,7 @@ async fn here() -> DoctorReport {
     // As long as a deployed function has by default (its Timeout, 60 s), less the margin it keeps.
     let budget = doctor::Budget {
         deadline: tokio::time::Instant::now() + Duration::from_secs(55),
-        per_request: config.es_timeout,
+        per_request: config.cluster.timeout,
     };
     match Deps::connect(config).await {
         Ok(deps) => doctor::examine(&deps, budget).await,

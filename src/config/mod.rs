@@ -9,45 +9,60 @@ mod auth;
 mod endpoint;
 mod read;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use auth::EsAuth;
 use auth::parse_auth;
 use endpoint::{check_domain, host_of, parse_url};
 pub use endpoint::{domain_of_url_is, redact_url};
-use read::number;
+use read::{millis, number};
 
 use crate::index::IndexPattern;
 use crate::preprocess::Preprocess;
 
-/// Everything the indexer needs to know, parsed and checked.
+/// Everything the indexer needs to know, parsed and checked, in parts: the cluster, what each document is made of
+/// and what is done to it on the way, how documents are sent, the Firehose tier, and the dead letter.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub cluster: ClusterConfig,
+    pub documents: DocumentConfig,
+    /// What is done to documents on the way: structured messages, filters, static fields, provenance.
+    pub preprocessing: Preprocess,
+    pub bulk: BulkConfig,
+    pub firehose: FirehoseConfig,
+    /// Where documents the cluster rejects for their own fault are kept whole (`DEAD_LETTER_BUCKET`, an S3 bucket,
+    /// and `DEAD_LETTER_PREFIX`); `None`: they are logged only.
+    pub dead_letter: Option<DeadLetterPlace>,
+    /// Bytes of a document quoted in an error log line.
+    pub log_excerpt_bytes: usize,
+}
+
+/// The cluster: where it is, how requests reach it and authenticate, and where in it documents are written.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
     /// Base URL of the cluster (`https://host:9200`, optionally with a path prefix).
-    pub es_url: String,
+    pub url: String,
     pub auth: EsAuth,
+    /// A PEM bundle of CAs to trust besides the public roots (self-managed clusters).
+    pub ca_cert: Option<PathBuf>,
+    /// Certificate verification; `false` only by explicit choice (`ES_TLS_VERIFY=false`), and logged loudly.
+    pub tls_verify: bool,
+    /// The timeout of one request (`ES_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Whether bulk bodies are gzip-compressed on the wire.
+    pub compression: Compression,
     /// Target index name, or a pattern with strftime date parts taken from each document's timestamp (UTC) and
     /// placeholders for its log group or fields.
     pub index: IndexPattern,
     /// Ingest pipeline every bulk request names (`?pipeline=`), overriding the index's default pipeline.
     pub pipeline: Option<String>,
-    /// Firehose delivery stream for "retry later" documents; without it they go back to Kinesis.
-    pub firehose_stream: Option<String>,
-    /// Field that carries `{"_id": …, "_index": …}` in documents sent to Firehose.
-    pub firehose_target_field: String,
-    /// How many times one Firehose entry is offered before it goes back to Kinesis.
-    pub firehose_max_attempts: u32,
-    /// Where documents the cluster rejects for their own fault are kept whole (`DEAD_LETTER_BUCKET`, an S3 bucket,
-    /// and `DEAD_LETTER_PREFIX`); `None`: they are logged only.
-    pub dead_letter: Option<DeadLetterPlace>,
-    pub bulk_max_bytes: usize,
-    pub bulk_max_docs: usize,
-    pub bulk_concurrency: usize,
-    /// Whether the requests in flight adapt to the cluster's answers within 1..=`bulk_concurrency`, and a request
-    /// the cluster is saturated by keeps its documents in the stream (`BULK_CONCURRENCY_MODE=adaptive`, the
-    /// default); `fixed`: always `bulk_concurrency` in flight, and every "retry later" to Firehose.
-    pub adaptive_concurrency: bool,
-    pub es_timeout: Duration,
+}
+
+/// What each document is made of, as its record is decoded: its timestamp, its `_id`, and the most its record
+/// may inflate to.
+#[derive(Debug, Clone)]
+pub struct DocumentConfig {
     /// Name of the timestamp field: kept when present, else set from the record's arrival time.
     pub timestamp_field: String,
     /// A document timestamp further than this from its record's arrival names no index: the arrival time does.
@@ -55,22 +70,36 @@ pub struct Config {
     pub doc_id: DocIdMode,
     /// Cap on a record's decoded (inflated) size: larger records are rejected, so a gzip bomb cannot exhaust memory.
     pub max_record_bytes: usize,
+}
+
+/// How documents are sent: the size of a bulk request, how many are in flight, and the invocation's time around
+/// them (when no request starts any more, how long an invocation that sends records back waits).
+#[derive(Debug, Clone)]
+pub struct BulkConfig {
+    pub max_bytes: usize,
+    pub max_docs: usize,
+    pub concurrency: usize,
+    /// Whether the requests in flight adapt to the cluster's answers within 1..=`concurrency`, and a request the
+    /// cluster is saturated by keeps its documents in the stream (`BULK_CONCURRENCY_MODE=adaptive`, the default);
+    /// `fixed`: always `concurrency` in flight, and every "retry later" to Firehose.
+    pub adaptive_concurrency: bool,
     /// No new request starts when less than this is left before the invocation's deadline.
     pub deadline_margin: Duration,
     /// The first wait of an invocation that found the cluster away, before answering Lambda.
     pub pacing_base: Duration,
     /// The longest such wait; zero turns pacing off.
     pub pacing_max: Duration,
-    /// Bytes of a document quoted in an error log line.
-    pub log_excerpt_bytes: usize,
-    /// Whether bulk bodies are gzip-compressed on the wire.
-    pub compression: Compression,
-    /// A PEM bundle of CAs to trust besides the public roots (self-managed clusters).
-    pub ca_cert: Option<std::path::PathBuf>,
-    /// Certificate verification; `false` only by explicit choice (`ES_TLS_VERIFY=false`), and logged loudly.
-    pub tls_verify: bool,
-    /// What is done to documents on the way: structured messages, filters, static fields, provenance.
-    pub preprocess: Preprocess,
+}
+
+/// The Firehose tier, where "retry later" documents go.
+#[derive(Debug, Clone)]
+pub struct FirehoseConfig {
+    /// The delivery stream; without it "retry later" documents go back to Kinesis.
+    pub stream: Option<String>,
+    /// Field that carries `{"_id": …, "_index": …}` in documents sent to Firehose.
+    pub target_field: String,
+    /// How many times one Firehose entry is offered before it goes back to Kinesis.
+    pub max_attempts: u32,
 }
 
 /// The dead letter's S3 bucket and the prefix of its objects' keys.
@@ -141,96 +170,99 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
-        // Each setting is checked in the order below, so that of several wrong variables the same one is named.
-        let cluster = parse_cluster(&get)?;
-        let fields = parse_document_fields(&get)?;
-        let pipeline = parse_pipeline(get("ES_PIPELINE"))?;
-        let dead_letter = parse_dead_letter(&get)?;
-
+        // The parts are read in the order below, and the variables of each in the order its reader reads them, so
+        // that of several wrong variables the same one is named.
+        let cluster = ClusterConfig::read(&get)?;
+        let documents = DocumentConfig::read(&get)?;
+        let firehose = FirehoseConfig::read(&get, &documents.timestamp_field)?;
+        let preprocessing = Preprocess::parse(&get, &documents.timestamp_field, &firehose.target_field)
+            .map_err(|(variable, why)| problem(variable, why))?;
         Ok(Config {
-            es_url: cluster.es_url,
-            auth: cluster.auth,
-            index: cluster.index,
-            pipeline,
-            firehose_stream: get("FIREHOSE_STREAM_NAME"),
-            firehose_target_field: fields.firehose_target_field,
-            firehose_max_attempts: number(&get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
-            dead_letter,
-            bulk_max_bytes: number(&get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
-            bulk_max_docs: number(&get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
-            bulk_concurrency: number(&get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
-            adaptive_concurrency: parse_concurrency_mode(get("BULK_CONCURRENCY_MODE"))?,
-            es_timeout: Duration::from_millis(number(&get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?),
-            timestamp_field: fields.timestamp_field,
-            timestamp_max_skew: Duration::from_secs(number(
-                &get,
-                "TIMESTAMP_MAX_SKEW_SECONDS",
-                DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS,
-                60,
-                100 * 365 * 24 * 3600,
-            )?),
-            doc_id: parse_doc_id(get("ES_DOC_ID"))?,
-            max_record_bytes: number(&get, "MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, 1024, 1024 * 1024 * 1024)?,
-            deadline_margin: Duration::from_millis(number(
-                &get,
-                "DEADLINE_MARGIN_MS",
-                DEFAULT_DEADLINE_MARGIN_MS,
-                0,
-                600_000,
-            )?),
-            pacing_base: Duration::from_millis(number(&get, "PACING_BASE_MS", DEFAULT_PACING_BASE_MS, 1, 60_000)?),
-            pacing_max: Duration::from_millis(number(&get, "PACING_MAX_MS", DEFAULT_PACING_MAX_MS, 0, 900_000)?),
+            cluster,
+            documents,
+            preprocessing,
+            firehose,
+            dead_letter: parse_dead_letter(&get)?,
+            bulk: BulkConfig::read(&get)?,
             log_excerpt_bytes: number(&get, "LOG_EXCERPT_BYTES", DEFAULT_LOG_EXCERPT_BYTES, 0, 64 * 1024)?,
-            ca_cert: get("ES_CA_CERT").map(std::path::PathBuf::from),
-            tls_verify: parse_tls_verify(&get)?,
-            compression: parse_compression(get("ES_COMPRESSION"))?,
-            preprocess: fields.preprocess,
         })
     }
 }
 
-/// The cluster documents go to: its URL, how requests authenticate, and the index they are written to.
-struct Cluster {
-    es_url: String,
-    auth: EsAuth,
-    index: IndexPattern,
-}
-
-/// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL) and `ES_INDEX`.
-fn parse_cluster(get: &impl Fn(&str) -> Option<String>) -> Result<Cluster, ConfigError> {
-    let es_url = get("ES_URL")
-        .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
-    let es_url = parse_url(&es_url)?;
-
-    let auth = parse_auth(get, &es_url)?;
-    if let Some(arn) = get("ES_DOMAIN_ARN") {
-        check_domain(&arn, &host_of(&es_url))?;
+impl ClusterConfig {
+    /// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL), the TLS settings,
+    /// `ES_TIMEOUT_MS`, `ES_COMPRESSION`, `ES_INDEX` and `ES_PIPELINE`.
+    fn read(get: &impl Fn(&str) -> Option<String>) -> Result<ClusterConfig, ConfigError> {
+        let url = get("ES_URL")
+            .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
+        let url = parse_url(&url)?;
+        let auth = parse_auth(get, &url)?;
+        if let Some(arn) = get("ES_DOMAIN_ARN") {
+            check_domain(&arn, &host_of(&url))?;
+        }
+        Ok(ClusterConfig {
+            index: parse_index(get)?,
+            pipeline: parse_pipeline(get("ES_PIPELINE"))?,
+            timeout: millis(get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?,
+            ca_cert: get("ES_CA_CERT").map(PathBuf::from),
+            tls_verify: parse_tls_verify(get)?,
+            compression: parse_compression(get("ES_COMPRESSION"))?,
+            url,
+            auth,
+        })
     }
-
-    let index_text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
-    let index = IndexPattern::parse(&index_text).map_err(|why| problem("ES_INDEX", why))?;
-    Ok(Cluster { es_url, auth, index })
 }
 
-/// The fields the indexer reads or writes in each document, and what preprocessing does to it.
-struct DocumentFields {
-    timestamp_field: String,
-    firehose_target_field: String,
-    preprocess: Preprocess,
-}
-
-/// Reads `TIMESTAMP_FIELD`, `FIREHOSE_TARGET_FIELD` (which must differ) and the preprocessing settings.
-fn parse_document_fields(get: &impl Fn(&str) -> Option<String>) -> Result<DocumentFields, ConfigError> {
-    let timestamp_field = get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned());
-    let firehose_target_field =
-        get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
-    if firehose_target_field == timestamp_field {
-        return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
+impl DocumentConfig {
+    /// Reads `TIMESTAMP_FIELD`, `TIMESTAMP_MAX_SKEW_SECONDS`, `ES_DOC_ID` and `MAX_RECORD_BYTES`.
+    fn read(get: &impl Fn(&str) -> Option<String>) -> Result<DocumentConfig, ConfigError> {
+        let max_skew =
+            number(get, "TIMESTAMP_MAX_SKEW_SECONDS", DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS, 60, 100 * 365 * 24 * 3600)?;
+        Ok(DocumentConfig {
+            timestamp_field: get("TIMESTAMP_FIELD").unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_owned()),
+            timestamp_max_skew: Duration::from_secs(max_skew),
+            doc_id: parse_doc_id(get("ES_DOC_ID"))?,
+            max_record_bytes: number(get, "MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, 1024, 1024 * 1024 * 1024)?,
+        })
     }
+}
 
-    let preprocess = Preprocess::parse(get, &timestamp_field, &firehose_target_field)
-        .map_err(|(variable, why)| problem(variable, why))?;
-    Ok(DocumentFields { timestamp_field, firehose_target_field, preprocess })
+impl BulkConfig {
+    /// Reads `BULK_MAX_BYTES`, `BULK_MAX_DOCS`, `BULK_CONCURRENCY`, `BULK_CONCURRENCY_MODE`, `DEADLINE_MARGIN_MS`,
+    /// `PACING_BASE_MS` and `PACING_MAX_MS`.
+    fn read(get: &impl Fn(&str) -> Option<String>) -> Result<BulkConfig, ConfigError> {
+        Ok(BulkConfig {
+            max_bytes: number(get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
+            max_docs: number(get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
+            concurrency: number(get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
+            adaptive_concurrency: parse_concurrency_mode(get("BULK_CONCURRENCY_MODE"))?,
+            deadline_margin: millis(get, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS, 0, 600_000)?,
+            pacing_base: millis(get, "PACING_BASE_MS", DEFAULT_PACING_BASE_MS, 1, 60_000)?,
+            pacing_max: millis(get, "PACING_MAX_MS", DEFAULT_PACING_MAX_MS, 0, 900_000)?,
+        })
+    }
+}
+
+impl FirehoseConfig {
+    /// Reads `FIREHOSE_STREAM_NAME`, `FIREHOSE_TARGET_FIELD` (which must differ from the timestamp field) and
+    /// `FIREHOSE_MAX_ATTEMPTS`.
+    fn read(get: &impl Fn(&str) -> Option<String>, timestamp_field: &str) -> Result<FirehoseConfig, ConfigError> {
+        let target_field = get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
+        if target_field == timestamp_field {
+            return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
+        }
+        Ok(FirehoseConfig {
+            stream: get("FIREHOSE_STREAM_NAME"),
+            target_field,
+            max_attempts: number(get, "FIREHOSE_MAX_ATTEMPTS", DEFAULT_FIREHOSE_MAX_ATTEMPTS, 1, 20)?,
+        })
+    }
+}
+
+/// Reads `ES_INDEX`: an index name or pattern.
+fn parse_index(get: &impl Fn(&str) -> Option<String>) -> Result<IndexPattern, ConfigError> {
+    let text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
+    IndexPattern::parse(&text).map_err(|why| problem("ES_INDEX", why))
 }
 
 /// Checks the ingest pipeline id of `ES_PIPELINE`, if one is set.

@@ -1,7 +1,10 @@
-//! The readers of a variable's value: whole numbers within a range.
+//! The readers of a variable's value: whole numbers within a range, and durations in milliseconds.
+
+use std::time::Duration;
 
 use super::{ConfigError, problem};
 
+/// A whole number from `min` to `max` (`_` may separate its digits); `default` when the variable is unset.
 pub(super) fn number<T>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -21,4 +24,15 @@ where
         return Err(problem(variable, format!("expects a whole number from {min} to {max}, got {value}")));
     }
     Ok(value)
+}
+
+/// A duration in whole milliseconds from `min` to `max` (`number`'s range and messages).
+pub(super) fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(get, variable, default, min, max).map(Duration::from_millis)
 }

@@ -12,15 +12,15 @@ fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
 #[test]
 fn only_es_url_is_required_and_defaults_fill_the_rest() {
     let config = config(&[("ES_URL", "http://127.0.0.1:9200/")]).unwrap();
-    assert_eq!(config.es_url, "http://127.0.0.1:9200");
-    assert_eq!(config.bulk_max_bytes, DEFAULT_BULK_MAX_BYTES);
-    assert_eq!(config.bulk_max_docs, DEFAULT_BULK_MAX_DOCS);
-    assert_eq!(config.bulk_concurrency, DEFAULT_BULK_CONCURRENCY);
-    assert_eq!(config.es_timeout, Duration::from_millis(DEFAULT_ES_TIMEOUT_MS));
-    assert_eq!(config.timestamp_field, "@timestamp");
-    assert_eq!(config.firehose_stream, None);
-    assert_eq!(config.auth, EsAuth::None);
-    assert_eq!(config.compression, Compression::Gzip);
+    assert_eq!(config.cluster.url, "http://127.0.0.1:9200");
+    assert_eq!(config.bulk.max_bytes, DEFAULT_BULK_MAX_BYTES);
+    assert_eq!(config.bulk.max_docs, DEFAULT_BULK_MAX_DOCS);
+    assert_eq!(config.bulk.concurrency, DEFAULT_BULK_CONCURRENCY);
+    assert_eq!(config.cluster.timeout, Duration::from_millis(DEFAULT_ES_TIMEOUT_MS));
+    assert_eq!(config.documents.timestamp_field, "@timestamp");
+    assert_eq!(config.firehose.stream, None);
+    assert_eq!(config.cluster.auth, EsAuth::None);
+    assert_eq!(config.cluster.compression, Compression::Gzip);
     assert_eq!(config.dead_letter, None);
 }
 
@@ -48,7 +48,7 @@ fn the_dead_letter_is_a_bucket_and_a_prefix() {
 
 #[test]
 fn preprocessing_is_merge_by_default_and_each_setting_is_checked_naming_its_variable() {
-    let defaults = config(&[("ES_URL", "http://h")]).unwrap().preprocess;
+    let defaults = config(&[("ES_URL", "http://h")]).unwrap().preprocessing;
     assert_eq!((defaults.message_json, defaults.message_json_field.as_str()), (MessageJson::Merge, "json"));
     assert!(
         defaults.filter.patterns() == (None, None) && defaults.added_fields.is_empty() && !defaults.kinesis_metadata
@@ -62,7 +62,7 @@ fn preprocessing_is_merge_by_default_and_each_setting_is_checked_naming_its_vari
         ("ADD_KINESIS_METADATA", "TRUE"),
     ])
     .unwrap()
-    .preprocess;
+    .preprocessing;
     assert_eq!((set.message_json, set.message_json_field.as_str()), (MessageJson::Nest, "msg"));
     assert!(set.filter.patterns() == (None, Some("^DEBUG")) && !set.filter.keeps("DEBUG x") && set.kinesis_metadata);
     assert_eq!(set.added_fields.names().collect::<Vec<_>>(), ["env"]);
@@ -84,8 +84,8 @@ fn preprocessing_is_merge_by_default_and_each_setting_is_checked_naming_its_vari
 
 #[test]
 fn tls_verification_is_on_unless_switched_off_explicitly() {
-    assert!(config(&[("ES_URL", "https://h")]).unwrap().tls_verify);
-    assert!(!config(&[("ES_URL", "https://h"), ("ES_TLS_VERIFY", "false")]).unwrap().tls_verify);
+    assert!(config(&[("ES_URL", "https://h")]).unwrap().cluster.tls_verify);
+    assert!(!config(&[("ES_URL", "https://h"), ("ES_TLS_VERIFY", "false")]).unwrap().cluster.tls_verify);
     assert_eq!(config(&[("ES_URL", "https://h"), ("ES_TLS_VERIFY", "no")]).unwrap_err().variable, "ES_TLS_VERIFY");
     let both = [("ES_URL", "https://h"), ("ES_TLS_VERIFY", "false"), ("ES_CA_CERT", "/ca.pem")];
     assert_eq!(config(&both).unwrap_err().variable, "ES_TLS_VERIFY");
@@ -93,7 +93,10 @@ fn tls_verification_is_on_unless_switched_off_explicitly() {
 
 #[test]
 fn compression_is_gzip_or_none() {
-    assert_eq!(config(&[("ES_URL", "http://h"), ("ES_COMPRESSION", "NONE")]).unwrap().compression, Compression::None);
+    assert_eq!(
+        config(&[("ES_URL", "http://h"), ("ES_COMPRESSION", "NONE")]).unwrap().cluster.compression,
+        Compression::None
+    );
     assert_eq!(config(&[("ES_URL", "http://h"), ("ES_COMPRESSION", "zstd")]).unwrap_err().variable, "ES_COMPRESSION");
 }
 
@@ -120,17 +123,17 @@ fn numbers_out_of_range_or_not_numbers_name_their_variable() {
     assert!(error.problem.contains("from 1 to 100000"), "{error}");
     let error = config(&[("ES_URL", "http://h"), ("ES_TIMEOUT_MS", "ten")]).unwrap_err();
     assert_eq!(error.variable, "ES_TIMEOUT_MS");
-    assert_eq!(config(&[("ES_URL", "http://h"), ("BULK_MAX_BYTES", "1_048_576")]).unwrap().bulk_max_bytes, 1_048_576);
+    assert_eq!(config(&[("ES_URL", "http://h"), ("BULK_MAX_BYTES", "1_048_576")]).unwrap().bulk.max_bytes, 1_048_576);
 }
 
 #[test]
 fn credentials_are_basic_or_api_key_never_both() {
     let basic = config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")]).unwrap();
-    assert_eq!(basic.auth, EsAuth::Basic { username: "u".into(), password: "p".into() });
-    assert_eq!(format!("{:?}", basic.auth), "Basic(u, ***)");
+    assert_eq!(basic.cluster.auth, EsAuth::Basic { username: "u".into(), password: "p".into() });
+    assert_eq!(format!("{:?}", basic.cluster.auth), "Basic(u, ***)");
     let key = config(&[("ES_URL", "http://h"), ("ES_API_KEY", "a2V5")]).unwrap();
-    assert_eq!(key.auth, EsAuth::ApiKey("a2V5".into()));
-    assert_eq!(format!("{:?}", key.auth), "ApiKey(***)");
+    assert_eq!(key.cluster.auth, EsAuth::ApiKey("a2V5".into()));
+    assert_eq!(format!("{:?}", key.cluster.auth), "ApiKey(***)");
     assert_eq!(config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u")]).unwrap_err().variable, "ES_PASSWORD");
     let both = [("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p"), ("ES_API_KEY", "k")];
     assert_eq!(config(&both).unwrap_err().variable, "ES_AUTH");
@@ -139,21 +142,21 @@ fn credentials_are_basic_or_api_key_never_both() {
 #[test]
 fn an_aws_endpoint_is_signed_with_its_region_and_service() {
     let domain = config(&[("ES_URL", "https://search-logs-abc123.eu-west-1.es.amazonaws.com")]).unwrap();
-    assert_eq!(domain.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+    assert_eq!(domain.cluster.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
     let serverless =
         config(&[("ES_URL", "https://abc123.us-east-1.aoss.amazonaws.com"), ("AWS_REGION", "us-east-1")]).unwrap();
-    assert_eq!(serverless.auth, EsAuth::SigV4 { region: "us-east-1".into(), service: "aoss".into() });
+    assert_eq!(serverless.cluster.auth, EsAuth::SigV4 { region: "us-east-1".into(), service: "aoss".into() });
     // A domain in another region than the function is signed with its own region.
     let cross_region =
         config(&[("ES_URL", "https://vpc-logs-abc123.eu-west-1.es.amazonaws.com"), ("AWS_REGION", "eu-central-1")])
             .unwrap();
-    assert_eq!(cross_region.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+    assert_eq!(cross_region.cluster.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
     let region_from_env =
         config(&[("ES_URL", "https://search-logs.es.amazonaws.com"), ("AWS_REGION", "eu-central-1")]).unwrap();
-    assert_eq!(region_from_env.auth, EsAuth::SigV4 { region: "eu-central-1".into(), service: "es".into() });
+    assert_eq!(region_from_env.cluster.auth, EsAuth::SigV4 { region: "eu-central-1".into(), service: "es".into() });
     let explicit =
         config(&[("ES_URL", "http://127.0.0.1:9200"), ("ES_AUTH", "sigv4"), ("AWS_REGION", "eu-west-1")]).unwrap();
-    assert_eq!(explicit.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
+    assert_eq!(explicit.cluster.auth, EsAuth::SigV4 { region: "eu-west-1".into(), service: "es".into() });
 }
 
 #[test]
@@ -223,7 +226,7 @@ fn a_url_with_credentials_is_refused_without_quoting_them() {
 fn credentials_can_come_from_a_secret_and_only_from_there() {
     let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:es-indexer-AbCdEf";
     assert_eq!(
-        config(&[("ES_URL", "https://h"), ("ES_SECRET_ARN", arn)]).unwrap().auth,
+        config(&[("ES_URL", "https://h"), ("ES_SECRET_ARN", arn)]).unwrap().cluster.auth,
         EsAuth::Secret { arn: arn.into() }
     );
     let with_user = [("ES_URL", "https://h"), ("ES_SECRET_ARN", arn), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")];
@@ -249,15 +252,15 @@ fn auth_modes_refuse_what_they_would_ignore() {
     let basic_on_aws =
         [("ES_URL", "https://search-x.eu-west-1.es.amazonaws.com"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")];
     assert!(
-        matches!(config(&basic_on_aws).unwrap().auth, EsAuth::Basic { .. }),
+        matches!(config(&basic_on_aws).unwrap().cluster.auth, EsAuth::Basic { .. }),
         "fine-grained access control's basic auth"
     );
 }
 
 #[test]
 fn document_ids_come_from_kinesis_nowhere_or_a_field() {
-    let mode = |value: &str| config(&[("ES_URL", "http://h"), ("ES_DOC_ID", value)]).map(|c| c.doc_id);
-    assert_eq!(config(&[("ES_URL", "http://h")]).unwrap().doc_id, DocIdMode::Kinesis);
+    let mode = |value: &str| config(&[("ES_URL", "http://h"), ("ES_DOC_ID", value)]).map(|c| c.documents.doc_id);
+    assert_eq!(config(&[("ES_URL", "http://h")]).unwrap().documents.doc_id, DocIdMode::Kinesis);
     assert_eq!(mode("none").unwrap(), DocIdMode::None);
     assert_eq!(mode("field:order.id").unwrap(), DocIdMode::Field("order.id".into()));
     for bad in ["field:", "field:a..b", "random", "None"] {
@@ -269,19 +272,19 @@ fn document_ids_come_from_kinesis_nowhere_or_a_field() {
 fn timestamp_skew_is_bounded_in_seconds() {
     let skew = |value: &str| config(&[("ES_URL", "http://h"), ("TIMESTAMP_MAX_SKEW_SECONDS", value)]);
     assert_eq!(
-        config(&[("ES_URL", "http://h")]).unwrap().timestamp_max_skew,
+        config(&[("ES_URL", "http://h")]).unwrap().documents.timestamp_max_skew,
         Duration::from_secs(DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS)
     );
-    assert_eq!(skew("3600").unwrap().timestamp_max_skew, Duration::from_secs(3600));
+    assert_eq!(skew("3600").unwrap().documents.timestamp_max_skew, Duration::from_secs(3600));
     assert_eq!(skew("5").unwrap_err().variable, "TIMESTAMP_MAX_SKEW_SECONDS");
 }
 
 #[test]
 fn a_pipeline_id_must_be_safe_in_a_url() {
     let config_with = |id: &str| config(&[("ES_URL", "http://h"), ("ES_PIPELINE", id)]);
-    assert_eq!(config_with("logs-enrich_v2").unwrap().pipeline.as_deref(), Some("logs-enrich_v2"));
+    assert_eq!(config_with("logs-enrich_v2").unwrap().cluster.pipeline.as_deref(), Some("logs-enrich_v2"));
     assert_eq!(config_with("a&b=c").unwrap_err().variable, "ES_PIPELINE");
-    assert_eq!(config(&[("ES_URL", "http://h")]).unwrap().pipeline, None);
+    assert_eq!(config(&[("ES_URL", "http://h")]).unwrap().cluster.pipeline, None);
 }
 
 #[test]
@@ -291,5 +294,5 @@ fn a_bad_index_pattern_names_es_index() {
         assert_eq!(error.variable, "ES_INDEX", "{bad}");
     }
     let routed = config(&[("ES_URL", "http://h"), ("ES_INDEX", "logs-{field:service.name}-default")]).unwrap();
-    assert_eq!(routed.index.as_str(), "logs-{field:service.name}-default");
+    assert_eq!(routed.cluster.index.as_str(), "logs-{field:service.name}-default");
 }

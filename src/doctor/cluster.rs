@@ -50,7 +50,7 @@ const WHO_AM_I: [&str; 3] =
 /// The authentication check: who the cluster says the function is. `None` when it refused the credentials or
 /// did not answer, so that nothing more is asked.
 pub(super) async fn authentication(deps: &Deps, budget: &Budget, checks: &mut Vec<Check>) -> Option<Identity> {
-    let auth = &deps.config.auth;
+    let auth = &deps.config.cluster.auth;
     if matches!(auth, EsAuth::SigV4 { service, .. } if service == "aoss") {
         checks.push(Check::skipped(
             "authentication",
@@ -245,7 +245,7 @@ pub(super) async fn look_up(deps: &Deps, today: &str, budget: &Budget) -> Target
 /// The index check: the name the pattern makes today (placeholders at their fallbacks), valid by Elasticsearch's
 /// rules, and what it is in the cluster: nothing yet, an index, an alias that can take writes, a data stream.
 pub(super) fn index_name(deps: &Deps, today: &str, target: &Target) -> Check {
-    let pattern = deps.config.index.as_str();
+    let pattern = deps.config.cluster.index.as_str();
     if let Err(why) = crate::index::check_index_name(today) {
         return Check::fail(
             "index",
@@ -263,7 +263,7 @@ pub(super) fn index_name(deps: &Deps, today: &str, target: &Target) -> Check {
             format!("open it (POST {today}/_open), or point EsIndex elsewhere"),
         ),
         Target::Index { closed: false } => Check::ok("index", format!("{made}; it is an open index")),
-        Target::DataStream if deps.config.firehose_stream.is_some() => Check::fail(
+        Target::DataStream if deps.config.firehose.stream.is_some() => Check::fail(
             "index",
             format!(
                 "{made}; it is a data stream, which takes only create: the documents Firehose delivers (its own \

@@ -56,7 +56,7 @@ pub(super) async fn firehose(
             return;
         }
     };
-    let mut check = destination_check(&description.name, destination, &deps.config.es_url);
+    let mut check = destination_check(&description.name, destination, &deps.config.cluster.url);
     // Firehose writes to its index; the tier's template must send that index through the pipeline.
     if check.status == super::Status::Ok
         && let Some(index) = &destination.index

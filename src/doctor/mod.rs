@@ -160,7 +160,7 @@ pub async fn examine(deps: &Deps, budget: Budget) -> DoctorReport {
     let config = &deps.config;
     let mut checks = vec![configuration(config)];
     let reached = network::reach(config, &budget, &mut checks).await;
-    let today = config.index.fallback_name(Utc::now());
+    let today = config.cluster.index.fallback_name(Utc::now());
     let identity = match reached {
         true => cluster::authentication(deps, &budget, &mut checks).await,
         false => {
@@ -188,14 +188,14 @@ pub async fn examine(deps: &Deps, budget: Budget) -> DoctorReport {
 
 /// The configuration as the cold start read it, and what it leaves out on purpose.
 fn configuration(config: &Config) -> Check {
-    let auth = match &config.auth {
+    let auth = match &config.cluster.auth {
         EsAuth::None => "none".to_owned(),
         EsAuth::Basic { username, .. } => format!("basic as {username}"),
         EsAuth::ApiKey(_) => "API key".to_owned(),
         EsAuth::SigV4 { region, service } => format!("SigV4 ({service}, {region})"),
         EsAuth::Secret { arn } => format!("the secret {arn}"),
     };
-    let firehose = match &config.firehose_stream {
+    let firehose = match &config.firehose.stream {
         Some(stream) => format!("\"retry later\" documents to Firehose stream {stream}"),
         None => "no Firehose stream: \"retry later\" documents go back to Kinesis".to_owned(),
     };
@@ -205,10 +205,10 @@ fn configuration(config: &Config) -> Check {
     };
     let found = format!(
         "read as the cold start reads it: ES_URL {}, authentication {auth}, ES_INDEX {}; {firehose}; {dead_letter}",
-        crate::config::redact_url(&config.es_url),
-        config.index.as_str()
+        crate::config::redact_url(&config.cluster.url),
+        config.cluster.index.as_str()
     );
-    if !config.tls_verify {
+    if !config.cluster.tls_verify {
         return Check::warn(
             "configuration",
             format!("{found}; TLS certificates are NOT verified (ES_TLS_VERIFY=false)"),

@@ -18,7 +18,7 @@ use crate::config::Config;
 /// Checks DNS, TCP and TLS in turn into `checks`; true when the cluster's port was reached (and, over HTTPS, the
 /// handshake done), so that asking it something can tell more.
 pub(super) async fn reach(config: &Config, budget: &Budget, checks: &mut Vec<Check>) -> bool {
-    let Ok(url) = Url::parse(&config.es_url) else {
+    let Ok(url) = Url::parse(&config.cluster.url) else {
         checks.push(Check::fail("dns", "ES_URL is not a URL", "set ES_URL to https://host[:port]"));
         return false;
     };
@@ -266,7 +266,7 @@ fn client_config(verifier: Arc<Recording>) -> rustls::ClientConfig {
 
 /// The TLS check of a finished handshake: ok, or a warning when the certificate was not verified.
 fn handshake_done(config: &Config, host: &str, version: &str, shown: &str) -> Check {
-    match config.tls_verify {
+    match config.cluster.tls_verify {
         true => Check::ok("tls", format!("{version}: {shown}, trusted for {host}")),
         false => Check::warn(
             "tls",
@@ -322,7 +322,7 @@ struct Recording {
 impl Recording {
     fn new(config: &Config) -> Result<Recording, String> {
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        if let Some(path) = &config.ca_cert {
+        if let Some(path) = &config.cluster.ca_cert {
             let read =
                 CertificateDer::pem_file_iter(path).map_err(|e| format!("ES_CA_CERT {}: {e}", path.display()))?;
             for certificate in read {
@@ -334,7 +334,7 @@ impl Recording {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| format!("no roots to verify with: {e}"))?;
-        Ok(Recording { inner, verify: config.tls_verify, seen: Mutex::new(None) })
+        Ok(Recording { inner, verify: config.cluster.tls_verify, seen: Mutex::new(None) })
     }
 
     fn seen(&self) -> Option<Vec<u8>> {

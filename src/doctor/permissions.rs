@@ -19,7 +19,7 @@ pub(super) async fn permissions(
     target: &Target,
     budget: &Budget,
 ) -> Check {
-    let pattern = deps.config.index.as_str();
+    let pattern = deps.config.cluster.index.as_str();
     let rolling = pattern.contains('%') || pattern.contains('{');
     let must_create = rolling || matches!(target, Target::Missing | Target::Unknown(_));
     match identity {
@@ -121,7 +121,7 @@ async fn elasticsearch_privileges(
         format!("{username} lacks, on {today}: {}", missing.join("; ")),
         format!(
             "give {username} a role with the index privileges create_doc and auto_configure on {}",
-            wildcard(deps.config.index.as_str())
+            wildcard(deps.config.cluster.index.as_str())
         ),
     )
 }
@@ -175,7 +175,7 @@ async fn opensearch_permissions(
     let roles_fix = format!(
         "map the function's role to a role with the cluster permission indices:data/write/bulk and the index \
          permissions to write and create indices on {}: make role-mapping STACK={} prints the requests for Dev Tools",
-        wildcard(deps.config.index.as_str()),
+        wildcard(deps.config.cluster.index.as_str()),
         stack_name()
     );
     let found = |parts: Vec<String>| format!("{username} {}", parts.join("; "));
@@ -194,7 +194,7 @@ async fn opensearch_permissions(
 /// The newest index the pattern made that exists (by name), other than today's: where a write can be probed
 /// without creating anything. `Err` says why none was looked for.
 async fn newest_like(deps: &Deps, today: &str, budget: &Budget) -> Result<Option<String>, String> {
-    let like = wildcard(deps.config.index.as_str());
+    let like = wildcard(deps.config.cluster.index.as_str());
     if !like.contains('*') {
         return Ok(None);
     }

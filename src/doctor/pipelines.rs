@@ -17,14 +17,14 @@ const FIREHOSE_PIPELINE_DEFINITION: &str = include_str!("../../deploy/firehose-p
 /// routes Firehose's deliveries through it; `ES_PIPELINE`'s (installed).
 pub(super) async fn pipelines(deps: &Deps, firehose_index: &str, budget: &Budget, checks: &mut Vec<Check>) {
     let config = &deps.config;
-    if config.firehose_stream.is_none() && config.pipeline.is_none() {
+    if config.firehose.stream.is_none() && config.cluster.pipeline.is_none() {
         checks.push(Check::skipped("pipeline", "no Firehose stream and no ES_PIPELINE: no ingest pipeline is needed"));
         return;
     }
-    if config.firehose_stream.is_some() {
+    if config.firehose.stream.is_some() {
         checks.push(firehose_pipeline(deps, firehose_index, budget).await);
     }
-    if let Some(pipeline) = &config.pipeline {
+    if let Some(pipeline) = &config.cluster.pipeline {
         checks.push(match ask(deps, Method::Get, &format!("_ingest/pipeline/{pipeline}"), None, budget).await {
             Ok((Said::Done, _)) => Check::ok("pipeline", format!("ES_PIPELINE {pipeline} is installed")),
             Ok((Said::Missing, _)) => Check::fail(

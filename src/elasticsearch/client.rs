@@ -40,10 +40,10 @@ pub struct Elasticsearch {
 impl Elasticsearch {
     /// `aws_credentials` is required with SigV4 (the SDK's default chain at cold start; any provider in tests).
     pub fn new(config: &Config, aws_credentials: Option<SharedCredentialsProvider>) -> Result<Elasticsearch, Error> {
-        let bad_url = |e: &dyn std::fmt::Display| Error::Client(format!("ES_URL {}: {e}", config.es_url));
-        let url = Url::parse(&config.es_url).map_err(|e| bad_url(&e))?;
+        let bad_url = |e: &dyn std::fmt::Display| Error::Client(format!("ES_URL {}: {e}", config.cluster.url));
+        let url = Url::parse(&config.cluster.url).map_err(|e| bad_url(&e))?;
         // The transport joins BULK_PATH to the connection's URL (which gains a trailing slash): do the same here.
-        let bulk_path = match &config.pipeline {
+        let bulk_path = match &config.cluster.pipeline {
             // The id is checked to hold only URL-unreserved characters: it needs no encoding.
             Some(pipeline) => format!("{BULK_PATH}&pipeline={pipeline}"),
             None => BULK_PATH.to_owned(),
@@ -55,21 +55,21 @@ impl Elasticsearch {
             (Some(host), None) => host.to_owned(),
             (None, _) => return Err(bad_url(&"no host")),
         };
-        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.es_timeout);
-        if let Some(path) = &config.ca_cert {
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(config.cluster.timeout);
+        if let Some(path) = &config.cluster.ca_cert {
             let pem = std::fs::read(path).map_err(|e| Error::Client(format!("ES_CA_CERT {}: {e}", path.display())))?;
             let certificate = Certificate::from_pem(&pem).map_err(|e| {
                 Error::Client(format!("ES_CA_CERT {}: not a PEM certificate bundle: {e}", path.display()))
             })?;
             builder = builder.cert_validation(CertificateValidation::Full(certificate));
         }
-        if !config.tls_verify {
+        if !config.cluster.tls_verify {
             // Said at every cold start, at ERROR, so that nobody runs this way by accident.
-            tracing::error!(es_url = %config.es_url, "TLS certificate verification is OFF (ES_TLS_VERIFY=false): anyone on the path can read and change what is indexed");
+            tracing::error!(es_url = %config.cluster.url, "TLS certificate verification is OFF (ES_TLS_VERIFY=false): anyone on the path can read and change what is indexed");
             builder = builder.cert_validation(CertificateValidation::None);
         }
         let mut signer = None;
-        match &config.auth {
+        match &config.cluster.auth {
             EsAuth::None => {}
             EsAuth::Basic { username, password } => {
                 builder = builder.auth(Credentials::Basic(username.clone(), password.clone()))
@@ -87,7 +87,7 @@ impl Elasticsearch {
             builder.build().map_err(|e| Error::Client(format!("cannot build the Elasticsearch client: {e}")))?;
         Ok(Elasticsearch {
             transport,
-            compression: config.compression,
+            compression: config.cluster.compression,
             signer,
             bulk_path,
             bulk_url: bulk_url.into(),

@@ -109,7 +109,7 @@ async fn send_all<D: FnMut(&mut VecDeque<Document>) -> bool>(
     let mut decoded_all = false;
     loop {
         while !decoded_all && in_flight.len() < stage.concurrency() {
-            match feed.next_chunk(config.bulk_max_docs, stage.chunk_bytes()) {
+            match feed.next_chunk(config.bulk.max_docs, stage.chunk_bytes()) {
                 Some(chunk) => {
                     // Below one request in flight, the flow's pause after an answer before the next request.
                     if in_flight.is_empty() {

@@ -50,12 +50,12 @@ impl Flow {
     /// all of it with `fixed`), chunks cut to `BULK_MAX_BYTES`, no pacing.
     pub fn new(config: &Config) -> Flow {
         Flow {
-            window: Mutex::new(Window::new(config.bulk_concurrency, !config.adaptive_concurrency)),
-            body: Mutex::new(BodyLimit::new(config.bulk_max_bytes)),
+            window: Mutex::new(Window::new(config.bulk.concurrency, !config.bulk.adaptive_concurrency)),
+            body: Mutex::new(BodyLimit::new(config.bulk.max_bytes)),
             pacing: Pacing::default(),
-            request_timeout: config.es_timeout,
-            pacing_first: config.pacing_base,
-            pacing_cap: config.pacing_max,
+            request_timeout: config.cluster.timeout,
+            pacing_first: config.bulk.pacing_base,
+            pacing_cap: config.bulk.pacing_max,
         }
     }
 

@@ -12,7 +12,7 @@ use super::ids::{StreamTags, field_id, write_id_prefix};
 use super::read::read_record;
 use super::sources::into_sources;
 use super::{Batch, Decoded, Document, Provenance, Record, RejectedPart, Rejection, excerpt};
-use crate::config::{Config, DocIdMode};
+use crate::config::{Config, DocIdMode, DocumentConfig};
 use crate::event::KinesisEventIn;
 use crate::event::RecordView;
 use crate::index::{IndexNamer, Routing};
@@ -93,7 +93,8 @@ struct Target<'c> {
 /// and `_id`s that no document can lack (the plain form keeps the `_id` it was refused with), so that every document
 /// of a record is where `BatchDecoder` put its reshaped form.
 pub fn plain_config(config: &Config) -> Config {
-    Config { preprocess: config.preprocess.plain(), doc_id: DocIdMode::Kinesis, ..config.clone() }
+    let documents = DocumentConfig { doc_id: DocIdMode::Kinesis, ..config.documents.clone() };
+    Config { preprocessing: config.preprocessing.plain(), documents, ..config.clone() }
 }
 
 /// The documents of the event's record at `position`, decoded with `plain` (`plain_config`), in order. Empty for a
@@ -115,7 +116,7 @@ impl<'c> Target<'c> {
         Target {
             batch: Batch { records: Vec::with_capacity(records), ..Batch::default() },
             handed_out: 0,
-            namer: IndexNamer::new(&config.index),
+            namer: IndexNamer::new(&config.cluster.index),
             config,
             streams: StreamTags::default(),
             id_prefix: String::new(),
@@ -128,7 +129,7 @@ impl<'c> Target<'c> {
             let oldest = self.batch.measured.oldest_arrival.get_or_insert(arrival);
             *oldest = (*oldest).min(arrival);
         }
-        if self.config.doc_id == DocIdMode::Kinesis {
+        if self.config.documents.doc_id == DocIdMode::Kinesis {
             self.id_prefix.clear();
             write_id_prefix(&mut self.id_prefix, self.streams.tag(record.event_source_arn), provenance);
         }
@@ -140,18 +141,18 @@ impl<'c> Target<'c> {
         };
         // Without an arrival time (a hand-made event), a document without its own timestamp is stamped and named
         // by the Unix epoch, not by the clock: a redelivery on another day must write its `_id` to the same index.
-        let kinesis = config.preprocess.kinesis_metadata.then(|| kinesis_metadata(record, provenance));
+        let kinesis = config.preprocessing.kinesis_metadata.then(|| kinesis_metadata(record, provenance));
         let context = DocumentContext {
-            timestamp_field: &config.timestamp_field,
+            timestamp_field: &config.documents.timestamp_field,
             default_timestamp: record.arrival.unwrap_or(DateTime::UNIX_EPOCH),
-            preprocess: &config.preprocess,
+            preprocess: &config.preprocessing,
             kinesis: kinesis.as_deref(),
             positions: Cell::new(0),
         };
         self.arrival = record.arrival;
         let first = self.handed_out + self.batch.documents.len();
         let mut rejected_parts = Vec::new();
-        let mut budget = config.max_record_bytes;
+        let mut budget = config.documents.max_record_bytes;
         let mut filtered = 0;
         let skipped = match kpl::is_aggregate(&raw) {
             true => match self.decode_aggregate(raw, &context, &mut budget, &mut rejected_parts, &mut filtered) {
@@ -232,7 +233,7 @@ impl<'c> Target<'c> {
         for source in sources {
             let position = source.position;
             let prefix = &self.id_prefix;
-            let id = match &self.config.doc_id {
+            let id = match &self.config.documents.doc_id {
                 DocIdMode::Kinesis => {
                     // Sized once: `format!` guesses too small for a 100-byte prefix and grows the string.
                     let mut id = String::with_capacity(prefix.len() + 24);
@@ -263,7 +264,7 @@ impl<'c> Target<'c> {
             let named_by = match self.arrival {
                 Some(arrival) => {
                     let skew = (source.timestamp - arrival).abs().to_std().unwrap_or(Duration::MAX);
-                    if skew > self.config.timestamp_max_skew {
+                    if skew > self.config.documents.timestamp_max_skew {
                         self.batch.measured.timestamps_out_of_range += 1;
                         arrival
                     } else {

@@ -85,7 +85,7 @@ pub async fn replay(lines: &[BackedUp], budget: Budget, deps: &Deps) -> Vec<Repl
     let mut documents = Vec::new();
     let mut positions = Vec::new();
     for (position, line) in lines.iter().enumerate() {
-        match document_of(line, position, &deps.config.firehose_target_field) {
+        match document_of(line, position, &deps.config.firehose.target_field) {
             Err(why) => outcomes[position] = Some(Replayed::Unreadable(why)),
             Ok(document) => {
                 documents.push(document);

@@ -218,12 +218,7 @@ async fn behind_a_proxy() -> (Harness, testkit::BodyLimitProxy) {
 
 /// A harness whose function reaches `es` through `proxy`, with uncompressed bodies.
 async fn through(es: EsDouble, proxy: &testkit::BodyLimitProxy) -> Harness {
-    let mut deps = deps(&es, None, &[("ES_COMPRESSION", "none")]);
-    deps.elasticsearch = kinesis_es_indexer::elasticsearch::Elasticsearch::new(
-        &kinesis_es_indexer::Config { es_url: proxy.url(), ..deps.config.clone() },
-        None,
-    )
-    .expect("a client through the proxy");
+    let deps = deps(&es, None, &[("ES_COMPRESSION", "none"), ("ES_URL", &proxy.url())]);
     Harness { es, firehose: FirehoseDouble::start().await, deps }
 }
 

@@ -124,7 +124,7 @@ impl Stack {
 /// The doctor's report on `deps`, with 30 s for all its requests.
 async fn examine(deps: &kinesis_es_indexer::Deps) -> DoctorReport {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    doctor::examine(deps, doctor::Budget { deadline, per_request: deps.config.es_timeout }).await
+    doctor::examine(deps, doctor::Budget { deadline, per_request: deps.config.cluster.timeout }).await
 }
 
 /// The check of that name (the first, when there are several).

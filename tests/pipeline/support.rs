@@ -136,7 +136,7 @@ pub fn deps_with_aws_credentials(
         Firehose::new(
             aws_sdk_firehose::Client::from_conf(conf),
             STREAM.into(),
-            config.firehose_max_attempts,
+            config.firehose.max_attempts,
             double.url(),
         )
     });
@@ -334,11 +334,11 @@ pub fn check_invariant(event: &KinesisEventIn, report: &Report, seen: &Seen, con
     check!(report.records.len() == event.len(), "{} outcomes for {} records", report.records.len(), event.len());
     let counted: usize = report.summary.outcomes.values().sum();
     check!(counted == event.len(), "the summary counts {counted} records of {}", event.len());
-    let kinesis_ids = config.doc_id == DocIdMode::Kinesis;
-    let field_ids = matches!(config.doc_id, DocIdMode::Field(_));
+    let kinesis_ids = config.documents.doc_id == DocIdMode::Kinesis;
+    let field_ids = matches!(config.documents.doc_id, DocIdMode::Field(_));
 
-    let (include, exclude) = config.preprocess.filter.patterns();
-    let reading = reading::Reading::filtered(config.max_record_bytes, include, exclude);
+    let (include, exclude) = config.preprocessing.filter.patterns();
+    let reading = reading::Reading::filtered(config.documents.max_record_bytes, include, exclude);
     let sent: Vec<Sent> = event
         .records_json()
         .into_iter()
