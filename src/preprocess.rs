@@ -4,6 +4,8 @@
 
 use regex::Regex;
 
+use crate::config::{boolean, choice};
+
 /// How a CloudWatch Logs event whose message is one JSON object becomes a document (`MESSAGE_JSON`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageJson {
@@ -17,6 +19,9 @@ pub enum MessageJson {
 }
 
 impl MessageJson {
+    /// Every mode, in the order `MESSAGE_JSON`'s refusal lists them.
+    pub const ALL: [MessageJson; 3] = [MessageJson::Merge, MessageJson::Nest, MessageJson::Off];
+
     /// The setting's value, as `MESSAGE_JSON` spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -145,12 +150,9 @@ impl Preprocess {
         timestamp_field: &str,
         firehose_target_field: &str,
     ) -> Result<Preprocess, Refusal> {
-        let message_json = match get("MESSAGE_JSON").as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("merge") => MessageJson::Merge,
-            Some("nest") => MessageJson::Nest,
-            Some("off") => MessageJson::Off,
-            Some(other) => return Err(("MESSAGE_JSON", format!("expects merge, nest or off, got {other:?}"))),
-        };
+        let message_json = choice(get, "MESSAGE_JSON", &MessageJson::ALL.map(|mode| (mode.name(), mode)))
+            .map_err(|error| ("MESSAGE_JSON", error.problem))?
+            .unwrap_or(MessageJson::Merge);
         let written = [timestamp_field, "message", "aws", "cloud", firehose_target_field];
         let message_json_field = get("MESSAGE_JSON_FIELD").unwrap_or_else(|| DEFAULT_MESSAGE_JSON_FIELD.to_owned());
         if let Some(name) = written.iter().find(|name| **name == message_json_field) {
@@ -163,11 +165,8 @@ impl Preprocess {
             None => AddedFields::default(),
             Some(text) => AddedFields::parse(&text, &reserved).map_err(|why| ("ADD_FIELDS", why))?,
         };
-        let kinesis_metadata = match get("ADD_KINESIS_METADATA").as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(("ADD_KINESIS_METADATA", format!("expects true or false, got {other:?}"))),
-        };
+        let kinesis_metadata =
+            boolean(get, "ADD_KINESIS_METADATA", false).map_err(|error| ("ADD_KINESIS_METADATA", error.problem))?;
         Ok(Preprocess { message_json, message_json_field, filter, added_fields, kinesis_metadata })
     }
 }

@@ -1,7 +1,8 @@
 //! How requests to the cluster authenticate: `EsAuth`, read from `ES_AUTH` and the credentials' variables (basic,
 //! API key, a Secrets Manager secret, SigV4 with its service and region).
 
-use super::endpoint::{host_of, region_of};
+use super::endpoint::{aws_service_of, host_of, region_of};
+use super::read::{choice, word};
 use super::{ConfigError, problem};
 
 /// How requests to the cluster authenticate (`ES_AUTH`).
@@ -38,56 +39,94 @@ impl std::fmt::Debug for EsAuth {
     }
 }
 
-/// `ES_AUTH`, or the mode the other variables imply: SigV4 for an AWS endpoint, else basic when a username is set,
-/// an API key when one is set, else none. Credentials that the chosen mode would ignore are refused.
+/// `ES_AUTH`'s words: how requests authenticate when no secret holds the credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthMode {
+    None,
+    Basic,
+    ApiKey,
+    SigV4,
+}
+
+const AUTH_MODES: [(&str, AuthMode); 4] =
+    [("none", AuthMode::None), ("basic", AuthMode::Basic), ("api-key", AuthMode::ApiKey), ("sigv4", AuthMode::SigV4)];
+
+impl AuthMode {
+    /// The mode as `ES_AUTH` spells it.
+    fn name(self) -> &'static str {
+        match self {
+            AuthMode::None => "none",
+            AuthMode::Basic => "basic",
+            AuthMode::ApiKey => "api-key",
+            AuthMode::SigV4 => "sigv4",
+        }
+    }
+}
+
+/// The credentials set directly: `ES_USERNAME`, `ES_PASSWORD`, `ES_API_KEY`.
+struct Credentials {
+    username: Option<String>,
+    password: Option<String>,
+    api_key: Option<String>,
+}
+
+impl Credentials {
+    fn read(get: &impl Fn(&str) -> Option<String>) -> Credentials {
+        Credentials { username: get("ES_USERNAME"), password: get("ES_PASSWORD"), api_key: get("ES_API_KEY") }
+    }
+
+    /// Whether a username or a password is set.
+    fn basic(&self) -> bool {
+        self.username.is_some() || self.password.is_some()
+    }
+
+    /// The mode they imply when `ES_AUTH` is unset: SigV4 for an AWS endpoint (`aws_service`) without a username
+    /// or key, else basic when a username or password is set, an API key when one is set, else none.
+    fn implied_mode(&self, aws_service: Option<&str>) -> AuthMode {
+        match aws_service {
+            Some(_) if self.username.is_none() && self.api_key.is_none() => AuthMode::SigV4,
+            _ if self.basic() => AuthMode::Basic,
+            _ if self.api_key.is_some() => AuthMode::ApiKey,
+            _ => AuthMode::None,
+        }
+    }
+
+    /// Refuses the credentials `mode` would ignore: a username or password, then an API key.
+    fn refuse_unused(&self, mode: AuthMode) -> Result<(), ConfigError> {
+        let unused = match mode {
+            AuthMode::None | AuthMode::ApiKey | AuthMode::SigV4 if self.basic() => "ES_USERNAME/ES_PASSWORD",
+            AuthMode::None | AuthMode::Basic | AuthMode::SigV4 if self.api_key.is_some() => "ES_API_KEY",
+            _ => return Ok(()),
+        };
+        let mode = mode.name();
+        Err(problem("ES_AUTH", format!("is {mode}, so {unused} would be ignored: unset it or change ES_AUTH")))
+    }
+}
+
+/// How requests authenticate: through `ES_SECRET_ARN`'s secret, else `ES_AUTH` or the mode the other variables
+/// imply (`Credentials::implied_mode`). Credentials that the chosen mode would ignore are refused.
 pub(super) fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) -> Result<EsAuth, ConfigError> {
-    let (username, password, api_key) = (get("ES_USERNAME"), get("ES_PASSWORD"), get("ES_API_KEY"));
+    let credentials = Credentials::read(get);
     if let Some(arn) = get("ES_SECRET_ARN") {
-        let credentials_set = username.is_some() || password.is_some() || api_key.is_some();
+        let credentials_set = credentials.basic() || credentials.api_key.is_some();
         return parse_secret_auth(get, arn, credentials_set);
     }
     let host = host_of(es_url).to_ascii_lowercase();
-    let aws_service = ["es", "aoss"].into_iter().find(|service| {
-        host.ends_with(&format!(".{service}.amazonaws.com")) || host.ends_with(&format!(".{service}.amazonaws.com.cn"))
-    });
-    let mode = match get("ES_AUTH").map(|m| m.to_ascii_lowercase()) {
-        Some(mode) => mode,
-        None if aws_service.is_some() && username.is_none() && api_key.is_none() => "sigv4".into(),
-        None if username.is_some() || password.is_some() => "basic".into(),
-        None if api_key.is_some() => "api-key".into(),
-        None => "none".into(),
-    };
-    let unused = |what: &str, present: bool| {
-        if present {
-            Err(problem("ES_AUTH", format!("is {mode}, so {what} would be ignored: unset it or change ES_AUTH")))
-        } else {
-            Ok(())
-        }
-    };
-    match mode.as_str() {
-        "none" => {
-            unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
-            unused("ES_API_KEY", api_key.is_some())?;
-            Ok(EsAuth::None)
-        }
-        "basic" => {
-            unused("ES_API_KEY", api_key.is_some())?;
-            match (username, password) {
-                (Some(username), Some(password)) => Ok(EsAuth::Basic { username, password }),
-                (Some(_), None) => Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
-                _ => Err(problem("ES_USERNAME", "is required for basic auth (with ES_PASSWORD)")),
-            }
-        }
-        "api-key" => {
-            unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
-            api_key.map(EsAuth::ApiKey).ok_or_else(|| problem("ES_API_KEY", "is required when ES_AUTH is api-key"))
-        }
-        "sigv4" => {
-            unused("ES_USERNAME/ES_PASSWORD", username.is_some() || password.is_some())?;
-            unused("ES_API_KEY", api_key.is_some())?;
-            parse_sigv4_auth(get, &host, aws_service)
-        }
-        other => Err(problem("ES_AUTH", format!("expects none, basic, api-key or sigv4, got {other:?}"))),
+    let aws_service = aws_service_of(&host);
+    let mode = choice(get, "ES_AUTH", &AUTH_MODES)?.unwrap_or_else(|| credentials.implied_mode(aws_service));
+    credentials.refuse_unused(mode)?;
+    match mode {
+        AuthMode::None => Ok(EsAuth::None),
+        AuthMode::Basic => match (credentials.username, credentials.password) {
+            (Some(username), Some(password)) => Ok(EsAuth::Basic { username, password }),
+            (Some(_), None) => Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
+            _ => Err(problem("ES_USERNAME", "is required for basic auth (with ES_PASSWORD)")),
+        },
+        AuthMode::ApiKey => credentials
+            .api_key
+            .map(EsAuth::ApiKey)
+            .ok_or_else(|| problem("ES_API_KEY", "is required when ES_AUTH is api-key")),
+        AuthMode::SigV4 => parse_sigv4_auth(get, &host, aws_service),
     }
 }
 
@@ -112,9 +151,13 @@ fn parse_secret_auth(
              something else (not shown: it may hold credentials)",
         ));
     }
-    match get("ES_AUTH").map(|m| m.to_ascii_lowercase()).as_deref() {
-        None | Some("basic") | Some("api-key") => Ok(EsAuth::Secret { arn }),
-        Some(other) => Err(problem("ES_AUTH", format!("is {other}, so ES_SECRET_ARN would be ignored"))),
+    match choice(get, "ES_AUTH", &AUTH_MODES) {
+        Ok(None | Some(AuthMode::Basic | AuthMode::ApiKey)) => Ok(EsAuth::Secret { arn }),
+        // Another mode, or a word that is none, is quoted as read: the secret would be ignored either way.
+        _ => {
+            let mode = word(get, "ES_AUTH").unwrap_or_default();
+            Err(problem("ES_AUTH", format!("is {mode}, so ES_SECRET_ARN would be ignored")))
+        }
     }
 }
 
@@ -125,6 +168,7 @@ fn parse_sigv4_auth(
     host: &str,
     aws_service: Option<&str>,
 ) -> Result<EsAuth, ConfigError> {
+    // Not a `choice`: the service is a signing name, taken as written (`ES` is refused, not read as `es`).
     let service = get("ES_SIGV4_SERVICE").unwrap_or_else(|| aws_service.unwrap_or("es").to_owned());
     if service != "es" && service != "aoss" {
         return Err(problem("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));

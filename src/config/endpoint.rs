@@ -53,6 +53,14 @@ pub(super) fn host_of(url: &str) -> String {
     Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// The AWS service an endpoint's (lowercase) host names: `es` for an Amazon OpenSearch Service domain
+/// (`*.es.amazonaws.com`, or `.com.cn`), `aoss` for an OpenSearch Serverless collection; `None` for any other host.
+pub(super) fn aws_service_of(host: &str) -> Option<&'static str> {
+    ["es", "aoss"].into_iter().find(|service| {
+        host.ends_with(&format!(".{service}.amazonaws.com")) || host.ends_with(&format!(".{service}.amazonaws.com.cn"))
+    })
+}
+
 /// The region in an AWS endpoint, the label before `es.amazonaws.com` or `aoss.amazonaws.com` (or `.com.cn`):
 /// `search-<domain>-<id>.<region>.es…`, `vpc-<domain>-<id>.<region>.es…`, `<collection-id>.<region>.aoss…`. Only a
 /// label shaped like a region counts (`us-east-1`, `us-gov-west-1`, `cn-north-1`), so an endpoint written without

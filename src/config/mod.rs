@@ -16,6 +16,7 @@ pub use auth::EsAuth;
 use auth::parse_auth;
 use endpoint::{check_domain, host_of, parse_url};
 pub use endpoint::{domain_of_url_is, redact_url};
+pub(crate) use read::{boolean, choice};
 use read::{millis, number};
 
 use crate::index::IndexPattern;
@@ -130,6 +131,12 @@ pub enum Compression {
     Gzip,
 }
 
+/// `ES_COMPRESSION`'s words: gzip (the default) or none.
+const COMPRESSIONS: [(&str, Compression); 2] = [("gzip", Compression::Gzip), ("none", Compression::None)];
+
+/// `BULK_CONCURRENCY_MODE`'s words: whether concurrency is adaptive (the default) or fixed.
+const CONCURRENCY_MODES: [(&str, bool); 2] = [("adaptive", true), ("fixed", false)];
+
 /// A variable that is missing or does not parse; the message names it and says what it expects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {problem}")]
@@ -206,7 +213,7 @@ impl ClusterConfig {
             timeout: millis(get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?,
             ca_cert: get("ES_CA_CERT").map(PathBuf::from),
             tls_verify: parse_tls_verify(get)?,
-            compression: parse_compression(get("ES_COMPRESSION"))?,
+            compression: choice(get, "ES_COMPRESSION", &COMPRESSIONS)?.unwrap_or(Compression::Gzip),
             url,
             auth,
         })
@@ -235,7 +242,7 @@ impl BulkConfig {
             max_bytes: number(get, "BULK_MAX_BYTES", DEFAULT_BULK_MAX_BYTES, 1024, 100 * 1024 * 1024)?,
             max_docs: number(get, "BULK_MAX_DOCS", DEFAULT_BULK_MAX_DOCS, 1, 100_000)?,
             concurrency: number(get, "BULK_CONCURRENCY", DEFAULT_BULK_CONCURRENCY, 1, 64)?,
-            adaptive_concurrency: parse_concurrency_mode(get("BULK_CONCURRENCY_MODE"))?,
+            adaptive_concurrency: choice(get, "BULK_CONCURRENCY_MODE", &CONCURRENCY_MODES)?.unwrap_or(true),
             deadline_margin: millis(get, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS, 0, 600_000)?,
             pacing_base: millis(get, "PACING_BASE_MS", DEFAULT_PACING_BASE_MS, 1, 60_000)?,
             pacing_max: millis(get, "PACING_MAX_MS", DEFAULT_PACING_MAX_MS, 0, 900_000)?,
@@ -291,34 +298,13 @@ fn parse_dead_letter(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Dea
     Ok(Some(DeadLetterPlace { bucket, prefix }))
 }
 
-/// Whether `BULK_CONCURRENCY_MODE` asks for adaptive concurrency (the default) rather than fixed.
-fn parse_concurrency_mode(mode: Option<String>) -> Result<bool, ConfigError> {
-    match mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("adaptive") => Ok(true),
-        Some("fixed") => Ok(false),
-        Some(other) => Err(problem("BULK_CONCURRENCY_MODE", format!("expects adaptive or fixed, got {other:?}"))),
-    }
-}
-
 /// Reads `ES_TLS_VERIFY` (true by default), refusing `false` alongside an `ES_CA_CERT` it would ignore.
 fn parse_tls_verify(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
-    match get("ES_TLS_VERIFY").as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("true") => Ok(true),
-        Some("false") if get("ES_CA_CERT").is_some() => {
-            Err(problem("ES_TLS_VERIFY", "is false, so ES_CA_CERT would be ignored: unset one of them"))
-        }
-        Some("false") => Ok(false),
-        Some(other) => Err(problem("ES_TLS_VERIFY", format!("expects true or false, got {other:?}"))),
+    let verify = boolean(get, "ES_TLS_VERIFY", true)?;
+    if !verify && get("ES_CA_CERT").is_some() {
+        return Err(problem("ES_TLS_VERIFY", "is false, so ES_CA_CERT would be ignored: unset one of them"));
     }
-}
-
-/// Reads `ES_COMPRESSION`: gzip (the default) or none.
-fn parse_compression(compression: Option<String>) -> Result<Compression, ConfigError> {
-    match compression.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("gzip") => Ok(Compression::Gzip),
-        Some("none") => Ok(Compression::None),
-        Some(other) => Err(problem("ES_COMPRESSION", format!("expects gzip or none, got {other:?}"))),
-    }
+    Ok(verify)
 }
 
 fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
