@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-use crate::config::{boolean, choice};
+use crate::config::{ConfigError, boolean, choice};
 
 /// How a CloudWatch Logs event whose message is one JSON object becomes a document (`MESSAGE_JSON`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +42,13 @@ pub struct Filter {
 
 impl Filter {
     /// Compiles both patterns; the error names the variable and says why.
-    pub fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Filter, Refusal> {
+    pub fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Filter, ConfigError> {
         let compile = |variable: &'static str, pattern: Option<&str>| {
             pattern
                 .map(|pattern| {
-                    Regex::new(pattern)
-                        .map_err(|error| (variable, format!("is not a valid regular expression: {error}")))
+                    Regex::new(pattern).map_err(|error| {
+                        ConfigError::new(variable, format!("is not a valid regular expression: {error}"))
+                    })
                 })
                 .transpose()
         };
@@ -80,21 +81,23 @@ pub struct AddedFields {
 pub const MAX_ADDED_FIELDS: usize = 64;
 
 impl AddedFields {
-    /// Reads a JSON object. `reserved` are the names the indexer writes itself (the timestamp field, `message`,
-    /// `aws`, `cloud`, …), which a static field may not take.
-    pub fn parse(text: &str, reserved: &[&str]) -> Result<AddedFields, String> {
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
-            .map_err(|error| format!("expects a JSON object of fields, such as {{\"env\":\"prod\"}}: {error}"))?;
+    /// Reads `ADD_FIELDS`' JSON object. `reserved` are the names the indexer writes itself (the timestamp field,
+    /// `message`, `aws`, `cloud`, …), which a static field may not take.
+    pub fn parse(text: &str, reserved: &[&str]) -> Result<AddedFields, ConfigError> {
+        let refused = |problem: String| ConfigError::new("ADD_FIELDS", problem);
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|error| {
+            refused(format!("expects a JSON object of fields, such as {{\"env\":\"prod\"}}: {error}"))
+        })?;
         if object.len() > MAX_ADDED_FIELDS {
-            return Err(format!("has {} fields, more than the {MAX_ADDED_FIELDS} allowed", object.len()));
+            return Err(refused(format!("has {} fields, more than the {MAX_ADDED_FIELDS} allowed", object.len())));
         }
         let mut fields = Vec::with_capacity(object.len());
         for (key, value) in object {
             if key.is_empty() {
-                return Err("has a field with an empty name".to_owned());
+                return Err(refused("has a field with an empty name".to_owned()));
             }
             if let Some(name) = reserved.iter().find(|name| **name == key) {
-                return Err(format!("names {name:?}, which the indexer writes itself: choose another name"));
+                return Err(refused(format!("names {name:?}, which the indexer writes itself: choose another name")));
             }
             let mut fragment = serde_json::to_vec(&key).expect("a string serialises");
             fragment.push(b':');
@@ -138,9 +141,6 @@ pub struct Preprocess {
 
 pub const DEFAULT_MESSAGE_JSON_FIELD: &str = "json";
 
-/// A variable that does not parse: its name, and what is wrong.
-type Refusal = (&'static str, String);
-
 impl Preprocess {
     /// Reads `MESSAGE_JSON`, `MESSAGE_JSON_FIELD`, `FILTER_INCLUDE`, `FILTER_EXCLUDE`, `ADD_FIELDS` and
     /// `ADD_KINESIS_METADATA` through `get`; a field the indexer writes itself (the timestamp field, `message`,
@@ -149,24 +149,25 @@ impl Preprocess {
         get: &impl Fn(&str) -> Option<String>,
         timestamp_field: &str,
         firehose_target_field: &str,
-    ) -> Result<Preprocess, Refusal> {
-        let message_json = choice(get, "MESSAGE_JSON", &MessageJson::ALL.map(|mode| (mode.name(), mode)))
-            .map_err(|error| ("MESSAGE_JSON", error.problem))?
+    ) -> Result<Preprocess, ConfigError> {
+        let message_json = choice(get, "MESSAGE_JSON", &MessageJson::ALL.map(|mode| (mode.name(), mode)))?
             .unwrap_or(MessageJson::Merge);
         let written = [timestamp_field, "message", "aws", "cloud", firehose_target_field];
         let message_json_field = get("MESSAGE_JSON_FIELD").unwrap_or_else(|| DEFAULT_MESSAGE_JSON_FIELD.to_owned());
         if let Some(name) = written.iter().find(|name| **name == message_json_field) {
-            return Err(("MESSAGE_JSON_FIELD", format!("is {name:?}, which the indexer writes itself")));
+            return Err(ConfigError::new(
+                "MESSAGE_JSON_FIELD",
+                format!("is {name:?}, which the indexer writes itself"),
+            ));
         }
         let filter = Filter::new(get("FILTER_INCLUDE").as_deref(), get("FILTER_EXCLUDE").as_deref())?;
         let mut reserved = written.to_vec();
         reserved.push(&message_json_field);
         let added_fields = match get("ADD_FIELDS") {
             None => AddedFields::default(),
-            Some(text) => AddedFields::parse(&text, &reserved).map_err(|why| ("ADD_FIELDS", why))?,
+            Some(text) => AddedFields::parse(&text, &reserved)?,
         };
-        let kinesis_metadata =
-            boolean(get, "ADD_KINESIS_METADATA", false).map_err(|error| ("ADD_KINESIS_METADATA", error.problem))?;
+        let kinesis_metadata = boolean(get, "ADD_KINESIS_METADATA", false)?;
         Ok(Preprocess { message_json, message_json_field, filter, added_fields, kinesis_metadata })
     }
 }
@@ -215,10 +216,10 @@ mod tests {
 
     #[test]
     fn an_invalid_pattern_names_its_variable() {
-        let (variable, why) = Filter::new(Some("ok"), Some("(unclosed")).unwrap_err();
-        assert_eq!(variable, "FILTER_EXCLUDE");
-        assert!(why.contains("not a valid regular expression"), "{why}");
-        assert_eq!(Filter::new(Some("[z-a]"), None).unwrap_err().0, "FILTER_INCLUDE");
+        let error = Filter::new(Some("ok"), Some("(unclosed")).unwrap_err();
+        assert_eq!(error.variable, "FILTER_EXCLUDE");
+        assert!(error.problem.contains("not a valid regular expression"), "{error}");
+        assert_eq!(Filter::new(Some("[z-a]"), None).unwrap_err().variable, "FILTER_INCLUDE");
     }
 
     #[test]
@@ -229,10 +230,10 @@ mod tests {
         let mut out = Vec::new();
         fields.write_missing(&mut out, 0b010);
         assert_eq!(String::from_utf8(out).unwrap(), r#","env":"prod","team":{"name":"x"}"#);
-        assert!(AddedFields::parse("[1]", &[]).unwrap_err().contains("JSON object"));
-        assert!(AddedFields::parse(r#"{"message":1}"#, &["message"]).unwrap_err().contains("\"message\""));
-        assert!(AddedFields::parse(r#"{"":1}"#, &[]).unwrap_err().contains("empty name"));
+        assert!(AddedFields::parse("[1]", &[]).unwrap_err().problem.contains("JSON object"));
+        assert!(AddedFields::parse(r#"{"message":1}"#, &["message"]).unwrap_err().problem.contains("\"message\""));
+        assert!(AddedFields::parse(r#"{"":1}"#, &[]).unwrap_err().problem.contains("empty name"));
         let many = format!("{{{}}}", (0..65).map(|i| format!("\"f{i}\":1")).collect::<Vec<_>>().join(","));
-        assert!(AddedFields::parse(&many, &[]).unwrap_err().contains("more than the 64"));
+        assert!(AddedFields::parse(&many, &[]).unwrap_err().problem.contains("more than the 64"));
     }
 }

@@ -1,9 +1,9 @@
 //! How requests to the cluster authenticate: `EsAuth`, read from `ES_AUTH` and the credentials' variables (basic,
 //! API key, a Secrets Manager secret, SigV4 with its service and region).
 
+use super::ConfigError;
 use super::endpoint::{aws_service_of, host_of, region_of};
 use super::read::{choice, word};
-use super::{ConfigError, problem};
 
 /// How requests to the cluster authenticate (`ES_AUTH`).
 #[derive(Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl Credentials {
             _ => return Ok(()),
         };
         let mode = mode.name();
-        Err(problem("ES_AUTH", format!("is {mode}, so {unused} would be ignored: unset it or change ES_AUTH")))
+        Err(ConfigError::new("ES_AUTH", format!("is {mode}, so {unused} would be ignored: unset it or change ES_AUTH")))
     }
 }
 
@@ -119,13 +119,13 @@ pub(super) fn parse_auth(get: &impl Fn(&str) -> Option<String>, es_url: &str) ->
         AuthMode::None => Ok(EsAuth::None),
         AuthMode::Basic => match (credentials.username, credentials.password) {
             (Some(username), Some(password)) => Ok(EsAuth::Basic { username, password }),
-            (Some(_), None) => Err(problem("ES_PASSWORD", "is required when ES_USERNAME is set")),
-            _ => Err(problem("ES_USERNAME", "is required for basic auth (with ES_PASSWORD)")),
+            (Some(_), None) => Err(ConfigError::new("ES_PASSWORD", "is required when ES_USERNAME is set")),
+            _ => Err(ConfigError::new("ES_USERNAME", "is required for basic auth (with ES_PASSWORD)")),
         },
         AuthMode::ApiKey => credentials
             .api_key
             .map(EsAuth::ApiKey)
-            .ok_or_else(|| problem("ES_API_KEY", "is required when ES_AUTH is api-key")),
+            .ok_or_else(|| ConfigError::new("ES_API_KEY", "is required when ES_AUTH is api-key")),
         AuthMode::SigV4 => parse_sigv4_auth(get, &host, aws_service),
     }
 }
@@ -138,14 +138,14 @@ fn parse_secret_auth(
     credentials_set: bool,
 ) -> Result<EsAuth, ConfigError> {
     if credentials_set {
-        return Err(problem(
+        return Err(ConfigError::new(
             "ES_SECRET_ARN",
             "credentials come from the secret: unset ES_USERNAME, ES_PASSWORD and ES_API_KEY",
         ));
     }
     if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
         // Not quoted: a value that is not an ARN may be the secret itself, pasted in the wrong place.
-        return Err(problem(
+        return Err(ConfigError::new(
             "ES_SECRET_ARN",
             "expects a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), got \
              something else (not shown: it may hold credentials)",
@@ -156,7 +156,7 @@ fn parse_secret_auth(
         // Another mode, or a word that is none, is quoted as read: the secret would be ignored either way.
         _ => {
             let mode = word(get, "ES_AUTH").unwrap_or_default();
-            Err(problem("ES_AUTH", format!("is {mode}, so ES_SECRET_ARN would be ignored")))
+            Err(ConfigError::new("ES_AUTH", format!("is {mode}, so ES_SECRET_ARN would be ignored")))
         }
     }
 }
@@ -171,13 +171,13 @@ fn parse_sigv4_auth(
     // Not a `choice`: the service is a signing name, taken as written (`ES` is refused, not read as `es`).
     let service = get("ES_SIGV4_SERVICE").unwrap_or_else(|| aws_service.unwrap_or("es").to_owned());
     if service != "es" && service != "aoss" {
-        return Err(problem("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
+        return Err(ConfigError::new("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
     }
     // The domain's region signs its requests, wherever the function runs; the function's own region
     // (AWS_REGION, which Lambda sets) only for an endpoint that does not name one.
     let region =
         region_of(host).or_else(|| get("AWS_REGION")).or_else(|| get("AWS_DEFAULT_REGION")).ok_or_else(|| {
-            problem(
+            ConfigError::new(
                 "AWS_REGION",
                 "is required to sign requests to an endpoint that does not name its region (Lambda sets it; set it \
                  for local runs)",

@@ -3,7 +3,7 @@
 
 use url::Url;
 
-use super::{ConfigError, problem};
+use super::ConfigError;
 
 /// `ES_DOMAIN_ARN` (the template's `DomainArn`, which grants the function and Firehose the domain) against
 /// `ES_URL`: an Amazon OpenSearch Service endpoint (`search-<name>-<id>.<region>.es…` or `vpc-…`) must be that
@@ -20,14 +20,20 @@ pub(super) fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
         _ => None,
     };
     let Some((region, name)) = domain.filter(|(_, name)| !name.is_empty()) else {
-        return Err(problem("ES_DOMAIN_ARN", format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}")));
+        return Err(ConfigError::new(
+            "ES_DOMAIN_ARN",
+            format!("expects arn:aws:es:REGION:ACCOUNT:domain/NAME, got {arn:?}"),
+        ));
     };
     let host = host.to_ascii_lowercase();
     let Some(endpoint_region) = region_of(&host) else {
         return Ok(()); // A custom endpoint (a CNAME, a proxy) names no domain to compare.
     };
     if host.split('.').any(|label| label == "aoss") {
-        return Err(problem("ES_DOMAIN_ARN", "is for a domain, but ES_URL is an OpenSearch Serverless collection"));
+        return Err(ConfigError::new(
+            "ES_DOMAIN_ARN",
+            "is for a domain, but ES_URL is an OpenSearch Serverless collection",
+        ));
     }
     let first = host.split('.').next().unwrap_or_default();
     // `search-<name>-<id>`: the name is what lies between the prefix and the last dash (names may hold dashes).
@@ -36,7 +42,7 @@ pub(super) fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
         .or_else(|| first.strip_prefix("vpc-"))
         .and_then(|rest| rest.rsplit_once('-').map(|(name, _)| name));
     if endpoint_region != region || endpoint_name.is_some_and(|endpoint_name| endpoint_name != name) {
-        return Err(problem(
+        return Err(ConfigError::new(
             "ES_DOMAIN_ARN",
             format!(
                 "names domain {name} in {region}, but ES_URL is {} in {endpoint_region}: set DomainArn and EsUrl to \
@@ -84,18 +90,18 @@ pub(super) fn region_of(host: &str) -> Option<String> {
 pub(super) fn parse_url(text: &str) -> Result<String, ConfigError> {
     let shown = redact_url(text);
     if !(text.starts_with("http://") || text.starts_with("https://")) {
-        return Err(problem("ES_URL", format!("must start with http:// or https://, got {shown:?}")));
+        return Err(ConfigError::new("ES_URL", format!("must start with http:// or https://, got {shown:?}")));
     }
-    let url =
-        Url::parse(text).map_err(|error| problem("ES_URL", format!("is not a valid URL ({error}), got {shown:?}")))?;
+    let url = Url::parse(text)
+        .map_err(|error| ConfigError::new("ES_URL", format!("is not a valid URL ({error}), got {shown:?}")))?;
     if url.host_str().is_none_or(str::is_empty) || !url.username().is_empty() || url.password().is_some() {
-        return Err(problem(
+        return Err(ConfigError::new(
             "ES_URL",
             format!("needs a host and no user:password part (use ES_USERNAME/ES_PASSWORD), got {shown:?}"),
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(problem("ES_URL", format!("must not carry a query or fragment, got {shown:?}")));
+        return Err(ConfigError::new("ES_URL", format!("must not carry a query or fragment, got {shown:?}")));
     }
     Ok(text.trim_end_matches('/').to_owned())
 }

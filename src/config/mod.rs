@@ -137,7 +137,8 @@ const COMPRESSIONS: [(&str, Compression); 2] = [("gzip", Compression::Gzip), ("n
 /// `BULK_CONCURRENCY_MODE`'s words: whether concurrency is adaptive (the default) or fixed.
 const CONCURRENCY_MODES: [(&str, bool); 2] = [("adaptive", true), ("fixed", false)];
 
-/// A variable that is missing or does not parse; the message names it and says what it expects.
+/// A variable that is missing or does not parse, or that contradicts another; the message names it and says what
+/// it expects. The one error of the configuration: `preprocess` refuses its settings with it too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {problem}")]
 pub struct ConfigError {
@@ -145,8 +146,11 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { variable, problem: problem.into() }
+impl ConfigError {
+    /// `variable` refused: `problem` says what it expects, or why it cannot be.
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+        ConfigError { variable, problem: problem.into() }
+    }
 }
 
 pub const DEFAULT_INDEX: &str = "logs-%Y.%m.%d";
@@ -182,8 +186,7 @@ impl Config {
         let cluster = ClusterConfig::read(&get)?;
         let documents = DocumentConfig::read(&get)?;
         let firehose = FirehoseConfig::read(&get, &documents.timestamp_field)?;
-        let preprocessing = Preprocess::parse(&get, &documents.timestamp_field, &firehose.target_field)
-            .map_err(|(variable, why)| problem(variable, why))?;
+        let preprocessing = Preprocess::parse(&get, &documents.timestamp_field, &firehose.target_field)?;
         Ok(Config {
             cluster,
             documents,
@@ -200,8 +203,9 @@ impl ClusterConfig {
     /// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL), the TLS settings,
     /// `ES_TIMEOUT_MS`, `ES_COMPRESSION`, `ES_INDEX` and `ES_PIPELINE`.
     fn read(get: &impl Fn(&str) -> Option<String>) -> Result<ClusterConfig, ConfigError> {
-        let url = get("ES_URL")
-            .ok_or_else(|| problem("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)"))?;
+        let url = get("ES_URL").ok_or_else(|| {
+            ConfigError::new("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)")
+        })?;
         let url = parse_url(&url)?;
         let auth = parse_auth(get, &url)?;
         if let Some(arn) = get("ES_DOMAIN_ARN") {
@@ -256,7 +260,7 @@ impl FirehoseConfig {
     fn read(get: &impl Fn(&str) -> Option<String>, timestamp_field: &str) -> Result<FirehoseConfig, ConfigError> {
         let target_field = get("FIREHOSE_TARGET_FIELD").unwrap_or_else(|| DEFAULT_FIREHOSE_TARGET_FIELD.to_owned());
         if target_field == timestamp_field {
-            return Err(problem("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
+            return Err(ConfigError::new("FIREHOSE_TARGET_FIELD", "must differ from TIMESTAMP_FIELD"));
         }
         Ok(FirehoseConfig {
             stream: get("FIREHOSE_STREAM_NAME"),
@@ -269,7 +273,7 @@ impl FirehoseConfig {
 /// Reads `ES_INDEX`: an index name or pattern.
 fn parse_index(get: &impl Fn(&str) -> Option<String>) -> Result<IndexPattern, ConfigError> {
     let text = get("ES_INDEX").unwrap_or_else(|| DEFAULT_INDEX.to_owned());
-    IndexPattern::parse(&text).map_err(|why| problem("ES_INDEX", why))
+    IndexPattern::parse(&text).map_err(|why| ConfigError::new("ES_INDEX", why))
 }
 
 /// Checks the ingest pipeline id of `ES_PIPELINE`, if one is set.
@@ -277,7 +281,7 @@ fn parse_pipeline(pipeline: Option<String>) -> Result<Option<String>, ConfigErro
     if let Some(id) = &pipeline
         && !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
     {
-        return Err(problem(
+        return Err(ConfigError::new(
             "ES_PIPELINE",
             format!("expects a pipeline id of letters, digits, '-', '_', '.' and '~', got {id:?}"),
         ));
@@ -292,7 +296,7 @@ fn parse_dead_letter(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Dea
     let valid = (3..=63).contains(&bucket.len())
         && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
     if !valid {
-        return Err(problem("DEAD_LETTER_BUCKET", format!("expects an S3 bucket name, got {bucket:?}")));
+        return Err(ConfigError::new("DEAD_LETTER_BUCKET", format!("expects an S3 bucket name, got {bucket:?}")));
     }
     let prefix = get("DEAD_LETTER_PREFIX").unwrap_or_else(|| DEFAULT_DEAD_LETTER_PREFIX.to_owned());
     Ok(Some(DeadLetterPlace { bucket, prefix }))
@@ -302,7 +306,7 @@ fn parse_dead_letter(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Dea
 fn parse_tls_verify(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
     let verify = boolean(get, "ES_TLS_VERIFY", true)?;
     if !verify && get("ES_CA_CERT").is_some() {
-        return Err(problem("ES_TLS_VERIFY", "is false, so ES_CA_CERT would be ignored: unset one of them"));
+        return Err(ConfigError::new("ES_TLS_VERIFY", "is false, so ES_CA_CERT would be ignored: unset one of them"));
     }
     Ok(verify)
 }
@@ -316,7 +320,7 @@ fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
             Some(path) if !path.is_empty() && !path.split('.').any(str::is_empty) => {
                 Ok(DocIdMode::Field(path.to_owned()))
             }
-            _ => Err(problem("ES_DOC_ID", format!("expects kinesis, none or field:<path>, got {value:?}"))),
+            _ => Err(ConfigError::new("ES_DOC_ID", format!("expects kinesis, none or field:<path>, got {value:?}"))),
         },
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, problem};
+use super::ConfigError;
 
 /// A whole number from `min` to `max` (`_` may separate its digits); `default` when the variable is unset.
 pub(super) fn number<T>(
@@ -20,9 +20,9 @@ where
     let value: T = text
         .replace('_', "")
         .parse()
-        .map_err(|_| problem(variable, format!("expects a whole number from {min} to {max}, got {text:?}")))?;
+        .map_err(|_| ConfigError::new(variable, format!("expects a whole number from {min} to {max}, got {text:?}")))?;
     if value < min || value > max {
-        return Err(problem(variable, format!("expects a whole number from {min} to {max}, got {value}")));
+        return Err(ConfigError::new(variable, format!("expects a whole number from {min} to {max}, got {value}")));
     }
     Ok(value)
 }
@@ -51,7 +51,7 @@ pub(crate) fn choice<T: Copy>(
         Some((_, value)) => Ok(Some(*value)),
         None => {
             let allowed: Vec<&str> = choices.iter().map(|(allowed, _)| *allowed).collect();
-            Err(problem(variable, format!("expects {}, got {word:?}", either(&allowed))))
+            Err(ConfigError::new(variable, format!("expects {}, got {word:?}", either(&allowed))))
         }
     }
 }
