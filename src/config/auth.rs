@@ -2,7 +2,7 @@
 //! API key, a Secrets Manager secret, SigV4 with its service and region).
 
 use super::ConfigError;
-use super::endpoint::{aws_service_of, host_of, region_of};
+use super::endpoint::{AWS_SERVICES, aws_service_of, host_of, region_of};
 use super::read::{choice, word};
 
 /// How requests to the cluster authenticate (`ES_AUTH`).
@@ -170,7 +170,7 @@ fn parse_sigv4_auth(
 ) -> Result<EsAuth, ConfigError> {
     // Not a `choice`: the service is a signing name, taken as written (`ES` is refused, not read as `es`).
     let service = get("ES_SIGV4_SERVICE").unwrap_or_else(|| aws_service.unwrap_or("es").to_owned());
-    if service != "es" && service != "aoss" {
+    if !AWS_SERVICES.contains(&service.as_str()) {
         return Err(ConfigError::new("ES_SIGV4_SERVICE", format!("expects es or aoss, got {service:?}")));
     }
     // The domain's region signs its requests, wherever the function runs; the function's own region

@@ -5,14 +5,19 @@ use url::Url;
 
 use super::ConfigError;
 
-/// `ES_DOMAIN_ARN` (the template's `DomainArn`, which grants the function and Firehose the domain) against
-/// `ES_URL`: an Amazon OpenSearch Service endpoint (`search-<name>-<id>.<region>.es…` or `vpc-…`) must be that
-/// domain's, in its region. Two inputs that name different domains would index into one and grant the other.
-/// Whether the domain `arn` names is the one `es_url` reaches (as far as its host tells); if not, why.
+/// The services an AWS endpoint of a cluster names: `es` (Amazon OpenSearch Service domains) and `aoss`
+/// (OpenSearch Serverless collections).
+pub(super) const AWS_SERVICES: [&str; 2] = ["es", "aoss"];
+
+/// Whether the domain `arn` names is the one `es_url` reaches (as far as its host tells); if not, why
+/// (`check_domain`'s words).
 pub fn domain_of_url_is(arn: &str, es_url: &str) -> Result<(), String> {
     check_domain(arn, &host_of(es_url)).map_err(|error| error.problem)
 }
 
+/// `ES_DOMAIN_ARN` (the template's `DomainArn`, which grants the function and Firehose the domain) against the
+/// host of `ES_URL`: an Amazon OpenSearch Service endpoint (`search-<name>-<id>.<region>.es…` or `vpc-…`) must be
+/// that domain's, in its region. Two inputs that name different domains would index into one and grant the other.
 pub(super) fn check_domain(arn: &str, host: &str) -> Result<(), ConfigError> {
     let fields: Vec<&str> = arn.splitn(6, ':').collect();
     let domain = match fields.as_slice() {
@@ -62,7 +67,7 @@ pub(super) fn host_of(url: &str) -> String {
 /// The AWS service an endpoint's (lowercase) host names: `es` for an Amazon OpenSearch Service domain
 /// (`*.es.amazonaws.com`, or `.com.cn`), `aoss` for an OpenSearch Serverless collection; `None` for any other host.
 pub(super) fn aws_service_of(host: &str) -> Option<&'static str> {
-    ["es", "aoss"].into_iter().find(|service| {
+    AWS_SERVICES.into_iter().find(|service| {
         host.ends_with(&format!(".{service}.amazonaws.com")) || host.ends_with(&format!(".{service}.amazonaws.com.cn"))
     })
 }
@@ -76,7 +81,7 @@ pub(super) fn region_of(host: &str) -> Option<String> {
     let service_at = labels
         .iter()
         .enumerate()
-        .position(|(i, l)| (*l == "es" || *l == "aoss") && labels.get(i + 1) == Some(&"amazonaws"))?;
+        .position(|(i, l)| AWS_SERVICES.contains(l) && labels.get(i + 1) == Some(&"amazonaws"))?;
     let region = labels.get(service_at.checked_sub(1)?)?;
     let parts: Vec<&str> = region.split('-').collect();
     let shaped = parts.len() >= 3
@@ -87,6 +92,8 @@ pub(super) fn region_of(host: &str) -> Option<String> {
     shaped.then(|| region.to_string())
 }
 
+/// `ES_URL` checked: `http://` or `https://`, a host, no credentials, query or fragment (each refusal quotes the
+/// URL redacted); the URL without a trailing `/`.
 pub(super) fn parse_url(text: &str) -> Result<String, ConfigError> {
     let shown = redact_url(text);
     if !(text.starts_with("http://") || text.starts_with("https://")) {

@@ -19,6 +19,7 @@ pub use endpoint::{domain_of_url_is, redact_url};
 pub(crate) use read::{boolean, choice};
 use read::{millis, number};
 
+use crate::budget::MIN_REQUEST_TIME;
 use crate::index::IndexPattern;
 use crate::preprocess::Preprocess;
 
@@ -158,6 +159,8 @@ pub const DEFAULT_BULK_MAX_BYTES: usize = 5 * 1024 * 1024;
 pub const DEFAULT_BULK_MAX_DOCS: usize = 1_000;
 pub const DEFAULT_BULK_CONCURRENCY: usize = 2;
 pub const DEFAULT_ES_TIMEOUT_MS: u64 = 10_000;
+/// The least `ES_TIMEOUT_MS`: the least time a request can have.
+const MIN_ES_TIMEOUT_MS: u64 = MIN_REQUEST_TIME.as_millis() as u64;
 pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 2_000;
@@ -214,7 +217,7 @@ impl ClusterConfig {
         Ok(ClusterConfig {
             index: parse_index(get)?,
             pipeline: parse_pipeline(get("ES_PIPELINE"))?,
-            timeout: millis(get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, 100, 900_000)?,
+            timeout: millis(get, "ES_TIMEOUT_MS", DEFAULT_ES_TIMEOUT_MS, MIN_ES_TIMEOUT_MS, 900_000)?,
             ca_cert: get("ES_CA_CERT").map(PathBuf::from),
             tls_verify: parse_tls_verify(get)?,
             compression: choice(get, "ES_COMPRESSION", &COMPRESSIONS)?.unwrap_or(Compression::Gzip),

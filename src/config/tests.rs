@@ -127,6 +127,17 @@ fn numbers_out_of_range_or_not_numbers_name_their_variable() {
 }
 
 #[test]
+fn a_request_timeout_is_at_least_the_least_time_a_request_can_have() {
+    let timeout = |ms: &str| config(&[("ES_URL", "http://h"), ("ES_TIMEOUT_MS", ms)]).map(|c| c.cluster.timeout);
+    assert_eq!(timeout("100").unwrap(), Duration::from_millis(100));
+    assert_eq!(
+        timeout("99").unwrap_err().to_string(),
+        "ES_TIMEOUT_MS: expects a whole number from 100 to 900000, got 99"
+    );
+    assert_eq!(timeout("900000").unwrap(), Duration::from_secs(900));
+}
+
+#[test]
 fn credentials_are_basic_or_api_key_never_both() {
     let basic = config(&[("ES_URL", "http://h"), ("ES_USERNAME", "u"), ("ES_PASSWORD", "p")]).unwrap();
     assert_eq!(basic.cluster.auth, EsAuth::Basic { username: "u".into(), password: "p".into() });
