@@ -236,4 +236,14 @@ mod tests {
         let many = format!("{{{}}}", (0..65).map(|i| format!("\"f{i}\":1")).collect::<Vec<_>>().join(","));
         assert!(AddedFields::parse(&many, &[]).unwrap_err().problem.contains("more than the 64"));
     }
+
+    #[test]
+    fn sixty_four_added_fields_are_taken_and_sixty_five_refused() {
+        let object =
+            |n: usize| format!("{{{}}}", (0..n).map(|i| format!("\"f{i}\":{i}")).collect::<Vec<_>>().join(","));
+        let most = AddedFields::parse(&object(64), &[]).unwrap();
+        assert_eq!(most.names().count(), 64, "the documented maximum");
+        let refused = AddedFields::parse(&object(65), &[]).unwrap_err();
+        assert_eq!(refused.to_string(), "ADD_FIELDS: has 65 fields, more than the 64 allowed");
+    }
 }

@@ -307,3 +307,18 @@ fn a_bad_index_pattern_names_es_index() {
     let routed = config(&[("ES_URL", "http://h"), ("ES_INDEX", "logs-{field:service.name}-default")]).unwrap();
     assert_eq!(routed.cluster.index.as_str(), "logs-{field:service.name}-default");
 }
+
+#[test]
+fn a_record_may_inflate_to_anything_from_a_kib_to_a_gib() {
+    let cap = |bytes: &str| {
+        config(&[("ES_URL", "http://h"), ("MAX_RECORD_BYTES", bytes)]).map(|config| config.documents.max_record_bytes)
+    };
+    assert_eq!(cap("1024").unwrap(), 1024, "1 KiB, the least");
+    assert_eq!(cap("1049601").unwrap(), 1_049_601, "1 MiB + 1 KiB + 1");
+    assert_eq!(cap("1073741824").unwrap(), 1_073_741_824, "1 GiB, the most");
+    assert_eq!(
+        cap("1073741825").unwrap_err().to_string(),
+        "MAX_RECORD_BYTES: expects a whole number from 1024 to 1073741824, got 1073741825"
+    );
+    assert_eq!(cap("1023").unwrap_err().variable, "MAX_RECORD_BYTES");
+}
