@@ -69,6 +69,12 @@ impl Filter {
     }
 }
 
+/// The top-level fields the indexer writes into documents besides the timestamp field: a text's `message`, the
+/// provenance under `aws` (`aws.kinesis`, CloudWatch Logs' `aws.cloudwatch`) and CloudWatch Logs' `cloud`. Neither
+/// `ADD_FIELDS` nor `MESSAGE_JSON_FIELD` may name them, and a merged message's own fields that would change them
+/// are set aside (`record::message`).
+pub const WRITTEN_FIELDS: [&str; 3] = ["message", "aws", "cloud"];
+
 /// Static fields merged into every document (`ADD_FIELDS`): each written as `"key":value`, compact, so that a
 /// document gains them in the buffer it is built in. A document's own field of the same name wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -152,7 +158,8 @@ impl Preprocess {
     ) -> Result<Preprocess, ConfigError> {
         let message_json = choice(get, "MESSAGE_JSON", &MessageJson::ALL.map(|mode| (mode.name(), mode)))?
             .unwrap_or(MessageJson::Merge);
-        let written = [timestamp_field, "message", "aws", "cloud", firehose_target_field];
+        let [message, aws, cloud] = WRITTEN_FIELDS;
+        let written = [timestamp_field, message, aws, cloud, firehose_target_field];
         let message_json_field = get("MESSAGE_JSON_FIELD").unwrap_or_else(|| DEFAULT_MESSAGE_JSON_FIELD.to_owned());
         if let Some(name) = written.iter().find(|name| **name == message_json_field) {
             return Err(ConfigError::new(

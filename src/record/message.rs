@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use super::content::write_field;
 use super::scan::timestamp_of;
 use crate::json::{self, ReadObject, Shape, Text};
+use crate::preprocess::WRITTEN_FIELDS;
 use crate::timestamp;
 
 /// The fields loggers write their time in, looked at after the configured `TIMESTAMP_FIELD`: ECS loggers'
@@ -107,7 +108,7 @@ impl OwnedFields<'_> {
         let into = |owned: &str| name == owned || within(owned, name) || within(name, owned);
         match name {
             "message" => !value.get().starts_with('"'),
-            _ => into("aws") || into("cloud") || into("message") || into(self.aside) || into(self.timestamp_field),
+            _ => WRITTEN_FIELDS.into_iter().any(into) || into(self.aside) || into(self.timestamp_field),
         }
     }
 }
