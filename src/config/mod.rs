@@ -203,8 +203,8 @@ impl Config {
 }
 
 impl ClusterConfig {
-    /// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL), the TLS settings,
-    /// `ES_TIMEOUT_MS`, `ES_COMPRESSION`, `ES_INDEX` and `ES_PIPELINE`.
+    /// Reads `ES_URL`, the authentication, `ES_DOMAIN_ARN` (checked against the URL), `ES_INDEX`, `ES_PIPELINE`,
+    /// `ES_TIMEOUT_MS`, the TLS settings and `ES_COMPRESSION`.
     fn read(get: &impl Fn(&str) -> Option<String>) -> Result<ClusterConfig, ConfigError> {
         let url = get("ES_URL").ok_or_else(|| {
             ConfigError::new("ES_URL", "is required (e.g. https://search-domain.eu-west-1.es.amazonaws.com)")
@@ -314,6 +314,8 @@ fn parse_tls_verify(get: &impl Fn(&str) -> Option<String>) -> Result<bool, Confi
     Ok(verify)
 }
 
+/// Reads `ES_DOC_ID`: `kinesis` (the default), `none` or `field:<path>`. Not a `choice`: the words are taken as
+/// written, as a field's path is.
 fn parse_doc_id(value: Option<String>) -> Result<DocIdMode, ConfigError> {
     let Some(value) = value else { return Ok(DocIdMode::Kinesis) };
     match value.as_str() {
