@@ -200,4 +200,16 @@ mod tests {
             "rejected-documents/2026/12/07/00/shardId-0-49-1.ndjson"
         );
     }
+
+    #[test]
+    fn a_put_that_failed_before_any_answer_needs_fixing_only_for_want_of_credentials() {
+        use aws_sdk_s3::operation::put_object::PutObjectError;
+        let failed =
+            |why: &str| put_failure("s3://bucket/key", &SdkError::<PutObjectError, ()>::construction_failure(why));
+        let no_credentials = failed("no credentials provider: Credentials must be set");
+        assert_eq!(no_credentials.cause, Cause::Misconfigured(crate::cause::Fix::DeadLetterBucket));
+        assert!(no_credentials.reason.contains("no usable AWS credentials"), "{}", no_credentials.reason);
+        let other = failed("invalid endpoint: a URL without a host");
+        assert_eq!(other.cause, Cause::DeadLetterRefused, "a redelivery may keep it: {}", other.reason);
+    }
 }
