@@ -284,7 +284,8 @@ fn timestamp_skew_is_bounded_in_seconds() {
     let skew = |value: &str| config(&[("ES_URL", "http://h"), ("TIMESTAMP_MAX_SKEW_SECONDS", value)]);
     assert_eq!(
         config(&[("ES_URL", "http://h")]).unwrap().documents.timestamp_max_skew,
-        Duration::from_secs(DEFAULT_TIMESTAMP_MAX_SKEW_SECONDS)
+        Duration::from_secs(7 * 86_400),
+        "a week by default, as docs/configuration.md says"
     );
     assert_eq!(skew("3600").unwrap().documents.timestamp_max_skew, Duration::from_secs(3600));
     assert_eq!(skew("5").unwrap_err().variable, "TIMESTAMP_MAX_SKEW_SECONDS");
