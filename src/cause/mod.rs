@@ -1,8 +1,10 @@
 //! Why a document or record did not end written, decided here and nowhere else: from one typed input per source
 //! (a bulk item's answer, a whole request's answer, a decoding rejection, Firehose's answer, the deadline, the
 //! indexing stage holding), one `Cause`, whose methods say where it goes (`route`), whether it paces (`paces`) and
-//! what to fix (`fix`). Elasticsearch's status codes and `error.type`s are read in this file only. A new cause is a
-//! new variant, and the compiler finds every place that must handle it.
+//! what to fix (`fix`). Every status code, `error.type` and AWS error code is read in this folder only:
+//! `elasticsearch` (an error read once, a refusal's cause, what a status says), `bulk_reply` (a `_bulk` reply → one
+//! outcome per document), `aws` (Firehose's and S3's codes), and `outcome` (where each document and record ends). A
+//! new cause is a new variant, and the compiler finds every place that must handle it.
 
 mod aws;
 mod bulk_reply;
