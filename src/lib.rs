@@ -28,7 +28,6 @@ pub mod invocation;
 pub mod json;
 pub mod kpl;
 pub mod logging;
-pub mod preprocess;
 pub mod record;
 pub mod replay;
 pub mod route;

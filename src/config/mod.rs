@@ -7,6 +7,7 @@
 
 mod auth;
 mod endpoint;
+pub mod preprocess;
 mod read;
 
 use std::path::PathBuf;
@@ -20,8 +21,8 @@ pub(crate) use read::{boolean, choice};
 use read::{millis, number};
 
 use crate::budget::MIN_REQUEST_TIME;
+use crate::config::preprocess::Preprocess;
 use crate::index::IndexPattern;
-use crate::preprocess::Preprocess;
 
 /// Everything the indexer needs to know, parsed and checked, in parts: the cluster, what each document is made of
 /// and what is done to it on the way, how documents are sent, the Firehose tier, and the dead letter.

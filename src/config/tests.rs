@@ -2,7 +2,7 @@
 
 use super::endpoint::region_of;
 use super::*;
-use crate::preprocess::MessageJson;
+use crate::config::preprocess::MessageJson;
 
 fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -9,8 +9,8 @@ use super::content::{
     Content, DocumentContext, ProvenanceAt, Source, fold_newlines, write_field, write_stamp, write_stamped_message,
 };
 use super::message::{OwnedFields, read_message_object};
+use crate::config::preprocess::MessageJson;
 use crate::json::Text;
-use crate::preprocess::MessageJson;
 use crate::timestamp;
 
 #[derive(Deserialize)]

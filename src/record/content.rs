@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::preprocess::Preprocess;
+use crate::config::preprocess::Preprocess;
 use crate::timestamp;
 
 /// What one record's decoded data holds.

@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 
 use super::content::write_field;
 use super::scan::timestamp_of;
+use crate::config::preprocess::WRITTEN_FIELDS;
 use crate::json::{self, ReadObject, Shape, Text};
-use crate::preprocess::WRITTEN_FIELDS;
 use crate::timestamp;
 
 /// The fields loggers write their time in, looked at after the configured `TIMESTAMP_FIELD`: ECS loggers'

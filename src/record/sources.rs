@@ -210,7 +210,7 @@ fn one_line(mut json: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::preprocess::{AddedFields, Filter, MessageJson, Preprocess};
+    use crate::config::preprocess::{AddedFields, Filter, MessageJson, Preprocess};
     use crate::record::data::{decode_base64, inflate};
     use base64::Engine;
     use testkit::gzip;

@@ -14,7 +14,7 @@ use super::faults::{Fault, IndexFault};
 use super::indices::invalid_index_name;
 use super::pool::{Turn, WRITE_QUEUE_FULL, run_in_pool};
 use super::security::{Flavour, authenticate};
-use super::{EsDouble, State, error_body, json_response};
+use super::{Action, EsDouble, State, error_body, json_response};
 use crate::server::{self, Body};
 
 /// One bulk request as the double received it.
@@ -263,17 +263,6 @@ fn broken_response(partial: Bytes) -> Response<Body> {
         .header("content-length", (partial.len() + 1024).to_string())
         .body(server::broken_after(partial))
         .expect("response")
-}
-
-pub(super) struct Action {
-    pub(super) kind: String,
-    pub(super) index: String,
-    pub(super) id: Option<String>,
-    pub(super) source: Bytes,
-    /// `?pipeline=` of the request, or the action's own `pipeline`.
-    pub(super) pipeline: Option<String>,
-    /// `if_seq_no` and `if_primary_term`: written only over that version of the document.
-    pub(super) condition: Option<(u64, u64)>,
 }
 
 /// Pairs of action and source lines; the first malformed line fails the whole request, as in Elasticsearch.

@@ -47,6 +47,18 @@ use pool::PoolInUse;
 pub use pool::WritePool;
 pub use security::{Flavour, Principal, SigV4Check};
 
+/// One action of a `_bulk` body and its source, as the bulk protocol reads it and the write pool runs it.
+pub(crate) struct Action {
+    pub(crate) kind: String,
+    pub(crate) index: String,
+    pub(crate) id: Option<String>,
+    pub(crate) source: bytes::Bytes,
+    /// `?pipeline=` of the request, or the action's own `pipeline`.
+    pub(crate) pipeline: Option<String>,
+    /// `if_seq_no` and `if_primary_term`: written only over that version of the document.
+    pub(crate) condition: Option<(u64, u64)>,
+}
+
 #[derive(Debug)]
 struct State {
     /// Who every caller is, and what it may do; `None`: no security (every request allowed).

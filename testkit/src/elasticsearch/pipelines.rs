@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Map, Value, json};
 
-use super::bulk::Action;
+use super::Action;
 use super::security::authenticate;
 use super::{EsDouble, State, error_body, json_response};
 use crate::server::{self, Body};

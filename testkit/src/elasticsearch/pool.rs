@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::bulk::Action;
-use super::{EsDouble, State};
+use super::{Action, EsDouble, State};
 
 /// Elasticsearch's `write` thread pool on the node: `threads` bulk requests execute at once
 /// (`thread_pool.write.size`), `queue` more wait for a thread in arrival order (`thread_pool.write.queue_size`), and a

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::dynamic::Detected;
-use super::mappers::{Dynamic, Mapper};
+use super::mappers::{Cause, Dynamic, Mapper};
 use super::{Mapping, join};
 
 /// The location prefix of every document parsing reason (see `mapping`'s documentation, in `mod.rs`).
@@ -24,19 +24,6 @@ pub struct MappingError {
     pub error_type: &'static str,
     pub reason: String,
     pub caused_by: Option<Cause>,
-}
-
-/// An error's `caused_by`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cause {
-    pub error_type: &'static str,
-    pub reason: String,
-}
-
-impl Cause {
-    pub(super) fn new(error_type: &'static str, reason: impl Into<String>) -> Cause {
-        Cause { error_type, reason: reason.into() }
-    }
 }
 
 impl MappingError {

@@ -5,7 +5,6 @@
 use serde_json::{Map, Value, json};
 
 use super::dates::DateFormats;
-use super::document::Cause;
 use super::join;
 
 /// An object's `dynamic` parameter: what becomes of a field the mapping does not have.
@@ -326,4 +325,17 @@ pub(super) fn properties_from_json(
         out.extend(nested.into_iter().map(|(child, mapper)| (join(&path, &child), mapper)));
     }
     Ok(())
+}
+
+/// An error's `caused_by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub error_type: &'static str,
+    pub reason: String,
+}
+
+impl Cause {
+    pub(super) fn new(error_type: &'static str, reason: impl Into<String>) -> Cause {
+        Cause { error_type, reason: reason.into() }
+    }
 }

@@ -1,6 +1,6 @@
 //! The mapping's own tests: what Elasticsearch 8 makes of documents and mappings, per the sources `mod.rs` lists.
 
-use super::document::Cause;
+use super::mappers::Cause;
 use super::*;
 
 fn map(mapping: &mut Mapping, id: &str, document: Value) -> Result<(), MappingError> {
